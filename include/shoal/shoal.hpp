@@ -1,0 +1,159 @@
+// shoal: the public C++ API.
+//
+//   shoal::Program p = shoal::compile("model.onnx", {.input_shape = {1, 3, 224, 224}});
+//   p.save("model.shoal");
+//   shoal::Runtime rt(shoal::Program::load("model.shoal"));
+//   std::vector<shoal::Tensor> y = rt.run({shoal::Tensor::view(x, {8, 3, 224, 224})});
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shoal/error.hpp"
+#include "shoal/types.hpp"
+
+namespace shoal {
+
+namespace program {
+struct ProgramData;
+}
+namespace runtime {
+class Session;
+}
+
+const char* version() noexcept;
+
+/// A compiled model: instructions, packed weights and the memory plan. Cheap
+/// to copy (shared, immutable).
+class Program {
+ public:
+  Program() = default;
+  explicit Program(std::shared_ptr<const program::ProgramData> data);
+
+  /// Loads a program file (memory-mapped; weights are used in place).
+  static Program load(const std::string& path);
+  static Program from_bytes(const void* data, size_t size);
+
+  void save(const std::string& path) const;
+  std::vector<uint8_t> to_bytes() const;
+
+  /// Model inputs and outputs, shapes for ONE input sample (batch dim 1).
+  std::vector<TensorInfo> inputs() const;
+  std::vector<TensorInfo> outputs() const;
+  /// Elements of output i for one input sample (the SDK's "output size").
+  int64_t output_size(size_t i = 0) const;
+
+  int devices() const;
+  int clusters() const;
+  bool split() const;
+  uint64_t arena_bytes() const;
+  uint64_t weight_bytes() const;
+  size_t num_instructions() const;
+  /// Human-readable listing: layers, shapes, arena, weights.
+  std::string describe() const;
+
+  const program::ProgramData& data() const;
+  explicit operator bool() const { return bool(data_); }
+
+ private:
+  std::shared_ptr<const program::ProgramData> data_;
+};
+
+struct CompileOptions {
+  /// Input shape for one sample, NCHW (e.g. {1,3,224,224}); empty = the
+  /// model's own (which must then be static). See parse_shape().
+  Shape input_shape;
+  int devices = 1;       ///< devices the program will run on
+  int clusters = 1;      ///< clusters per device
+  bool split = false;    ///< SDK "nobatch": clusters share one input
+  bool optimize = true;  ///< run fusion passes (folding always runs)
+  /// Progress and diagnostics; receives one line at a time.
+  std::function<void(const std::string&)> log;
+};
+
+/// Parses an input shape: "WxHxC" (the SDK's form, e.g. "224x224x3" ->
+/// {1,3,224,224}) or a comma list "1,3,224,224" taken as NCHW.
+Shape parse_shape(const std::string& text);
+
+/// Compiles an ONNX model file (or bytes) into a program. Throws Error; an
+/// unsupported model gets one message listing every unsupported node.
+Program compile(const std::string& onnx_path, const CompileOptions& options = {});
+Program compile_bytes(const void* onnx_bytes, size_t size,
+                      const CompileOptions& options = {});
+
+/// A dense float32/other tensor, owning or viewing its data.
+class Tensor {
+ public:
+  Tensor() = default;
+  Tensor(DType dtype, Shape shape);  // owning, zero-filled
+  static Tensor view(const float* data, Shape shape);
+  static Tensor view(void* data, DType dtype, Shape shape);
+
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  int64_t numel() const { return shape_numel(shape_); }
+  size_t bytes() const { return size_t(numel()) * dtype_size(dtype_); }
+  void* data() const { return data_; }
+  float* f32() const { return static_cast<float*>(data_); }
+
+ private:
+  DType dtype_ = DType::undefined;
+  Shape shape_;
+  void* data_ = nullptr;
+  std::shared_ptr<void> owner_;
+};
+
+/// Per-layer timings of the last run (when profiling is on).
+struct LayerProfile {
+  std::string name, op, impl;
+  double ms = 0;      ///< summed over the batch and repeats
+  double flops = 0;   ///< per run
+  int64_t calls = 0;
+};
+
+struct RuntimeOptions {
+  /// Device ids to use (see devices()); empty = the program's device count,
+  /// starting at the first free device.
+  std::vector<int> devices;
+  bool profile = false;
+};
+
+struct DeviceInfo {
+  int id = 0;
+  std::string kind;          ///< "cpu"
+  std::vector<int> cores;    ///< host cores it owns
+  int clusters = 1;          ///< default clusters (one per core)
+  uint64_t memory_bytes = 0;
+  std::string describe() const;
+};
+
+/// Devices on this host (CPU devices follow SHOAL_CPU_DEVICES).
+std::vector<DeviceInfo> devices();
+
+/// A program loaded onto devices: weights broadcast into each device's memory,
+/// an arena per cluster. run() is thread-safe.
+class Runtime {
+ public:
+  explicit Runtime(const Program& program, const RuntimeOptions& options = {});
+  ~Runtime();
+  Runtime(Runtime&&) noexcept;
+  Runtime& operator=(Runtime&&) noexcept;
+
+  /// Runs a batch: each input has a leading batch dim N (N >= 1, same for all
+  /// inputs); the batch is split across devices x clusters. Outputs come back
+  /// in input order, each with leading dim N.
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs);
+
+  const Program& program() const;
+  double last_run_ms() const;
+  std::vector<LayerProfile> profile() const;
+  void reset_profile();
+
+ private:
+  std::unique_ptr<runtime::Session> impl_;
+};
+
+}  // namespace shoal

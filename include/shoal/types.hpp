@@ -1,0 +1,41 @@
+// shoal: element types and shapes shared by the public API and the internals.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace shoal {
+
+/// Element types. The numeric values are ONNX's TensorProto.DataType codes.
+enum class DType : uint8_t {
+  undefined = 0,
+  f32 = 1,
+  u8 = 2,
+  i8 = 3,
+  i32 = 6,
+  i64 = 7,
+  boolean = 9,
+  f64 = 11,
+};
+
+size_t dtype_size(DType t) noexcept;
+const char* dtype_name(DType t) noexcept;
+bool dtype_valid(int code) noexcept;
+
+using Shape = std::vector<int64_t>;
+
+int64_t shape_numel(const Shape& s) noexcept;
+std::string shape_str(const Shape& s);
+
+/// Name, element type and shape of one model input or output, for one input
+/// sample (the leading dimension is the batch and is 1 here).
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::f32;
+  Shape shape;
+  int64_t numel() const noexcept { return shape_numel(shape); }
+};
+
+}  // namespace shoal

@@ -1,0 +1,107 @@
+// shoal::compile: ONNX bytes -> passes -> ProgramData.
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "compiler/emit.hpp"
+#include "frontend/onnx/onnx_import.hpp"
+#include "passes/passes.hpp"
+#include "program/program_data.hpp"
+#include "shoal/shoal.hpp"
+
+namespace shoal {
+namespace {
+
+std::vector<uint8_t> read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f)
+    throw Error(ErrorKind::invalid_argument, "cannot open model file '" + path + "'");
+  const std::streamoff size = f.tellg();
+  if (size < 0)
+    throw Error(ErrorKind::invalid_argument, "cannot read model file '" + path + "'");
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  f.seekg(0);
+  if (size > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), size))
+    throw Error(ErrorKind::invalid_argument, "cannot read model file '" + path + "'");
+  return bytes;
+}
+
+}  // namespace
+
+Shape parse_shape(const std::string& text) {
+  auto fail = [&]() -> Error {
+    return Error(ErrorKind::invalid_argument,
+                 "bad input shape '" + text +
+                     "': expected WxHxC (e.g. 224x224x3) or N,C,H,W (e.g. 1,3,224,224)");
+  };
+  const char sep = text.find('x') != std::string::npos ? 'x' : ',';
+  std::vector<int64_t> dims;
+  std::stringstream ss(text);
+  std::string part;
+  while (std::getline(ss, part, sep)) {
+    if (part.empty() || part.find_first_not_of(" 0123456789") != std::string::npos)
+      throw fail();
+    try {
+      dims.push_back(std::stoll(part));
+    } catch (...) {
+      throw fail();
+    }
+    if (dims.back() <= 0 || dims.back() > (int64_t(1) << 31)) throw fail();
+  }
+  if (dims.empty()) throw fail();
+  if (sep == 'x') {  // WxHxC -> [1, C, H, W]
+    if (dims.size() != 3) throw fail();
+    return {1, dims[2], dims[1], dims[0]};
+  }
+  return dims;
+}
+
+Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions& o) {
+  if (o.devices < 1 || o.devices > 1024)
+    throw Error(ErrorKind::invalid_argument,
+                "devices must be 1..1024, got " + std::to_string(o.devices));
+  if (o.clusters < 1 || o.clusters > 1024)
+    throw Error(ErrorKind::invalid_argument,
+                "clusters must be 1..1024, got " + std::to_string(o.clusters));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto log = [&](const std::string& s) {
+    if (!o.log) return;
+    const double ms = std::chrono::duration<double, std::milli>(
+                          std::chrono::steady_clock::now() - t0).count();
+    char stamp[32];
+    std::snprintf(stamp, sizeof stamp, "[%8.1f ms] ", ms);
+    o.log(stamp + s);
+  };
+  frontend::ImportOptions io;
+  io.input_shape = o.input_shape;
+  io.log = log;
+  auto data = std::make_shared<program::ProgramData>();
+  ir::Graph g = frontend::import_onnx(onnx_bytes, size, io, &data->model_name);
+  passes::infer_and_fold(g, log);
+  passes::remove_dead_and_identity(g, log);
+  if (o.optimize) {
+    passes::fold_batchnorm(g, log);
+    passes::fuse_residual_add(g, log);
+    passes::fuse_activations(g, log);
+  }
+  data->version = program::kFormatVersion;
+  data->target = "cpu";
+  data->producer = std::string("shoal ") + version();
+  data->devices = o.devices;
+  data->clusters = o.clusters;
+  data->split = o.split;
+  compiler::emit_program(g, *data, log);
+  log("compiled " + std::to_string(data->instructions.size()) + " instructions");
+  return Program(std::move(data));
+}
+
+Program compile(const std::string& onnx_path, const CompileOptions& options) {
+  const std::vector<uint8_t> bytes = read_file(onnx_path);
+  try {
+    return compile_bytes(bytes.data(), bytes.size(), options);
+  } catch (const Error& e) {
+    throw Error(e.kind(), onnx_path + ": " + e.what());
+  }
+}
+
+}  // namespace shoal

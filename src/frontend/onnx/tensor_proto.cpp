@@ -1,0 +1,89 @@
+#include "frontend/onnx/tensor_proto.hpp"
+
+#include <cstring>
+
+#include "shoal/error.hpp"
+
+namespace shoal::frontend {
+namespace {
+
+template <class Src, class Dst>
+void copy_field(const google::protobuf::RepeatedField<Src>& f, HostTensor& t,
+                const std::string& what) {
+  if (int64_t(f.size()) != t.numel())
+    throw Error(ErrorKind::invalid_argument,
+                what + " holds " + std::to_string(f.size()) +
+                    " values but its shape " + shape_str(t.shape()) +
+                    " needs " + std::to_string(t.numel()));
+  Dst* out = t.as<Dst>();
+  for (int i = 0; i < f.size(); ++i) out[i] = static_cast<Dst>(f.Get(i));
+}
+
+}  // namespace
+
+HostTensor tensor_from_proto(const onnx::TensorProto& t, const std::string& what) {
+  if (t.data_location() == onnx::TensorProto::EXTERNAL)
+    throw Error(ErrorKind::unsupported,
+                what + " keeps its data in an external file; save the model "
+                       "with all tensors inside (onnx.save(model, path, "
+                       "save_as_external_data=False))");
+  if (!dtype_valid(t.data_type()))
+    throw Error(ErrorKind::unsupported,
+                what + " has ONNX data type " + std::to_string(t.data_type()) +
+                    ", which shoal does not support");
+  Shape shape(t.dims().begin(), t.dims().end());
+  for (int64_t d : shape)
+    if (d < 0 || d > (int64_t(1) << 40))
+      throw Error(ErrorKind::invalid_argument,
+                  what + " has an invalid dimension in shape " + shape_str(shape));
+  HostTensor out(DType(t.data_type()), shape);
+  if (t.has_raw_data()) {
+    if (t.raw_data().size() != out.bytes())
+      throw Error(ErrorKind::invalid_argument,
+                  what + " has " + std::to_string(t.raw_data().size()) +
+                      " bytes of raw data; shape " + shape_str(shape) + " of " +
+                      dtype_name(out.dtype()) + " needs " +
+                      std::to_string(out.bytes()));
+    if (out.bytes()) std::memcpy(out.data(), t.raw_data().data(), out.bytes());
+    return out;
+  }
+  switch (out.dtype()) {
+    case DType::f32: copy_field<float, float>(t.float_data(), out, what); break;
+    case DType::f64: copy_field<double, double>(t.double_data(), out, what); break;
+    case DType::i64: copy_field<int64_t, int64_t>(t.int64_data(), out, what); break;
+    case DType::i32: copy_field<int32_t, int32_t>(t.int32_data(), out, what); break;
+    case DType::i8: copy_field<int32_t, int8_t>(t.int32_data(), out, what); break;
+    case DType::u8: copy_field<int32_t, uint8_t>(t.int32_data(), out, what); break;
+    case DType::boolean: copy_field<int32_t, uint8_t>(t.int32_data(), out, what); break;
+    case DType::undefined: break;
+  }
+  return out;
+}
+
+Attrs attrs_from_proto(const onnx::NodeProto& node, const std::string& what) {
+  Attrs a;
+  for (const auto& at : node.attribute()) {
+    const std::string where = what + " attribute '" + at.name() + "'";
+    switch (at.type()) {
+      case onnx::AttributeProto::INT: a.set(at.name(), int64_t(at.i())); break;
+      case onnx::AttributeProto::FLOAT: a.set(at.name(), at.f()); break;
+      case onnx::AttributeProto::STRING: a.set(at.name(), at.s()); break;
+      case onnx::AttributeProto::INTS:
+        a.set(at.name(), std::vector<int64_t>(at.ints().begin(), at.ints().end()));
+        break;
+      case onnx::AttributeProto::FLOATS:
+        a.set(at.name(), std::vector<float>(at.floats().begin(), at.floats().end()));
+        break;
+      case onnx::AttributeProto::TENSOR:
+        a.set(at.name(), tensor_from_proto(at.t(), where));
+        break;
+      default:
+        throw Error(ErrorKind::unsupported,
+                    where + " has a kind (graph, strings, sparse tensor) that "
+                            "shoal does not support");
+    }
+  }
+  return a;
+}
+
+}  // namespace shoal::frontend

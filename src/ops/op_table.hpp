@@ -1,0 +1,62 @@
+// The operator table: the single source of truth for which ONNX operators
+// shoal supports, how their output types and shapes follow from their inputs,
+// and their reference kernels. Tests and docs enumerate it.
+#pragma once
+
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/attrs.hpp"
+#include "core/tensor.hpp"
+
+namespace shoal::ops {
+
+/// What shape inference knows about one operand.
+struct ValueInfo {
+  DType dtype = DType::undefined;
+  Shape shape;
+  const HostTensor* constant = nullptr;  // set when the value is known
+  bool present = true;                   // false for an absent optional input
+};
+
+struct TypeShape {
+  DType dtype = DType::undefined;
+  Shape shape;
+};
+
+/// Computes output dtypes and shapes. Throws Error(invalid_argument) naming
+/// the problem (e.g. "kernel 7x7 larger than padded input 5x5").
+using InferFn = std::function<std::vector<TypeShape>(
+    const Attrs&, std::span<const ValueInfo> inputs)>;
+
+/// Reference kernel: reads inputs, writes outputs whose dtype/shape/buffers
+/// the caller prepared from InferFn. Plain, obviously correct loops.
+using RefKernel = std::function<void(const Attrs&, std::span<const TensorRef> in,
+                                     std::span<const TensorRef> out)>;
+
+struct OpSpec {
+  std::string name;        // ONNX op type, or an internal op ("shoal.*")
+  int min_opset = 1;       // earliest opset whose semantics we implement
+  int min_inputs = 1;
+  int max_inputs = 1;
+  int num_outputs = 1;     // -1: variadic (Split)
+  InferFn infer;
+  RefKernel reference;
+  std::string summary;     // one line for docs
+  bool runtime = true;     // false: compile-time only (folded, e.g. Shape)
+  std::vector<DType> dtypes = {DType::f32};  // runtime dtypes supported
+};
+
+/// All operators, sorted by name.
+const std::vector<OpSpec>& all_ops();
+const OpSpec* find_op(std::string_view name);
+
+/// Each family of operators registers itself from its own source file.
+void register_elementwise(std::vector<OpSpec>& table);  // src/reference/elementwise.cpp
+void register_nn(std::vector<OpSpec>& table);           // src/reference/nn.cpp
+void register_tensor(std::vector<OpSpec>& table);       // src/reference/tensor_ops.cpp
+
+}  // namespace shoal::ops

@@ -1,0 +1,61 @@
+#include "passes/passes.hpp"
+
+namespace shoal::passes {
+
+bool is_graph_output(const ir::Graph& g, int value) {
+  for (int o : g.outputs)
+    if (o == value) return true;
+  return false;
+}
+
+void replace_uses(ir::Graph& g, int from, int to) {
+  for (auto& n : g.nodes)
+    for (int& v : n.inputs)
+      if (v == from) v = to;
+  for (int& o : g.outputs)
+    if (o == from) o = to;
+}
+
+void remove_dead_and_identity(ir::Graph& g, const Log& log) {
+  int removed = 0;
+  // Identity and inference Dropout forward their input, unless the output is
+  // a graph output fed by a graph input or a constant (then a copy stays).
+  for (auto& n : g.nodes) {
+    if (n.dead || (n.op != "Identity" && n.op != "Dropout")) continue;
+    if (n.outputs.size() > 1 && n.outputs[1] >= 0) continue;  // mask in use
+    int in = n.inputs[0], out = n.outputs[0];
+    if (is_graph_output(g, out)) {
+      bool in_is_source = g.values[size_t(in)].is_const();
+      for (int i : g.inputs) in_is_source |= (i == in);
+      if (in_is_source || is_graph_output(g, in)) continue;
+      // Rename: the producer of `in` now writes the output value directly.
+      for (auto& p : g.nodes)
+        for (int& v : p.outputs)
+          if (v == in) v = out;
+      replace_uses(g, in, out);
+    } else {
+      replace_uses(g, out, in);
+    }
+    n.dead = true;
+    ++removed;
+  }
+  // Mark nodes no output depends on, walking backwards.
+  std::vector<char> needed(g.values.size(), 0);
+  for (int o : g.outputs) needed[size_t(o)] = 1;
+  for (auto it = g.nodes.rbegin(); it != g.nodes.rend(); ++it) {
+    if (it->dead) continue;
+    bool any = false;
+    for (int v : it->outputs) any |= (v >= 0 && needed[size_t(v)]);
+    if (!any) {
+      it->dead = true;
+      ++removed;
+      continue;
+    }
+    for (int v : it->inputs)
+      if (v >= 0) needed[size_t(v)] = 1;
+  }
+  g.compact();
+  if (log) log("removed " + std::to_string(removed) + " dead or identity nodes");
+}
+
+}  // namespace shoal::passes

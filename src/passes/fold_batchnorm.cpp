@@ -1,0 +1,93 @@
+#include <cmath>
+
+#include "passes/passes.hpp"
+
+namespace shoal::passes {
+namespace {
+
+const HostTensor* const_f32(const ir::Graph& g, int v) {
+  if (v < 0) return nullptr;
+  const auto& val = g.values[size_t(v)];
+  return val.is_const() && val.dtype == DType::f32 ? &*val.constant : nullptr;
+}
+
+}  // namespace
+
+void fold_batchnorm(ir::Graph& g, const Log& log) {
+  auto cons = g.consumers();
+  auto prod = g.producers();
+  int folded = 0;
+  for (auto& bn : g.nodes) {
+    if (bn.dead || bn.op != "BatchNormalization" || bn.inputs.size() != 5) continue;
+    if (bn.outputs.size() > 1) {
+      bool extra = false;
+      for (size_t i = 1; i < bn.outputs.size(); ++i) extra |= bn.outputs[i] >= 0;
+      if (extra) continue;
+    }
+    const int x = bn.inputs[0];
+    if (prod[size_t(x)] < 0 || cons[size_t(x)].size() != 1 || is_graph_output(g, x))
+      continue;
+    ir::Node& p = g.nodes[size_t(prod[size_t(x)])];
+    if (p.dead) continue;
+    const HostTensor *scale = const_f32(g, bn.inputs[1]), *beta = const_f32(g, bn.inputs[2]),
+                     *mean = const_f32(g, bn.inputs[3]), *var = const_f32(g, bn.inputs[4]);
+    if (!scale || !beta || !mean || !var) continue;
+    const int64_t c = scale->numel();
+    if (beta->numel() != c || mean->numel() != c || var->numel() != c) continue;
+    const HostTensor* w = const_f32(g, p.inputs.size() > 1 ? p.inputs[1] : -1);
+    if (!w || p.attrs.has("activation") || p.inputs.size() > 3) continue;
+    // Output channels: Conv weight [M, C/g, k...] -> axis 0 of W;
+    // Gemm(transB=1) weight [N, K] -> axis 0; Gemm(transB=0) [K, N] -> axis 1.
+    bool rows;
+    if (p.op == "Conv") {
+      rows = true;
+    } else if (p.op == "Gemm" && p.attrs.f("alpha", 1.f) == 1.f &&
+               p.attrs.i("transA", 0) == 0) {
+      rows = p.attrs.i("transB", 0) != 0;
+    } else {
+      continue;
+    }
+    if (w->shape().size() < 2 || w->shape()[rows ? 0 : 1] != c) continue;
+    const HostTensor* b = const_f32(g, p.inputs.size() > 2 ? p.inputs[2] : -1);
+    if (p.inputs.size() > 2 && p.inputs[2] >= 0 && (!b || b->numel() != c)) continue;
+    if (p.op == "Gemm" && b && p.attrs.f("beta", 1.f) != 1.f) continue;
+
+    const float eps = bn.attrs.f("epsilon", 1e-5f);
+    std::vector<float> s(static_cast<size_t>(c)), t(static_cast<size_t>(c));
+    for (int64_t i = 0; i < c; ++i) {
+      s[size_t(i)] = scale->as<float>()[i] / std::sqrt(var->as<float>()[i] + eps);
+      float bias = b ? b->as<float>()[i] : 0.f;
+      t[size_t(i)] = (bias - mean->as<float>()[i]) * s[size_t(i)] + beta->as<float>()[i];
+    }
+    HostTensor nw = *w;
+    float* pw = nw.as<float>();
+    if (rows) {
+      const int64_t per = nw.numel() / c;
+      for (int64_t i = 0; i < c; ++i)
+        for (int64_t j = 0; j < per; ++j) pw[i * per + j] *= s[size_t(i)];
+    } else {
+      const int64_t k = nw.shape()[0];
+      for (int64_t r = 0; r < k; ++r)
+        for (int64_t i = 0; i < c; ++i) pw[r * c + i] *= s[size_t(i)];
+    }
+    HostTensor nb(DType::f32, {c});
+    std::copy(t.begin(), t.end(), nb.as<float>());
+    ir::Value wv{g.values[size_t(p.inputs[1])].name + "_bnfold", DType::f32, nw.shape(), true, {}};
+    wv.constant = std::move(nw);
+    ir::Value bv{bn.name + "_bias", DType::f32, {c}, true, {}};
+    bv.constant = std::move(nb);
+    const int wid = g.add_value(std::move(wv));
+    const int bid = g.add_value(std::move(bv));
+    p.inputs[1] = wid;
+    if (p.inputs.size() < 3) p.inputs.resize(3, -1);
+    p.inputs[2] = bid;
+    // The producer now writes the BatchNormalization's output.
+    p.outputs[0] = bn.outputs[0];
+    bn.dead = true;
+    ++folded;
+  }
+  g.compact();
+  if (log) log("folded " + std::to_string(folded) + " BatchNormalization nodes into Conv/Gemm");
+}
+
+}  // namespace shoal::passes

@@ -1,0 +1,109 @@
+#include <functional>
+
+#include "passes/passes.hpp"
+#include "reference/geometry.hpp"
+
+namespace shoal::passes {
+namespace {
+
+/// True when value `target` is computed (transitively) from value `from`.
+bool depends_on(const ir::Graph& g, const std::vector<int>& prod, int target, int from) {
+  std::vector<char> seen(g.values.size(), 0);
+  std::function<bool(int)> visit = [&](int v) {
+    if (v < 0 || seen[size_t(v)]) return false;
+    if (v == from) return true;
+    seen[size_t(v)] = 1;
+    int p = prod[size_t(v)];
+    if (p < 0) return false;
+    for (int i : g.nodes[size_t(p)].inputs)
+      if (visit(i)) return true;
+    return false;
+  };
+  return visit(target);
+}
+
+/// The node producing `v` if `v` feeds only one node and is no graph output.
+ir::Node* sole_producer(ir::Graph& g, const std::vector<int>& prod,
+                        const std::vector<std::vector<int>>& cons, int v) {
+  if (v < 0 || prod[size_t(v)] < 0 || cons[size_t(v)].size() != 1 ||
+      is_graph_output(g, v))
+    return nullptr;
+  ir::Node* p = &g.nodes[size_t(prod[size_t(v)])];
+  return p->dead ? nullptr : p;
+}
+
+/// The constant scalar value of an optional input (Clip's min/max).
+bool const_scalar(const ir::Graph& g, const ir::Node& n, size_t i, float& out) {
+  if (i >= n.inputs.size() || n.inputs[i] < 0) return true;  // absent: default
+  const auto& v = g.values[size_t(n.inputs[i])];
+  if (!v.is_const() || v.constant->numel() != 1) return false;
+  out = float(v.constant->float_at(0));
+  return true;
+}
+
+}  // namespace
+
+void fuse_residual_add(ir::Graph& g, const Log& log) {
+  auto prod = g.producers();
+  auto cons = g.consumers();
+  int fused = 0;
+  for (size_t ai = 0; ai < g.nodes.size(); ++ai) {
+    ir::Node& add = g.nodes[ai];
+    if (add.dead || add.op != "Add" || add.inputs.size() != 2) continue;
+    for (int side = 0; side < 2; ++side) {
+      const int a = add.inputs[size_t(side)], b = add.inputs[size_t(1 - side)];
+      ir::Node* conv = sole_producer(g, prod, cons, a);
+      if (!conv || conv->op != "Conv" || conv->attrs.has("activation") ||
+          conv->inputs.size() > 3)
+        continue;
+      const auto &va = g.values[size_t(a)], &vb = g.values[size_t(b)];
+      if (va.shape != vb.shape || vb.dtype != DType::f32 || vb.is_const()) continue;
+      if (depends_on(g, prod, b, a)) continue;
+      conv->inputs.resize(4, -1);
+      conv->inputs[3] = b;
+      conv->outputs[0] = add.outputs[0];
+      add.dead = true;
+      ++fused;
+      // The fused node is now the producer of the Add's output.
+      prod[size_t(add.outputs[0])] = int(conv - g.nodes.data());
+      cons[size_t(b)].push_back(int(conv - g.nodes.data()));
+      break;
+    }
+  }
+  g.compact();
+  g.sort();  // the Conv now reads the residual operand
+  if (log) log("fused " + std::to_string(fused) + " residual Add nodes into Conv");
+}
+
+void fuse_activations(ir::Graph& g, const Log& log) {
+  auto prod = g.producers();
+  auto cons = g.consumers();
+  int fused = 0;
+  for (auto& act : g.nodes) {
+    if (act.dead || !ref::is_fusable_activation(act.op)) continue;
+    ir::Node* p = sole_producer(g, prod, cons, act.inputs[0]);
+    if (!p || p->attrs.has("activation")) continue;
+    if (p->op != "Conv" && p->op != "Gemm" && p->op != "MatMul") continue;
+    float alpha = 0, beta = 0;
+    ref::activation_defaults(act.op, alpha, beta);
+    if (act.op == "Clip") {
+      alpha = act.attrs.f("min", alpha);
+      beta = act.attrs.f("max", beta);
+      if (!const_scalar(g, act, 1, alpha) || !const_scalar(g, act, 2, beta)) continue;
+    } else {
+      alpha = act.attrs.f("alpha", alpha);
+      beta = act.attrs.f("beta", beta);
+    }
+    p->attrs.set("activation", act.op);
+    p->attrs.set("activation_alpha", alpha);
+    p->attrs.set("activation_beta", beta);
+    p->outputs[0] = act.outputs[0];
+    prod[size_t(act.outputs[0])] = int(p - g.nodes.data());
+    act.dead = true;
+    ++fused;
+  }
+  g.compact();
+  if (log) log("fused " + std::to_string(fused) + " activations into Conv/Gemm/MatMul");
+}
+
+}  // namespace shoal::passes

@@ -1,0 +1,31 @@
+// Graph passes. Each takes the graph in topological order and leaves it so.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "ir/graph.hpp"
+
+namespace shoal::passes {
+
+using Log = std::function<void(const std::string&)>;
+
+/// Infers every value's dtype and shape through the op table and folds every
+/// node whose inputs are all known (constants, Shape of static tensors, the
+/// exporters' Shape/Gather/Concat chains) into a constant.
+void infer_and_fold(ir::Graph& g, const Log& log);
+/// Removes nodes that no output depends on, and Identity/Dropout nodes.
+void remove_dead_and_identity(ir::Graph& g, const Log& log);
+/// Folds an inference BatchNormalization into the preceding Conv or Gemm.
+void fold_batchnorm(ir::Graph& g, const Log& log);
+/// Fuses a residual Add into the Conv producing one of its operands, then
+/// activations into the Conv/Gemm/MatMul producing their input.
+void fuse_residual_add(ir::Graph& g, const Log& log);
+void fuse_activations(ir::Graph& g, const Log& log);
+
+/// Helpers shared by the passes.
+bool is_graph_output(const ir::Graph& g, int value);
+/// Replaces every use of value `from` by value `to` (nodes and outputs).
+void replace_uses(ir::Graph& g, int from, int to);
+
+}  // namespace shoal::passes

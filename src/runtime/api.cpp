@@ -1,0 +1,141 @@
+// The public C++ classes Program, Tensor and Runtime.
+#include <sstream>
+
+#include "program/program_data.hpp"
+#include "runtime/session.hpp"
+#include "shoal/shoal.hpp"
+
+namespace shoal {
+
+const char* version() noexcept { return SHOAL_VERSION; }
+
+// --- Program -----------------------------------------------------------------
+
+Program::Program(std::shared_ptr<const program::ProgramData> data) : data_(std::move(data)) {}
+
+Program Program::load(const std::string& path) { return Program(program::load_file(path)); }
+
+Program Program::from_bytes(const void* data, size_t size) {
+  if (!data && size)
+    throw Error(ErrorKind::invalid_argument, "program bytes: null pointer");
+  return Program(program::deserialize(static_cast<const uint8_t*>(data), size, nullptr));
+}
+
+const program::ProgramData& Program::data() const {
+  if (!data_) throw Error(ErrorKind::invalid_argument, "empty program");
+  return *data_;
+}
+
+std::vector<uint8_t> Program::to_bytes() const { return program::serialize(data()); }
+
+void Program::save(const std::string& path) const {
+  const std::vector<uint8_t> bytes = to_bytes();
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) throw Error(ErrorKind::invalid_argument, "cannot write program file '" + path + "'");
+  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  if (std::fclose(f) != 0 || !ok)
+    throw Error(ErrorKind::invalid_argument, "cannot write program file '" + path + "'");
+}
+
+static TensorInfo info_of(const program::TensorDesc& d) { return {d.name, d.dtype, d.shape}; }
+
+std::vector<TensorInfo> Program::inputs() const {
+  std::vector<TensorInfo> v;
+  for (int32_t t : data().inputs) v.push_back(info_of(data().tensors[size_t(t)]));
+  return v;
+}
+
+std::vector<TensorInfo> Program::outputs() const {
+  std::vector<TensorInfo> v;
+  for (int32_t t : data().outputs) v.push_back(info_of(data().tensors[size_t(t)]));
+  return v;
+}
+
+int64_t Program::output_size(size_t i) const {
+  const auto& o = data().outputs;
+  if (i >= o.size())
+    throw Error(ErrorKind::invalid_argument, "output index " + std::to_string(i) +
+                                                 " out of range (the model has " +
+                                                 std::to_string(o.size()) + ")");
+  return shape_numel(data().tensors[size_t(o[i])].shape);
+}
+
+int Program::devices() const { return data().devices; }
+int Program::clusters() const { return data().clusters; }
+bool Program::split() const { return data().split; }
+uint64_t Program::arena_bytes() const { return data().arena_bytes; }
+uint64_t Program::weight_bytes() const { return data().weights_bytes; }
+size_t Program::num_instructions() const { return data().instructions.size(); }
+
+std::string Program::describe() const {
+  const auto& p = data();
+  std::ostringstream o;
+  auto tensor = [&](int32_t t) {
+    if (t < 0) return std::string("-");
+    const auto& d = p.tensors[size_t(t)];
+    return d.name + shape_str(d.shape);
+  };
+  o << "program: " << (p.model_name.empty() ? "(unnamed model)" : p.model_name) << "\n"
+    << "  produced by " << p.producer << ", format v" << p.version << ", target " << p.target
+    << "\n  devices " << p.devices << " x clusters " << p.clusters
+    << (p.split ? " (split: clusters share one input)" : " (batch)") << "\n"
+    << "  arena " << p.arena_bytes << " bytes per cluster, weights " << p.weights_bytes
+    << " bytes\n";
+  double flops = 0;
+  for (const auto& ins : p.instructions) flops += ins.flops;
+  o << "  " << p.instructions.size() << " instructions, " << flops / 1e9 << " GFLOP per input\n";
+  for (int32_t t : p.inputs) o << "  input  " << tensor(t) << "\n";
+  for (int32_t t : p.outputs) o << "  output " << tensor(t) << "\n";
+  o << "layers:\n";
+  for (size_t i = 0; i < p.instructions.size(); ++i) {
+    const auto& ins = p.instructions[i];
+    o << "  " << i << ": " << ins.op << " '" << ins.name << "'";
+    const std::string act = ins.attrs.has("activation") ? ins.attrs.s("activation", "") : "";
+    if (!act.empty()) o << " +" << act;
+    o << "  (";
+    for (size_t k = 0; k < ins.inputs.size(); ++k) o << (k ? ", " : "") << tensor(ins.inputs[k]);
+    o << ") -> ";
+    for (size_t k = 0; k < ins.outputs.size(); ++k) o << (k ? ", " : "") << tensor(ins.outputs[k]);
+    o << "\n";
+  }
+  return o.str();
+}
+
+// --- Tensor ------------------------------------------------------------------
+
+Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
+  for (int64_t d : shape_)
+    if (d < 0) throw Error(ErrorKind::invalid_argument, "negative dimension in " + shape_str(shape_));
+  const size_t n = bytes();
+  owner_ = std::shared_ptr<void>(std::calloc(std::max<size_t>(n, 1), 1), std::free);
+  if (!owner_) throw Error(ErrorKind::out_of_memory, "cannot allocate " + std::to_string(n) + " bytes");
+  data_ = owner_.get();
+}
+
+Tensor Tensor::view(const float* data, Shape shape) {
+  return view(const_cast<float*>(data), DType::f32, std::move(shape));
+}
+
+Tensor Tensor::view(void* data, DType dtype, Shape shape) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.data_ = data;
+  return t;
+}
+
+// --- Runtime -----------------------------------------------------------------
+
+Runtime::Runtime(const Program& program, const RuntimeOptions& options)
+    : impl_(std::make_unique<runtime::Session>(program, options)) {}
+Runtime::~Runtime() = default;
+Runtime::Runtime(Runtime&&) noexcept = default;
+Runtime& Runtime::operator=(Runtime&&) noexcept = default;
+
+std::vector<Tensor> Runtime::run(const std::vector<Tensor>& inputs) { return impl_->run(inputs); }
+const Program& Runtime::program() const { return impl_->program(); }
+double Runtime::last_run_ms() const { return impl_->last_run_ms(); }
+std::vector<LayerProfile> Runtime::profile() const { return impl_->profile(); }
+void Runtime::reset_profile() { impl_->reset_profile(); }
+
+}  // namespace shoal

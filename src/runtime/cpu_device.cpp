@@ -1,0 +1,135 @@
+// A CPU device: a set of host cores split into clusters, each cluster a
+// thread (plus its OpenMP team) pinned to its cores with its own job queue.
+#include <pthread.h>
+#include <sched.h>
+
+#include <omp.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "backends/cpu/onednn_kernels.hpp"
+#include "ops/op_table.hpp"
+#include "runtime/device.hpp"
+
+namespace shoal::runtime {
+namespace {
+
+class CpuDevice final : public Device {
+ public:
+  CpuDevice(const DeviceInfo& info, int clusters) : info_(info) {
+    const int ncores = int(info.cores.size());
+    if (clusters < 1) clusters = 1;
+    clusters_.reserve(size_t(clusters));
+    for (int c = 0; c < clusters; ++c) {
+      auto cl = std::make_unique<Cluster>();
+      // Cores split as evenly as possible; more clusters than cores share.
+      if (clusters <= ncores) {
+        const int lo = c * ncores / clusters, hi = (c + 1) * ncores / clusters;
+        cl->cores.assign(info.cores.begin() + lo, info.cores.begin() + hi);
+      } else {
+        cl->cores.push_back(info.cores[size_t(c % ncores)]);
+      }
+      clusters_.push_back(std::move(cl));
+    }
+    for (int c = 0; c < clusters; ++c)
+      clusters_[size_t(c)]->thread = std::thread([this, c] { loop(c); });
+  }
+
+  ~CpuDevice() override {
+    for (auto& cl : clusters_) {
+      std::lock_guard<std::mutex> lk(cl->mu);
+      cl->stop = true;
+      cl->cv.notify_all();
+    }
+    for (auto& cl : clusters_)
+      if (cl->thread.joinable()) cl->thread.join();
+  }
+
+  const DeviceInfo& info() const override { return info_; }
+  int num_clusters() const override { return int(clusters_.size()); }
+
+  void* allocate(size_t bytes) override {
+    const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    if (!p)
+      throw Error(ErrorKind::out_of_memory,
+                  "device " + std::to_string(info_.id) + ": cannot allocate " +
+                      std::to_string(bytes) + " bytes");
+    return p;
+  }
+  void release(void* p) noexcept override { std::free(p); }
+
+  bool supports(const program::Instruction& ins,
+                const program::ProgramData&) const override {
+    const ops::OpSpec* spec = ops::find_op(ins.op);
+    return spec && spec->runtime;
+  }
+
+  std::unique_ptr<Kernel> make_kernel(const program::Instruction& ins,
+                                      const program::ProgramData& prog,
+                                      int) override {
+    if (!supports(ins, prog))
+      throw Error(ErrorKind::unsupported,
+                  ins.op + " node '" + ins.name + "' is not supported on CPU devices");
+    if (!disable_onednn_)
+      if (auto k = cpu::make_onednn_kernel(ins, prog, onednn_)) return k;
+    return make_reference_kernel(ins, prog);
+  }
+
+  void submit(int cluster, std::function<void(ExecContext&)> work) override {
+    Cluster& cl = *clusters_.at(size_t(cluster));
+    std::lock_guard<std::mutex> lk(cl.mu);
+    cl.jobs.push_back(std::move(work));
+    cl.cv.notify_one();
+  }
+
+ private:
+  struct Cluster {
+    std::vector<int> cores;
+    std::thread thread;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::function<void(ExecContext&)>> jobs;
+    bool stop = false;
+  };
+
+  void loop(int c) {
+    Cluster& cl = *clusters_[size_t(c)];
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int core : cl.cores) CPU_SET(core, &set);
+    // Pinning is best effort: a restricted container may refuse it.
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    omp_set_num_threads(int(cl.cores.size()));
+    dnnl::stream stream(onednn_.engine);
+    ExecContext ctx{c, int(cl.cores.size()), &stream};
+    for (;;) {
+      std::function<void(ExecContext&)> job;
+      {
+        std::unique_lock<std::mutex> lk(cl.mu);
+        cl.cv.wait(lk, [&] { return cl.stop || !cl.jobs.empty(); });
+        if (cl.jobs.empty()) return;  // stop requested, queue drained
+        job = std::move(cl.jobs.front());
+        cl.jobs.pop_front();
+      }
+      job(ctx);  // jobs catch their own exceptions
+    }
+  }
+
+  DeviceInfo info_;
+  cpu::OneDnnContext onednn_;
+  bool disable_onednn_ = std::getenv("SHOAL_REFERENCE_ONLY") != nullptr;
+  std::vector<std::unique_ptr<Cluster>> clusters_;
+};
+
+}  // namespace
+
+std::unique_ptr<Device> make_cpu_device(const DeviceInfo& info, int clusters) {
+  return std::make_unique<CpuDevice>(info, clusters);
+}
+
+}  // namespace shoal::runtime

@@ -1,0 +1,31 @@
+// What a device backend provides per instruction: a Kernel bound to the
+// instruction's shapes, created once at init and executed many times.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+
+#include "program/program_data.hpp"
+
+namespace shoal::runtime {
+
+/// Per-execution context handed to kernels (one per cluster).
+struct ExecContext {
+  int cluster = 0;
+  int threads = 1;               // threads of this cluster
+  void* backend_state = nullptr;  // e.g. the cluster's dnnl::stream
+};
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  /// in[i] / out[i]: the operand's bytes (arena or weight section), laid out
+  /// as the program's TensorDesc says; nullptr for an absent optional input.
+  virtual void execute(ExecContext& ctx, std::span<void* const> in,
+                       std::span<void* const> out) = 0;
+  /// Which implementation runs, for profiles ("onednn:jit:avx512", "ref").
+  virtual std::string impl() const = 0;
+};
+
+}  // namespace shoal::runtime

@@ -1,0 +1,294 @@
+#include "runtime/session.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <exception>
+
+#include "shoal/error.hpp"
+
+namespace shoal::runtime {
+namespace {
+
+/// Waits for a fixed number of jobs; keeps the first exception.
+class Completion {
+ public:
+  explicit Completion(int n) : left_(n) {}
+  void done(std::exception_ptr e = nullptr) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (e && !error_) error_ = e;
+    if (--left_ == 0) cv_.notify_all();
+  }
+  void wait() {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [&] { return left_ == 0; });
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int left_;
+  std::exception_ptr error_;
+};
+
+/// Per-sample shape of a model input/output in a batch of n.
+Shape batched(const Shape& s, int64_t n) {
+  Shape out = s;
+  if (!out.empty() && out[0] == 1)
+    out[0] = n;
+  else
+    out.insert(out.begin(), n);
+  return out;
+}
+
+}  // namespace
+
+struct Session::Executor {
+  Device* device = nullptr;
+  int cluster = 0;
+  uint8_t* arena = nullptr;
+  std::vector<std::unique_ptr<Kernel>> kernels;
+  std::vector<std::vector<void*>> ins, outs;  // bound operand pointers
+  std::vector<double> ms;                     // profile, per instruction
+  std::vector<int64_t> calls;
+};
+
+struct Session::DeviceState {
+  std::unique_ptr<Device> device;
+  uint8_t* weights = nullptr;
+  program::ProgramData view;  // the program with weights on this device
+  std::vector<std::unique_ptr<Executor>> executors;
+  ~DeviceState() {
+    for (auto& e : executors) {
+      e->kernels.clear();
+      if (e->arena) device->release(e->arena);
+    }
+    if (weights) device->release(weights);
+  }
+};
+
+Session::Session(const Program& program, const RuntimeOptions& options)
+    : program_(program), options_(options) {
+  if (!program_)
+    throw Error(ErrorKind::invalid_argument, "cannot create a runtime from an empty program");
+  const program::ProgramData& pd = program_.data();
+  if (pd.target != "cpu")
+    throw Error(ErrorKind::invalid_argument,
+                "the program was compiled for target '" + pd.target +
+                    "'; this runtime runs target 'cpu'");
+  std::vector<DeviceInfo> host = devices();
+  std::vector<int> ids = options.devices;
+  if (ids.empty()) {
+    const int want = pd.devices;
+    if (want > int(host.size()))
+      throw Error(ErrorKind::device,
+                  "the program was compiled for " + std::to_string(want) +
+                      " devices; this host has " + std::to_string(host.size()) +
+                      " (set SHOAL_CPU_DEVICES to partition its cores, e.g. SHOAL_CPU_DEVICES=" +
+                      std::to_string(want) + ")");
+    for (int i = 0; i < want; ++i) ids.push_back(i);
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= int(host.size()))
+      throw Error(ErrorKind::device, "no device " + std::to_string(ids[i]) + " (this host has " +
+                                         std::to_string(host.size()) + ")");
+    for (size_t j = 0; j < i; ++j)
+      if (ids[j] == ids[i])
+        throw Error(ErrorKind::invalid_argument, "device " + std::to_string(ids[i]) + " listed twice");
+  }
+  for (int id : ids) {
+    auto ds = std::make_unique<DeviceState>();
+    ds->device = make_cpu_device(host[size_t(id)], pd.clusters);
+    Device& dev = *ds->device;
+    // Broadcast the weights into the device's own memory, copied (and so
+    // first touched) by the device's own thread.
+    ds->weights = static_cast<uint8_t*>(dev.allocate(pd.weights_bytes));
+    ds->view.version = pd.version;
+    ds->view.target = pd.target;
+    ds->view.devices = pd.devices;
+    ds->view.clusters = pd.clusters;
+    ds->view.split = pd.split;
+    ds->view.arena_bytes = pd.arena_bytes;
+    ds->view.tensors = pd.tensors;
+    ds->view.instructions = pd.instructions;
+    ds->view.inputs = pd.inputs;
+    ds->view.outputs = pd.outputs;
+    ds->view.weights = ds->weights;
+    ds->view.weights_bytes = pd.weights_bytes;
+    for (int c = 0; c < dev.num_clusters(); ++c) {
+      auto ex = std::make_unique<Executor>();
+      ex->device = &dev;
+      ex->cluster = c;
+      ex->arena = static_cast<uint8_t*>(dev.allocate(pd.arena_bytes));
+      ds->executors.push_back(std::move(ex));
+    }
+    Completion init(dev.num_clusters());
+    for (auto& exp : ds->executors) {
+      Executor* ex = exp.get();
+      DeviceState* d = ds.get();
+      dev.submit(ex->cluster, [ex, d, &pd, &init](ExecContext&) {
+        try {
+          if (ex->cluster == 0 && pd.weights_bytes)
+            std::memcpy(d->weights, pd.weights, pd.weights_bytes);
+          std::memset(ex->arena, 0, pd.arena_bytes);
+          init.done();
+        } catch (...) {
+          init.done(std::current_exception());
+        }
+      });
+    }
+    init.wait();
+    // Kernels are created on each cluster's thread (memory first-touched there).
+    Completion kernels(dev.num_clusters());
+    for (auto& exp : ds->executors) {
+      Executor* ex = exp.get();
+      DeviceState* d = ds.get();
+      dev.submit(ex->cluster, [ex, d, &kernels](ExecContext&) {
+        try {
+          const auto& v = d->view;
+          auto ptr = [&](int32_t t) -> void* {
+            if (t < 0) return nullptr;
+            const auto& desc = v.tensors[size_t(t)];
+            return desc.storage == program::Storage::weight
+                       ? const_cast<uint8_t*>(v.weights) + desc.offset
+                       : ex->arena + desc.offset;
+          };
+          for (const auto& ins : v.instructions) {
+            ex->kernels.push_back(d->device->make_kernel(ins, v, ex->cluster));
+            std::vector<void*> in, out;
+            for (int32_t t : ins.inputs) in.push_back(ptr(t));
+            for (int32_t t : ins.outputs) out.push_back(ptr(t));
+            ex->ins.push_back(std::move(in));
+            ex->outs.push_back(std::move(out));
+          }
+          ex->ms.assign(v.instructions.size(), 0.0);
+          ex->calls.assign(v.instructions.size(), 0);
+          kernels.done();
+        } catch (...) {
+          kernels.done(std::current_exception());
+        }
+      });
+    }
+    kernels.wait();
+    for (auto& e : ds->executors) executors_.push_back(e.get());
+    devices_.push_back(std::move(ds));
+  }
+}
+
+Session::~Session() = default;
+
+void Session::check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) const {
+  const auto infos = program_.inputs();
+  if (inputs.size() != infos.size())
+    throw Error(ErrorKind::invalid_argument,
+                "the model takes " + std::to_string(infos.size()) + " input" +
+                    (infos.size() == 1 ? "" : "s") + ", got " + std::to_string(inputs.size()));
+  batch = -1;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = inputs[i];
+    const TensorInfo& info = infos[i];
+    if (t.dtype() != info.dtype)
+      throw Error(ErrorKind::invalid_argument,
+                  "input '" + info.name + "' must be " + dtype_name(info.dtype) + ", got " +
+                      dtype_name(t.dtype()));
+    const Shape want = batched(info.shape, -1);
+    bool ok = t.shape().size() == want.size() && (t.numel() == 0 || t.data());
+    for (size_t d = 1; ok && d < want.size(); ++d) ok = t.shape()[d] == want[d];
+    if (!ok) {
+      std::string w = shape_str(want);
+      w.replace(1, 2, "N");
+      throw Error(ErrorKind::invalid_argument,
+                  "input '" + info.name + "' must have shape " + w + " (N samples), got " +
+                      shape_str(t.shape()));
+    }
+    if (batch >= 0 && t.shape()[0] != batch)
+      throw Error(ErrorKind::invalid_argument,
+                  "all inputs must have the same batch size; input '" + info.name + "' has " +
+                      std::to_string(t.shape()[0]) + ", earlier ones " + std::to_string(batch));
+    batch = t.shape()[0];
+  }
+}
+
+std::vector<Tensor> Session::run(const std::vector<Tensor>& inputs) {
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t n = 0;
+  check_inputs(inputs, n);
+  const program::ProgramData& pd = program_.data();
+  std::vector<Tensor> outputs;
+  for (int32_t t : pd.outputs) {
+    const auto& d = pd.tensors[size_t(t)];
+    outputs.emplace_back(d.dtype, batched(d.shape, n));
+  }
+  const int workers = int(std::min<int64_t>(n, int64_t(executors_.size())));
+  if (workers == 0) return outputs;
+  // Each worker (cluster) takes the next sample until the batch is done.
+  auto next = std::make_shared<std::atomic<int64_t>>(0);
+  Completion done(workers);
+  const bool profile = options_.profile;
+  const size_t first = round_robin_.fetch_add(size_t(workers));
+  for (int w = 0; w < workers; ++w) {
+    Executor* ex = executors_[(first + size_t(w)) % executors_.size()];
+    ex->device->submit(ex->cluster, [ex, next, n, &pd, &inputs, &outputs, &done,
+                                     profile](ExecContext& ctx) {
+      try {
+        for (int64_t i; (i = next->fetch_add(1)) < n;) {
+          for (size_t k = 0; k < pd.inputs.size(); ++k) {
+            const auto& d = pd.tensors[size_t(pd.inputs[k])];
+            std::memcpy(ex->arena + d.offset,
+                        static_cast<const uint8_t*>(inputs[k].data()) + size_t(i) * d.bytes, d.bytes);
+          }
+          for (size_t s = 0; s < ex->kernels.size(); ++s) {
+            if (!profile) {
+              ex->kernels[s]->execute(ctx, ex->ins[s], ex->outs[s]);
+              continue;
+            }
+            const auto k0 = std::chrono::steady_clock::now();
+            ex->kernels[s]->execute(ctx, ex->ins[s], ex->outs[s]);
+            ex->ms[s] += std::chrono::duration<double, std::milli>(
+                             std::chrono::steady_clock::now() - k0).count();
+            ex->calls[s]++;
+          }
+          for (size_t k = 0; k < pd.outputs.size(); ++k) {
+            const auto& d = pd.tensors[size_t(pd.outputs[k])];
+            const uint8_t* src = d.storage == program::Storage::weight
+                                     ? pd.weights + d.offset
+                                     : ex->arena + d.offset;
+            std::memcpy(static_cast<uint8_t*>(outputs[k].data()) + size_t(i) * d.bytes, src, d.bytes);
+          }
+        }
+        done.done();
+      } catch (...) {
+        done.done(std::current_exception());
+      }
+    });
+  }
+  done.wait();
+  last_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return outputs;
+}
+
+std::vector<LayerProfile> Session::profile() const {
+  const auto& pd = program_.data();
+  std::vector<LayerProfile> out(pd.instructions.size());
+  for (size_t s = 0; s < out.size(); ++s) {
+    out[s].name = pd.instructions[s].name;
+    out[s].op = pd.instructions[s].op;
+    out[s].flops = pd.instructions[s].flops;
+    out[s].impl = executors_.empty() ? "" : executors_[0]->kernels[s]->impl();
+    for (auto* ex : executors_) {
+      out[s].ms += ex->ms[s];
+      out[s].calls += ex->calls[s];
+    }
+  }
+  return out;
+}
+
+void Session::reset_profile() {
+  for (auto* ex : executors_) {
+    std::fill(ex->ms.begin(), ex->ms.end(), 0.0);
+    std::fill(ex->calls.begin(), ex->calls.end(), 0);
+  }
+}
+
+}  // namespace shoal::runtime
