@@ -1,0 +1,398 @@
+// shoal._shoal: a thin pybind11 binding of include/shoal/shoal.hpp.
+//
+// Conveniences (model/shape argument forms, input normalisation, the public
+// Runtime wrapper) live in python/shoal/__init__.py. This file only converts
+// types, releases the GIL around long calls, keeps raw buffers safe (every
+// array handed to C++ is checked for dtype, shape and contiguity here too),
+// and translates shoal::Error into the classes of python/shoal/errors.py.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
+
+#include <exception>
+#include <filesystem>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "shoal/shoal.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+using shoal::DType;
+using shoal::Error;
+using shoal::ErrorKind;
+
+// Decodes text that may hold invalid UTF-8 (names read from a model file).
+py::str to_str(const std::string& s) {
+  PyObject* o = PyUnicode_DecodeUTF8(s.data(), Py_ssize_t(s.size()), "replace");
+  if (!o) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(o);
+}
+
+// Raises shoal.errors.<class for kind>(message). The kind -> class table is
+// python/shoal/errors.py's _from_kind; this is its only caller.
+void raise_shoal_error(const Error& e) {
+  try {
+    py::object errors = py::module_::import("shoal.errors");
+    py::object exc = errors.attr("_from_kind")(int(e.kind()), to_str(e.what()));
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
+  } catch (py::error_already_set&) {
+    // shoal.errors is missing (extension imported on its own): keep the text.
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+}
+
+std::string py_shape_str(const shoal::Shape& s) {
+  std::ostringstream o;
+  o << '(';
+  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  if (s.size() == 1) o << ',';
+  o << ')';
+  return o.str();
+}
+
+// "(N, 1, 8, 8)" for a per-sample shape [1, 1, 8, 8].
+std::string batch_shape_str(const shoal::Shape& s) {
+  if (s.empty()) return "()";
+  if (s.size() == 1) return "(N,)";
+  std::string r = "(N";
+  for (size_t i = 1; i < s.size(); ++i) r += ", " + std::to_string(s[i]);
+  return r + ")";
+}
+
+py::tuple shape_tuple(const shoal::Shape& s) {
+  py::tuple t(s.size());
+  for (size_t i = 0; i < s.size(); ++i) t[i] = py::int_(s[i]);
+  return t;
+}
+
+py::dtype numpy_dtype(DType t) {
+  if (t == DType::undefined) throw Error(ErrorKind::internal, "tensor with undefined dtype");
+  return py::dtype(std::string(shoal::dtype_name(t)));
+}
+
+// A contiguous read-only view of any buffer-protocol object (bytes,
+// bytearray, memoryview, numpy uint8 array), released on destruction.
+class ByteView {
+ public:
+  explicit ByteView(const py::object& obj) {
+    if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_SIMPLE) != 0) throw py::error_already_set();
+  }
+  ~ByteView() { PyBuffer_Release(&view_); }
+  ByteView(const ByteView&) = delete;
+  ByteView& operator=(const ByteView&) = delete;
+  const void* data() const { return view_.buf; }
+  size_t size() const { return size_t(view_.len); }
+
+ private:
+  Py_buffer view_{};
+};
+
+py::bytes to_pybytes(const std::vector<uint8_t>& v) {
+  return py::bytes(reinterpret_cast<const char*>(v.data()), v.size());
+}
+
+shoal::CompileOptions make_options(std::vector<int64_t> shape, int devices, int clusters,
+                                   bool split, bool optimize, const py::object* log) {
+  shoal::CompileOptions o;
+  o.input_shape = std::move(shape);
+  o.devices = devices;
+  o.clusters = clusters;
+  o.split = split;
+  o.optimize = optimize;
+  if (log && !log->is_none()) {
+    // Called with the GIL released, maybe from another thread. Captures a
+    // raw pointer (copying the std::function must not touch refcounts); the
+    // callable outlives the compile call that uses these options.
+    o.log = [log](const std::string& line) {
+      py::gil_scoped_acquire gil;
+      try {
+        (*log)(to_str(line));
+      } catch (py::error_already_set& e) {
+        e.discard_as_unraisable("shoal.compile log callback");
+      }
+    };
+  }
+  return o;
+}
+
+shoal::Program compile_file(const std::filesystem::path& path, std::vector<int64_t> shape,
+                            int devices, int clusters, bool split, bool optimize,
+                            const py::object& log) {
+  auto opts = make_options(std::move(shape), devices, clusters, split, optimize, &log);
+  std::string p = path.string();
+  py::gil_scoped_release nogil;
+  return shoal::compile(p, opts);
+}
+
+shoal::Program compile_bytes(const py::object& data, std::vector<int64_t> shape, int devices,
+                             int clusters, bool split, bool optimize, const py::object& log) {
+  auto opts = make_options(std::move(shape), devices, clusters, split, optimize, &log);
+  ByteView bytes(data);
+  py::gil_scoped_release nogil;
+  return shoal::compile_bytes(bytes.data(), bytes.size(), opts);
+}
+
+std::string program_repr(const shoal::Program& p) {
+  if (!p) return "<shoal.Program (empty)>";
+  auto list = [](const std::vector<shoal::TensorInfo>& v) {
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (i) s += ", ";
+      s += v[i].name + ":" + shoal::shape_str(v[i].shape) + ":" + shoal::dtype_name(v[i].dtype);
+    }
+    return s + "]";
+  };
+  std::ostringstream o;
+  o << "<shoal.Program inputs=" << list(p.inputs()) << " outputs=" << list(p.outputs())
+    << " devices=" << p.devices() << " clusters=" << p.clusters()
+    << " split=" << (p.split() ? "True" : "False") << " instructions=" << p.num_instructions()
+    << " arena_bytes=" << p.arena_bytes() << " weight_bytes=" << p.weight_bytes() << ">";
+  return o.str();
+}
+
+const shoal::Program& checked(const shoal::Program& p) {
+  if (!p) throw Error(ErrorKind::invalid_argument, "empty shoal.Program");
+  return p;
+}
+
+// Checks one input array against the program's per-sample info and wraps it
+// in a view. `arr` must stay referenced while the view is used.
+shoal::Tensor input_view(py::array& arr, const shoal::TensorInfo& info, int64_t* batch) {
+  std::string want = shoal::dtype_name(info.dtype);
+  std::string got = py::str(arr.dtype());
+  if (got != want)
+    throw Error(ErrorKind::invalid_argument,
+                "input '" + info.name + "': expected dtype " + want + ", got " + got);
+  shoal::Shape expect = info.shape;
+  shoal::Shape shape(arr.shape(), arr.shape() + arr.ndim());
+  bool ok = !expect.empty() && shape.size() == expect.size() && shape[0] >= 1;
+  for (size_t i = 1; ok && i < shape.size(); ++i) ok = shape[i] == expect[i];
+  if (!ok) {
+    throw Error(ErrorKind::invalid_argument,
+                "input '" + info.name + "': expected shape " + batch_shape_str(expect) +
+                    " with batch N >= 1 (one sample: " + py_shape_str(expect) + "), got " +
+                    py_shape_str(shape));
+  }
+  if (*batch < 0) *batch = shape[0];
+  if (shape[0] != *batch)
+    throw Error(ErrorKind::invalid_argument,
+                "input '" + info.name + "': batch " + std::to_string(shape[0]) +
+                    " differs from the first input's batch " + std::to_string(*batch));
+  // Copies strided or misaligned arrays (kernels assume aligned elements).
+  constexpr int kAligned = py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+  if ((arr.flags() & (py::array::c_style | kAligned)) != (py::array::c_style | kAligned))
+    arr = py::array(py::module_::import("numpy").attr("require")(arr, py::none(), "CA"));
+  return shoal::Tensor::view(const_cast<void*>(arr.data()), info.dtype, shape);
+}
+
+py::list run(shoal::Runtime& rt, const py::sequence& xs) {
+  const shoal::Program& p = rt.program();
+  std::vector<shoal::TensorInfo> infos = p.inputs();
+  if (size_t(py::len(xs)) != infos.size())
+    throw Error(ErrorKind::invalid_argument, "the model has " + std::to_string(infos.size()) +
+                                                 " input(s), got " + std::to_string(py::len(xs)));
+  std::vector<py::array> keep;  // holds the (possibly converted) arrays
+  std::vector<shoal::Tensor> in;
+  int64_t batch = -1;
+  for (size_t i = 0; i < infos.size(); ++i) {
+    py::object item = xs[i];
+    if (!py::isinstance<py::array>(item))
+      throw Error(ErrorKind::invalid_argument,
+                  "input '" + infos[i].name + "': expected a numpy array, got " +
+                      std::string(py::str(item.get_type().attr("__name__"))));
+    keep.push_back(py::reinterpret_borrow<py::array>(item));
+    in.push_back(input_view(keep.back(), infos[i], &batch));
+  }
+  std::vector<shoal::Tensor> out;
+  {
+    py::gil_scoped_release nogil;
+    out = rt.run(in);
+  }
+  py::list result;
+  for (shoal::Tensor& t : out) {
+    // The array shares the tensor's buffer; the capsule keeps it alive.
+    auto* owner = new shoal::Tensor(std::move(t));
+    py::capsule base(owner, [](void* o) { delete static_cast<shoal::Tensor*>(o); });
+    result.append(py::array(numpy_dtype(owner->dtype()), owner->shape(), {}, owner->data(), base));
+  }
+  return result;
+}
+
+py::list profile(const shoal::Runtime& rt) {
+  py::list l;
+  for (const shoal::LayerProfile& lp : rt.profile()) {
+    py::dict d;
+    d["name"] = to_str(lp.name);
+    d["op"] = to_str(lp.op);
+    d["impl"] = to_str(lp.impl);
+    d["ms"] = lp.ms;
+    d["flops"] = lp.flops;
+    d["calls"] = lp.calls;
+    l.append(d);
+  }
+  return l;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_shoal, m) {
+  m.doc() = "shoal's C++ core; use the `shoal` package instead.";
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const Error& e) {
+      raise_shoal_error(e);
+    }
+  });
+
+  // ErrorKind values, so that tests can check errors.py's table covers them.
+  py::dict kinds;
+  for (ErrorKind k : {ErrorKind::invalid_argument, ErrorKind::unsupported, ErrorKind::out_of_memory,
+                      ErrorKind::device, ErrorKind::internal})
+    kinds[py::int_(int(k))] = shoal::error_kind_name(k);
+  m.attr("ERROR_KINDS") = kinds;
+
+  m.def("version", [] { return std::string(shoal::version()); });
+  m.def(
+      "parse_shape", [](const std::string& text) { return shape_tuple(shoal::parse_shape(text)); },
+      py::arg("text"));
+
+  py::class_<shoal::TensorInfo>(m, "TensorInfo")
+      .def_property_readonly("name", [](const shoal::TensorInfo& t) { return to_str(t.name); })
+      .def_property_readonly("shape",
+                             [](const shoal::TensorInfo& t) { return shape_tuple(t.shape); })
+      .def_property_readonly("dtype",
+                             [](const shoal::TensorInfo& t) { return numpy_dtype(t.dtype); })
+      .def_property_readonly("numel", &shoal::TensorInfo::numel)
+      .def("__repr__", [](const shoal::TensorInfo& t) {
+        return "TensorInfo(name='" + t.name + "', shape=" + py_shape_str(t.shape) +
+               ", dtype=" + shoal::dtype_name(t.dtype) + ")";
+      });
+
+  py::class_<shoal::Program>(m, "Program")
+      .def_static(
+          "load",
+          [](const std::filesystem::path& path) {
+            std::string p = path.string();
+            py::gil_scoped_release nogil;
+            return shoal::Program::load(p);
+          },
+          py::arg("path"), "Loads a program file.")
+      .def_static(
+          "from_bytes",
+          [](const py::object& data) {
+            ByteView bytes(data);
+            py::gil_scoped_release nogil;
+            return shoal::Program::from_bytes(bytes.data(), bytes.size());
+          },
+          py::arg("data"), "Parses a program from bytes (see to_bytes).")
+      .def(
+          "save",
+          [](const shoal::Program& p, const std::filesystem::path& path) {
+            std::string s = path.string();
+            checked(p);
+            py::gil_scoped_release nogil;
+            p.save(s);
+          },
+          py::arg("path"))
+      .def("to_bytes",
+           [](const shoal::Program& p) {
+             std::vector<uint8_t> v;
+             {
+               checked(p);
+               py::gil_scoped_release nogil;
+               v = p.to_bytes();
+             }
+             return to_pybytes(v);
+           })
+      .def_property_readonly("inputs", [](const shoal::Program& p) { return checked(p).inputs(); })
+      .def_property_readonly("outputs",
+                             [](const shoal::Program& p) { return checked(p).outputs(); })
+      .def(
+          "output_size",
+          [](const shoal::Program& p, size_t i) {
+            const shoal::Program& q = checked(p);
+            if (i >= q.outputs().size())
+              throw Error(ErrorKind::invalid_argument,
+                          "output index " + std::to_string(i) + " out of range: the model has " +
+                              std::to_string(q.outputs().size()) + " output(s)");
+            return q.output_size(i);
+          },
+          py::arg("i") = 0)
+      .def_property_readonly("devices",
+                             [](const shoal::Program& p) { return checked(p).devices(); })
+      .def_property_readonly("clusters",
+                             [](const shoal::Program& p) { return checked(p).clusters(); })
+      .def_property_readonly("split", [](const shoal::Program& p) { return checked(p).split(); })
+      .def_property_readonly("arena_bytes",
+                             [](const shoal::Program& p) { return checked(p).arena_bytes(); })
+      .def_property_readonly("weight_bytes",
+                             [](const shoal::Program& p) { return checked(p).weight_bytes(); })
+      .def_property_readonly("num_instructions",
+                             [](const shoal::Program& p) { return checked(p).num_instructions(); })
+      .def("describe", [](const shoal::Program& p) { return to_str(checked(p).describe()); })
+      .def("__repr__", &program_repr)
+      .def(py::pickle(
+          [](const shoal::Program& p) {
+            checked(p);
+            return py::make_tuple(to_pybytes(p.to_bytes()));
+          },
+          [](const py::tuple& state) {
+            if (state.size() != 1)
+              throw Error(ErrorKind::invalid_argument, "bad pickled shoal.Program state");
+            ByteView bytes(state[0]);
+            return shoal::Program::from_bytes(bytes.data(), bytes.size());
+          }));
+
+  m.def("compile_file", &compile_file, py::arg("path"), py::arg("shape"), py::arg("devices"),
+        py::arg("clusters"), py::arg("split"), py::arg("optimize"), py::arg("log").none(true));
+  m.def("compile_bytes", &compile_bytes, py::arg("data"), py::arg("shape"), py::arg("devices"),
+        py::arg("clusters"), py::arg("split"), py::arg("optimize"), py::arg("log").none(true));
+
+  py::class_<shoal::DeviceInfo>(m, "Device")
+      .def_readonly("id", &shoal::DeviceInfo::id)
+      .def_readonly("kind", &shoal::DeviceInfo::kind)
+      .def_readonly("cores", &shoal::DeviceInfo::cores)
+      .def_readonly("clusters", &shoal::DeviceInfo::clusters)
+      .def_readonly("memory_bytes", &shoal::DeviceInfo::memory_bytes)
+      .def("describe", &shoal::DeviceInfo::describe)
+      .def("to_dict",
+           [](const shoal::DeviceInfo& d) {
+             py::dict r;
+             r["id"] = d.id;
+             r["kind"] = d.kind;
+             r["cores"] = d.cores;
+             r["clusters"] = d.clusters;
+             r["memory_bytes"] = d.memory_bytes;
+             return r;
+           })
+      .def("__repr__",
+           [](const shoal::DeviceInfo& d) { return "<shoal.Device " + d.describe() + ">"; });
+  m.def("devices", [] { return shoal::devices(); });
+
+  py::class_<shoal::Runtime>(m, "Runtime")
+      .def(py::init(
+               [](const shoal::Program& p, std::optional<std::vector<int>> devices, bool profile) {
+                 checked(p);
+                 shoal::RuntimeOptions o;
+                 if (devices) o.devices = *devices;
+                 o.profile = profile;
+                 py::gil_scoped_release nogil;
+                 return std::make_unique<shoal::Runtime>(p, o);
+               }),
+           py::arg("program"), py::arg("devices") = py::none(), py::arg("profile") = false)
+      .def("run", &run, py::arg("inputs"),
+           "Runs a batch: a sequence of C-contiguous arrays, one per model input.")
+      .def_property_readonly("program", [](const shoal::Runtime& rt) { return rt.program(); })
+      .def_property_readonly("last_run_ms", &shoal::Runtime::last_run_ms)
+      .def("profile", &profile)
+      .def("reset_profile", &shoal::Runtime::reset_profile);
+}
