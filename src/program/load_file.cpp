@@ -1,0 +1,56 @@
+// load_file: mmap a program file read-only and parse it in place, so the
+// weights are used straight from the page cache (zero-copy).
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "program/program_data.hpp"
+#include "shoal/error.hpp"
+
+namespace shoal::program {
+namespace {
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw Error(ErrorKind::invalid_argument,
+              "cannot load program file '" + path + "': " + what);
+}
+
+// Closes the descriptor on every path out of load_file.
+struct Fd {
+  int fd;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<ProgramData> load_file(const std::string& path) {
+  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (f.fd < 0) fail(path, std::strerror(errno));
+  struct stat st;
+  if (::fstat(f.fd, &st) != 0) fail(path, std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) fail(path, "it is a directory");
+  if (!S_ISREG(st.st_mode)) fail(path, "it is not a regular file");
+  if (st.st_size == 0) fail(path, "the file is empty");
+  size_t size = size_t(st.st_size);
+  void* addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, f.fd, 0);
+  if (addr == MAP_FAILED)
+    fail(path, std::string("mmap: ") + std::strerror(errno));
+  ::close(f.fd);  // the mapping stays valid without the descriptor
+  f.fd = -1;
+  std::shared_ptr<void> mapping(addr, [size](void* p) { ::munmap(p, size); });
+  try {
+    return deserialize(static_cast<const uint8_t*>(addr), size,
+                       std::move(mapping));
+  } catch (const Error& e) {
+    throw Error(e.kind(), "program file '" + path + "': " + e.what());
+  }
+}
+
+}  // namespace shoal::program

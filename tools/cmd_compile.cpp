@@ -1,0 +1,102 @@
+// `shoal compile`: ONNX model -> program file.
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "shoal/shoal.hpp"
+
+namespace shoal::cli {
+namespace {
+
+Command spec() {
+  return Command("compile",
+                 "shoal compile MODEL.onnx [-o OUT.shoal] [--shape SHAPE] "
+                 "[--devices N] [--clusters M] [--split] [--no-optimize] [-v]",
+                 "Compiles an ONNX model into a program file and prints its "
+                 "inputs, outputs\n(with the output size per input), arena "
+                 "and weight sizes.")
+      .option("output", 'o', "OUT.shoal",
+              "program file to write (default: MODEL with .shoal)")
+      .option("shape", 's', "SHAPE",
+              "input shape for one sample: WxHxC (224x224x3) or NCHW "
+              "(1,3,224,224); default: the model's own")
+      .option("devices", 'd', "N", "devices the program will run on (1)")
+      .option("clusters", 'c', "M", "clusters per device (1)")
+      .flag("split", 0, "clusters share one input (the SDK's nobatch mode)")
+      .flag("no-optimize", 0, "skip fusion passes (folding still runs)")
+      .flag("verbose", 'v', "print compiler progress to stderr")
+      .positionals(1, 1);
+}
+
+std::string default_output(const std::string& model) {
+  const size_t slash = model.find_last_of('/');
+  const size_t dot = model.find_last_of('.');
+  if (dot != std::string::npos && (slash == std::string::npos || dot > slash))
+    return model.substr(0, dot) + ".shoal";
+  return model + ".shoal";
+}
+
+void print_tensors(const char* title, const std::vector<TensorInfo>& infos) {
+  std::printf("%s:\n", title);
+  for (const TensorInfo& t : infos)
+    std::printf("  %-20s %-18s %-8s %lld elements per input\n", t.name.c_str(),
+                shape_str(t.shape).c_str(), dtype_name(t.dtype),
+                static_cast<long long>(t.numel()));
+}
+
+}  // namespace
+
+int cmd_compile(const std::vector<std::string>& argv) {
+  const Command cmd = spec();
+  const Args args = cmd.parse(argv);
+  if (args.help) {
+    std::fputs(cmd.help().c_str(), stdout);
+    return kExitOk;
+  }
+  const std::string model = args.positional[0];
+  const std::string out = args.value("output", default_output(model));
+  if (out.empty()) throw UsageError("-o expects a file name");
+
+  CompileOptions options;
+  if (args.has("shape")) {
+    try {
+      options.input_shape = parse_shape(args.value("shape"));
+    } catch (const Error& e) {
+      throw UsageError(std::string("--shape: ") + e.what());
+    }
+  }
+  options.devices = args.int_value("devices", 1, 1);
+  options.clusters = args.int_value("clusters", 1, 1);
+  options.split = args.has("split");
+  options.optimize = !args.has("no-optimize");
+  if (args.has("verbose"))
+    options.log = [](const std::string& line) {
+      std::fprintf(stderr, "%s\n", line.c_str());
+      std::fflush(stderr);
+    };
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const Program program = compile(model, options);
+  const double ms = std::chrono::duration<double, std::milli>(
+                        std::chrono::steady_clock::now() - t0)
+                        .count();
+  program.save(out);
+
+  std::printf("compiled %s -> %s in %.1f ms\n", model.c_str(), out.c_str(), ms);
+  std::printf("  %zu instructions, %d device(s) x %d cluster(s), %s mode\n",
+              program.num_instructions(), program.devices(), program.clusters(),
+              program.split() ? "split" : "batch");
+  print_tensors("inputs", program.inputs());
+  print_tensors("outputs", program.outputs());
+  std::printf("arena:   %s per cluster (%llu bytes)\n",
+              human_bytes(program.arena_bytes()).c_str(),
+              static_cast<unsigned long long>(program.arena_bytes()));
+  std::printf("weights: %s (%llu bytes)\n",
+              human_bytes(program.weight_bytes()).c_str(),
+              static_cast<unsigned long long>(program.weight_bytes()));
+  return kExitOk;
+}
+
+}  // namespace shoal::cli
