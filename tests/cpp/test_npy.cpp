@@ -10,13 +10,8 @@
 
 #include "shoal/error.hpp"
 
-// tools/npy.cpp belongs to the CLI target; compile it into the test binary
-// unless the build already links it (define SHOAL_TESTS_LINK_NPY then).
-#ifdef SHOAL_TESTS_LINK_NPY
+// tools/npy.cpp is compiled into the test binary (tests/CMakeLists.txt).
 #include "../../tools/npy.hpp"
-#else
-#include "../../tools/npy.cpp"
-#endif
 
 namespace {
 

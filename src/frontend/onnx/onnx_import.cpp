@@ -223,6 +223,11 @@ ir::Graph import_onnx(const void* bytes, size_t size, const ImportOptions& opt,
       node.attrs.set("coerce_2d", int64_t(1));
       if (!node.attrs.has("axis")) node.attrs.set("axis", int64_t(1));
     }
+    // Split without sizes divides evenly into as many parts as it has
+    // outputs; opset 18 spells that count as an attribute, older ones not.
+    if (node.op == "Split" && n.input_size() < 2 && !node.attrs.has("split") &&
+        !node.attrs.has("num_outputs"))
+      node.attrs.set("num_outputs", int64_t(n.output_size()));
     for (const auto& o : n.output()) {
       node.outputs.push_back(o.empty() ? -1 : define(o, ir::Value{}, node.op + " node '" + node.name + "' output"));
     }

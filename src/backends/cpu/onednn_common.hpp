@@ -1,0 +1,154 @@
+// Internal helpers of the oneDNN kernels: the generic step-list kernel,
+// operand access, memory descriptors and activation post-ops.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "backends/cpu/onednn_kernels.hpp"
+#include "reference/geometry.hpp"
+
+namespace shoal::cpu::onednn {
+
+using dims = dnnl::memory::dims;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+using KernelPtr = std::unique_ptr<runtime::Kernel>;
+
+/// The instruction being lowered, with checked access to its operands.
+struct OpContext {
+  const program::Instruction& ins;
+  const program::ProgramData& prog;
+  OneDnnContext& ctx;
+
+  int num_inputs() const { return int(ins.inputs.size()); }
+  /// The descriptor of input i, or nullptr when absent (or beyond the list).
+  const program::TensorDesc* in(int i) const;
+  const program::TensorDesc& out(int i) const;
+  /// The bytes of a weight tensor (checked against the weight section).
+  const void* weight_data(const program::TensorDesc& t) const;
+  /// "Conv 'name'", for messages.
+  std::string what() const;
+};
+
+bool is_weight(const program::TensorDesc& t);
+/// Reads a scalar f32 weight (Clip's min/max); false when not a constant f32.
+bool read_scalar(const OpContext& oc, const program::TensorDesc* t, float& v);
+
+/// Shape -> dims; a scalar becomes {1}.
+dims to_dims(const Shape& s);
+/// Dense row-major strides of `d`.
+dims plain_strides(const dims& d);
+/// f32 dense row-major descriptor.
+dnnl::memory::desc plain_md(const dims& d);
+/// f32 descriptor with explicit strides.
+dnnl::memory::desc strided_md(const dims& d, const dims& strides);
+/// f32 descriptor letting the primitive choose the layout.
+dnnl::memory::desc any_md(const dims& d);
+
+/// A primitive attribute with a user-managed scratchpad (see DnnlKernel).
+dnnl::primitive_attr base_attr();
+
+/// One elementwise operation of an activation chain.
+struct EltOp {
+  dnnl::algorithm alg;
+  float alpha = 0, beta = 0;
+};
+/// Expresses an activation as oneDNN eltwise operations (HardSigmoid needs
+/// two). Returns false when oneDNN 2.6 cannot express it.
+bool eltwise_chain(const ref::Activation& act, std::vector<EltOp>& ops);
+/// Appends the activation as eltwise post-ops; false when not expressible.
+bool append_activation(dnnl::post_ops& po, const ref::Activation& act);
+
+/// A kernel that runs a fixed list of oneDNN primitives. Memories bound to
+/// the instruction's operands get their data handles at each execute; temporary
+/// memories and scratchpads live in a thread-local workspace shared by all
+/// kernels running on the thread (kernels of one cluster run one at a time).
+class DnnlKernel : public runtime::Kernel {
+ public:
+  using Args = std::unordered_map<int, dnnl::memory>;
+
+  explicit DnnlKernel(const OpContext& oc) : engine_(oc.ctx.engine) {}
+
+  /// A memory whose handle is in[index] (or out[index]) at execution.
+  dnnl::memory bind_input(int index, const dnnl::memory::desc& md);
+  dnnl::memory bind_output(int index, const dnnl::memory::desc& md);
+  /// Input `index` as a memory of layout `md`: over the weight section when
+  /// the operand is a weight, else bound at execution.
+  dnnl::memory operand(const OpContext& oc, int index,
+                       const dnnl::memory::desc& md);
+  /// A temporary memory in the thread-local workspace.
+  dnnl::memory temp(const dnnl::memory::desc& md);
+  /// Keeps a shared packed weight alive as long as the kernel.
+  void keep(std::shared_ptr<dnnl::memory> m) { kept_.push_back(std::move(m)); }
+
+  /// Appends a primitive; adds its scratchpad argument.
+  void add(dnnl::primitive p, const dnnl::primitive_desc_base& pd, Args args);
+  /// Appends a reorder (a copy between layouts). With skip_if_same, the copy
+  /// is skipped when both memories have the same data handle at execution.
+  void add_reorder(const dnnl::memory& src, const dnnl::memory& dst,
+                   bool skip_if_same = false);
+  void set_impl(const dnnl::primitive_desc_base& pd);
+
+  void execute(runtime::ExecContext& ctx, std::span<void* const> in,
+               std::span<void* const> out) override;
+  std::string impl() const override { return impl_; }
+
+ private:
+  struct Binding {
+    dnnl::memory mem;
+    int index;
+    bool output;
+  };
+  struct Temp {
+    dnnl::memory mem;
+    size_t offset;
+  };
+  struct Step {
+    dnnl::primitive prim;
+    Args args;
+    bool skip_if_same = false;
+    dnnl::memory scratch;  // empty when none
+  };
+
+  dnnl::engine engine_;
+  std::vector<Binding> bindings_;
+  std::vector<Temp> temps_;
+  std::vector<Step> steps_;
+  std::vector<std::shared_ptr<dnnl::memory>> kept_;
+  size_t temp_bytes_ = 0;     // workspace bytes of the temporaries
+  size_t scratch_bytes_ = 0;  // largest scratchpad, after the temporaries
+  std::string impl_ = "onednn";
+};
+
+/// Returns weight `t` (whose plain layout is `plain`) in layout `target`,
+/// shared through ctx.packed_weight. `tag` distinguishes different logical
+/// views of one tensor; the values are multiplied by `scale` when it is not 1.
+/// When no conversion is needed the weight section is used in place.
+std::shared_ptr<dnnl::memory> packed_weight(const OpContext& oc,
+                                            const program::TensorDesc& t,
+                                            const dnnl::memory::desc& plain,
+                                            const dnnl::memory::desc& target,
+                                            const std::string& tag,
+                                            float scale = 1.0f);
+
+/// Builders, one per op family; each returns nullptr for what it cannot do.
+KernelPtr make_conv(const OpContext& oc);
+KernelPtr make_conv_transpose(const OpContext& oc);
+KernelPtr make_pool(const OpContext& oc);
+KernelPtr make_global_pool(const OpContext& oc);
+KernelPtr make_gemm(const OpContext& oc);
+KernelPtr make_matmul(const OpContext& oc);
+KernelPtr make_eltwise(const OpContext& oc);
+KernelPtr make_batchnorm(const OpContext& oc);
+KernelPtr make_binary(const OpContext& oc);
+KernelPtr make_softmax(const OpContext& oc);
+KernelPtr make_concat(const OpContext& oc);
+
+}  // namespace shoal::cpu::onednn

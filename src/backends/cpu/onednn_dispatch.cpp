@@ -1,0 +1,83 @@
+// make_onednn_kernel: checks what every oneDNN kernel requires, then hands the
+// instruction to the builder of its op family.
+#include <string_view>
+#include <unordered_map>
+
+#include "backends/cpu/onednn_common.hpp"
+#include "shoal/error.hpp"
+
+namespace shoal::cpu {
+namespace {
+
+using onednn::KernelPtr;
+using onednn::OpContext;
+using Builder = KernelPtr (*)(const OpContext&);
+
+const std::unordered_map<std::string_view, Builder>& builders() {
+  static const std::unordered_map<std::string_view, Builder> table = {
+      {"Conv", onednn::make_conv},
+      {"ConvTranspose", onednn::make_conv_transpose},
+      {"MaxPool", onednn::make_pool},
+      {"AveragePool", onednn::make_pool},
+      {"GlobalAveragePool", onednn::make_global_pool},
+      {"GlobalMaxPool", onednn::make_global_pool},
+      {"Gemm", onednn::make_gemm},
+      {"MatMul", onednn::make_matmul},
+      {"Relu", onednn::make_eltwise},
+      {"LeakyRelu", onednn::make_eltwise},
+      {"Sigmoid", onednn::make_eltwise},
+      {"Tanh", onednn::make_eltwise},
+      {"Elu", onednn::make_eltwise},
+      {"HardSigmoid", onednn::make_eltwise},
+      {"HardSwish", onednn::make_eltwise},
+      {"Clip", onednn::make_eltwise},
+      {"BatchNormalization", onednn::make_batchnorm},
+      {"Add", onednn::make_binary},
+      {"Sub", onednn::make_binary},
+      {"Mul", onednn::make_binary},
+      {"Div", onednn::make_binary},
+      {"Softmax", onednn::make_softmax},
+      {"LogSoftmax", onednn::make_softmax},
+      {"Concat", onednn::make_concat},
+  };
+  return table;
+}
+
+/// Every operand must be dense f32 in the plain layout, except Clip's
+/// min/max inputs, which the eltwise builder checks itself.
+bool operands_supported(const OpContext& oc) {
+  auto ok = [](const program::TensorDesc& t) {
+    return t.dtype == DType::f32 && t.layout == program::Layout::plain;
+  };
+  for (int i = 0; i < oc.num_inputs(); ++i) {
+    const program::TensorDesc* t = oc.in(i);
+    if (t && !ok(*t) && !(oc.ins.op == "Clip" && i > 0)) return false;
+  }
+  for (size_t i = 0; i < oc.ins.outputs.size(); ++i)
+    if (oc.ins.outputs[i] >= 0 && !ok(oc.out(int(i)))) return false;
+  return !oc.ins.outputs.empty();
+}
+
+}  // namespace
+
+std::unique_ptr<runtime::Kernel> make_onednn_kernel(
+    const program::Instruction& ins, const program::ProgramData& prog,
+    OneDnnContext& ctx) {
+  auto it = builders().find(ins.op);
+  if (it == builders().end()) return nullptr;
+  OpContext oc{ins, prog, ctx};
+  if (!operands_supported(oc)) return nullptr;
+  try {
+    return it->second(oc);
+  } catch (const dnnl::error& e) {
+    // Primitive creation failing as unimplemented or with arguments oneDNN
+    // rejects means "not for oneDNN": the reference kernel takes over.
+    if (e.status == dnnl_unimplemented || e.status == dnnl_invalid_arguments)
+      return nullptr;
+    throw Error(e.status == dnnl_out_of_memory ? ErrorKind::out_of_memory
+                                               : ErrorKind::device,
+                oc.what() + ": oneDNN failed: " + e.what());
+  }
+}
+
+}  // namespace shoal::cpu

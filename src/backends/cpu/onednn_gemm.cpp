@@ -1,0 +1,170 @@
+// Gemm and MatMul as oneDNN matmul. A constant right-hand side is packed
+// once per device in the layout the primitive prefers (with Gemm's alpha
+// folded in); Gemm's C becomes the (broadcast) bias, with beta folded in when
+// C is constant. Fused forms: y = act(A*B + C + residual), residual = input 3.
+#include "backends/cpu/onednn_common.hpp"
+#include "shoal/error.hpp"
+
+namespace shoal::cpu::onednn {
+namespace {
+
+struct MatmulSpec {
+  dims a_dims, a_strides;  // as oneDNN's src: [batch..., M, K]
+  dims b_dims, b_strides;  // as oneDNN's weights: [batch..., K, N]
+  dims y_dims;             // [batch..., M, N], plain
+  bool has_bias = false;
+  dims bias_dims;  // broadcastable to y_dims
+  float alpha = 1, beta = 1;
+  int residual = -1;  // input index of the residual, -1 = none
+};
+
+KernelPtr build(const OpContext& oc, const MatmulSpec& s) {
+  const program::TensorDesc* b = oc.in(1);
+  const program::TensorDesc* c = s.has_bias ? oc.in(2) : nullptr;
+  const bool b_const = is_weight(*b);
+  const bool c_const = c && is_weight(*c);
+  // alpha and beta are folded into constants; oneDNN's output scales would
+  // also scale the bias.
+  if (s.alpha != 1.0f && !b_const) return nullptr;
+  if (c && s.beta != 1.0f && !c_const) return nullptr;
+
+  const program::TensorDesc& y = oc.out(0);
+  dims yflat = s.y_dims;
+  if (shape_numel(y.shape) != shape_numel(Shape(yflat.begin(), yflat.end())))
+    throw Error(ErrorKind::invalid_argument,
+                oc.what() + ": output '" + y.name + "' has shape " +
+                    shape_str(y.shape) + ", expected " +
+                    shape_str(Shape(yflat.begin(), yflat.end())));
+  const program::TensorDesc* r = s.residual >= 0 ? oc.in(s.residual) : nullptr;
+  if (r && r->shape != y.shape)
+    throw Error(ErrorKind::invalid_argument,
+                oc.what() + ": residual '" + r->name + "' has shape " +
+                    shape_str(r->shape) + ", expected " + shape_str(y.shape));
+
+  dnnl::post_ops po;
+  if (r) po.append_sum(1.0f);
+  if (!append_activation(po, ref::activation_from_attrs(oc.ins.attrs)))
+    return nullptr;
+  dnnl::primitive_attr attr = base_attr();
+  attr.set_post_ops(po);
+
+  dnnl::memory::desc amd = strided_md(s.a_dims, s.a_strides);
+  dnnl::memory::desc bu = strided_md(s.b_dims, s.b_strides);
+  dnnl::memory::desc bmd = b_const ? any_md(s.b_dims) : bu;
+  dnnl::memory::desc ymd = plain_md(s.y_dims);
+  dnnl::memory::desc cmd = c ? plain_md(s.bias_dims) : dnnl::memory::desc();
+  auto d = c ? dnnl::matmul::desc(amd, bmd, cmd, ymd)
+             : dnnl::matmul::desc(amd, bmd, ymd);
+  dnnl::matmul::primitive_desc pd(d, attr, oc.ctx.engine);
+
+  auto k = std::make_unique<DnnlKernel>(oc);
+  DnnlKernel::Args args;
+  args[DNNL_ARG_SRC] = k->operand(oc, 0, amd);
+  if (b_const) {
+    auto packed =
+        packed_weight(oc, *b, bu, pd.weights_desc(), "matmul", s.alpha);
+    args[DNNL_ARG_WEIGHTS] = *packed;
+    k->keep(packed);
+  } else {
+    args[DNNL_ARG_WEIGHTS] = k->bind_input(1, bu);
+  }
+  if (c) {
+    if (c_const && s.beta != 1.0f) {
+      auto scaled = packed_weight(oc, *c, cmd, cmd, "bias", s.beta);
+      args[DNNL_ARG_BIAS] = *scaled;
+      k->keep(scaled);
+    } else {
+      args[DNNL_ARG_BIAS] = k->operand(oc, 2, cmd);
+    }
+  }
+  dnnl::memory dst = k->bind_output(0, ymd);
+  args[DNNL_ARG_DST] = dst;
+  if (r) k->add_reorder(k->operand(oc, s.residual, ymd), dst, true);
+  k->add(dnnl::matmul(pd), pd, std::move(args));
+  k->set_impl(pd);
+  return k;
+}
+
+}  // namespace
+
+KernelPtr make_gemm(const OpContext& oc) {
+  const program::TensorDesc* a = oc.in(0);
+  const program::TensorDesc* b = oc.in(1);
+  const program::TensorDesc* c = oc.in(2);
+  if (!a || !b || oc.num_inputs() > 4 || oc.ins.outputs.size() != 1)
+    return nullptr;
+  if (a->shape.size() != 2 || b->shape.size() != 2) return nullptr;
+  const Attrs& at = oc.ins.attrs;
+  bool ta = at.i("transA", 0) != 0, tb = at.i("transB", 0) != 0;
+  int64_t m = ta ? a->shape[1] : a->shape[0];
+  int64_t ka = ta ? a->shape[0] : a->shape[1];
+  int64_t kb = tb ? b->shape[1] : b->shape[0];
+  int64_t n = tb ? b->shape[0] : b->shape[1];
+  if (ka != kb)
+    throw Error(ErrorKind::invalid_argument,
+                oc.what() + ": inner dimensions differ: A " +
+                    shape_str(a->shape) + ", B " + shape_str(b->shape));
+  MatmulSpec s;
+  s.a_dims = {m, ka};
+  s.a_strides = ta ? dims{1, m} : dims{ka, 1};
+  s.b_dims = {ka, n};
+  s.b_strides = tb ? dims{1, ka} : dims{n, 1};
+  s.y_dims = {m, n};
+  s.alpha = at.f("alpha", 1.0f);
+  s.beta = at.f("beta", 1.0f);
+  s.residual = oc.in(3) ? 3 : -1;
+  if (c && s.beta != 0.0f) {
+    // C broadcasts unidirectionally to [M, N].
+    const Shape& cs = c->shape;
+    if (cs.size() > 2) return nullptr;
+    Shape c2(2 - cs.size(), 1);
+    c2.insert(c2.end(), cs.begin(), cs.end());
+    if ((c2[0] != 1 && c2[0] != m) || (c2[1] != 1 && c2[1] != n))
+      throw Error(ErrorKind::invalid_argument,
+                  oc.what() + ": C of shape " + shape_str(cs) +
+                      " does not broadcast to [" + std::to_string(m) + ", " +
+                      std::to_string(n) + "]");
+    s.has_bias = true;
+    s.bias_dims = {c2[0], c2[1]};
+  }
+  return build(oc, s);
+}
+
+KernelPtr make_matmul(const OpContext& oc) {
+  const program::TensorDesc* a = oc.in(0);
+  const program::TensorDesc* b = oc.in(1);
+  if (!a || !b || oc.ins.outputs.size() != 1) return nullptr;
+  // Inputs beyond A and B: only the fused residual at index 3.
+  if (oc.in(2) || oc.num_inputs() > 4) return nullptr;
+  const Shape& as = a->shape;
+  const Shape& bs = b->shape;
+  if (as.size() < 2 || bs.size() < 2 || as.size() > 4 || bs.size() > 4)
+    return nullptr;
+  int64_t k = as.back(), n = bs.back();
+  if (bs[bs.size() - 2] != k)
+    throw Error(ErrorKind::invalid_argument,
+                oc.what() + ": inner dimensions differ: A " + shape_str(as) +
+                    ", B " + shape_str(bs));
+  MatmulSpec s;
+  s.residual = oc.in(3) ? 3 : -1;
+  if (bs.size() == 2) {
+    // [..., M, K] x [K, N]: the batch dims of A fold into M.
+    int64_t m = shape_numel(as) / k;
+    s.a_dims = {m, k};
+    s.b_dims = {k, n};
+    s.y_dims = {m, n};
+  } else {
+    if (as.size() != bs.size() ||
+        !std::equal(as.begin(), as.end() - 2, bs.begin()))
+      return nullptr;  // broadcast batch dims: not handled here
+    s.a_dims = dims(as.begin(), as.end());
+    s.b_dims = dims(bs.begin(), bs.end());
+    s.y_dims = s.a_dims;
+    s.y_dims.back() = n;
+  }
+  s.a_strides = plain_strides(s.a_dims);
+  s.b_strides = plain_strides(s.b_dims);
+  return build(oc, s);
+}
+
+}  // namespace shoal::cpu::onednn

@@ -1,0 +1,51 @@
+// oneDNN kernels for the CPU backend: one Kernel per instruction, built from
+// oneDNN 2.6 primitives bound to the instruction's (batch-1) shapes.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string>
+
+#include "program/program_data.hpp"
+#include "runtime/kernel.hpp"
+
+namespace shoal::cpu {
+
+/// Per-device oneDNN state, shared by the kernels of all the device's
+/// clusters.
+struct OneDnnContext {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+
+  /// Packed (reordered) weights shared by the kernels of all clusters of the
+  /// device, so a device stores each weight once. `make` runs at most once per
+  /// key; thread-safe.
+  std::shared_ptr<dnnl::memory> packed_weight(
+      const std::string& key, const std::function<dnnl::memory()>& make);
+
+  /// Bytes held by packed weights, for reports.
+  size_t packed_bytes() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<dnnl::memory>> packed_;
+  size_t packed_bytes_ = 0;
+};
+
+/// Returns a kernel for the instruction, or nullptr when oneDNN does not
+/// handle this op/attribute/layout combination (the runtime then falls back to
+/// the reference kernel). Throws shoal::Error only for real failures (a weight
+/// outside the weight section, inconsistent shapes, out of memory).
+///
+/// Kernel::execute expects ExecContext::backend_state to be the calling
+/// cluster's dnnl::stream* (on ctx.engine). A kernel must only be executed by
+/// one thread at a time; it uses a thread-local workspace for its temporary
+/// blocked tensors and oneDNN scratchpads.
+std::unique_ptr<runtime::Kernel> make_onednn_kernel(
+    const program::Instruction& ins, const program::ProgramData& prog,
+    OneDnnContext& ctx);
+
+}  // namespace shoal::cpu

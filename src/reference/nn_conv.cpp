@@ -1,0 +1,227 @@
+// Conv (with fused bias/residual/activation), ConvTranspose and
+// BatchNormalization (inference form).
+#include <cmath>
+
+#include "reference/nn_internal.hpp"
+
+namespace shoal::ref::nn {
+namespace {
+
+Shape out_shape(const WindowGeometry& g) {
+  Shape s = {g.n, g.c_out};
+  s.insert(s.end(), g.out.begin(), g.out.end());
+  return s;
+}
+
+// Optional per-output-channel bias B of shape [M].
+void check_bias(const std::string& op, const ValueInfo* b, int64_t m) {
+  if (!b) return;
+  require_f32(op, "B", *b);
+  if (b->shape != Shape{m})
+    fail(ErrorKind::invalid_argument, op + ": bias B has shape " +
+                                          shape_str(b->shape) + ", expected [" +
+                                          std::to_string(m) + "]");
+}
+
+// --- Conv -------------------------------------------------------------------
+
+std::vector<TypeShape> conv_infer(const Attrs& a, Infos in) {
+  const std::string op = "Conv";
+  const ValueInfo& x = need(in, 0, op, "X");
+  const ValueInfo& w = need(in, 1, op, "W");
+  require_f32(op, "X", x);
+  require_f32(op, "W", w);
+  WindowGeometry g = conv_geometry(a, x.shape, w.shape);
+  check_bias(op, opt(in, 2), g.c_out);
+  Shape y = out_shape(g);
+  if (const ValueInfo* r = opt(in, 3)) {
+    require_f32(op, "residual", *r);
+    if (r->shape != y)
+      fail(ErrorKind::invalid_argument,
+           op + ": residual input has shape " + shape_str(r->shape) +
+               ", expected the output shape " + shape_str(y));
+  }
+  activation_from_attrs(a);  // validates the fused activation
+  return {{DType::f32, y}};
+}
+
+void conv_ref(const Attrs& a, Refs in, Refs out) {
+  const TensorRef& x = in[0];
+  const TensorRef& w = in[1];
+  const TensorRef* b = opt(in, 2);
+  const TensorRef* r = opt(in, 3);
+  WindowGeometry g = conv_geometry(a, x.shape, w.shape);
+  check_out("Conv", out[0], out_shape(g));
+  Activation act = activation_from_attrs(a);
+  Win3 v = win3(g);
+  const float* xp = x.as<const float>();
+  const float* wp = w.as<const float>();
+  float* yp = out[0].as<float>();
+  const int64_t cg = g.c_in / g.group, mg = g.c_out / g.group;
+  const int64_t in_sz = v.in[0] * v.in[1] * v.in[2];
+  const int64_t k_sz = v.k[0] * v.k[1] * v.k[2];
+  int64_t yi = 0;  // output index, row-major
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t m = 0; m < g.c_out; ++m) {
+      const int64_t c0 = (m / mg) * cg;  // first input channel of m's group
+      for (int64_t o0 = 0; o0 < v.out[0]; ++o0)
+        for (int64_t o1 = 0; o1 < v.out[1]; ++o1)
+          for (int64_t o2 = 0; o2 < v.out[2]; ++o2, ++yi) {
+            double acc = b ? double(b->as<const float>()[m]) : 0.0;
+            for (int64_t c = 0; c < cg; ++c) {
+              const float* xc = xp + (n * g.c_in + c0 + c) * in_sz;
+              const float* wc = wp + (m * cg + c) * k_sz;
+              for (int64_t k0 = 0; k0 < v.k[0]; ++k0) {
+                int64_t i0 = o0 * v.s[0] - v.pb[0] + k0 * v.d[0];
+                if (i0 < 0 || i0 >= v.in[0]) continue;
+                for (int64_t k1 = 0; k1 < v.k[1]; ++k1) {
+                  int64_t i1 = o1 * v.s[1] - v.pb[1] + k1 * v.d[1];
+                  if (i1 < 0 || i1 >= v.in[1]) continue;
+                  for (int64_t k2 = 0; k2 < v.k[2]; ++k2) {
+                    int64_t i2 = o2 * v.s[2] - v.pb[2] + k2 * v.d[2];
+                    if (i2 < 0 || i2 >= v.in[2]) continue;
+                    acc += double(xc[(i0 * v.in[1] + i1) * v.in[2] + i2]) *
+                           double(wc[(k0 * v.k[1] + k1) * v.k[2] + k2]);
+                  }
+                }
+              }
+            }
+            if (r) acc += double(r->as<const float>()[yi]);
+            yp[yi] = act(float(acc));
+          }
+    }
+}
+
+// --- ConvTranspose -----------------------------------------------------------
+
+std::vector<TypeShape> conv_transpose_infer(const Attrs& a, Infos in) {
+  const std::string op = "ConvTranspose";
+  const ValueInfo& x = need(in, 0, op, "X");
+  const ValueInfo& w = need(in, 1, op, "W");
+  require_f32(op, "X", x);
+  require_f32(op, "W", w);
+  WindowGeometry g = conv_transpose_geometry(a, x.shape, w.shape);
+  check_bias(op, opt(in, 2), g.c_out);
+  activation_from_attrs(a);
+  return {{DType::f32, out_shape(g)}};
+}
+
+// Scatter form: every input pixel adds x * w into the outputs it reaches.
+void conv_transpose_ref(const Attrs& a, Refs in, Refs out) {
+  const TensorRef& x = in[0];
+  const TensorRef& w = in[1];
+  const TensorRef* b = opt(in, 2);
+  WindowGeometry g = conv_transpose_geometry(a, x.shape, w.shape);
+  check_out("ConvTranspose", out[0], out_shape(g));
+  Activation act = activation_from_attrs(a);
+  Win3 v = win3(g);
+  const float* xp = x.as<const float>();
+  const float* wp = w.as<const float>();
+  const int64_t cg = g.c_in / g.group, mg = g.c_out / g.group;
+  const int64_t in_sz = v.in[0] * v.in[1] * v.in[2];
+  const int64_t out_sz = v.out[0] * v.out[1] * v.out[2];
+  const int64_t k_sz = v.k[0] * v.k[1] * v.k[2];
+  std::vector<double> acc(size_t(g.n * g.c_out * out_sz), 0.0);
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t c = 0; c < g.c_in; ++c) {
+      const int64_t grp = c / cg;
+      const float* xc = xp + (n * g.c_in + c) * in_sz;
+      for (int64_t mm = 0; mm < mg; ++mm) {
+        const int64_t m = grp * mg + mm;
+        const float* wc = wp + (c * mg + mm) * k_sz;
+        double* yc = acc.data() + (n * g.c_out + m) * out_sz;
+        for (int64_t i0 = 0; i0 < v.in[0]; ++i0)
+          for (int64_t i1 = 0; i1 < v.in[1]; ++i1)
+            for (int64_t i2 = 0; i2 < v.in[2]; ++i2) {
+              double xv = xc[(i0 * v.in[1] + i1) * v.in[2] + i2];
+              for (int64_t k0 = 0; k0 < v.k[0]; ++k0) {
+                int64_t o0 = i0 * v.s[0] - v.pb[0] + k0 * v.d[0];
+                if (o0 < 0 || o0 >= v.out[0]) continue;
+                for (int64_t k1 = 0; k1 < v.k[1]; ++k1) {
+                  int64_t o1 = i1 * v.s[1] - v.pb[1] + k1 * v.d[1];
+                  if (o1 < 0 || o1 >= v.out[1]) continue;
+                  for (int64_t k2 = 0; k2 < v.k[2]; ++k2) {
+                    int64_t o2 = i2 * v.s[2] - v.pb[2] + k2 * v.d[2];
+                    if (o2 < 0 || o2 >= v.out[2]) continue;
+                    yc[(o0 * v.out[1] + o1) * v.out[2] + o2] +=
+                        xv * double(wc[(k0 * v.k[1] + k1) * v.k[2] + k2]);
+                  }
+                }
+              }
+            }
+      }
+    }
+  float* yp = out[0].as<float>();
+  for (size_t i = 0; i < acc.size(); ++i) {
+    int64_t m = int64_t(i) / out_sz % g.c_out;
+    double bias = b ? double(b->as<const float>()[m]) : 0.0;
+    yp[i] = act(float(acc[i] + bias));
+  }
+}
+
+// --- BatchNormalization ------------------------------------------------------
+
+const char* const kBnNames[] = {"X", "scale", "B", "input_mean", "input_var"};
+
+std::vector<TypeShape> batchnorm_infer(const Attrs& a, Infos in) {
+  const std::string op = "BatchNormalization";
+  if (a.i("training_mode", 0) != 0)
+    fail(ErrorKind::unsupported, op + ": training_mode=1 is not supported");
+  if (a.i("spatial", 1) != 1)
+    fail(ErrorKind::unsupported, op + ": spatial=0 is not supported");
+  for (size_t i = 0; i < 5; ++i)
+    require_f32(op, kBnNames[i], need(in, i, op, kBnNames[i]));
+  const Shape& x = in[0].shape;
+  if (x.size() < 2)
+    fail(ErrorKind::invalid_argument, op + ": input X has shape " +
+                                          shape_str(x) +
+                                          "; expected rank >= 2 ([N,C,...])");
+  for (size_t i = 1; i < 5; ++i)
+    if (in[i].shape != Shape{x[1]})
+      fail(ErrorKind::invalid_argument,
+           op + ": input " + kBnNames[i] + " has shape " +
+               shape_str(in[i].shape) + ", expected [" + std::to_string(x[1]) +
+               "] (the channels of X " + shape_str(x) + ")");
+  return {{DType::f32, x}};
+}
+
+void batchnorm_ref(const Attrs& a, Refs in, Refs out) {
+  const Shape& xs = in[0].shape;
+  check_out("BatchNormalization", out[0], xs);
+  const double eps = a.f("epsilon", 1e-5f);
+  const int64_t n = xs[0], c = xs[1];
+  int64_t inner = 1;
+  for (size_t i = 2; i < xs.size(); ++i) inner *= xs[i];
+  const float* x = in[0].as<const float>();
+  const float* scale = in[1].as<const float>();
+  const float* bias = in[2].as<const float>();
+  const float* mean = in[3].as<const float>();
+  const float* var = in[4].as<const float>();
+  float* y = out[0].as<float>();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      double mul = double(scale[ch]) / std::sqrt(double(var[ch]) + eps);
+      for (int64_t k = 0; k < inner; ++k) {
+        int64_t idx = (i * c + ch) * inner + k;
+        y[idx] = float((double(x[idx]) - mean[ch]) * mul + bias[ch]);
+      }
+    }
+}
+
+}  // namespace
+
+void add_conv_ops(std::vector<OpSpec>& t) {
+  t.push_back(make_op("Conv", 1, 2, 4, conv_infer, conv_ref,
+                      "N-D convolution (1-3 spatial dims): pads/auto_pad, "
+                      "strides, dilations, group; fused bias, residual "
+                      "(input 3) and activation"));
+  t.push_back(make_op("ConvTranspose", 1, 2, 3, conv_transpose_infer,
+                      conv_transpose_ref,
+                      "transposed convolution: pads/auto_pad, strides, "
+                      "dilations, group, output_padding, output_shape"));
+  t.push_back(
+      make_op("BatchNormalization", 6, 5, 5, batchnorm_infer, batchnorm_ref,
+              "inference-mode batch normalization over channel axis 1"));
+}
+
+}  // namespace shoal::ref::nn

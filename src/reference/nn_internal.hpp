@@ -1,0 +1,78 @@
+// Private helpers of the neural-network operators (src/reference/nn*.cpp):
+// operand access, dtype checks, constant inputs, and the per-family
+// registration functions that ops::register_nn (nn.cpp) calls.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/attrs.hpp"
+#include "core/tensor.hpp"
+#include "ops/op_table.hpp"
+#include "reference/geometry.hpp"
+#include "shoal/error.hpp"
+
+namespace shoal::ref::nn {
+
+using ops::OpSpec;
+using ops::TypeShape;
+using ops::ValueInfo;
+using Infos = std::span<const ValueInfo>;
+using Refs = std::span<const TensorRef>;
+
+[[noreturn]] void fail(ErrorKind kind, const std::string& message);
+
+/// Optional operand i: nullptr when the node lacks it or it is absent.
+const ValueInfo* opt(Infos in, size_t i);
+const TensorRef* opt(Refs in, size_t i);
+/// Required operand i; throws invalid_argument naming op and operand.
+const ValueInfo& need(Infos in, size_t i, const std::string& op,
+                      const std::string& what);
+
+/// Throws unsupported unless v is float32 (the runtime dtype of these ops).
+void require_f32(const std::string& op, const std::string& what,
+                 const ValueInfo& v);
+
+/// Integer / float contents of a tensor of any numeric dtype.
+std::vector<int64_t> ints_of(const TensorRef& t, const std::string& op,
+                             const std::string& what);
+std::vector<double> floats_of(const TensorRef& t, const std::string& op,
+                              const std::string& what);
+/// Contents of a constant input that shape inference needs; throws
+/// unsupported when the value is not known at compile time.
+std::vector<int64_t> const_ints(const ValueInfo& v, const std::string& op,
+                                const std::string& what);
+std::vector<double> const_floats(const ValueInfo& v, const std::string& op,
+                                 const std::string& what);
+
+/// axis in [-rank, rank) -> [0, rank); invalid_argument otherwise.
+int64_t norm_axis(const std::string& op, int64_t axis, int64_t rank,
+                  const std::string& what = "axis");
+/// Row-major element strides of a shape.
+Shape strides_of(const Shape& s);
+std::string ints_str(const std::vector<int64_t>& v);
+/// Throws internal unless out has the shape inference computed.
+void check_out(const std::string& op, const TensorRef& out, const Shape& want);
+
+/// WindowGeometry padded to exactly 3 spatial dims (missing leading dims get
+/// size 1, stride 1, no pad), so kernels can use fixed 3-deep loops.
+struct Win3 {
+  int64_t in[3], out[3], k[3], s[3], d[3], pb[3];
+};
+Win3 win3(const WindowGeometry& g);
+
+OpSpec make_op(std::string name, int min_opset, int min_inputs, int max_inputs,
+               ops::InferFn infer, ops::RefKernel reference,
+               std::string summary);
+
+// Operator families, one per file.
+void add_conv_ops(std::vector<OpSpec>& t);    // nn_conv.cpp
+void add_pool_ops(std::vector<OpSpec>& t);    // nn_pool.cpp
+void add_matmul_ops(std::vector<OpSpec>& t);  // nn_matmul.cpp
+void add_reduce_ops(std::vector<OpSpec>& t);  // nn_reduce.cpp
+void add_pad_ops(std::vector<OpSpec>& t);     // nn_pad.cpp
+void add_resize_ops(std::vector<OpSpec>& t);  // nn_resize.cpp
+
+}  // namespace shoal::ref::nn

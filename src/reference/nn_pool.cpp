@@ -1,0 +1,185 @@
+// MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool.
+#include <cmath>
+#include <limits>
+
+#include "reference/nn_internal.hpp"
+
+namespace shoal::ref::nn {
+namespace {
+
+// pool_geometry names the op "pool"; put the real op name in its errors.
+WindowGeometry geometry(const std::string& op, const Attrs& a, const Shape& x) {
+  try {
+    return pool_geometry(a, x);
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    if (msg.rfind("pool: ", 0) == 0) msg = op + ": " + msg.substr(6);
+    throw Error(e.kind(), msg);
+  }
+}
+
+Shape out_shape(const WindowGeometry& g) {
+  Shape s = {g.n, g.c_out};
+  s.insert(s.end(), g.out.begin(), g.out.end());
+  return s;
+}
+
+ops::InferFn pool_infer(const std::string& op) {
+  return [op](const Attrs& a, Infos in) -> std::vector<TypeShape> {
+    const ValueInfo& x = need(in, 0, op, "X");
+    require_f32(op, "X", x);
+    if (op == "AveragePool" && a.i("count_include_pad", 0) > 1)
+      fail(ErrorKind::invalid_argument,
+           op + ": count_include_pad must be 0 or 1");
+    return {{DType::f32, out_shape(geometry(op, a, x.shape))}};
+  };
+}
+
+// Visits each output element of a window op: f(n*C+c plane input pointer,
+// window start per dim) -> value.
+template <class F>
+void for_windows(const std::string& op, const Attrs& a, Refs in, Refs out,
+                 F f) {
+  WindowGeometry g = geometry(op, a, in[0].shape);
+  check_out(op, out[0], out_shape(g));
+  Win3 v = win3(g);
+  const float* xp = in[0].as<const float>();
+  float* yp = out[0].as<float>();
+  const int64_t plane = v.in[0] * v.in[1] * v.in[2];
+  int64_t yi = 0;
+  for (int64_t nc = 0; nc < g.n * g.c_in; ++nc)
+    for (int64_t o0 = 0; o0 < v.out[0]; ++o0)
+      for (int64_t o1 = 0; o1 < v.out[1]; ++o1)
+        for (int64_t o2 = 0; o2 < v.out[2]; ++o2, ++yi) {
+          const int64_t start[3] = {o0 * v.s[0] - v.pb[0],
+                                    o1 * v.s[1] - v.pb[1],
+                                    o2 * v.s[2] - v.pb[2]};
+          yp[yi] = f(v, xp + nc * plane, start);
+        }
+}
+
+void maxpool_ref(const Attrs& a, Refs in, Refs out) {
+  for_windows("MaxPool", a, in, out,
+              [](const Win3& v, const float* x, const int64_t* st) {
+                float m = -std::numeric_limits<float>::infinity();
+                for (int64_t k0 = 0; k0 < v.k[0]; ++k0) {
+                  int64_t i0 = st[0] + k0 * v.d[0];
+                  if (i0 < 0 || i0 >= v.in[0]) continue;
+                  for (int64_t k1 = 0; k1 < v.k[1]; ++k1) {
+                    int64_t i1 = st[1] + k1 * v.d[1];
+                    if (i1 < 0 || i1 >= v.in[1]) continue;
+                    for (int64_t k2 = 0; k2 < v.k[2]; ++k2) {
+                      int64_t i2 = st[2] + k2 * v.d[2];
+                      if (i2 < 0 || i2 >= v.in[2]) continue;
+                      float e = x[(i0 * v.in[1] + i1) * v.in[2] + i2];
+                      if (e > m || std::isnan(e)) m = e;
+                      if (std::isnan(m)) return m;
+                    }
+                  }
+                }
+                return m;
+              });
+}
+
+// count_include_pad: the divisor counts window positions inside the padded
+// input (not those past the end padding that ceil_mode adds), as PyTorch
+// and onnxruntime do; otherwise only real input elements.
+void avgpool_ref(const Attrs& a, Refs in, Refs out) {
+  const bool include_pad = a.i("count_include_pad", 0) != 0;
+  WindowGeometry g = geometry("AveragePool", a, in[0].shape);
+  int64_t pe[3] = {0, 0, 0};  // end pads, padded to 3 dims like Win3
+  for (int i = 0, off = 3 - g.spatial(); i < g.spatial(); ++i)
+    pe[off + i] = g.pad_end[size_t(i)];
+  for_windows("AveragePool", a, in, out,
+              [&](const Win3& v, const float* x, const int64_t* st) {
+                double sum = 0;
+                // window positions inside the input / the padded input
+                int64_t real = 1, padded = 1;
+                for (int d = 0; d < 3; ++d) {
+                  int64_t nr = 0, np = 0;
+                  for (int64_t k = 0; k < v.k[d]; ++k) {
+                    int64_t i = st[d] + k * v.d[d];
+                    nr += i >= 0 && i < v.in[d];
+                    np += i >= -v.pb[d] && i < v.in[d] + pe[d];
+                  }
+                  real *= nr;
+                  padded *= np;
+                }
+                for (int64_t k0 = 0; k0 < v.k[0]; ++k0) {
+                  int64_t i0 = st[0] + k0 * v.d[0];
+                  if (i0 < 0 || i0 >= v.in[0]) continue;
+                  for (int64_t k1 = 0; k1 < v.k[1]; ++k1) {
+                    int64_t i1 = st[1] + k1 * v.d[1];
+                    if (i1 < 0 || i1 >= v.in[1]) continue;
+                    for (int64_t k2 = 0; k2 < v.k[2]; ++k2) {
+                      int64_t i2 = st[2] + k2 * v.d[2];
+                      if (i2 < 0 || i2 >= v.in[2]) continue;
+                      sum += x[(i0 * v.in[1] + i1) * v.in[2] + i2];
+                    }
+                  }
+                }
+                int64_t count = include_pad ? padded : real;
+                return count > 0 ? float(sum / double(count)) : 0.0f;
+              });
+}
+
+// --- global pools ------------------------------------------------------------
+
+ops::InferFn global_infer(const std::string& op) {
+  return [op](const Attrs&, Infos in) -> std::vector<TypeShape> {
+    const ValueInfo& x = need(in, 0, op, "X");
+    require_f32(op, "X", x);
+    if (x.shape.size() < 3)
+      fail(ErrorKind::invalid_argument,
+           op + ": input X has shape " + shape_str(x.shape) +
+               "; expected rank >= 3 ([N,C,spatial...])");
+    Shape y = x.shape;
+    for (size_t i = 2; i < y.size(); ++i) y[i] = 1;
+    return {{DType::f32, y}};
+  };
+}
+
+template <bool kMax>
+void global_ref(const Attrs&, Refs in, Refs out) {
+  const Shape& xs = in[0].shape;
+  Shape ys = xs;
+  for (size_t i = 2; i < ys.size(); ++i) ys[i] = 1;
+  check_out(kMax ? "GlobalMaxPool" : "GlobalAveragePool", out[0], ys);
+  const int64_t planes = xs[0] * xs[1];
+  const int64_t sz = planes ? in[0].numel() / planes : 0;
+  const float* x = in[0].as<const float>();
+  float* y = out[0].as<float>();
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* xp = x + p * sz;
+    if (kMax) {
+      float m = -std::numeric_limits<float>::infinity();
+      for (int64_t i = 0; i < sz; ++i)
+        if (xp[i] > m || std::isnan(xp[i])) m = xp[i];
+      y[p] = m;
+    } else {
+      double s = 0;
+      for (int64_t i = 0; i < sz; ++i) s += xp[i];
+      y[p] = float(s / double(sz));
+    }
+  }
+}
+
+}  // namespace
+
+void add_pool_ops(std::vector<OpSpec>& t) {
+  t.push_back(make_op("MaxPool", 1, 1, 1, pool_infer("MaxPool"), maxpool_ref,
+                      "max pooling: kernel_shape, strides, pads/auto_pad, "
+                      "dilations, ceil_mode (the Indices output is not "
+                      "supported)"));
+  t.push_back(make_op("AveragePool", 1, 1, 1, pool_infer("AveragePool"),
+                      avgpool_ref,
+                      "average pooling: kernel_shape, strides, pads/auto_pad, "
+                      "dilations, ceil_mode, count_include_pad"));
+  t.push_back(make_op("GlobalAveragePool", 1, 1, 1,
+                      global_infer("GlobalAveragePool"), global_ref<false>,
+                      "mean over all spatial dims"));
+  t.push_back(make_op("GlobalMaxPool", 1, 1, 1, global_infer("GlobalMaxPool"),
+                      global_ref<true>, "max over all spatial dims"));
+}
+
+}  // namespace shoal::ref::nn

@@ -1,0 +1,195 @@
+// Softmax, LogSoftmax, ReduceMean, ReduceMax, ReduceSum.
+#include <cmath>
+#include <limits>
+
+#include "reference/nn_internal.hpp"
+
+namespace shoal::ref::nn {
+namespace {
+
+// --- Softmax / LogSoftmax ----------------------------------------------------
+
+// The tensor seen as [outer, len, inner], normalized along len. With
+// coerce_2d (set by the frontend for opset < 13) the input is flattened to
+// 2-D at `axis` (default 1); otherwise only dim `axis` (default -1).
+struct SoftmaxSplit {
+  int64_t outer = 1, len = 1, inner = 1;
+};
+
+SoftmaxSplit softmax_split(const std::string& op, const Attrs& a,
+                           const Shape& s) {
+  const bool coerce = a.i("coerce_2d", 0) != 0;
+  const int64_t r = int64_t(s.size());
+  if (r == 0)
+    fail(ErrorKind::invalid_argument, op + ": input must have rank >= 1");
+  int64_t axis = norm_axis(op, a.i("axis", coerce ? 1 : -1), r);
+  SoftmaxSplit p;
+  for (int64_t i = 0; i < r; ++i) {
+    if (i < axis)
+      p.outer *= s[size_t(i)];
+    else if (i == axis || coerce)
+      p.len *= s[size_t(i)];
+    else
+      p.inner *= s[size_t(i)];
+  }
+  return p;
+}
+
+ops::InferFn softmax_infer(const std::string& op) {
+  return [op](const Attrs& a, Infos in) -> std::vector<TypeShape> {
+    const ValueInfo& x = need(in, 0, op, "input");
+    require_f32(op, "input", x);
+    softmax_split(op, a, x.shape);
+    return {{DType::f32, x.shape}};
+  };
+}
+
+template <bool kLog>
+void softmax_ref(const Attrs& a, Refs in, Refs out) {
+  const std::string op = kLog ? "LogSoftmax" : "Softmax";
+  check_out(op, out[0], in[0].shape);
+  SoftmaxSplit p = softmax_split(op, a, in[0].shape);
+  const float* x = in[0].as<const float>();
+  float* y = out[0].as<float>();
+  for (int64_t o = 0; o < p.outer; ++o)
+    for (int64_t i = 0; i < p.inner; ++i) {
+      const int64_t base = o * p.len * p.inner + i;
+      auto at = [&](int64_t j) { return base + j * p.inner; };
+      double mx = -std::numeric_limits<double>::infinity();
+      for (int64_t j = 0; j < p.len; ++j) mx = std::max(mx, double(x[at(j)]));
+      double sum = 0;
+      for (int64_t j = 0; j < p.len; ++j)
+        sum += std::exp(double(x[at(j)]) - mx);
+      for (int64_t j = 0; j < p.len; ++j) {
+        double z = double(x[at(j)]) - mx;
+        y[at(j)] = float(kLog ? z - std::log(sum) : std::exp(z) / sum);
+      }
+    }
+}
+
+// --- ReduceMean / ReduceMax / ReduceSum --------------------------------------
+
+enum class Reduce { mean, max, sum };
+
+struct ReducePlan {
+  std::vector<bool> reduced;  // per input dim
+  Shape out;                  // output shape (keepdims honoured)
+  bool noop = false;          // empty axes with noop_with_empty_axes
+};
+
+// axes come from the attribute (older opsets) or from input 1.
+ReducePlan reduce_plan(const std::string& op, const Attrs& a, const Shape& s,
+                       const std::vector<int64_t>& axes_in) {
+  const int64_t r = int64_t(s.size());
+  ReducePlan p;
+  p.reduced.assign(s.size(), false);
+  std::vector<int64_t> axes = axes_in;
+  if (axes.empty()) {
+    if (a.i("noop_with_empty_axes", 0) != 0) {
+      p.noop = true;
+      p.out = s;
+      return p;
+    }
+    p.reduced.assign(s.size(), true);
+  }
+  for (int64_t ax : axes) {
+    int64_t k = norm_axis(op, ax, r, "axes value");
+    if (p.reduced[size_t(k)])
+      fail(ErrorKind::invalid_argument, op + ": axes " + ints_str(axes) +
+                                            " name dim " + std::to_string(k) +
+                                            " twice");
+    p.reduced[size_t(k)] = true;
+  }
+  const bool keep = a.i("keepdims", 1) != 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (!p.reduced[i])
+      p.out.push_back(s[i]);
+    else if (keep)
+      p.out.push_back(1);
+  }
+  return p;
+}
+
+ops::InferFn reduce_infer(const std::string& op) {
+  return [op](const Attrs& a, Infos in) -> std::vector<TypeShape> {
+    const ValueInfo& x = need(in, 0, op, "data");
+    require_f32(op, "data", x);
+    std::vector<int64_t> axes = a.ints("axes");
+    if (!a.has("axes"))
+      if (const ValueInfo* v = opt(in, 1)) axes = const_ints(*v, op, "axes");
+    return {{DType::f32, reduce_plan(op, a, x.shape, axes).out}};
+  };
+}
+
+template <Reduce kKind>
+void reduce_ref(const Attrs& a, Refs in, Refs out) {
+  const std::string op = kKind == Reduce::mean  ? "ReduceMean"
+                         : kKind == Reduce::max ? "ReduceMax"
+                                                : "ReduceSum";
+  const Shape& s = in[0].shape;
+  std::vector<int64_t> axes = a.ints("axes");
+  if (!a.has("axes"))
+    if (const TensorRef* v = opt(in, 1)) axes = ints_of(*v, op, "axes");
+  ReducePlan p = reduce_plan(op, a, s, axes);
+  check_out(op, out[0], p.out);
+  const float* x = in[0].as<const float>();
+  float* y = out[0].as<float>();
+  const int64_t n = in[0].numel();
+  if (p.noop) {
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i];
+    return;
+  }
+  // Output strides per input dim, 0 along reduced dims.
+  Shape kept(s.size());
+  for (size_t i = 0; i < s.size(); ++i) kept[i] = p.reduced[i] ? 1 : s[i];
+  Shape st = strides_of(kept);
+  for (size_t i = 0; i < s.size(); ++i)
+    if (p.reduced[i]) st[i] = 0;
+  const int64_t on = shape_numel(p.out);
+  const double init =
+      kKind == Reduce::max ? -std::numeric_limits<double>::infinity() : 0.0;
+  std::vector<double> acc(size_t(on), init);
+  Shape pos(s.size(), 0);
+  int64_t oi = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double v = x[i];
+    double& t = acc[size_t(oi)];
+    if (kKind != Reduce::max)
+      t += v;
+    else if (v > t || std::isnan(v))
+      t = std::isnan(t) ? t : v;
+    for (size_t d = s.size(); d-- > 0;) {  // odometer increment
+      ++pos[d];
+      oi += st[d];
+      if (pos[d] < s[d]) break;
+      oi -= st[d] * pos[d];
+      pos[d] = 0;
+    }
+  }
+  const double count = on > 0 ? double(n) / double(on) : 0.0;
+  for (int64_t i = 0; i < on; ++i)
+    y[i] =
+        float(kKind == Reduce::mean ? acc[size_t(i)] / count : acc[size_t(i)]);
+}
+
+}  // namespace
+
+void add_reduce_ops(std::vector<OpSpec>& t) {
+  t.push_back(
+      make_op("Softmax", 1, 1, 1, softmax_infer("Softmax"), softmax_ref<false>,
+              "softmax along axis (opset < 13: flattened to 2-D at axis)"));
+  t.push_back(make_op(
+      "LogSoftmax", 1, 1, 1, softmax_infer("LogSoftmax"), softmax_ref<true>,
+      "log of softmax along axis (opset < 13: flattened to 2-D)"));
+  const char* axes_doc =
+      ": axes (attribute or input 1), keepdims, noop_with_empty_axes";
+  t.push_back(make_op("ReduceMean", 1, 1, 2, reduce_infer("ReduceMean"),
+                      reduce_ref<Reduce::mean>,
+                      std::string("mean") + axes_doc));
+  t.push_back(make_op("ReduceMax", 1, 1, 2, reduce_infer("ReduceMax"),
+                      reduce_ref<Reduce::max>, std::string("max") + axes_doc));
+  t.push_back(make_op("ReduceSum", 1, 1, 2, reduce_infer("ReduceSum"),
+                      reduce_ref<Reduce::sum>, std::string("sum") + axes_doc));
+}
+
+}  // namespace shoal::ref::nn

@@ -1,0 +1,346 @@
+// Tensor operators that select or combine elements: Gather, Concat, Split,
+// Slice, Tile. They move bytes, so every dtype is accepted.
+#include <optional>
+#include <set>
+
+#include "reference/ref_util.hpp"
+
+namespace shoal::ref {
+namespace {
+
+using ops::InferFn;
+using ops::OpSpec;
+using ops::RefKernel;
+using ops::TypeShape;
+using ops::ValueInfo;
+
+constexpr int kMaxVariadic = 1 << 16;
+
+OpSpec spec(std::string name, int min_opset, int min_in, int max_in, std::string summary,
+            InferFn infer, RefKernel kernel) {
+  OpSpec s;
+  s.name = std::move(name);
+  s.min_opset = min_opset;
+  s.min_inputs = min_in;
+  s.max_inputs = max_in;
+  s.infer = std::move(infer);
+  s.reference = std::move(kernel);
+  s.summary = std::move(summary);
+  s.dtypes = {DType::f32, DType::i64};
+  return s;
+}
+
+const ValueInfo& data_input(std::span<const ValueInfo> in, const std::string& op) {
+  const ValueInfo& x = req_input(in, 0, op, "data");
+  check_defined(op, x.dtype);
+  return x;
+}
+
+int64_t prod(const Shape& s, size_t from, size_t to) {
+  int64_t p = 1;
+  for (size_t i = from; i < to; ++i) p *= s[i];
+  return p;
+}
+
+// --- Gather ---------------------------------------------------------------------
+
+/// Resolves a Gather index (negative counts from the end); throws when out of
+/// range.
+int64_t gather_index(int64_t i, int64_t n) {
+  if (i < -n || i >= n)
+    fail(ErrorKind::invalid_argument, "Gather: index " + std::to_string(i) +
+                                          " out of range for an axis of size " + std::to_string(n));
+  return i < 0 ? i + n : i;
+}
+
+void add_gather(std::vector<OpSpec>& t) {
+  t.push_back(spec(
+      "Gather", 1, 2, 2, "y = data indexed by 'indices' along axis (negative indices wrap)",
+      [](const Attrs& a, std::span<const ValueInfo> in) {
+        const ValueInfo& x = data_input(in, "Gather");
+        const ValueInfo& ind = req_input(in, 1, "Gather", "indices");
+        check_dtype("Gather", "input 'indices'", ind.dtype, {DType::i64, DType::i32});
+        int64_t r = int64_t(x.shape.size());
+        if (r == 0) fail(ErrorKind::invalid_argument, "Gather: data must have rank >= 1");
+        size_t axis = size_t(normalize_axis("Gather", a.i("axis", 0), r));
+        if (ind.constant)
+          for (int64_t i : ind.constant->to_ints()) gather_index(i, x.shape[axis]);
+        Shape out(x.shape.begin(), x.shape.begin() + long(axis));
+        out.insert(out.end(), ind.shape.begin(), ind.shape.end());
+        out.insert(out.end(), x.shape.begin() + long(axis) + 1, x.shape.end());
+        return std::vector<TypeShape>{{x.dtype, out}};
+      },
+      [](const Attrs& a, std::span<const TensorRef> in, std::span<const TensorRef> out) {
+        const Shape& s = in[0].shape;
+        size_t axis = size_t(normalize_axis("Gather", a.i("axis", 0), int64_t(s.size())));
+        std::vector<int64_t> ind = read_ints(in[1], "Gather", "indices");
+        int64_t outer = prod(s, 0, axis), n = s[axis], inner = prod(s, axis + 1, s.size());
+        size_t chunk = size_t(inner) * dtype_size(in[0].dtype);
+        const auto* src = in[0].as<const uint8_t>();
+        auto* dst = out[0].as<uint8_t>();
+        for (int64_t o = 0; o < outer; ++o)
+          for (size_t j = 0; j < ind.size(); ++j) {
+            int64_t i = gather_index(ind[j], n);
+            std::memcpy(dst + (size_t(o) * ind.size() + j) * chunk, src + size_t(o * n + i) * chunk,
+                        chunk);
+          }
+      }));
+}
+
+// --- Concat ---------------------------------------------------------------------
+
+void add_concat(std::vector<OpSpec>& t) {
+  t.push_back(spec(
+      "Concat", 1, 1, kMaxVariadic, "joins the inputs along axis",
+      [](const Attrs& a, std::span<const ValueInfo> in) {
+        const ValueInfo& x = data_input(in, "Concat");
+        int64_t r = int64_t(x.shape.size());
+        if (r == 0) fail(ErrorKind::invalid_argument, "Concat: inputs must have rank >= 1");
+        size_t axis = size_t(normalize_axis("Concat", a.i("axis", 1), r));
+        Shape out = x.shape;
+        for (size_t i = 1; i < in.size(); ++i) {
+          const ValueInfo& y = req_input(in, i, "Concat", "input " + std::to_string(i));
+          if (y.dtype != x.dtype)
+            fail(ErrorKind::invalid_argument, "Concat: input " + std::to_string(i) +
+                                                  " has element type " + dtype_name(y.dtype) +
+                                                  " but input 0 has " + dtype_name(x.dtype));
+          bool ok = y.shape.size() == x.shape.size();
+          for (size_t d = 0; ok && d < x.shape.size(); ++d)
+            ok = d == axis || y.shape[d] == x.shape[d];
+          if (!ok)
+            fail(ErrorKind::invalid_argument,
+                 "Concat: input " + std::to_string(i) + " of shape " + shape_str(y.shape) +
+                     " does not match input 0 of shape " + shape_str(x.shape) + " outside axis " +
+                     std::to_string(axis));
+          out[axis] += y.shape[axis];
+        }
+        return std::vector<TypeShape>{{x.dtype, out}};
+      },
+      [](const Attrs& a, std::span<const TensorRef> in, std::span<const TensorRef> out) {
+        const Shape& s = out[0].shape;
+        size_t axis = size_t(normalize_axis("Concat", a.i("axis", 1), int64_t(s.size())));
+        int64_t outer = prod(s, 0, axis);
+        size_t inner = size_t(prod(s, axis + 1, s.size())) * dtype_size(out[0].dtype);
+        auto* dst = out[0].as<uint8_t>();
+        for (int64_t o = 0; o < outer; ++o)
+          for (const TensorRef& x : in) {
+            size_t chunk = size_t(x.shape[axis]) * inner;
+            if (chunk == 0) continue;
+            std::memcpy(dst, x.as<const uint8_t>() + size_t(o) * chunk, chunk);
+            dst += chunk;
+          }
+      }));
+}
+
+// --- Split ----------------------------------------------------------------------
+
+/// Split sizes: attribute 'split' (opset < 13), else input 1, else equal
+/// parts, their number from attribute 'num_outputs' (opset 18; for earlier
+/// opsets the frontend sets it from the node's output count). Uneven: the
+/// last part is smaller.
+std::vector<int64_t> split_sizes(const Attrs& a, std::span<const ValueInfo> in, int64_t dim) {
+  std::vector<int64_t> sizes;
+  if (a.has("split")) {
+    sizes = a.ints("split");
+  } else if (const ValueInfo* s = opt_input(in, 1)) {
+    sizes = const_ints(*s, "Split", "split");
+  } else if (a.has("num_outputs")) {
+    int64_t n = a.i("num_outputs", 0);
+    if (n < 1)
+      fail(ErrorKind::invalid_argument,
+           "Split: num_outputs must be >= 1, got " + std::to_string(n));
+    int64_t part = (dim + n - 1) / n;
+    if (dim % n == 0) part = dim / n;
+    for (int64_t i = 0; i < n; ++i)
+      sizes.push_back(std::max<int64_t>(0, std::min(part, dim - i * part)));
+  } else {
+    fail(ErrorKind::invalid_argument,
+         "Split: needs 'split' sizes or attribute 'num_outputs' (the number of outputs)");
+  }
+  int64_t sum = 0;
+  for (int64_t v : sizes) {
+    if (v < 0)
+      fail(ErrorKind::invalid_argument, "Split: negative size in split " + shape_str(sizes));
+    sum += v;
+  }
+  if (sum != dim)
+    fail(ErrorKind::invalid_argument, "Split: sizes " + shape_str(sizes) + " sum to " +
+                                          std::to_string(sum) + ", the axis has " +
+                                          std::to_string(dim));
+  return sizes;
+}
+
+void add_split(std::vector<OpSpec>& t) {
+  OpSpec s = spec(
+      "Split", 1, 1, 2, "splits along axis into parts given by 'split' or equal parts",
+      [](const Attrs& a, std::span<const ValueInfo> in) {
+        const ValueInfo& x = data_input(in, "Split");
+        int64_t r = int64_t(x.shape.size());
+        if (r == 0) fail(ErrorKind::invalid_argument, "Split: input must have rank >= 1");
+        size_t axis = size_t(normalize_axis("Split", a.i("axis", 0), r));
+        std::vector<TypeShape> outs;
+        for (int64_t n : split_sizes(a, in, x.shape[axis])) {
+          outs.push_back({x.dtype, x.shape});
+          outs.back().shape[axis] = n;
+        }
+        return outs;
+      },
+      // Each output's extent along axis comes from its (inferred) shape.
+      [](const Attrs& a, std::span<const TensorRef> in, std::span<const TensorRef> out) {
+        const Shape& s = in[0].shape;
+        size_t axis = size_t(normalize_axis("Split", a.i("axis", 0), int64_t(s.size())));
+        int64_t outer = prod(s, 0, axis);
+        size_t inner = size_t(prod(s, axis + 1, s.size())) * dtype_size(in[0].dtype);
+        const auto* src = in[0].as<const uint8_t>();
+        for (int64_t o = 0; o < outer; ++o)
+          for (const TensorRef& y : out) {
+            size_t chunk = size_t(y.shape[axis]) * inner;
+            if (y.present() && chunk > 0)
+              std::memcpy(y.as<uint8_t>() + size_t(o) * chunk, src, chunk);
+            src += chunk;
+          }
+      });
+  s.num_outputs = -1;
+  t.push_back(std::move(s));
+}
+
+// --- Slice ----------------------------------------------------------------------
+
+/// Per-dim start, step and count of a slice of `shape`.
+struct SliceDims {
+  Shape start, step, count;
+};
+
+/// ONNX Slice semantics: negative starts/ends count from the end, then
+/// clamp to [0, dim] (step > 0) or [0, dim-1] / [-1, dim-1] (step < 0).
+SliceDims slice_dims(const Shape& shape, const std::vector<int64_t>& starts,
+                     const std::vector<int64_t>& ends, std::optional<std::vector<int64_t>> axes,
+                     std::optional<std::vector<int64_t>> steps) {
+  size_t n = starts.size();
+  int64_t r = int64_t(shape.size());
+  if (ends.size() != n || (axes && axes->size() != n) || (steps && steps->size() != n))
+    fail(ErrorKind::invalid_argument,
+         "Slice: starts " + shape_str(starts) + ", ends " + shape_str(ends) +
+             (axes ? ", axes " + shape_str(*axes) : "") +
+             (steps ? ", steps " + shape_str(*steps) : "") + " differ in length");
+  SliceDims sd{Shape(size_t(r), 0), Shape(size_t(r), 1), shape};
+  std::set<int64_t> seen;
+  for (size_t i = 0; i < n; ++i) {
+    int64_t ax = axes ? (*axes)[i] : int64_t(i);
+    int64_t d = normalize_axis("Slice", ax, r, "axes entry");
+    if (!seen.insert(d).second)
+      fail(ErrorKind::invalid_argument, "Slice: axis " + std::to_string(ax) + " given twice");
+    int64_t step = steps ? (*steps)[i] : 1;
+    if (step == 0) fail(ErrorKind::invalid_argument, "Slice: step must not be 0");
+    int64_t dim = shape[size_t(d)], s = starts[i], e = ends[i];
+    if (s < 0) s += dim;  // no overflow: dim >= 0
+    if (e < 0) e += dim;
+    if (dim == 0) {
+      s = e = 0;  // empty dim: nothing to select
+    } else if (step > 0) {
+      s = std::clamp<int64_t>(s, 0, dim);
+      e = std::clamp<int64_t>(e, 0, dim);
+    } else {
+      s = std::clamp<int64_t>(s, 0, dim - 1);
+      e = std::clamp<int64_t>(e, -1, dim - 1);
+    }
+    // ceil((e - s) / step); |e - s| <= dim + 1 so nothing overflows.
+    int64_t diff = e - s, cnt = 0;
+    if (step > 0 && diff > 0) cnt = (diff + step - 1) / step;
+    if (step < 0 && diff < 0) cnt = (-diff + (-step) - 1) / (-step);
+    sd.start[size_t(d)] = s;
+    sd.step[size_t(d)] = step;
+    sd.count[size_t(d)] = cnt;
+  }
+  return sd;
+}
+
+/// Slice parameters: attributes starts/ends/axes (opset < 10) when present,
+/// else inputs 1-4. `get(i, name)` reads input i, or nullopt when absent.
+template <class Get>
+SliceDims slice_from(const Attrs& a, const Shape& shape, Get get) {
+  if (a.has("starts") || a.has("ends")) {
+    std::optional<std::vector<int64_t>> axes;
+    if (a.has("axes")) axes = a.ints("axes");
+    return slice_dims(shape, a.ints("starts"), a.ints("ends"), axes, std::nullopt);
+  }
+  auto starts = get(1, "starts"), ends = get(2, "ends");
+  if (!starts || !ends) fail(ErrorKind::invalid_argument, "Slice: missing starts or ends");
+  return slice_dims(shape, *starts, *ends, get(3, "axes"), get(4, "steps"));
+}
+
+void add_slice(std::vector<OpSpec>& t) {
+  t.push_back(spec(
+      "Slice", 1, 1, 5, "y = x[starts:ends:steps] along axes (ONNX clamping)",
+      [](const Attrs& a, std::span<const ValueInfo> in) {
+        const ValueInfo& x = data_input(in, "Slice");
+        SliceDims sd = slice_from(a, x.shape, [&](size_t i, const char* name) {
+          std::optional<std::vector<int64_t>> v;
+          if (const ValueInfo* p = opt_input(in, i)) v = const_ints(*p, "Slice", name);
+          return v;
+        });
+        return std::vector<TypeShape>{{x.dtype, sd.count}};
+      },
+      [](const Attrs& a, std::span<const TensorRef> in, std::span<const TensorRef> out) {
+        SliceDims sd = slice_from(a, in[0].shape, [&](size_t i, const char* name) {
+          std::optional<std::vector<int64_t>> v;
+          if (const TensorRef* p = opt_input(in, i)) v = read_ints(*p, "Slice", name);
+          return v;
+        });
+        Shape st = strides_of(in[0].shape);
+        std::vector<int64_t> idx(size_t(out[0].numel()));
+        for_each_pos(out[0].shape, [&](int64_t k, const Shape& pos) {
+          int64_t off = 0;
+          for (size_t d = 0; d < pos.size(); ++d)
+            off += (sd.start[d] + pos[d] * sd.step[d]) * st[d];
+          idx[size_t(k)] = off;
+        });
+        gather_elements(in[0], out[0], idx);
+      }));
+}
+
+// --- Tile -----------------------------------------------------------------------
+
+void add_tile(std::vector<OpSpec>& t) {
+  t.push_back(spec(
+      "Tile", 6, 2, 2, "repeats x 'repeats[d]' times along each dim d",
+      [](const Attrs&, std::span<const ValueInfo> in) {
+        const ValueInfo& x = data_input(in, "Tile");
+        std::vector<int64_t> rep =
+            const_ints(req_input(in, 1, "Tile", "repeats"), "Tile", "repeats");
+        if (rep.size() != x.shape.size())
+          fail(ErrorKind::invalid_argument, "Tile: repeats " + shape_str(rep) +
+                                                " must have one entry per dim of shape " +
+                                                shape_str(x.shape));
+        Shape out = x.shape;
+        for (size_t d = 0; d < rep.size(); ++d) {
+          if (rep[d] < 0)
+            fail(ErrorKind::invalid_argument, "Tile: negative repeat in " + shape_str(rep));
+          out[d] *= rep[d];
+        }
+        return std::vector<TypeShape>{{x.dtype, out}};
+      },
+      [](const Attrs&, std::span<const TensorRef> in, std::span<const TensorRef> out) {
+        const Shape& s = in[0].shape;
+        Shape st = strides_of(s);
+        std::vector<int64_t> idx(size_t(out[0].numel()));
+        for_each_pos(out[0].shape, [&](int64_t k, const Shape& pos) {
+          int64_t off = 0;
+          for (size_t d = 0; d < pos.size(); ++d) off += (pos[d] % s[d]) * st[d];
+          idx[size_t(k)] = off;
+        });
+        gather_elements(in[0], out[0], idx);
+      }));
+}
+
+}  // namespace
+
+void register_tensor_index(std::vector<OpSpec>& t) {
+  add_gather(t);
+  add_concat(t);
+  add_split(t);
+  add_slice(t);
+  add_tile(t);
+}
+
+}  // namespace shoal::ref
