@@ -99,5 +99,7 @@ int cmd_compile(const std::vector<std::string>& argv);
 int cmd_run(const std::vector<std::string>& argv);
 int cmd_inspect(const std::vector<std::string>& argv);
 int cmd_devices(const std::vector<std::string>& argv);
+int cmd_ops(const std::vector<std::string>& argv);
+int cmd_bench(const std::vector<std::string>& argv);
 
 }  // namespace shoal::cli

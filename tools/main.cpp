@@ -24,6 +24,8 @@ constexpr CommandEntry kCommands[] = {
     {"run", "run a program on .npy inputs", shoal::cli::cmd_run},
     {"inspect", "describe a program file", shoal::cli::cmd_inspect},
     {"devices", "list the devices of this host", shoal::cli::cmd_devices},
+    {"ops", "list the supported operators", shoal::cli::cmd_ops},
+    {"bench", "time a program on a random batch", shoal::cli::cmd_bench},
 };
 
 void print_usage(std::FILE* out) {

@@ -70,6 +70,9 @@ struct CompileOptions {
   int clusters = 1;      ///< clusters per device
   bool split = false;    ///< SDK "nobatch": clusters share one input
   bool optimize = true;  ///< run fusion passes (folding always runs)
+  /// Store conv/matmul weights in the layout the CPU kernels want on the
+  /// compiling machine (no repacking at load; another CPU repacks once).
+  bool prepack = true;
   /// Progress and diagnostics; receives one line at a time.
   std::function<void(const std::string&)> log;
 };
@@ -130,6 +133,20 @@ struct DeviceInfo {
   std::string describe() const;
 };
 
+/// One operator of the operator table (the single source of truth for what
+/// shoal supports; docs/OPERATORS.md is generated from it).
+struct OperatorInfo {
+  std::string name;
+  int min_opset = 1;
+  int min_inputs = 1, max_inputs = 1;
+  bool runtime = true;  ///< false: folded at compile time only (e.g. Shape)
+  std::vector<DType> dtypes;  ///< dtypes its run-time kernels take
+  std::string summary;
+};
+std::vector<OperatorInfo> operators();
+/// The operator table as the Markdown of docs/OPERATORS.md.
+std::string operators_markdown();
+
 /// Devices on this host (CPU devices follow SHOAL_CPU_DEVICES).
 std::vector<DeviceInfo> devices();
 
@@ -146,6 +163,21 @@ class Runtime {
   /// inputs); the batch is split across devices x clusters. Outputs come back
   /// in input order, each with leading dim N.
   std::vector<Tensor> run(const std::vector<Tensor>& inputs);
+
+  /// Asynchronous pipeline. put() copies the inputs, starts them on the
+  /// clusters and returns; results come back from get() in put order, each
+  /// with the tag of its inputs. At most `queue_capacity()` puts are
+  /// outstanding (running or finished but not yet taken): a put beyond that
+  /// waits up to `timeout_ms` (< 0: no limit) for a get() on another thread
+  /// and returns false if none came. get() waits up to `timeout_ms` for the
+  /// oldest put to finish (0: just look) and returns false if it has not; it
+  /// never waits when nothing was put, and throws instead, so a lone thread
+  /// cannot hang itself. All of it is thread-safe, alongside run().
+  bool put(const std::vector<Tensor>& inputs, uint64_t tag, double timeout_ms = -1);
+  bool get(std::vector<Tensor>& outputs, uint64_t& tag, double timeout_ms = -1);
+  size_t queue_capacity() const;
+  void set_queue_capacity(size_t capacity);  ///< >= 1; default 2 x clusters
+  size_t pending() const;  ///< puts not yet taken by get()
 
   const Program& program() const;
   double last_run_ms() const;

@@ -34,6 +34,7 @@ __all__ = [
     "load",
     "parse_shape",
     "devices",
+    "operators",
     "Program",
     "Runtime",
     "TensorInfo",
@@ -65,6 +66,12 @@ def parse_shape(text):
 def devices():
     """The devices on this host (CPU devices follow SHOAL_CPU_DEVICES)."""
     return _shoal.devices()
+
+
+def operators():
+    """The operator table: a list of dicts (name, min_opset, min_inputs,
+    max_inputs, runtime, dtypes, summary), sorted by name."""
+    return _shoal.operators()
 
 
 def load(path):

@@ -377,6 +377,24 @@ PYBIND11_MODULE(_shoal, m) {
       .def("__repr__",
            [](const shoal::DeviceInfo& d) { return "<shoal.Device " + d.describe() + ">"; });
   m.def("devices", [] { return shoal::devices(); });
+  m.def("operators", [] {
+    py::list out;
+    for (const shoal::OperatorInfo& op : shoal::operators()) {
+      py::dict r;
+      r["name"] = op.name;
+      r["min_opset"] = op.min_opset;
+      r["min_inputs"] = op.min_inputs;
+      r["max_inputs"] = op.max_inputs;
+      r["runtime"] = op.runtime;
+      py::list dts;
+      for (shoal::DType t : op.dtypes) dts.append(shoal::dtype_name(t));
+      r["dtypes"] = dts;
+      r["summary"] = op.summary;
+      out.append(r);
+    }
+    return out;
+  });
+  m.def("operators_markdown", &shoal::operators_markdown);
 
   py::class_<shoal::Runtime>(m, "Runtime")
       .def(py::init(

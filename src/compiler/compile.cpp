@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "backends/cpu/onednn_kernels.hpp"
 #include "compiler/emit.hpp"
 #include "frontend/onnx/onnx_import.hpp"
 #include "passes/passes.hpp"
@@ -83,6 +84,7 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
     passes::fold_batchnorm(g, log);
     passes::fuse_residual_add(g, log);
     passes::fuse_activations(g, log);
+    passes::assign_layouts(g, log);
   }
   data->version = program::kFormatVersion;
   data->target = "cpu";
@@ -91,6 +93,7 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
   data->clusters = o.clusters;
   data->split = o.split;
   compiler::emit_program(g, *data, log);
+  if (o.prepack) cpu::prepack_weights(*data, log);
   log("compiled " + std::to_string(data->instructions.size()) + " instructions");
   return Program(std::move(data));
 }

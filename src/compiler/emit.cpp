@@ -107,6 +107,7 @@ void emit_program(const ir::Graph& g, program::ProgramData& p, const passes::Log
     d.dtype = val.dtype;
     d.shape = val.shape;
     d.bytes = uint64_t(shape_numel(val.shape)) * dtype_size(val.dtype);
+    if (val.channels_last) d.layout = program::Layout::channels_last;
     if (val.is_const()) {
       d.storage = program::Storage::weight;
       d.offset = (weights.size() + program::kWeightAlign - 1) / program::kWeightAlign *

@@ -18,6 +18,7 @@ struct Value {
   Shape shape;
   bool shape_known = false;
   std::optional<HostTensor> constant;  // set for initializers and folded values
+  bool channels_last = false;  // stored NHWC at run time (assign_layouts)
   bool is_const() const { return constant.has_value(); }
 };
 

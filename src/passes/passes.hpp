@@ -23,6 +23,12 @@ void fold_batchnorm(ir::Graph& g, const Log& log);
 void fuse_residual_add(ir::Graph& g, const Log& log);
 void fuse_activations(ir::Graph& g, const Log& log);
 
+/// Marks 4-D activations passed only between kernels that prefer the
+/// channels-last layout (NHWC), so that no reorder happens between them.
+/// Graph inputs and outputs, and anything a view or another op reads, stay
+/// plain NCHW.
+void assign_layouts(ir::Graph& g, const Log& log);
+
 /// Helpers shared by the passes.
 bool is_graph_output(const ir::Graph& g, int value);
 /// Replaces every use of value `from` by value `to` (nodes and outputs).

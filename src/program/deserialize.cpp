@@ -300,7 +300,7 @@ TensorDesc read_tensor(ByteReader& r, const Regions& regions) {
   t.storage = Storage(storage);
   at = r.offset();
   uint8_t layout = r.u8("layout");
-  if (layout > 1) r.fail(at, "layout code " + num(layout) + " is invalid");
+  if (layout > 2) r.fail(at, "layout code " + num(layout) + " is invalid");
   t.layout = Layout(layout);
   uint64_t logical = read_shape(r, t.dtype, t.shape);
   uint64_t offset_at = r.offset();
@@ -310,11 +310,11 @@ TensorDesc read_tensor(ByteReader& r, const Regions& regions) {
   uint64_t packing_at = r.offset();
   t.packing = r.blob("packing");
 
-  if (t.layout == Layout::plain && t.bytes < logical)
+  if (t.layout != Layout::packed && t.bytes < logical)
     r.fail(bytes_at, "reserves " + num(t.bytes) + " bytes but its shape " +
                          shape_str(t.shape) + " of " + dtype_name(t.dtype) +
                          " needs " + num(logical));
-  if (t.layout == Layout::plain && !t.packing.empty())
+  if (t.layout != Layout::packed && !t.packing.empty())
     r.fail(packing_at, "a plain tensor has " + num(t.packing.size()) +
                            " bytes of packing description");
   bool weight = t.storage == Storage::weight;

@@ -20,7 +20,10 @@ enum class Storage : uint8_t {
 /// Layout of a tensor's bytes. Plain = dense row-major (NCHW for 4-D).
 /// Packed = a kernel-specific packing described by `packing` (opaque bytes
 /// the backend that wrote them understands, e.g. a oneDNN memory desc).
-enum class Layout : uint8_t { plain = 0, packed = 1 };
+/// Channels-last = dense with the channel dim (1) moved last (NHWC for 4-D):
+/// the same bytes as plain, another order; the compiler picks it for
+/// activations passed between kernels that prefer it.
+enum class Layout : uint8_t { plain = 0, packed = 1, channels_last = 2 };
 
 struct TensorDesc {
   std::string name;

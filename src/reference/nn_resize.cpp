@@ -143,8 +143,10 @@ float original_coord(const std::string& coord, float xo, float scale,
   if (coord == "half_pixel") return (xo + 0.5f) / scale - 0.5f;
   if (coord == "pytorch_half_pixel")
     return out_len > 1 ? (xo + 0.5f) / scale - 0.5f : 0.0f;
+  // ONNX takes length_resized as in_len * scale, which need not be an
+  // integer (it is out_len when the output size was given, not the scales).
   if (coord == "align_corners")
-    return out_len == 1 ? 0.0f : xo * float(in_len - 1) / float(out_len - 1);
+    return out_len == 1 ? 0.0f : xo * float(in_len - 1) / (scale * float(in_len) - 1.0f);
   if (coord == "tf_half_pixel_for_nn") return (xo + 0.5f) / scale;
   // half_pixel_symmetric
   float adjustment = float(out_len) / (scale * float(in_len));

@@ -81,6 +81,15 @@ std::string Program::describe() const {
     << (p.split ? " (split: clusters share one input)" : " (batch)") << "\n"
     << "  arena " << p.arena_bytes << " bytes per cluster, weights " << p.weights_bytes
     << " bytes\n";
+  size_t packed = 0;
+  uint64_t packed_bytes = 0;
+  for (const auto& t : p.tensors)
+    if (t.storage == program::Storage::weight && t.layout == program::Layout::packed) {
+      ++packed;
+      packed_bytes += t.bytes;
+    }
+  o << "  packed weights: " << packed << " tensors, " << packed_bytes
+    << " bytes (stored in the CPU kernels' layouts)\n";
   double flops = 0;
   for (const auto& ins : p.instructions) flops += ins.flops;
   o << "  " << p.instructions.size() << " instructions, " << flops / 1e9 << " GFLOP per input\n";
@@ -132,7 +141,21 @@ Runtime::~Runtime() = default;
 Runtime::Runtime(Runtime&&) noexcept = default;
 Runtime& Runtime::operator=(Runtime&&) noexcept = default;
 
-std::vector<Tensor> Runtime::run(const std::vector<Tensor>& inputs) { return impl_->run(inputs); }
+static runtime::Session& live(const std::unique_ptr<runtime::Session>& s) {
+  if (!s) throw Error(ErrorKind::invalid_argument, "this Runtime was moved from");
+  return *s;
+}
+
+std::vector<Tensor> Runtime::run(const std::vector<Tensor>& inputs) { return live(impl_).run(inputs); }
+bool Runtime::put(const std::vector<Tensor>& inputs, uint64_t tag, double timeout_ms) {
+  return live(impl_).put(inputs, tag, timeout_ms);
+}
+bool Runtime::get(std::vector<Tensor>& outputs, uint64_t& tag, double timeout_ms) {
+  return live(impl_).get(outputs, tag, timeout_ms);
+}
+size_t Runtime::queue_capacity() const { return live(impl_).queue_capacity(); }
+void Runtime::set_queue_capacity(size_t c) { live(impl_).set_queue_capacity(c); }
+size_t Runtime::pending() const { return live(impl_).pending(); }
 const Program& Runtime::program() const { return impl_->program(); }
 double Runtime::last_run_ms() const { return impl_->last_run_ms(); }
 std::vector<LayerProfile> Runtime::profile() const { return impl_->profile(); }

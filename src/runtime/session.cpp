@@ -44,6 +44,38 @@ Shape batched(const Shape& s, int64_t n) {
 
 }  // namespace
 
+struct Session::Job {
+  std::vector<Tensor> inputs, outputs;
+  uint64_t tag = 0;
+  std::mutex mu;
+  std::condition_variable cv;
+  int left = 0;  // workers still running
+  std::exception_ptr error;
+  std::function<void()> on_done;
+  std::chrono::steady_clock::time_point t0;
+
+  void finish_worker(std::exception_ptr e) {
+    bool last;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      if (e && !error) error = e;
+      last = --left == 0;
+    }
+    if (!last) return;
+    if (on_done) on_done();
+    std::lock_guard<std::mutex> lk(mu);
+    cv.notify_all();
+  }
+  bool done() {
+    std::lock_guard<std::mutex> lk(mu);
+    return left == 0;
+  }
+  void wait() {
+    std::unique_lock<std::mutex> lk(mu);
+    cv.wait(lk, [&] { return left == 0; });
+  }
+};
+
 struct Session::Executor {
   Device* device = nullptr;
   int cluster = 0;
@@ -174,9 +206,18 @@ Session::Session(const Program& program, const RuntimeOptions& options)
     for (auto& e : ds->executors) executors_.push_back(e.get());
     devices_.push_back(std::move(ds));
   }
+  capacity_ = 2 * executors_.size();
 }
 
-Session::~Session() = default;
+Session::~Session() {
+  // Jobs still queued hold references into this session: let them finish.
+  std::deque<std::shared_ptr<Job>> left;
+  {
+    std::lock_guard<std::mutex> lk(queue_mu_);
+    left.swap(queue_);
+  }
+  for (auto& j : left) j->wait();
+}
 
 void Session::check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) const {
   const auto infos = program_.inputs();
@@ -210,33 +251,38 @@ void Session::check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) co
   }
 }
 
-std::vector<Tensor> Session::run(const std::vector<Tensor>& inputs) {
-  const auto t0 = std::chrono::steady_clock::now();
+std::shared_ptr<Session::Job> Session::start(std::vector<Tensor> inputs,
+                                             std::function<void()> on_done) {
+  auto job = std::make_shared<Job>();
+  job->t0 = std::chrono::steady_clock::now();
   int64_t n = 0;
   check_inputs(inputs, n);
+  job->inputs = std::move(inputs);
+  job->on_done = std::move(on_done);
   const program::ProgramData& pd = program_.data();
-  std::vector<Tensor> outputs;
   for (int32_t t : pd.outputs) {
     const auto& d = pd.tensors[size_t(t)];
-    outputs.emplace_back(d.dtype, batched(d.shape, n));
+    job->outputs.emplace_back(d.dtype, batched(d.shape, n));
   }
   const int workers = int(std::min<int64_t>(n, int64_t(executors_.size())));
-  if (workers == 0) return outputs;
-  // Each worker (cluster) takes the next sample until the batch is done.
+  job->left = workers;
+  if (workers == 0) return job;  // an empty batch is done at once
+  // Each worker (cluster) takes the next sample until the batch is done, so
+  // outputs land in input order whatever order samples finish in.
   auto next = std::make_shared<std::atomic<int64_t>>(0);
-  Completion done(workers);
   const bool profile = options_.profile;
   const size_t first = round_robin_.fetch_add(size_t(workers));
   for (int w = 0; w < workers; ++w) {
     Executor* ex = executors_[(first + size_t(w)) % executors_.size()];
-    ex->device->submit(ex->cluster, [ex, next, n, &pd, &inputs, &outputs, &done,
-                                     profile](ExecContext& ctx) {
+    ex->device->submit(ex->cluster, [ex, next, n, &pd, job, profile](ExecContext& ctx) {
+      std::exception_ptr error;
       try {
         for (int64_t i; (i = next->fetch_add(1)) < n;) {
           for (size_t k = 0; k < pd.inputs.size(); ++k) {
             const auto& d = pd.tensors[size_t(pd.inputs[k])];
             std::memcpy(ex->arena + d.offset,
-                        static_cast<const uint8_t*>(inputs[k].data()) + size_t(i) * d.bytes, d.bytes);
+                        static_cast<const uint8_t*>(job->inputs[k].data()) + size_t(i) * d.bytes,
+                        d.bytes);
           }
           for (size_t s = 0; s < ex->kernels.size(); ++s) {
             if (!profile) {
@@ -254,18 +300,99 @@ std::vector<Tensor> Session::run(const std::vector<Tensor>& inputs) {
             const uint8_t* src = d.storage == program::Storage::weight
                                      ? pd.weights + d.offset
                                      : ex->arena + d.offset;
-            std::memcpy(static_cast<uint8_t*>(outputs[k].data()) + size_t(i) * d.bytes, src, d.bytes);
+            std::memcpy(static_cast<uint8_t*>(job->outputs[k].data()) + size_t(i) * d.bytes, src,
+                        d.bytes);
           }
         }
-        done.done();
       } catch (...) {
-        done.done(std::current_exception());
+        error = std::current_exception();
+        next->store(n);  // the other workers stop early
       }
+      job->finish_worker(error);
     });
   }
-  done.wait();
-  last_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  return outputs;
+  return job;
+}
+
+std::vector<Tensor> Session::run(const std::vector<Tensor>& inputs) {
+  auto job = start(inputs, nullptr);
+  job->wait();
+  if (job->error) std::rethrow_exception(job->error);
+  last_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - job->t0)
+                 .count();
+  return std::move(job->outputs);
+}
+
+static std::chrono::steady_clock::time_point deadline_after(double timeout_ms) {
+  if (timeout_ms < 0) return std::chrono::steady_clock::time_point::max();
+  return std::chrono::steady_clock::now() +
+         std::chrono::microseconds(int64_t(std::min(timeout_ms, 1e12) * 1000));
+}
+
+bool Session::put(const std::vector<Tensor>& inputs, uint64_t tag, double timeout_ms) {
+  int64_t n = 0;
+  check_inputs(inputs, n);  // before waiting: a bad put fails at once
+  // The caller may reuse its buffers as soon as put returns: copy them.
+  std::vector<Tensor> copies;
+  for (const Tensor& t : inputs) {
+    Tensor c(t.dtype(), t.shape());
+    if (c.bytes() && t.data()) std::memcpy(c.data(), t.data(), c.bytes());
+    copies.push_back(std::move(c));
+  }
+  const auto deadline = deadline_after(timeout_ms);
+  std::unique_lock<std::mutex> lk(queue_mu_);
+  if (!queue_cv_.wait_until(lk, deadline, [&] { return queue_.size() < capacity_; }))
+    return false;
+  auto job = start(std::move(copies), [this] {
+    std::lock_guard<std::mutex> g(queue_mu_);
+    queue_cv_.notify_all();
+  });
+  job->tag = tag;
+  queue_.push_back(std::move(job));
+  return true;
+}
+
+bool Session::get(std::vector<Tensor>& outputs, uint64_t& tag, double timeout_ms) {
+  const auto deadline = deadline_after(timeout_ms);
+  std::unique_lock<std::mutex> lk(queue_mu_);
+  for (;;) {
+    if (queue_.empty())
+      throw Error(ErrorKind::invalid_argument,
+                  "get(): no input is pending (every put was already taken)");
+    std::shared_ptr<Job> front = queue_.front();
+    if (front->done()) {
+      queue_.pop_front();
+      queue_cv_.notify_all();  // room for a put
+      lk.unlock();
+      tag = front->tag;
+      if (front->error) std::rethrow_exception(front->error);
+      last_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                           front->t0)
+                     .count();
+      outputs = std::move(front->outputs);
+      return true;
+    }
+    if (queue_cv_.wait_until(lk, deadline) == std::cv_status::timeout && !front->done())
+      return false;
+  }
+}
+
+size_t Session::queue_capacity() const {
+  std::lock_guard<std::mutex> lk(queue_mu_);
+  return capacity_;
+}
+
+void Session::set_queue_capacity(size_t capacity) {
+  if (capacity < 1)
+    throw Error(ErrorKind::invalid_argument, "the queue capacity must be at least 1");
+  std::lock_guard<std::mutex> lk(queue_mu_);
+  capacity_ = capacity;
+  queue_cv_.notify_all();
+}
+
+size_t Session::pending() const {
+  std::lock_guard<std::mutex> lk(queue_mu_);
+  return queue_.size();
 }
 
 std::vector<LayerProfile> Session::profile() const {

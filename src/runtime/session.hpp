@@ -3,6 +3,8 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -17,6 +19,11 @@ class Session {
   ~Session();
 
   std::vector<Tensor> run(const std::vector<Tensor>& inputs);
+  bool put(const std::vector<Tensor>& inputs, uint64_t tag, double timeout_ms);
+  bool get(std::vector<Tensor>& outputs, uint64_t& tag, double timeout_ms);
+  size_t queue_capacity() const;
+  void set_queue_capacity(size_t capacity);
+  size_t pending() const;
   const Program& program() const { return program_; }
   double last_run_ms() const { return last_ms_.load(); }
   std::vector<LayerProfile> profile() const;
@@ -25,8 +32,12 @@ class Session {
  private:
   struct Executor;  // one per (device, cluster)
   struct DeviceState;
+  struct Job;       // one batch in flight
 
   void check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) const;
+  /// Validates and starts a batch on the clusters; `on_done` runs (on a
+  /// cluster thread) when its last sample finished.
+  std::shared_ptr<Job> start(std::vector<Tensor> inputs, std::function<void()> on_done);
 
   Program program_;
   RuntimeOptions options_;
@@ -34,6 +45,12 @@ class Session {
   std::vector<Executor*> executors_;
   std::atomic<double> last_ms_{0};
   std::atomic<size_t> round_robin_{0};  // spreads small batches over clusters
+
+  // The asynchronous queue: jobs in put order, and who waits on them.
+  mutable std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  size_t capacity_ = 2;
 };
 
 }  // namespace shoal::runtime

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "backends/cpu/onednn_packing.hpp"
 #include "shoal/error.hpp"
 
 namespace shoal::cpu {
@@ -105,7 +106,11 @@ const void* OpContext::weight_data(const program::TensorDesc& t) const {
     base = prog.owned_weights.data();
     size = prog.owned_weights.size();
   }
-  uint64_t need = uint64_t(shape_numel(t.shape)) * dtype_size(t.dtype);
+  // A packed weight spans its reserved bytes (checked against its layout by
+  // decode_packing); a plain one its logical size.
+  uint64_t need = t.layout == program::Layout::packed
+                      ? t.bytes
+                      : uint64_t(shape_numel(t.shape)) * dtype_size(t.dtype);
   if (!base || t.offset > size || size - t.offset < need)
     throw Error(ErrorKind::invalid_argument,
                 what() + ": weight '" + t.name + "' (offset " +
@@ -146,6 +151,27 @@ dims plain_strides(const dims& d) {
 
 dnnl::memory::desc plain_md(const dims& d) {
   return dnnl::memory::desc(d, dt::f32, plain_strides(d));
+}
+
+dnnl::memory::desc user_md(const program::TensorDesc& t, const dims& d) {
+  if (t.layout != program::Layout::channels_last || d.size() < 3 ||
+      d.size() != t.shape.size())
+    return plain_md(d);
+  // Strides of the (N, spatial..., C) order, expressed per logical dim.
+  dims st(d.size());
+  dnnl::memory::dim acc = 1;
+  st[1] = acc;
+  acc *= std::max<int64_t>(d[1], 1);
+  for (size_t i = d.size(); i-- > 2;) {
+    st[i] = acc;
+    acc *= std::max<int64_t>(d[i], 1);
+  }
+  st[0] = acc;
+  return dnnl::memory::desc(d, dt::f32, st);
+}
+
+bool same_layout(const program::TensorDesc& a, const program::TensorDesc& b) {
+  return a.layout == b.layout;
 }
 
 dnnl::memory::desc strided_md(const dims& d, const dims& strides) {
@@ -311,13 +337,30 @@ std::shared_ptr<dnnl::memory> packed_weight(const OpContext& oc,
                                             float scale) {
   const dnnl::engine& eng = oc.ctx.engine;
   void* data = const_cast<void*>(oc.weight_data(t));
-  if (plain == target && scale == 1.0f)
-    return std::make_shared<dnnl::memory>(plain, eng, data);
+  dnnl::memory::desc from = plain;  // the layout of the stored bytes
   std::ostringstream key;
   key << t.name << '@' << t.offset << '|' << tag << '|' << desc_key(target);
+  if (t.layout == program::Layout::packed) {
+    // Stored packed by the compiler, with any scale already applied: used in
+    // place (no copy, no cache entry) when in the layout wanted here, else
+    // (the program was compiled for another CPU) reordered once.
+    Packing p = decode_packing(t);
+    if (p.plain != plain || p.scale != scale)
+      throw Error(ErrorKind::invalid_argument,
+                  oc.what() + ": weight '" + t.name +
+                      "' was packed for another use of it (its packing "
+                      "records another view or scale)");
+    if (p.packed == target)
+      return std::make_shared<dnnl::memory>(target, eng, data);
+    from = p.packed;
+    scale = 1.0f;
+    key << "|from=" << desc_key(from);
+  } else if (plain == target && scale == 1.0f) {
+    return std::make_shared<dnnl::memory>(plain, eng, data);
+  }
   if (scale != 1.0f) key << "|scale=" << scale;
   return oc.ctx.packed_weight(key.str(), [&] {
-    dnnl::memory src(plain, eng, data);
+    dnnl::memory src(from, eng, data);
     dnnl::memory dst(target, eng);
     dnnl::primitive_attr attr;
     if (scale != 1.0f) attr.set_output_scales(0, {scale});

@@ -47,6 +47,12 @@ dims to_dims(const Shape& s);
 dims plain_strides(const dims& d);
 /// f32 dense row-major descriptor.
 dnnl::memory::desc plain_md(const dims& d);
+/// f32 descriptor of operand `t` viewed with dims `d`, in the tensor's
+/// layout: channels-last (N, spatial..., C) when the program says so and `d`
+/// has the tensor's rank, else dense row-major.
+dnnl::memory::desc user_md(const program::TensorDesc& t, const dims& d);
+/// Whether two operands are stored in the same layout.
+bool same_layout(const program::TensorDesc& a, const program::TensorDesc& b);
 /// f32 descriptor with explicit strides.
 dnnl::memory::desc strided_md(const dims& d, const dims& strides);
 /// f32 descriptor letting the primitive choose the layout.
@@ -130,7 +136,10 @@ class DnnlKernel : public runtime::Kernel {
 /// Returns weight `t` (whose plain layout is `plain`) in layout `target`,
 /// shared through ctx.packed_weight. `tag` distinguishes different logical
 /// views of one tensor; the values are multiplied by `scale` when it is not 1.
-/// When no conversion is needed the weight section is used in place.
+/// When no conversion is needed the weight section is used in place. A weight
+/// the compiler stored packed (layout packed, see prepack_weights) is used in
+/// place when stored in `target`, else reordered once from its stored layout;
+/// its packing must record the same `plain` view and `scale`.
 std::shared_ptr<dnnl::memory> packed_weight(const OpContext& oc,
                                             const program::TensorDesc& t,
                                             const dnnl::memory::desc& plain,
@@ -150,5 +159,24 @@ KernelPtr make_batchnorm(const OpContext& oc);
 KernelPtr make_binary(const OpContext& oc);
 KernelPtr make_softmax(const OpContext& oc);
 KernelPtr make_concat(const OpContext& oc);
+
+/// How a kernel uses its constant weight operand (input 1 of Conv,
+/// ConvTranspose, Gemm and MatMul): the tensor's plain bytes viewed as the
+/// primitive's weights (`plain`: dims and strides), the layout the primitive
+/// wants (`target`) and the factor folded into the values (Gemm's alpha).
+/// Derived from the very primitive descriptor the kernel builds, so the
+/// compiler can store the weight in `target` ahead of time.
+struct WeightPlan {
+  dnnl::memory::desc plain, target;
+  float scale = 1.0f;
+};
+/// Fills `wp`; false when oneDNN does not take the instruction or its weight
+/// is not a constant. May throw like the kernel builders.
+bool conv_weight_plan(const OpContext& oc, bool transpose, WeightPlan& wp);
+bool gemm_weight_plan(const OpContext& oc, WeightPlan& wp);
+bool matmul_weight_plan(const OpContext& oc, WeightPlan& wp);
+/// Dispatches on the op, after the checks make_onednn_kernel makes: false
+/// for instructions that would not get a oneDNN kernel with a packed weight.
+bool weight_plan(const OpContext& oc, WeightPlan& wp);
 
 }  // namespace shoal::cpu::onednn

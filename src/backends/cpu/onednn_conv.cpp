@@ -2,8 +2,9 @@
 // blocked layouts (format any); the kernel reorders the plain input into a
 // workspace buffer and the blocked result back to the plain output, skipping
 // a reorder when the chosen layout is already plain. Weights are packed once
-// per device. Fused forms: y = act(conv(x) + bias + residual), with the
-// residual (input 3) as a sum post-op over a destination pre-filled with it.
+// per device, or stored packed by the compiler (see conv_weight_plan). Fused
+// forms: y = act(conv(x) + bias + residual), with the residual (input 3) as a
+// sum post-op over a destination pre-filled with it.
 #include "backends/cpu/onednn_common.hpp"
 #include "shoal/error.hpp"
 
@@ -36,20 +37,32 @@ void deconv_weights(const ref::WindowGeometry& g, dims& wd, dims& ws) {
   ws.insert(ws.end(), kst.begin(), kst.end());
 }
 
-KernelPtr build(const OpContext& oc, bool transpose) {
+/// What a (de)convolution kernel derives from its instruction, up to the
+/// primitive descriptor. The kernel and the compiler's weight prepacking both
+/// get it from plan_conv, so the packed layout is the one the kernel wants.
+struct ConvPlan {
+  const program::TensorDesc *x = nullptr, *w = nullptr, *b = nullptr,
+                            *r = nullptr;
+  dims xd, yd, wd, ws;  // source, destination, weights (dims, ONNX strides)
+  dnnl::memory::desc bmd;
+  dnnl::primitive_desc pd;
+};
+
+/// Fills `out`; false when oneDNN does not take this (de)convolution.
+bool plan_conv(const OpContext& oc, bool transpose, ConvPlan& out) {
   const program::TensorDesc* x = oc.in(0);
   const program::TensorDesc* w = oc.in(1);
   const program::TensorDesc* b = oc.in(2);
   const program::TensorDesc* r = oc.in(3);
-  if (!x || !w || !is_weight(*w) || oc.num_inputs() > 4) return nullptr;
-  if (oc.ins.outputs.size() != 1) return nullptr;
+  if (!x || !w || !is_weight(*w) || oc.num_inputs() > 4) return false;
+  if (oc.ins.outputs.size() != 1) return false;
   size_t rank = x->shape.size();
-  if (rank < 3 || rank > 5 || w->shape.size() != rank) return nullptr;
+  if (rank < 3 || rank > 5 || w->shape.size() != rank) return false;
   const Attrs& a = oc.ins.attrs;
   ref::WindowGeometry g =
       transpose ? ref::conv_transpose_geometry(a, x->shape, w->shape)
                 : ref::conv_geometry(a, x->shape, w->shape);
-  if (g.group < 1 || g.c_in % g.group || g.c_out % g.group) return nullptr;
+  if (g.group < 1 || g.c_in % g.group || g.c_out % g.group) return false;
 
   const program::TensorDesc& y = oc.out(0);
   dims yd = {g.n, g.c_out};
@@ -71,7 +84,7 @@ KernelPtr build(const OpContext& oc, bool transpose) {
 
   dnnl::post_ops po;
   if (r) po.append_sum(1.0f);
-  if (!append_activation(po, ref::activation_from_attrs(a))) return nullptr;
+  if (!append_activation(po, ref::activation_from_attrs(a))) return false;
   dnnl::primitive_attr attr = base_attr();
   attr.set_post_ops(po);
 
@@ -97,7 +110,6 @@ KernelPtr build(const OpContext& oc, bool transpose) {
   dnnl::memory::desc bmd = plain_md({g.c_out});
   const auto fwd = dnnl::prop_kind::forward_inference;
   const dnnl::engine& eng = oc.ctx.engine;
-  dnnl::primitive prim;
   dnnl::primitive_desc pd;
   if (transpose) {
     const auto alg = dnnl::algorithm::deconvolution_direct;
@@ -106,7 +118,6 @@ KernelPtr build(const OpContext& oc, bool transpose) {
                : dnnl::deconvolution_forward::desc(fwd, alg, xmd, wmd, ymd,
                                                    strides, dil, pl, pr);
     dnnl::deconvolution_forward::primitive_desc p(d, attr, eng);
-    prim = dnnl::deconvolution_forward(p);
     pd = p;
   } else {
     const auto alg = dnnl::algorithm::convolution_direct;
@@ -115,15 +126,26 @@ KernelPtr build(const OpContext& oc, bool transpose) {
                : dnnl::convolution_forward::desc(fwd, alg, xmd, wmd, ymd,
                                                  strides, dil, pl, pr);
     dnnl::convolution_forward::primitive_desc p(d, attr, eng);
-    prim = dnnl::convolution_forward(p);
     pd = p;
   }
+  out = ConvPlan{x, w, b, r, xd, yd, wd, ws, bmd, pd};
+  return true;
+}
+
+KernelPtr build(const OpContext& oc, bool transpose) {
+  ConvPlan p;
+  if (!plan_conv(oc, transpose, p)) return nullptr;
+  const program::TensorDesc *w = p.w, *b = p.b, *r = p.r;
+  const dims &xd = p.xd, &yd = p.yd, &wd = p.wd, &ws = p.ws;
+  const dnnl::memory::desc& bmd = p.bmd;
+  const dnnl::primitive_desc& pd = p.pd;
+  dnnl::primitive prim(pd);
 
   auto k = std::make_unique<DnnlKernel>(oc);
   DnnlKernel::Args args;
   // Source: plain user tensor, reordered when the primitive wants a blocked
   // layout.
-  dnnl::memory::desc xu = plain_md(xd);
+  dnnl::memory::desc xu = user_md(*oc.in(0), xd);
   dnnl::memory::desc src_md = pd.query_md(dnnl::query::src_md);
   if (src_md == xu) {
     args[DNNL_ARG_SRC] = k->operand(oc, 0, xu);
@@ -140,12 +162,14 @@ KernelPtr build(const OpContext& oc, bool transpose) {
   if (b) args[DNNL_ARG_BIAS] = k->operand(oc, 2, bmd);
   // Destination: blocked in the workspace, or the plain output itself. The
   // sum post-op adds what the destination holds: the residual.
-  dnnl::memory::desc yu = plain_md(yd);
+  dnnl::memory::desc yu = user_md(oc.out(0), yd);
   dnnl::memory::desc dst_md = pd.query_md(dnnl::query::dst_md);
   bool dst_plain = dst_md == yu;
   dnnl::memory dst = dst_plain ? k->bind_output(0, yu) : k->temp(dst_md);
   args[DNNL_ARG_DST] = dst;
-  if (r) k->add_reorder(k->operand(oc, 3, yu), dst, /*skip_if_same=*/true);
+  if (r)
+    k->add_reorder(k->operand(oc, 3, user_md(*oc.in(3), yd)), dst,
+                   /*skip_if_same=*/true);
   k->add(prim, pd, std::move(args));
   if (!dst_plain) k->add_reorder(dst, k->bind_output(0, yu));
   k->set_impl(pd);
@@ -156,5 +180,14 @@ KernelPtr build(const OpContext& oc, bool transpose) {
 
 KernelPtr make_conv(const OpContext& oc) { return build(oc, false); }
 KernelPtr make_conv_transpose(const OpContext& oc) { return build(oc, true); }
+
+bool conv_weight_plan(const OpContext& oc, bool transpose, WeightPlan& wp) {
+  ConvPlan p;
+  if (!plan_conv(oc, transpose, p)) return false;
+  wp.plain = strided_md(p.wd, p.ws);
+  wp.target = p.pd.query_md(dnnl::query::weights_md);
+  wp.scale = 1.0f;
+  return true;
+}
 
 }  // namespace shoal::cpu::onednn

@@ -43,14 +43,29 @@ const std::unordered_map<std::string_view, Builder>& builders() {
   return table;
 }
 
-/// Every operand must be dense f32 in the plain layout, except Clip's
-/// min/max inputs, which the eltwise builder checks itself.
+/// Ops whose weight (input 1) the compiler may store packed for them.
+bool takes_packed_weight(const std::string& op) {
+  return op == "Conv" || op == "ConvTranspose" || op == "Gemm" ||
+         op == "MatMul";
+}
+
+/// Every operand must be dense f32, plain or channels-last (the builders
+/// describe each operand with user_md; Gemm and MatMul take plain only),
+/// except Clip's min/max inputs, which the eltwise builder checks itself,
+/// and a weight stored packed (prepack_weights), which packed_weight checks.
 bool operands_supported(const OpContext& oc) {
-  auto ok = [](const program::TensorDesc& t) {
-    return t.dtype == DType::f32 && t.layout == program::Layout::plain;
+  const bool channels_last_ok = oc.ins.op != "Gemm" && oc.ins.op != "MatMul";
+  auto ok = [&](const program::TensorDesc& t) {
+    return t.dtype == DType::f32 &&
+           (t.layout == program::Layout::plain ||
+            (channels_last_ok && t.layout == program::Layout::channels_last));
   };
   for (int i = 0; i < oc.num_inputs(); ++i) {
     const program::TensorDesc* t = oc.in(i);
+    if (t && i == 1 && t->layout == program::Layout::packed &&
+        t->dtype == DType::f32 && onednn::is_weight(*t) &&
+        takes_packed_weight(oc.ins.op))
+      continue;
     if (t && !ok(*t) && !(oc.ins.op == "Clip" && i > 0)) return false;
   }
   for (size_t i = 0; i < oc.ins.outputs.size(); ++i)
@@ -59,6 +74,16 @@ bool operands_supported(const OpContext& oc) {
 }
 
 }  // namespace
+
+bool onednn::weight_plan(const OpContext& oc, WeightPlan& wp) {
+  if (!operands_supported(oc)) return false;
+  const std::string& op = oc.ins.op;
+  if (op == "Conv") return conv_weight_plan(oc, false, wp);
+  if (op == "ConvTranspose") return conv_weight_plan(oc, true, wp);
+  if (op == "Gemm") return gemm_weight_plan(oc, wp);
+  if (op == "MatMul") return matmul_weight_plan(oc, wp);
+  return false;
+}
 
 std::unique_ptr<runtime::Kernel> make_onednn_kernel(
     const program::Instruction& ins, const program::ProgramData& prog,

@@ -35,7 +35,8 @@ KernelPtr make_eltwise(const OpContext& oc) {
     throw Error(ErrorKind::invalid_argument,
                 oc.what() + ": output '" + y.name + "' has shape " +
                     shape_str(y.shape) + ", input " + shape_str(x->shape));
-  if (n == 0) return nullptr;
+  // Elementwise over the flat buffer: both operands in one layout.
+  if (n == 0 || !same_layout(*x, y)) return nullptr;
   dnnl::memory::desc md = plain_md({n});
   auto k = std::make_unique<DnnlKernel>(oc);
   dnnl::memory src = k->operand(oc, 0, md), dst = k->bind_output(0, md);

@@ -1,7 +1,8 @@
 // Gemm and MatMul as oneDNN matmul. A constant right-hand side is packed
 // once per device in the layout the primitive prefers (with Gemm's alpha
-// folded in); Gemm's C becomes the (broadcast) bias, with beta folded in when
-// C is constant. Fused forms: y = act(A*B + C + residual), residual = input 3.
+// folded in), unless the compiler stored it so (see gemm_weight_plan); Gemm's
+// C becomes the (broadcast) bias, with beta folded in when C is constant.
+// Fused forms: y = act(A*B + C + residual), residual = input 3.
 #include "backends/cpu/onednn_common.hpp"
 #include "shoal/error.hpp"
 
@@ -18,15 +19,26 @@ struct MatmulSpec {
   int residual = -1;  // input index of the residual, -1 = none
 };
 
-KernelPtr build(const OpContext& oc, const MatmulSpec& s) {
+/// What a matmul kernel derives from its instruction, up to the primitive
+/// descriptor. The kernel and the compiler's weight prepacking both get it
+/// from plan_matmul, so the packed layout is the one the kernel wants.
+struct MatmulPlan {
+  const program::TensorDesc *b = nullptr, *c = nullptr, *r = nullptr;
+  bool b_const = false, c_const = false;
+  dnnl::memory::desc amd, bu, ymd, cmd;  // bu: B's plain (user) layout
+  dnnl::matmul::primitive_desc pd;
+};
+
+/// Fills `out`; false when oneDNN does not take this matmul.
+bool plan_matmul(const OpContext& oc, const MatmulSpec& s, MatmulPlan& out) {
   const program::TensorDesc* b = oc.in(1);
   const program::TensorDesc* c = s.has_bias ? oc.in(2) : nullptr;
   const bool b_const = is_weight(*b);
   const bool c_const = c && is_weight(*c);
   // alpha and beta are folded into constants; oneDNN's output scales would
   // also scale the bias.
-  if (s.alpha != 1.0f && !b_const) return nullptr;
-  if (c && s.beta != 1.0f && !c_const) return nullptr;
+  if (s.alpha != 1.0f && !b_const) return false;
+  if (c && s.beta != 1.0f && !c_const) return false;
 
   const program::TensorDesc& y = oc.out(0);
   dims yflat = s.y_dims;
@@ -44,7 +56,7 @@ KernelPtr build(const OpContext& oc, const MatmulSpec& s) {
   dnnl::post_ops po;
   if (r) po.append_sum(1.0f);
   if (!append_activation(po, ref::activation_from_attrs(oc.ins.attrs)))
-    return nullptr;
+    return false;
   dnnl::primitive_attr attr = base_attr();
   attr.set_post_ops(po);
 
@@ -56,6 +68,18 @@ KernelPtr build(const OpContext& oc, const MatmulSpec& s) {
   auto d = c ? dnnl::matmul::desc(amd, bmd, cmd, ymd)
              : dnnl::matmul::desc(amd, bmd, ymd);
   dnnl::matmul::primitive_desc pd(d, attr, oc.ctx.engine);
+  out = MatmulPlan{b, c, r, b_const, c_const, amd, bu, ymd, cmd, pd};
+  return true;
+}
+
+KernelPtr build(const OpContext& oc, const MatmulSpec& s) {
+  MatmulPlan p;
+  if (!plan_matmul(oc, s, p)) return nullptr;
+  const program::TensorDesc *b = p.b, *c = p.c, *r = p.r;
+  const bool b_const = p.b_const, c_const = p.c_const;
+  const dnnl::memory::desc &amd = p.amd, &bu = p.bu, &ymd = p.ymd,
+                           &cmd = p.cmd;
+  const dnnl::matmul::primitive_desc& pd = p.pd;
 
   auto k = std::make_unique<DnnlKernel>(oc);
   DnnlKernel::Args args;
@@ -85,15 +109,14 @@ KernelPtr build(const OpContext& oc, const MatmulSpec& s) {
   return k;
 }
 
-}  // namespace
-
-KernelPtr make_gemm(const OpContext& oc) {
+/// Gemm as a matmul; false when oneDNN does not take it.
+bool gemm_spec(const OpContext& oc, MatmulSpec& s) {
   const program::TensorDesc* a = oc.in(0);
   const program::TensorDesc* b = oc.in(1);
   const program::TensorDesc* c = oc.in(2);
   if (!a || !b || oc.num_inputs() > 4 || oc.ins.outputs.size() != 1)
-    return nullptr;
-  if (a->shape.size() != 2 || b->shape.size() != 2) return nullptr;
+    return false;
+  if (a->shape.size() != 2 || b->shape.size() != 2) return false;
   const Attrs& at = oc.ins.attrs;
   bool ta = at.i("transA", 0) != 0, tb = at.i("transB", 0) != 0;
   int64_t m = ta ? a->shape[1] : a->shape[0];
@@ -104,7 +127,6 @@ KernelPtr make_gemm(const OpContext& oc) {
     throw Error(ErrorKind::invalid_argument,
                 oc.what() + ": inner dimensions differ: A " +
                     shape_str(a->shape) + ", B " + shape_str(b->shape));
-  MatmulSpec s;
   s.a_dims = {m, ka};
   s.a_strides = ta ? dims{1, m} : dims{ka, 1};
   s.b_dims = {ka, n};
@@ -116,7 +138,7 @@ KernelPtr make_gemm(const OpContext& oc) {
   if (c && s.beta != 0.0f) {
     // C broadcasts unidirectionally to [M, N].
     const Shape& cs = c->shape;
-    if (cs.size() > 2) return nullptr;
+    if (cs.size() > 2) return false;
     Shape c2(2 - cs.size(), 1);
     c2.insert(c2.end(), cs.begin(), cs.end());
     if ((c2[0] != 1 && c2[0] != m) || (c2[1] != 1 && c2[1] != n))
@@ -127,25 +149,25 @@ KernelPtr make_gemm(const OpContext& oc) {
     s.has_bias = true;
     s.bias_dims = {c2[0], c2[1]};
   }
-  return build(oc, s);
+  return true;
 }
 
-KernelPtr make_matmul(const OpContext& oc) {
+/// MatMul as a matmul; false when oneDNN does not take it.
+bool matmul_spec(const OpContext& oc, MatmulSpec& s) {
   const program::TensorDesc* a = oc.in(0);
   const program::TensorDesc* b = oc.in(1);
-  if (!a || !b || oc.ins.outputs.size() != 1) return nullptr;
+  if (!a || !b || oc.ins.outputs.size() != 1) return false;
   // Inputs beyond A and B: only the fused residual at index 3.
-  if (oc.in(2) || oc.num_inputs() > 4) return nullptr;
+  if (oc.in(2) || oc.num_inputs() > 4) return false;
   const Shape& as = a->shape;
   const Shape& bs = b->shape;
   if (as.size() < 2 || bs.size() < 2 || as.size() > 4 || bs.size() > 4)
-    return nullptr;
+    return false;
   int64_t k = as.back(), n = bs.back();
   if (bs[bs.size() - 2] != k)
     throw Error(ErrorKind::invalid_argument,
                 oc.what() + ": inner dimensions differ: A " + shape_str(as) +
                     ", B " + shape_str(bs));
-  MatmulSpec s;
   s.residual = oc.in(3) ? 3 : -1;
   if (bs.size() == 2) {
     // [..., M, K] x [K, N]: the batch dims of A fold into M.
@@ -156,7 +178,7 @@ KernelPtr make_matmul(const OpContext& oc) {
   } else {
     if (as.size() != bs.size() ||
         !std::equal(as.begin(), as.end() - 2, bs.begin()))
-      return nullptr;  // broadcast batch dims: not handled here
+      return false;  // broadcast batch dims: not handled here
     s.a_dims = dims(as.begin(), as.end());
     s.b_dims = dims(bs.begin(), bs.end());
     s.y_dims = s.a_dims;
@@ -164,7 +186,39 @@ KernelPtr make_matmul(const OpContext& oc) {
   }
   s.a_strides = plain_strides(s.a_dims);
   s.b_strides = plain_strides(s.b_dims);
-  return build(oc, s);
+  return true;
+}
+
+/// The weight plan of a matmul with a constant B.
+bool weight_plan(const OpContext& oc, const MatmulSpec& s, WeightPlan& wp) {
+  MatmulPlan p;
+  if (!plan_matmul(oc, s, p) || !p.b_const) return false;
+  wp.plain = p.bu;
+  wp.target = p.pd.weights_desc();
+  wp.scale = s.alpha;
+  return true;
+}
+
+}  // namespace
+
+KernelPtr make_gemm(const OpContext& oc) {
+  MatmulSpec s;
+  return gemm_spec(oc, s) ? build(oc, s) : nullptr;
+}
+
+KernelPtr make_matmul(const OpContext& oc) {
+  MatmulSpec s;
+  return matmul_spec(oc, s) ? build(oc, s) : nullptr;
+}
+
+bool gemm_weight_plan(const OpContext& oc, WeightPlan& wp) {
+  MatmulSpec s;
+  return gemm_spec(oc, s) && weight_plan(oc, s, wp);
+}
+
+bool matmul_weight_plan(const OpContext& oc, WeightPlan& wp) {
+  MatmulSpec s;
+  return matmul_spec(oc, s) && weight_plan(oc, s, wp);
 }
 
 }  // namespace shoal::cpu::onednn

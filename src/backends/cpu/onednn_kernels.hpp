@@ -10,6 +10,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 
+#include "core/tensor.hpp"
 #include "program/program_data.hpp"
 #include "runtime/kernel.hpp"
 
@@ -47,5 +48,22 @@ struct OneDnnContext {
 std::unique_ptr<runtime::Kernel> make_onednn_kernel(
     const program::Instruction& ins, const program::ProgramData& prog,
     OneDnnContext& ctx);
+
+/// Compile-time weight prepacking: stores the weight of each Conv,
+/// ConvTranspose, Gemm and MatMul whose weight is a constant used by that
+/// instruction alone in the layout its oneDNN kernel wants on this machine's
+/// CPU (with Gemm's alpha folded in), so that loading does no repacking. Such
+/// tensors get layout packed, `bytes` = the packed size and `packing` = the
+/// description of docs/PROGRAM_FORMAT.md; the weight section is rebuilt (every
+/// offset stays 64-aligned). Kernels on a CPU that wants another layout
+/// reorder from the stored one once; other consumers use unpack_weight.
+void prepack_weights(program::ProgramData& p,
+                     const std::function<void(const std::string&)>& log);
+
+/// The plain (dense row-major, ONNX) values of weight `t` whose bytes are at
+/// `bytes` (t.bytes of them): packed tensors are reordered back and any folded
+/// factor divided out; plain ones are copied. Throws Error(invalid_argument)
+/// naming the tensor when its packing description is unreadable.
+HostTensor unpack_weight(const program::TensorDesc& t, const uint8_t* bytes);
 
 }  // namespace shoal::cpu

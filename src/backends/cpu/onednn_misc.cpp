@@ -45,7 +45,8 @@ KernelPtr make_batchnorm(const OpContext& oc) {
   for (int i = 1; i < 5; ++i) check_shape(oc, *oc.in(i), {c});
   check_shape(oc, oc.out(0), x->shape);
 
-  dnnl::memory::desc xmd = plain_md(to_dims(x->shape));
+  if (!same_layout(*x, oc.out(0))) return nullptr;
+  dnnl::memory::desc xmd = user_md(*x, to_dims(x->shape));
   dnnl::memory::desc cmd = plain_md({c});
   auto flags = dnnl::normalization_flags::use_global_stats |
                dnnl::normalization_flags::use_scale |
@@ -92,14 +93,15 @@ KernelPtr make_binary(const OpContext& oc) {
                         : op == "Sub" ? dnnl::algorithm::binary_sub
                         : op == "Mul" ? dnnl::algorithm::binary_mul
                                       : dnnl::algorithm::binary_div;
-  dnnl::memory::desc md0 = plain_md(ad), md1 = plain_md(bd);
-  dnnl::binary::desc d(alg, md0, md1, md0);
+  dnnl::memory::desc md0 = user_md(*oc.in(i0), ad),
+                     md1 = user_md(*oc.in(i1), bd), mdy = user_md(y, yd);
+  dnnl::binary::desc d(alg, md0, md1, mdy);
   dnnl::binary::primitive_desc pd(d, base_attr(), oc.ctx.engine);
   auto k = std::make_unique<DnnlKernel>(oc);
   k->add(dnnl::binary(pd), pd,
          {{DNNL_ARG_SRC_0, k->operand(oc, i0, md0)},
           {DNNL_ARG_SRC_1, k->operand(oc, i1, md1)},
-          {DNNL_ARG_DST, k->bind_output(0, md0)}});
+          {DNNL_ARG_DST, k->bind_output(0, mdy)}});
   k->set_impl(pd);
   return k;
 }
@@ -118,6 +120,9 @@ KernelPtr make_softmax(const OpContext& oc) {
                     " out of range for shape " + shape_str(x->shape));
   if (axis < 0) axis += rank;
   check_shape(oc, oc.out(0), x->shape);
+  if (x->layout != program::Layout::plain ||
+      oc.out(0).layout != program::Layout::plain)
+    return nullptr;
   dims xd = to_dims(x->shape);
   if (coerce) {
     // Pre-opset-13 semantics: softmax over the 2-D view [outer, inner].
@@ -167,10 +172,10 @@ KernelPtr make_concat(const OpContext& oc) {
                     oc.what() + ": input '" + t->name + "' has shape " +
                         shape_str(t->shape) + ", output " + shape_str(y.shape));
     expected[axis] += t->shape[axis];
-    mds.push_back(plain_md(to_dims(t->shape)));
+    mds.push_back(user_md(*t, to_dims(t->shape)));
   }
   check_shape(oc, y, expected);
-  dnnl::memory::desc ymd = plain_md(to_dims(y.shape));
+  dnnl::memory::desc ymd = user_md(y, to_dims(y.shape));
   dnnl::concat::primitive_desc pd(ymd, int(axis), mds, oc.ctx.engine,
                                   base_attr());
   auto k = std::make_unique<DnnlKernel>(oc);

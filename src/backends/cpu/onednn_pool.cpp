@@ -36,7 +36,7 @@ KernelPtr build(const OpContext& oc, dnnl::algorithm alg,
     }
     pr.push_back(end);
   }
-  dnnl::memory::desc xu = plain_md(xd), yu = plain_md(yd);
+  dnnl::memory::desc xu = user_md(*oc.in(0), xd), yu = user_md(oc.out(0), yd);
   dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference, alg, xu,
                                    yu, strides, kernel, dil, pl, pr);
   dnnl::pooling_v2_forward::primitive_desc pd(d, base_attr(), oc.ctx.engine);

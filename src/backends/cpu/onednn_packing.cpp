@@ -1,0 +1,284 @@
+// Packing descriptions of prepacked weights, and unpack_weight. A oneDNN 2.6
+// memory descriptor is a plain C struct; its fields are written one by one
+// (with codes of our own for the data type and format) rather than as raw
+// struct bytes, so the format does not depend on the struct's layout.
+#include "backends/cpu/onednn_packing.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "backends/cpu/onednn_kernels.hpp"
+#include "program/byte_io.hpp"
+#include "shoal/error.hpp"
+
+namespace shoal::cpu {
+namespace onednn {
+namespace {
+
+constexpr char kMagic[4] = {'S', 'P', 'K', 'D'};  // shoal packing description
+constexpr uint16_t kVersion = 1;
+constexpr uint8_t kKindOneDnn = 1;      // a oneDNN memory descriptor pair
+constexpr uint8_t kTransformNone = 0;   // the stored values are the plain ones
+constexpr uint8_t kTransformScale = 1;  // ... times `scale`
+constexpr uint8_t kDtypeF32 = 1;        // the ONNX code of float32
+constexpr uint8_t kFormatBlocked = 1;   // dnnl_blocked
+constexpr int64_t kMaxDim = int64_t(1) << 40;
+
+/// Bounds-checked reading of one description; errors name the tensor.
+class Reader {
+ public:
+  explicit Reader(const program::TensorDesc& t) : t_(t) {}
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error(ErrorKind::invalid_argument,
+                "weight '" + t_.name + "': unreadable packing description (" +
+                    std::to_string(t_.packing.size()) + " bytes, at byte " +
+                    std::to_string(pos_) + "): " + what);
+  }
+  const uint8_t* take(size_t n) {
+    if (t_.packing.size() - pos_ < n) fail("it ends early");
+    const uint8_t* p = t_.packing.data() + pos_;
+    pos_ += n;
+    return p;
+  }
+  uint8_t u8() { return *take(1); }
+  uint16_t u16() {
+    const uint8_t* p = take(2);
+    return uint16_t(p[0] | p[1] << 8);
+  }
+  float f32() {
+    uint32_t v = program::load_u32(take(4));
+    float f;
+    std::memcpy(&f, &v, 4);
+    return f;
+  }
+  uint64_t u64() { return program::load_u64(take(8)); }
+  int64_t i64() { return int64_t(u64()); }
+  bool done() const { return pos_ == t_.packing.size(); }
+
+ private:
+  const program::TensorDesc& t_;
+  size_t pos_ = 0;
+};
+
+bool mul(uint64_t a, uint64_t b, uint64_t& r) {
+  return !__builtin_mul_overflow(a, b, &r);
+}
+bool add(uint64_t a, uint64_t b, uint64_t& r) {
+  return !__builtin_add_overflow(a, b, &r);
+}
+
+/// Elements spanned by a checked blocked descriptor (1 + the largest element
+/// offset); false on overflow.
+bool span_elems(const dnnl_memory_desc_t& d, uint64_t& n) {
+  const dnnl_blocking_desc_t& b = d.format_desc.blocking;
+  uint64_t blk[DNNL_MAX_NDIMS], inner = 1;
+  for (int i = 0; i < d.ndims; ++i) blk[i] = 1;
+  for (int k = 0; k < b.inner_nblks; ++k) {
+    if (!mul(blk[b.inner_idxs[k]], uint64_t(b.inner_blks[k]),
+             blk[b.inner_idxs[k]]) ||
+        !mul(inner, uint64_t(b.inner_blks[k]), inner))
+      return false;
+  }
+  uint64_t last = inner - 1;
+  for (int i = 0; i < d.ndims; ++i) {
+    uint64_t outer = uint64_t(d.padded_dims[i]) / blk[i], step;
+    if (!mul(outer - 1, uint64_t(b.strides[i]), step) || !add(last, step, last))
+      return false;
+  }
+  return add(last, 1, n);
+}
+
+void write_md(program::ByteWriter& w, const dnnl::memory::desc& md) {
+  const dnnl_memory_desc_t& d = md.data;
+  const dnnl_blocking_desc_t& b = d.format_desc.blocking;
+  w.u8(uint8_t(d.ndims));
+  w.u8(kDtypeF32);
+  w.u8(kFormatBlocked);
+  w.u8(uint8_t(b.inner_nblks));
+  w.i64(d.offset0);
+  for (int i = 0; i < d.ndims; ++i) {
+    w.i64(d.dims[i]);
+    w.i64(d.padded_dims[i]);
+    w.i64(d.padded_offsets[i]);
+    w.i64(b.strides[i]);
+  }
+  for (int k = 0; k < b.inner_nblks; ++k) {
+    w.i64(b.inner_blks[k]);
+    w.i64(b.inner_idxs[k]);
+  }
+  w.u64(d.extra.flags);
+}
+
+/// Reads one descriptor and checks that it describes a sane f32 blocked
+/// layout of positive dims (the data access of a reorder over it stays
+/// within span_elems elements).
+dnnl::memory::desc read_md(Reader& r, const char* which) {
+  auto bad = [&](const std::string& what) {
+    r.fail(std::string(which) + " layout: " + what);
+  };
+  dnnl_memory_desc_t d;
+  std::memset(&d, 0, sizeof d);
+  dnnl_blocking_desc_t& b = d.format_desc.blocking;
+  int nd = r.u8();
+  if (nd < 1 || nd > DNNL_MAX_NDIMS) bad("rank " + std::to_string(nd));
+  if (r.u8() != kDtypeF32) bad("data type is not f32");
+  if (r.u8() != kFormatBlocked) bad("format is not blocked");
+  int nb = r.u8();
+  if (nb > DNNL_MAX_NDIMS) bad(std::to_string(nb) + " inner blocks");
+  d.ndims = nd;
+  d.data_type = dnnl_f32;
+  d.format_kind = dnnl_blocked;
+  b.inner_nblks = nb;
+  d.offset0 = r.i64();
+  if (d.offset0 != 0) bad("offset0 is not 0");
+  for (int i = 0; i < nd; ++i) {
+    d.dims[i] = r.i64();
+    d.padded_dims[i] = r.i64();
+    d.padded_offsets[i] = r.i64();
+    b.strides[i] = r.i64();
+    if (d.dims[i] < 1 || d.dims[i] > kMaxDim)
+      bad("dim " + std::to_string(i) + " is " + std::to_string(d.dims[i]));
+    if (d.padded_dims[i] < d.dims[i] || d.padded_dims[i] > kMaxDim)
+      bad("padded dim " + std::to_string(i) + " is " +
+          std::to_string(d.padded_dims[i]));
+    if (d.padded_offsets[i] != 0) bad("a padded offset is not 0");
+    if (b.strides[i] < 0 || b.strides[i] > kMaxDim)
+      bad("stride " + std::to_string(i) + " is " +
+          std::to_string(b.strides[i]));
+  }
+  int64_t blk[DNNL_MAX_NDIMS];
+  for (int i = 0; i < nd; ++i) blk[i] = 1;
+  for (int k = 0; k < nb; ++k) {
+    b.inner_blks[k] = r.i64();
+    b.inner_idxs[k] = r.i64();
+    if (b.inner_blks[k] < 1 || b.inner_blks[k] > kMaxDim ||
+        b.inner_idxs[k] < 0 || b.inner_idxs[k] >= nd)
+      bad("inner block " + std::to_string(k) + " is " +
+          std::to_string(b.inner_blks[k]) + " of dim " +
+          std::to_string(b.inner_idxs[k]));
+    int64_t& bl = blk[b.inner_idxs[k]];
+    if (__builtin_mul_overflow(bl, b.inner_blks[k], &bl) || bl > kMaxDim)
+      bad("inner blocks overflow");
+  }
+  for (int i = 0; i < nd; ++i)
+    if (d.padded_dims[i] % blk[i])
+      bad("padded dim " + std::to_string(i) + " is not a multiple of its " +
+          "blocks");
+  d.extra.flags = r.u64();
+  if (d.extra.flags != 0) bad("extra flags are set");
+  uint64_t n;
+  if (!span_elems(d, n)) bad("its size overflows");
+  return dnnl::memory::desc(d);
+}
+
+}  // namespace
+
+bool can_encode(const dnnl::memory::desc& md) {
+  const dnnl_memory_desc_t& d = md.data;
+  return d.ndims >= 1 && d.ndims <= DNNL_MAX_NDIMS &&
+         d.data_type == dnnl_f32 && d.format_kind == dnnl_blocked &&
+         d.extra.flags == 0 && d.offset0 == 0;
+}
+
+std::vector<uint8_t> encode_packing(const Packing& p) {
+  std::vector<uint8_t> out;
+  program::ByteWriter w(out);
+  w.raw(kMagic, sizeof kMagic);
+  w.u8(uint8_t(kVersion & 0xff));
+  w.u8(uint8_t(kVersion >> 8));
+  w.u8(kKindOneDnn);
+  w.u8(p.scale == 1.0f ? kTransformNone : kTransformScale);
+  w.f32(p.scale);
+  write_md(w, p.plain);
+  write_md(w, p.packed);
+  return out;
+}
+
+Packing decode_packing(const program::TensorDesc& t) {
+  Reader r(t);
+  if (std::memcmp(r.take(sizeof kMagic), kMagic, sizeof kMagic) != 0)
+    r.fail("no SPKD tag (not written by this backend)");
+  uint16_t version = r.u16();
+  if (version != kVersion)
+    r.fail("version " + std::to_string(version) + ", this build reads " +
+           std::to_string(kVersion));
+  if (r.u8() != kKindOneDnn) r.fail("not a oneDNN layout");
+  uint8_t transform = r.u8();
+  Packing p;
+  p.scale = r.f32();
+  if (transform == kTransformNone ? p.scale != 1.0f
+                                  : transform != kTransformScale ||
+                                        !std::isfinite(p.scale) ||
+                                        p.scale == 0.0f)
+    r.fail("transformation " + std::to_string(transform) + " with scale " +
+           std::to_string(p.scale));
+  p.plain = read_md(r, "plain");
+  p.packed = read_md(r, "packed");
+  if (!r.done()) r.fail("trailing bytes");
+
+  // Both views must be of the tensor: the same dims, as many elements as its
+  // shape, the plain one dense without blocks, each inside the bytes it reads.
+  const dnnl_memory_desc_t &pl = p.plain.data, &pk = p.packed.data;
+  if (t.dtype != DType::f32)
+    r.fail("the tensor is " + std::string(dtype_name(t.dtype)) + ", not f32");
+  if (pl.ndims != pk.ndims ||
+      !std::equal(pl.dims, pl.dims + pl.ndims, pk.dims))
+    r.fail("the plain and packed layouts have different dims");
+  uint64_t numel = 1;
+  for (int i = 0; i < pl.ndims; ++i)
+    if (!mul(numel, uint64_t(pl.dims[i]), numel)) r.fail("its dims overflow");
+  if (numel != uint64_t(shape_numel(t.shape)))
+    r.fail("its layouts hold " + std::to_string(numel) +
+           " elements, the shape " + shape_str(t.shape) + " " +
+           std::to_string(shape_numel(t.shape)));
+  uint64_t span = 0;
+  if (pl.format_desc.blocking.inner_nblks != 0 || !span_elems(pl, span) ||
+      span > numel)
+    r.fail("the plain layout is not a dense view of the tensor");
+  if (!span_elems(pk, span) || span > t.bytes / sizeof(float) ||
+      p.packed.get_size() > t.bytes)
+    r.fail("the packed layout needs " +
+           std::to_string(p.packed.get_size()) + " bytes, the tensor has " +
+           std::to_string(t.bytes));
+  return p;
+}
+
+}  // namespace onednn
+
+HostTensor unpack_weight(const program::TensorDesc& t, const uint8_t* bytes) {
+  HostTensor out(t.dtype, t.shape);
+  if (!bytes && (out.bytes() || t.bytes))
+    throw Error(ErrorKind::invalid_argument,
+                "weight '" + t.name + "': no bytes to unpack");
+  if (t.layout != program::Layout::packed) {
+    if (t.bytes < out.bytes())
+      throw Error(ErrorKind::invalid_argument,
+                  "weight '" + t.name + "' has " + std::to_string(t.bytes) +
+                      " bytes, its shape " + shape_str(t.shape) + " needs " +
+                      std::to_string(out.bytes()));
+    if (out.bytes()) std::memcpy(out.data(), bytes, out.bytes());
+    return out;
+  }
+  onednn::Packing p = onednn::decode_packing(t);
+  try {
+    dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+    dnnl::memory src(p.packed, eng, const_cast<uint8_t*>(bytes));
+    dnnl::memory dst(p.plain, eng, out.data());
+    dnnl::stream s(eng);
+    dnnl::reorder(src, dst).execute(s, src, dst);
+    s.wait();
+  } catch (const dnnl::error& e) {
+    throw Error(ErrorKind::device,
+                "weight '" + t.name + "': unpacking failed: " + e.what());
+  }
+  if (p.scale != 1.0f) {
+    float* v = out.as<float>();
+    for (int64_t i = 0; i < out.numel(); ++i) v[i] /= p.scale;
+  }
+  return out;
+}
+
+}  // namespace shoal::cpu

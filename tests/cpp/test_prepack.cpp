@@ -1,0 +1,390 @@
+// Weights stored packed by the compiler (cpu::prepack_weights): which are
+// packed, that packed and plain programs compute the same, that unpacking
+// gives back the plain bytes, the reference fallback, the program file round
+// trip, a program packed for another CPU, and unreadable descriptions.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/onednn_kernels.hpp"
+#include "backends/cpu/onednn_packing.hpp"
+#include "program/program_data.hpp"
+#include "shoal/shoal.hpp"
+
+// tools/npy.cpp is compiled into the test binary (tests/CMakeLists.txt).
+#include "../../tools/npy.hpp"
+
+namespace shoal {
+namespace {
+
+using program::Layout;
+using program::ProgramData;
+using program::Storage;
+using program::TensorDesc;
+
+std::string source_dir() {
+  if (const char* env = std::getenv("SHOAL_SOURCE_DIR")) return env;
+  return SHOAL_SOURCE_DIR;
+}
+
+std::string digits_dir() { return source_dir() + "/models/digits/"; }
+
+bool takes_weight(const std::string& op) {
+  return op == "Conv" || op == "ConvTranspose" || op == "Gemm" ||
+         op == "MatMul";
+}
+
+Program compile_digits(bool prepack, bool optimize,
+                       std::vector<std::string>* log = nullptr) {
+  CompileOptions o;
+  o.prepack = prepack;
+  o.optimize = optimize;
+  if (log) o.log = [log](const std::string& s) { log->push_back(s); };
+  return compile(digits_dir() + "digits_cnn.onnx", o);
+}
+
+// Most tests use programs compiled without the optimizing passes: their
+// activations stay plain NCHW, so every conv and gemm gets a oneDNN kernel
+// (and a packed weight) whatever the layout pass decides.
+const Program& packed_program() {
+  static const Program p = compile_digits(true, false);
+  return p;
+}
+
+const Program& plain_program() {
+  static const Program p = compile_digits(false, false);
+  return p;
+}
+
+const npy::Array& heldout() {
+  static const npy::Array x = npy::load(digits_dir() + "heldout_x.npy");
+  return x;
+}
+
+std::vector<float> run(const Program& p) {
+  Runtime rt(p);
+  const npy::Array& x = heldout();
+  std::vector<Tensor> y = rt.run({Tensor::view(x.data.data(), x.shape)});
+  return std::vector<float>(y.at(0).f32(), y.at(0).f32() + y.at(0).numel());
+}
+
+/// Argmax per row of [N, 10] logits.
+std::vector<int> classes(const std::vector<float>& logits) {
+  std::vector<int> c;
+  for (size_t i = 0; i + 10 <= logits.size(); i += 10)
+    c.push_back(int(std::max_element(logits.begin() + i, logits.begin() + i + 10) -
+                    (logits.begin() + i)));
+  return c;
+}
+
+float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  float m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+const TensorDesc* find_tensor(const ProgramData& p, const std::string& name) {
+  for (const TensorDesc& t : p.tensors)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+/// Sets an environment variable for the guard's lifetime.
+class EnvGuard {
+ public:
+  EnvGuard(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    setenv(name, value, 1);
+  }
+  ~EnvGuard() {
+    if (old_)
+      setenv(name_, old_->c_str(), 1);
+    else
+      unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+/// A modifiable copy of a program's data (its weights owned).
+std::shared_ptr<ProgramData> copy_of(const Program& p) {
+  auto d = std::make_shared<ProgramData>(p.data());
+  d->owned_weights.assign(p.data().weights, p.data().weights + p.data().weights_bytes);
+  d->weights = d->owned_weights.data();
+  d->keepalive.reset();
+  return d;
+}
+
+TEST(PrepackDigits, ConvAndGemmWeightsArePacked) {
+  std::vector<std::string> log;
+  Program p = compile_digits(true, false, &log);
+  const ProgramData& d = p.data();
+  int packed = 0;
+  for (const program::Instruction& ins : d.instructions) {
+    if (!takes_weight(ins.op)) continue;
+    const TensorDesc& w = d.tensors.at(size_t(ins.inputs.at(1)));
+    SCOPED_TRACE(ins.op + " '" + ins.name + "', weight '" + w.name + "'");
+    EXPECT_EQ(w.storage, Storage::weight);
+    EXPECT_EQ(w.layout, Layout::packed);
+    EXPECT_FALSE(w.packing.empty());
+    EXPECT_GE(w.bytes, uint64_t(shape_numel(w.shape)) * sizeof(float));
+    packed += w.layout == Layout::packed;
+  }
+  EXPECT_EQ(packed, 4);  // 3 Conv + 1 Gemm
+  for (const TensorDesc& t : d.tensors) {
+    if (t.storage != Storage::weight) continue;
+    EXPECT_EQ(t.offset % program::kWeightAlign, 0u) << t.name;
+    EXPECT_LE(t.offset + t.bytes, d.weights_bytes) << t.name;
+    if (t.layout == Layout::plain) {
+      EXPECT_TRUE(t.packing.empty()) << t.name;
+    }
+  }
+  bool logged = false;
+  for (const std::string& line : log)
+    logged = logged || line.find("prepacked 4 of 4") != std::string::npos;
+  EXPECT_TRUE(logged) << "no 'prepacked 4 of 4' line in the compile log";
+  EXPECT_NE(p.describe().find("packed weights: 4 tensors"), std::string::npos)
+      << p.describe();
+
+  for (const TensorDesc& t : plain_program().data().tensors)
+    EXPECT_EQ(t.layout == Layout::packed, false) << t.name;
+}
+
+TEST(PrepackDigits, DefaultPipelinePacksEveryOneDnnWeight) {
+  // With the optimizing passes: a weight is packed exactly when its
+  // instruction gets a oneDNN kernel, and the outputs do not change.
+  Program packed = compile_digits(true, true);
+  Program plain = compile_digits(false, true);
+  const ProgramData &pk = packed.data(), &pl = plain.data();
+  ASSERT_EQ(pk.instructions.size(), pl.instructions.size());
+  int onednn = 0;
+  for (size_t i = 0; i < pl.instructions.size(); ++i) {
+    const program::Instruction& ins = pl.instructions[i];
+    if (!takes_weight(ins.op)) continue;
+    cpu::OneDnnContext ctx;
+    const bool kernel = cpu::make_onednn_kernel(ins, pl, ctx) != nullptr;
+    onednn += kernel;
+    const TensorDesc& w = pk.tensors.at(size_t(pk.instructions[i].inputs.at(1)));
+    EXPECT_EQ(w.layout == Layout::packed, kernel) << ins.op << " '" << ins.name << "'";
+  }
+  EXPECT_GT(onednn, 0);
+  for (const TensorDesc& t : pk.tensors)
+    if (t.storage == Storage::weight) {
+      EXPECT_EQ(t.offset % program::kWeightAlign, 0u) << t.name;
+    }
+  const std::vector<float> a = run(packed), b = run(plain);
+  EXPECT_LE(max_abs_diff(a, b), 1e-5f);
+  EXPECT_EQ(classes(a), classes(b));
+}
+
+TEST(PrepackDigits, OutputsEqualTheUnpackedProgram) {
+  const std::vector<float> packed = run(packed_program());
+  const std::vector<float> plain = run(plain_program());
+  ASSERT_EQ(packed.size(), plain.size());
+  ASSERT_EQ(packed.size(), size_t(heldout().shape[0]) * 10);
+  EXPECT_LE(max_abs_diff(packed, plain), 1e-5f);
+  EXPECT_EQ(classes(packed), classes(plain));
+}
+
+TEST(PrepackDigits, UnpackGivesBackThePlainWeights) {
+  const ProgramData& pk = packed_program().data();
+  const ProgramData& pl = plain_program().data();
+  int checked = 0;
+  for (const TensorDesc& t : pk.tensors) {
+    if (t.layout != Layout::packed) continue;
+    const TensorDesc* plain = find_tensor(pl, t.name);
+    ASSERT_NE(plain, nullptr) << t.name;
+    HostTensor u = cpu::unpack_weight(t, pk.weights + t.offset);
+    EXPECT_EQ(u.shape(), plain->shape) << t.name;
+    ASSERT_EQ(u.bytes(), plain->bytes) << t.name;
+    EXPECT_EQ(std::memcmp(u.data(), pl.weights + plain->offset, u.bytes()), 0)
+        << t.name << ": unpacked bytes differ from the plain program's";
+    ++checked;
+  }
+  EXPECT_EQ(checked, 4);
+  // A plain tensor is copied as it is.
+  const TensorDesc* bias = find_tensor(pk, "classifier.bias");
+  ASSERT_NE(bias, nullptr);
+  ASSERT_EQ(bias->layout, Layout::plain);
+  HostTensor b = cpu::unpack_weight(*bias, pk.weights + bias->offset);
+  EXPECT_EQ(std::memcmp(b.data(), pk.weights + bias->offset, b.bytes()), 0);
+}
+
+TEST(PrepackDigits, ReferenceKernelsUnpackPackedWeights) {
+  std::vector<float> packed_ref, plain_ref;
+  {
+    EnvGuard env("SHOAL_REFERENCE_ONLY", "1");
+    packed_ref = run(packed_program());
+    plain_ref = run(plain_program());
+  }
+  // The reference kernels see the very same plain weights either way.
+  EXPECT_EQ(packed_ref, plain_ref);
+  // ... and classify like the oneDNN kernels.
+  EXPECT_EQ(classes(packed_ref), classes(run(packed_program())));
+  EXPECT_LE(max_abs_diff(packed_ref, run(packed_program())), 1e-4f);
+}
+
+TEST(PrepackDigits, SaveLoadRunRoundTrip) {
+  const Program& p = packed_program();
+  const std::string path = ::testing::TempDir() + "prepack_digits_" +
+                           std::to_string(getpid()) + ".shoal";
+  p.save(path);
+  Program loaded = Program::load(path);  // memory-mapped weights
+  Program copied = Program::from_bytes(p.to_bytes().data(), p.to_bytes().size());
+  std::filesystem::remove(path);
+  for (const Program* q : {&loaded, &copied}) {
+    const ProgramData& d = q->data();
+    ASSERT_EQ(d.tensors.size(), p.data().tensors.size());
+    for (size_t i = 0; i < d.tensors.size(); ++i) {
+      const TensorDesc &a = d.tensors[i], &b = p.data().tensors[i];
+      EXPECT_EQ(a.layout, b.layout) << a.name;
+      EXPECT_EQ(a.packing, b.packing) << a.name;
+      EXPECT_EQ(a.bytes, b.bytes) << a.name;
+      EXPECT_EQ(a.offset, b.offset) << a.name;
+    }
+    EXPECT_EQ(run(*q), run(p));
+  }
+}
+
+TEST(PrepackDigits, KernelsUsePackedWeightsInPlace) {
+  // The packed program's kernels make no packed copy of their own; the plain
+  // program's conv kernels do.
+  for (const Program* p : {&packed_program(), &plain_program()}) {
+    const ProgramData& d = p->data();
+    const bool packed = p == &packed_program();
+    int kernels = 0;
+    for (const program::Instruction& ins : d.instructions) {
+      if (!takes_weight(ins.op)) continue;
+      cpu::OneDnnContext ctx;
+      auto k = cpu::make_onednn_kernel(ins, d, ctx);
+      if (!k) continue;
+      ++kernels;
+      if (packed) {
+        EXPECT_EQ(ctx.packed_bytes(), 0u) << ins.name;
+      }
+    }
+    EXPECT_GT(kernels, 0);
+  }
+}
+
+TEST(PrepackDigits, WeightsPackedForAnotherCpuAreRepacked) {
+  // Stores every packed weight in its plain view instead, as if another CPU
+  // had wanted that layout: kernels must reorder it once and compute the same.
+  auto d = copy_of(packed_program());
+  int changed = 0;
+  for (TensorDesc& t : d->tensors) {
+    if (t.layout != Layout::packed) continue;
+    cpu::onednn::Packing pk = cpu::onednn::decode_packing(t);
+    HostTensor plain = cpu::unpack_weight(t, d->weights + t.offset);
+    // The stored values carry the folded scale.
+    for (int64_t i = 0; i < plain.numel(); ++i) plain.as<float>()[i] *= pk.scale;
+    ASSERT_LE(plain.bytes(), t.bytes);
+    std::memcpy(d->owned_weights.data() + t.offset, plain.data(), plain.bytes());
+    pk.packed = pk.plain;
+    t.packing = cpu::onednn::encode_packing(pk);
+    t.bytes = plain.bytes();
+    ++changed;
+  }
+  ASSERT_GT(changed, 0);
+  Program foreign(d);
+  EXPECT_LE(max_abs_diff(run(foreign), run(packed_program())), 1e-5f);
+
+  cpu::OneDnnContext ctx;
+  int repacked = 0;
+  for (const program::Instruction& ins : d->instructions)
+    if (takes_weight(ins.op) && cpu::make_onednn_kernel(ins, *d, ctx)) ++repacked;
+  EXPECT_GT(repacked, 0);
+  EXPECT_GT(ctx.packed_bytes(), 0u);
+}
+
+TEST(PrepackPacking, UnreadableDescriptionIsAnErrorNamingTheTensor) {
+  const ProgramData& src = packed_program().data();
+  const TensorDesc* w = nullptr;
+  for (const TensorDesc& t : src.tensors)
+    if (t.layout == Layout::packed && !w) w = &t;
+  ASSERT_NE(w, nullptr);
+  auto expect_invalid = [&](const TensorDesc& t, const char* what) {
+    try {
+      cpu::unpack_weight(t, src.weights + w->offset);
+      ADD_FAILURE() << what << ": no error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::invalid_argument) << what;
+      EXPECT_NE(std::string(e.what()).find(t.name), std::string::npos)
+          << what << ": " << e.what();
+    }
+  };
+  TensorDesc t = *w;
+  t.packing.resize(t.packing.size() - 3);
+  expect_invalid(t, "truncated");
+  t = *w;
+  t.packing[0] ^= 0xff;
+  expect_invalid(t, "bad tag");
+  t = *w;
+  t.packing.push_back(0);
+  expect_invalid(t, "trailing byte");
+  t = *w;
+  t.bytes = 16;
+  expect_invalid(t, "too few bytes for the layout");
+  t = *w;
+  t.shape[0] += 1;
+  expect_invalid(t, "shape mismatch");
+
+  // The runtime refuses to load it, naming the tensor.
+  auto d = copy_of(packed_program());
+  for (TensorDesc& u : d->tensors)
+    if (u.name == w->name) u.packing.resize(10);
+  try {
+    Runtime rt{Program(d)};
+    ADD_FAILURE() << "a program with an unreadable packing loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::invalid_argument);
+    EXPECT_NE(std::string(e.what()).find(w->name), std::string::npos) << e.what();
+  }
+}
+
+TEST(PrepackPacking, EncodeDecodeRoundTrip) {
+  using dnnl::memory;
+  cpu::onednn::Packing p;
+  p.plain = memory::desc({8, 4, 3, 3}, memory::data_type::f32, memory::format_tag::abcd);
+  p.packed = memory::desc({8, 4, 3, 3}, memory::data_type::f32,
+                          memory::format_tag::ABcd8b8a);
+  p.scale = 0.5f;
+  TensorDesc t;
+  t.name = "w";
+  t.shape = {8, 4, 3, 3};
+  t.storage = Storage::weight;
+  t.layout = Layout::packed;
+  t.bytes = p.packed.get_size();
+  t.packing = cpu::onednn::encode_packing(p);
+  cpu::onednn::Packing q = cpu::onednn::decode_packing(t);
+  EXPECT_TRUE(q.plain == p.plain);
+  EXPECT_TRUE(q.packed == p.packed);
+  EXPECT_EQ(q.scale, 0.5f);
+
+  // unpack_weight divides the folded scale out.
+  std::vector<float> plain(8 * 4 * 9), stored(t.bytes / sizeof(float));
+  for (size_t i = 0; i < plain.size(); ++i) plain[i] = float(i) - 100.0f;
+  dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  memory src(p.plain, eng, plain.data()), dst(p.packed, eng, stored.data());
+  dnnl::primitive_attr attr;
+  attr.set_output_scales(0, {0.5f});
+  dnnl::stream s(eng);
+  dnnl::reorder(dnnl::reorder::primitive_desc(src, dst, attr)).execute(s, src, dst);
+  s.wait();
+  HostTensor u = cpu::unpack_weight(t, reinterpret_cast<const uint8_t*>(stored.data()));
+  ASSERT_EQ(u.numel(), int64_t(plain.size()));
+  EXPECT_EQ(std::memcmp(u.data(), plain.data(), u.bytes()), 0);
+}
+
+}  // namespace
+}  // namespace shoal
