@@ -118,9 +118,13 @@ struct LayerProfile {
 };
 
 struct RuntimeOptions {
-  /// Device ids to use (see devices()); empty = the program's device count,
-  /// starting at the first free device.
+  /// Device ids to use (see devices()). Naming devices claims them: another
+  /// runtime naming one of them gets Error(device) until this one is gone.
+  /// With share_devices, named devices are used without claiming or checking.
+  /// Empty = the program's device count, from the devices no runtime has
+  /// claimed (shared with other runtimes that named none).
   std::vector<int> devices;
+  bool share_devices = false;
   bool profile = false;
 };
 
@@ -180,6 +184,8 @@ class Runtime {
   size_t pending() const;  ///< puts not yet taken by get()
 
   const Program& program() const;
+  /// What runs where: devices, clusters, mode (batch or split).
+  std::string plan() const;
   double last_run_ms() const;
   std::vector<LayerProfile> profile() const;
   void reset_profile();

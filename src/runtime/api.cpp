@@ -157,6 +157,7 @@ size_t Runtime::queue_capacity() const { return live(impl_).queue_capacity(); }
 void Runtime::set_queue_capacity(size_t c) { live(impl_).set_queue_capacity(c); }
 size_t Runtime::pending() const { return live(impl_).pending(); }
 const Program& Runtime::program() const { return impl_->program(); }
+std::string Runtime::plan() const { return live(impl_).plan(); }
 double Runtime::last_run_ms() const { return impl_->last_run_ms(); }
 std::vector<LayerProfile> Runtime::profile() const { return impl_->profile(); }
 void Runtime::reset_profile() { impl_->reset_profile(); }

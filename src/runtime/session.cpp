@@ -4,6 +4,8 @@
 #include <condition_variable>
 #include <cstring>
 #include <exception>
+#include <set>
+#include <sstream>
 
 #include "shoal/error.hpp"
 
@@ -41,6 +43,38 @@ Shape batched(const Shape& s, int64_t n) {
     out.insert(out.begin(), n);
   return out;
 }
+
+/// Which devices runtimes of this process have claimed (RuntimeOptions).
+class DeviceRegistry {
+ public:
+  static DeviceRegistry& get() {
+    static DeviceRegistry r;
+    return r;
+  }
+  /// Claims `ids` exclusively; throws naming the first device in use.
+  void claim(const std::vector<int>& ids) {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (int id : ids)
+      if (owned_.count(id))
+        throw Error(ErrorKind::device,
+                    "device " + std::to_string(id) +
+                        " is owned by another runtime; free that runtime first, or set "
+                        "share_devices on both to share it");
+    for (int id : ids) owned_.insert(id);
+  }
+  void release(const std::vector<int>& ids) {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (int id : ids) owned_.erase(id);
+  }
+  bool owned(int id) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return owned_.count(id) != 0;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::set<int> owned_;
+};
 
 }  // namespace
 
@@ -111,6 +145,7 @@ Session::Session(const Program& program, const RuntimeOptions& options)
                     "'; this runtime runs target 'cpu'");
   std::vector<DeviceInfo> host = devices();
   std::vector<int> ids = options.devices;
+  DeviceRegistry& registry = DeviceRegistry::get();
   if (ids.empty()) {
     const int want = pd.devices;
     if (want > int(host.size()))
@@ -119,7 +154,13 @@ Session::Session(const Program& program, const RuntimeOptions& options)
                       " devices; this host has " + std::to_string(host.size()) +
                       " (set SHOAL_CPU_DEVICES to partition its cores, e.g. SHOAL_CPU_DEVICES=" +
                       std::to_string(want) + ")");
-    for (int i = 0; i < want; ++i) ids.push_back(i);
+    for (int i = 0; i < int(host.size()) && int(ids.size()) < want; ++i)
+      if (!registry.owned(i)) ids.push_back(i);
+    if (int(ids.size()) < want)
+      throw Error(ErrorKind::device,
+                  "the program needs " + std::to_string(want) + " devices and only " +
+                      std::to_string(ids.size()) + " of this host's " +
+                      std::to_string(host.size()) + " are not owned by other runtimes");
   }
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= int(host.size()))
@@ -129,9 +170,30 @@ Session::Session(const Program& program, const RuntimeOptions& options)
       if (ids[j] == ids[i])
         throw Error(ErrorKind::invalid_argument, "device " + std::to_string(ids[i]) + " listed twice");
   }
-  for (int id : ids) {
+  if (!options.devices.empty() && !options.share_devices) {
+    registry.claim(ids);
+    exclusive_ = true;
+  }
+  device_ids_ = ids;
+  try {
+    init_devices(host);
+  } catch (...) {
+    devices_.clear();
+    if (exclusive_) registry.release(ids);
+    throw;
+  }
+  capacity_ = 2 * executors_.size();
+}
+
+void Session::init_devices(const std::vector<DeviceInfo>& host) {
+  const program::ProgramData& pd = program_.data();
+  for (int id : device_ids_) {
     auto ds = std::make_unique<DeviceState>();
-    ds->device = make_cpu_device(host[size_t(id)], pd.clusters);
+    // Batch mode: one worker per cluster, each taking whole samples. Split
+    // mode (the SDK's nobatch): the clusters of a device form one team and
+    // share every operator of ONE sample (oneDNN partitions each op's output
+    // over the team's threads), which cuts latency instead.
+    ds->device = make_cpu_device(host[size_t(id)], pd.split ? 1 : pd.clusters);
     Device& dev = *ds->device;
     // Broadcast the weights into the device's own memory, copied (and so
     // first touched) by the device's own thread.
@@ -206,7 +268,21 @@ Session::Session(const Program& program, const RuntimeOptions& options)
     for (auto& e : ds->executors) executors_.push_back(e.get());
     devices_.push_back(std::move(ds));
   }
-  capacity_ = 2 * executors_.size();
+}
+
+std::string Session::plan() const {
+  const program::ProgramData& pd = program_.data();
+  std::ostringstream o;
+  o << device_ids_.size() << " device" << (device_ids_.size() == 1 ? "" : "s") << " [";
+  for (size_t i = 0; i < device_ids_.size(); ++i) o << (i ? "," : "") << device_ids_[i];
+  o << "]" << (exclusive_ ? " (owned)" : " (shared)") << " x " << pd.clusters << " cluster"
+    << (pd.clusters == 1 ? "" : "s") << "; ";
+  if (pd.split)
+    o << "split mode: the clusters of each device share every operator of one input";
+  else
+    o << "batch mode: each input runs on one cluster, " << executors_.size()
+      << " inputs at a time";
+  return o.str();
 }
 
 Session::~Session() {
@@ -217,6 +293,8 @@ Session::~Session() {
     left.swap(queue_);
   }
   for (auto& j : left) j->wait();
+  devices_.clear();
+  if (exclusive_) DeviceRegistry::get().release(device_ids_);
 }
 
 void Session::check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) const {

@@ -25,6 +25,7 @@ class Session {
   void set_queue_capacity(size_t capacity);
   size_t pending() const;
   const Program& program() const { return program_; }
+  std::string plan() const;
   double last_run_ms() const { return last_ms_.load(); }
   std::vector<LayerProfile> profile() const;
   void reset_profile();
@@ -35,12 +36,15 @@ class Session {
   struct Job;       // one batch in flight
 
   void check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) const;
+  void init_devices(const std::vector<DeviceInfo>& host);
   /// Validates and starts a batch on the clusters; `on_done` runs (on a
   /// cluster thread) when its last sample finished.
   std::shared_ptr<Job> start(std::vector<Tensor> inputs, std::function<void()> on_done);
 
   Program program_;
   RuntimeOptions options_;
+  std::vector<int> device_ids_;
+  bool exclusive_ = false;  // this runtime claimed device_ids_
   std::vector<std::unique_ptr<DeviceState>> devices_;
   std::vector<Executor*> executors_;
   std::atomic<double> last_ms_{0};
