@@ -65,7 +65,7 @@ void infer_and_fold(ir::Graph& g, const Log& log) {
                       g.describe(n) + ": output " + std::to_string(i) +
                           " is not supported");
     }
-    for (size_t i = 0; i < n.outputs.size(); ++i) {
+    for (size_t i = 0; i < n.outputs.size() && i < out.size(); ++i) {
       if (n.outputs[i] < 0) continue;
       ir::Value& v = g.values[size_t(n.outputs[i])];
       v.dtype = out[i].dtype;
@@ -83,17 +83,25 @@ void infer_and_fold(ir::Graph& g, const Log& log) {
     if (bytes > kMaxFoldBytes && spec->runtime) continue;
     std::vector<HostTensor> results;
     std::vector<TensorRef> in_refs, out_refs;
-    for (int v : n.inputs)
-      in_refs.push_back(v >= 0 ? g.values[size_t(v)].constant->ref() : TensorRef{});
-    for (size_t i = 0; i < n.outputs.size(); ++i)
-      results.emplace_back(out[i].dtype, out[i].shape);
+    // Compile-time-only ops (Shape, Size) may read a run-time input: its
+    // type and shape are known, its data is not (and not needed).
+    for (int v : n.inputs) {
+      if (v < 0) {
+        in_refs.push_back(TensorRef{});
+        continue;
+      }
+      const ir::Value& val = g.values[size_t(v)];
+      in_refs.push_back(val.is_const() ? val.constant->ref()
+                                       : TensorRef{val.dtype, val.shape, nullptr});
+    }
+    for (const auto& o : out) results.emplace_back(o.dtype, o.shape);
     for (auto& r : results) out_refs.push_back(r.ref());
     try {
       spec->reference(n.attrs, in_refs, out_refs);
     } catch (const Error& e) {
       throw Error(e.kind(), g.describe(n) + ": " + e.what());
     }
-    for (size_t i = 0; i < n.outputs.size(); ++i)
+    for (size_t i = 0; i < n.outputs.size() && i < results.size(); ++i)
       if (n.outputs[i] >= 0) g.values[size_t(n.outputs[i])].constant = std::move(results[i]);
     n.dead = true;
     ++folded;

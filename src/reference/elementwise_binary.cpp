@@ -233,8 +233,9 @@ void add_compare(std::vector<OpSpec>& t, const std::string& name, const std::str
                          [](T a, T b) { return uint8_t(Cmp{}(a, b) ? 1 : 0); });
     });
   };
+  // Run-time dtypes cover the operands and the bool result.
   t.push_back(spec(name, 7, 2, 2, summary, broadcast_infer(name, allowed, DType::boolean), kernel,
-                   {DType::f32, DType::i64}));
+                   {DType::f32, DType::i64, DType::boolean}));
 }
 
 void add_where(std::vector<OpSpec>& t) {

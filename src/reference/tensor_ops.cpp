@@ -63,6 +63,7 @@ void add_dropout(std::vector<OpSpec>& t) {
         if (out.size() > 1 && out[1].present()) std::memset(out[1].data, 1, out[1].bytes());
       });
   s.num_outputs = 2;  // the mask (output 1) is optional
+  s.dtypes.push_back(DType::boolean);  // the mask's type at run time
   t.push_back(std::move(s));
 }
 
