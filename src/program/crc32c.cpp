@@ -31,9 +31,42 @@ inline uint32_t load_le32(const uint8_t* p) {
          uint32_t(p[3]) << 24;
 }
 
+uint32_t crc32c_table(const void* data, size_t n, uint32_t crc) noexcept;
+
+#if defined(__x86_64__)
+// SSE4.2's crc32 instruction computes exactly this CRC, 8 bytes a step:
+// several GB/s against the table's ~1, which is most of a big program's
+// load time.
+__attribute__((target("sse4.2"))) uint32_t crc32c_sse42(const void* data, size_t n,
+                                                         uint32_t crc) noexcept {
+  const auto* p = static_cast<const uint8_t*>(data);
+  uint64_t c = ~crc;
+  while (n >= 8) {
+    uint64_t v;
+    __builtin_memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+    p += 8;
+    n -= 8;
+  }
+  uint32_t c32 = uint32_t(c);
+  while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return ~c32;
+}
+#endif
+
 }  // namespace
 
 uint32_t crc32c(const void* data, size_t n, uint32_t crc) noexcept {
+#if defined(__x86_64__)
+  static const bool hw = __builtin_cpu_supports("sse4.2");
+  if (hw) return crc32c_sse42(data, n, crc);
+#endif
+  return crc32c_table(data, n, crc);
+}
+
+namespace {
+
+uint32_t crc32c_table(const void* data, size_t n, uint32_t crc) noexcept {
   const auto* p = static_cast<const uint8_t*>(data);
   const auto& t = kTables;
   crc = ~crc;
@@ -49,5 +82,7 @@ uint32_t crc32c(const void* data, size_t n, uint32_t crc) noexcept {
   while (n--) crc = (crc >> 8) ^ t[0][(crc ^ *p++) & 0xFF];
   return ~crc;
 }
+
+}  // namespace
 
 }  // namespace shoal::program

@@ -39,7 +39,7 @@ std::shared_ptr<ProgramData> load_file(const std::string& path) {
   if (!S_ISREG(st.st_mode)) fail(path, "it is not a regular file");
   if (st.st_size == 0) fail(path, "the file is empty");
   size_t size = size_t(st.st_size);
-  void* addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, f.fd, 0);
+  void* addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, f.fd, 0);
   if (addr == MAP_FAILED)
     fail(path, std::string("mmap: ") + std::strerror(errno));
   ::close(f.fd);  // the mapping stays valid without the descriptor
