@@ -46,8 +46,9 @@ std::shared_ptr<ProgramData> load_file(const std::string& path) {
   f.fd = -1;
   std::shared_ptr<void> mapping(addr, [size](void* p) { ::munmap(p, size); });
   try {
-    return deserialize(static_cast<const uint8_t*>(addr), size,
-                       std::move(mapping));
+    auto p = deserialize(static_cast<const uint8_t*>(addr), size, std::move(mapping));
+    p->weights_mapped = true;
+    return p;
   } catch (const Error& e) {
     throw Error(e.kind(), "program file '" + path + "': " + e.what());
   }

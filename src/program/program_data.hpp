@@ -64,6 +64,9 @@ struct ProgramData {
   uint64_t weights_bytes = 0;
   std::vector<uint8_t> owned_weights;
   std::shared_ptr<void> keepalive;
+  /// True when `weights` points into a read-only file mapping (load_file):
+  /// its pages can be dropped and are read back from the file on demand.
+  bool weights_mapped = false;
 };
 
 /// Serializes to the file format (header, sections, checksum).

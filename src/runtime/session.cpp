@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <exception>
+#include <sys/mman.h>
 #include <set>
 #include <sstream>
 
@@ -75,6 +76,26 @@ class DeviceRegistry {
   mutable std::mutex mu_;
   std::set<int> owned_;
 };
+
+/// Tells the kernel it may drop the whole pages of a read-only file mapping
+/// inside [p, p+n); they are read back from the file if touched again.
+void drop_pages(const uint8_t* p, size_t n) {
+  const uintptr_t page = 4096, lo = (uintptr_t(p) + page - 1) / page * page,
+                  hi = (uintptr_t(p) + n) / page * page;
+  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+}
+
+/// Copies the weight section into device memory. With `drop` (one device
+/// and a mapped file), each copied chunk of the mapping is dropped at once,
+/// so the weights are never resident twice.
+void copy_weights(uint8_t* dst, const program::ProgramData& pd, bool drop) {
+  const size_t chunk = size_t(8) << 20;
+  for (size_t off = 0; off < pd.weights_bytes; off += chunk) {
+    const size_t n = std::min(chunk, size_t(pd.weights_bytes) - off);
+    std::memcpy(dst + off, pd.weights + off, n);
+    if (drop) drop_pages(pd.weights + off, n);
+  }
+}
 
 }  // namespace
 
@@ -183,6 +204,9 @@ Session::Session(const Program& program, const RuntimeOptions& options)
     throw;
   }
   capacity_ = 2 * executors_.size();
+  // The devices hold their own copies now: let the kernel drop the mapped
+  // file's pages rather than count the weights twice in resident memory.
+  if (pd.weights_mapped) drop_pages(pd.weights, pd.weights_bytes);
 }
 
 void Session::init_devices(const std::vector<DeviceInfo>& host) {
@@ -221,10 +245,10 @@ void Session::init_devices(const std::vector<DeviceInfo>& host) {
     for (auto& exp : ds->executors) {
       Executor* ex = exp.get();
       DeviceState* d = ds.get();
-      dev.submit(ex->cluster, [ex, d, &pd, &init](ExecContext&) {
+      const bool drop = pd.weights_mapped && device_ids_.size() == 1;
+      dev.submit(ex->cluster, [ex, d, &pd, &init, drop](ExecContext&) {
         try {
-          if (ex->cluster == 0 && pd.weights_bytes)
-            std::memcpy(d->weights, pd.weights, pd.weights_bytes);
+          if (ex->cluster == 0 && pd.weights_bytes) copy_weights(d->weights, pd, drop);
           std::memset(ex->arena, 0, pd.arena_bytes);
           init.done();
         } catch (...) {
