@@ -37,6 +37,15 @@ KernelPtr build(const OpContext& oc, dnnl::algorithm alg,
     pr.push_back(end);
   }
   dnnl::memory::desc xu = user_md(*oc.in(0), xd), yu = user_md(oc.out(0), yd);
+  // An output of spatial size 1 ([N,C,1,1]) is the same bytes in either
+  // layout: describe it like the source so oneDNN keeps its fast kernels.
+  bool unit = true;
+  for (int64_t o : g.out) unit = unit && o == 1;
+  if (unit && oc.in(0)->layout == program::Layout::channels_last) {
+    program::TensorDesc y = oc.out(0);
+    y.layout = program::Layout::channels_last;
+    yu = user_md(y, yd);
+  }
   dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference, alg, xu,
                                    yu, strides, kernel, dil, pl, pr);
   dnnl::pooling_v2_forward::primitive_desc pd(d, base_attr(), oc.ctx.engine);
