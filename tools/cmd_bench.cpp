@@ -60,10 +60,21 @@ double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
+// Peak RSS of this process: VmHWM from /proc/self/status. (getrusage's
+// ru_maxrss survives exec, so a child forked from a big parent reports the
+// parent's peak; it is only the fallback.)
 double peak_rss_mib() {
+  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    long kib = -1;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "VmHWM: %ld kB", &kib) == 1) break;
+    std::fclose(f);
+    if (kib >= 0) return double(kib) / 1024.0;
+  }
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  return double(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+  return double(ru.ru_maxrss) / 1024.0;  // KiB on Linux
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
