@@ -10,9 +10,13 @@ The C++ core lives in ``shoal._shoal`` (a thin binding); the argument
 conveniences are here. Errors are the classes of :mod:`shoal.errors`.
 """
 
+import itertools
+import math
+import numbers
 import operator
 import os
 import sys
+import threading
 
 import numpy as np
 
@@ -164,24 +168,59 @@ def _batch_shape(shape):
     return "(" + ", ".join(["N"] + [str(d) for d in shape[1:]]) + ")"
 
 
+def _timeout_ms(timeout):
+    """Seconds (None = no limit) -> the binding's milliseconds (< 0 = no limit)."""
+    if timeout is None:
+        return -1.0
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError("timeout must be a number of seconds or None, got "
+                        f"{type(timeout).__name__}")
+    t = float(timeout)
+    if math.isnan(t) or t < 0:
+        raise InvalidArgumentError(f"timeout must be >= 0 seconds or None, got {timeout!r}")
+    return t * 1e3
+
+
 class Runtime:
-    """A Program loaded onto devices; run() is thread-safe and releases the GIL.
+    """A Program loaded onto devices; run(), put() and get() are thread-safe
+    and release the GIL.
 
     program: a Program or the path of a program file.
-    devices: device ids to use (see shoal.devices()); None = the program's
-        device count, starting at the first free device.
+    devices: device ids to use (see shoal.devices()); naming devices claims
+        them until this runtime is closed (another runtime naming one gets a
+        DeviceError). None = the program's device count, from the devices no
+        runtime has claimed.
     profile: collect per-layer timings (see profile()).
+    share_devices: use the named devices without claiming them (and even if
+        another runtime claimed them).
+
+    Asynchronous pipeline: put(x, tag) starts a batch and returns; get()
+    returns (outputs, tag) in put order. At most queue_capacity batches are
+    outstanding (started, or finished but not yet taken by get()).
     """
 
-    def __init__(self, program, devices=None, profile=False):
+    def __init__(self, program, devices=None, profile=False, share_devices=False):
         if not isinstance(program, Program):
             program = load(program)
         if devices is not None:
+            if isinstance(devices, (str, bytes)) or not hasattr(devices, "__iter__"):
+                raise TypeError("devices must be a sequence of device ids or None, "
+                                f"got {type(devices).__name__}")
             devices = [operator.index(d) for d in devices]
-        self._rt = _shoal.Runtime(program, devices, bool(profile))
+        self._rt = _shoal.Runtime(program, devices, bool(profile), bool(share_devices))
         self._program = program
         self._inputs = program.inputs
         self._names = [i.name for i in self._inputs]
+        # put() tags: any Python object, kept here under an int key.
+        self._tags = {}
+        self._keys = itertools.count()
+        self._tags_lock = threading.Lock()
+
+    def _live(self):
+        rt = self._rt
+        if rt is None:
+            raise InvalidArgumentError("this shoal.Runtime was closed")
+        return rt
 
     @property
     def program(self):
@@ -197,15 +236,20 @@ class Runtime:
 
     @property
     def last_run_ms(self):
-        """Wall time of the last run, in milliseconds."""
-        return self._rt.last_run_ms
+        """Wall time of the last run (or of the last put taken by get), in
+        milliseconds."""
+        return self._live().last_run_ms
+
+    def plan(self):
+        """What runs where: devices, clusters, mode (batch or split)."""
+        return self._live().plan()
 
     def profile(self):
         """Per-layer timings: a list of dicts {name, op, impl, ms, flops, calls}."""
-        return self._rt.profile()
+        return self._live().profile()
 
     def reset_profile(self):
-        self._rt.reset_profile()
+        self._live().reset_profile()
 
     def _normalize(self, x):
         if isinstance(x, dict):
@@ -254,9 +298,96 @@ class Runtime:
         input name. Arrays must have the model's dtype (float32); they are
         never cast. Each output has leading dim N.
         """
-        return self._rt.run(self._normalize(x))
+        return self._live().run(self._normalize(x))
 
     __call__ = run
 
+    # ------------------------------------------------------------ pipeline --
+
+    def put(self, x, tag=None, timeout=None):
+        """Starts a batch and returns without waiting for it.
+
+        x: as for run(); the arrays are copied, so they may be reused at once.
+        tag: any object; get() returns it with this batch's outputs.
+        timeout: seconds to wait for room when queue_capacity batches are
+            outstanding (None: wait until another thread's get() makes room;
+            0: do not wait). Returns True if the batch was started, False if
+            the queue stayed full.
+        """
+        rt = self._live()
+        arrays = self._normalize(x)
+        ms = _timeout_ms(timeout)
+        with self._tags_lock:
+            key = next(self._keys)
+            self._tags[key] = tag
+        ok = False
+        try:
+            ok = rt.put(arrays, key, ms)
+        finally:
+            if not ok:
+                with self._tags_lock:
+                    self._tags.pop(key, None)
+        return ok
+
+    def get(self, timeout=None):
+        """Takes the oldest put's result: returns (outputs, tag).
+
+        timeout: seconds to wait for that batch to finish (None: no limit;
+            0: just look). Returns None if it is not done in time.
+        Raises InvalidArgumentError at once when nothing is pending (every
+        put was taken already), so a lone thread never waits for nothing. If
+        the batch itself failed, its error is raised with ``.tag`` set to its
+        tag (the batch is taken).
+        """
+        rt = self._live()
+        try:
+            r = rt.get(_timeout_ms(timeout))
+        except Error as e:
+            key = getattr(e, "_shoal_tag", None)
+            if key is not None:
+                with self._tags_lock:
+                    e.tag = self._tags.pop(key, None)
+            raise
+        if r is None:
+            return None
+        outputs, key = r
+        with self._tags_lock:
+            tag = self._tags.pop(key, None)
+        return outputs, tag
+
+    @property
+    def pending(self):
+        """Puts not yet taken by get() (running or finished)."""
+        return self._live().pending
+
+    @property
+    def queue_capacity(self):
+        """At most this many puts are outstanding (default 2 x clusters)."""
+        return self._live().queue_capacity
+
+    @queue_capacity.setter
+    def queue_capacity(self, value):
+        self._live().queue_capacity = _positive_int(value, "queue_capacity")
+
+    # ------------------------------------------------------------ lifetime --
+
+    def close(self):
+        """Releases the devices (once no other thread is inside a call).
+        Results not yet taken are dropped. Further calls raise."""
+        self._rt = None
+        with self._tags_lock:
+            self._tags.clear()
+
+    @property
+    def closed(self):
+        return self._rt is None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def __repr__(self):
-        return f"<shoal.Runtime {self._program!r}>"
+        state = " (closed)" if self._rt is None else ""
+        return f"<shoal.Runtime{state} {self._program!r}>"

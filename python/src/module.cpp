@@ -192,13 +192,14 @@ shoal::Tensor input_view(py::array& arr, const shoal::TensorInfo& info, int64_t*
   return shoal::Tensor::view(const_cast<void*>(arr.data()), info.dtype, shape);
 }
 
-py::list run(shoal::Runtime& rt, const py::sequence& xs) {
-  const shoal::Program& p = rt.program();
-  std::vector<shoal::TensorInfo> infos = p.inputs();
+// Checks a sequence of arrays, one per model input, and wraps them in views.
+// `keep` holds the (possibly converted) arrays while the views are used.
+std::vector<shoal::Tensor> input_views(const shoal::Runtime& rt, const py::sequence& xs,
+                                       std::vector<py::array>& keep) {
+  std::vector<shoal::TensorInfo> infos = rt.program().inputs();
   if (size_t(py::len(xs)) != infos.size())
     throw Error(ErrorKind::invalid_argument, "the model has " + std::to_string(infos.size()) +
                                                  " input(s), got " + std::to_string(py::len(xs)));
-  std::vector<py::array> keep;  // holds the (possibly converted) arrays
   std::vector<shoal::Tensor> in;
   int64_t batch = -1;
   for (size_t i = 0; i < infos.size(); ++i) {
@@ -210,11 +211,11 @@ py::list run(shoal::Runtime& rt, const py::sequence& xs) {
     keep.push_back(py::reinterpret_borrow<py::array>(item));
     in.push_back(input_view(keep.back(), infos[i], &batch));
   }
-  std::vector<shoal::Tensor> out;
-  {
-    py::gil_scoped_release nogil;
-    out = rt.run(in);
-  }
+  return in;
+}
+
+// Output tensors -> numpy arrays sharing their buffers.
+py::list output_arrays(std::vector<shoal::Tensor>& out) {
   py::list result;
   for (shoal::Tensor& t : out) {
     // The array shares the tensor's buffer; the capsule keeps it alive.
@@ -223,6 +224,63 @@ py::list run(shoal::Runtime& rt, const py::sequence& xs) {
     result.append(py::array(numpy_dtype(owner->dtype()), owner->shape(), {}, owner->data(), base));
   }
   return result;
+}
+
+py::list run(shoal::Runtime& rt, const py::sequence& xs) {
+  std::vector<py::array> keep;
+  std::vector<shoal::Tensor> in = input_views(rt, xs, keep);
+  std::vector<shoal::Tensor> out;
+  {
+    py::gil_scoped_release nogil;
+    out = rt.run(in);
+  }
+  return output_arrays(out);
+}
+
+// put/get: timeouts in milliseconds, < 0 = no limit.
+bool put(shoal::Runtime& rt, const py::sequence& xs, uint64_t tag, double timeout_ms) {
+  std::vector<py::array> keep;
+  std::vector<shoal::Tensor> in = input_views(rt, xs, keep);
+  py::gil_scoped_release nogil;  // put copies the inputs before returning
+  return rt.put(in, tag, timeout_ms);
+}
+
+// Tags are < kNoTag; the value marks "get() failed before taking a result".
+constexpr uint64_t kNoTag = ~uint64_t(0);
+
+// Returns None on timeout, else (outputs, tag). When the taken input failed,
+// raises its error with the attribute `_shoal_tag` set to the input's tag.
+py::object get(shoal::Runtime& rt, double timeout_ms) {
+  std::vector<shoal::Tensor> out;
+  uint64_t tag = kNoTag;
+  bool ok = false;
+  std::exception_ptr failed;
+  try {
+    py::gil_scoped_release nogil;
+    ok = rt.get(out, tag, timeout_ms);
+  } catch (...) {
+    if (tag == kNoTag) throw;  // nothing taken (e.g. nothing pending)
+    failed = std::current_exception();
+  }
+  if (failed) {
+    std::string message = "internal error";
+    int kind = int(ErrorKind::internal);
+    try {
+      std::rethrow_exception(failed);
+    } catch (const Error& e) {
+      message = e.what();
+      kind = int(e.kind());
+    } catch (const std::exception& e) {
+      message = e.what();
+    } catch (...) {
+    }
+    py::object exc = py::module_::import("shoal.errors").attr("_from_kind")(kind, to_str(message));
+    exc.attr("_shoal_tag") = py::int_(tag);
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
+    throw py::error_already_set();
+  }
+  if (!ok) return py::none();
+  return py::make_tuple(output_arrays(out), py::int_(tag));
 }
 
 py::list profile(const shoal::Runtime& rt) {
@@ -397,18 +455,33 @@ PYBIND11_MODULE(_shoal, m) {
   m.def("operators_markdown", &shoal::operators_markdown);
 
   py::class_<shoal::Runtime>(m, "Runtime")
-      .def(py::init(
-               [](const shoal::Program& p, std::optional<std::vector<int>> devices, bool profile) {
-                 checked(p);
-                 shoal::RuntimeOptions o;
-                 if (devices) o.devices = *devices;
-                 o.profile = profile;
-                 py::gil_scoped_release nogil;
-                 return std::make_unique<shoal::Runtime>(p, o);
-               }),
-           py::arg("program"), py::arg("devices") = py::none(), py::arg("profile") = false)
+      .def(py::init([](const shoal::Program& p, std::optional<std::vector<int>> devices,
+                       bool profile, bool share_devices) {
+             checked(p);
+             shoal::RuntimeOptions o;
+             if (devices) o.devices = *devices;
+             o.profile = profile;
+             o.share_devices = share_devices;
+             py::gil_scoped_release nogil;
+             return std::make_unique<shoal::Runtime>(p, o);
+           }),
+           py::arg("program"), py::arg("devices") = py::none(), py::arg("profile") = false,
+           py::arg("share_devices") = false)
       .def("run", &run, py::arg("inputs"),
            "Runs a batch: a sequence of C-contiguous arrays, one per model input.")
+      .def("put", &put, py::arg("inputs"), py::arg("tag"), py::arg("timeout_ms"),
+           "Starts a batch; False if the queue stayed full for timeout_ms (< 0: no limit).")
+      .def("get", &get, py::arg("timeout_ms"),
+           "The oldest put's (outputs, tag), or None if not done within timeout_ms.")
+      .def_property("queue_capacity", &shoal::Runtime::queue_capacity,
+                    [](shoal::Runtime& rt, int64_t c) {
+                      if (c < 1)
+                        throw Error(ErrorKind::invalid_argument,
+                                    "queue_capacity must be >= 1, got " + std::to_string(c));
+                      rt.set_queue_capacity(size_t(c));
+                    })
+      .def_property_readonly("pending", &shoal::Runtime::pending)
+      .def("plan", &shoal::Runtime::plan)
       .def_property_readonly("program", [](const shoal::Runtime& rt) { return rt.program(); })
       .def_property_readonly("last_run_ms", &shoal::Runtime::last_run_ms)
       .def("profile", &profile)

@@ -133,6 +133,11 @@ Tensor Tensor::view(void* data, DType dtype, Shape shape) {
   return t;
 }
 
+static runtime::Session& live(const std::unique_ptr<runtime::Session>& s) {
+  if (!s) throw Error(ErrorKind::invalid_argument, "this Runtime was moved from");
+  return *s;
+}
+
 // --- Runtime -----------------------------------------------------------------
 
 Runtime::Runtime(const Program& program, const RuntimeOptions& options)
@@ -141,10 +146,6 @@ Runtime::~Runtime() = default;
 Runtime::Runtime(Runtime&&) noexcept = default;
 Runtime& Runtime::operator=(Runtime&&) noexcept = default;
 
-static runtime::Session& live(const std::unique_ptr<runtime::Session>& s) {
-  if (!s) throw Error(ErrorKind::invalid_argument, "this Runtime was moved from");
-  return *s;
-}
 
 std::vector<Tensor> Runtime::run(const std::vector<Tensor>& inputs) { return live(impl_).run(inputs); }
 bool Runtime::put(const std::vector<Tensor>& inputs, uint64_t tag, double timeout_ms) {
@@ -156,10 +157,10 @@ bool Runtime::get(std::vector<Tensor>& outputs, uint64_t& tag, double timeout_ms
 size_t Runtime::queue_capacity() const { return live(impl_).queue_capacity(); }
 void Runtime::set_queue_capacity(size_t c) { live(impl_).set_queue_capacity(c); }
 size_t Runtime::pending() const { return live(impl_).pending(); }
-const Program& Runtime::program() const { return impl_->program(); }
+const Program& Runtime::program() const { return live(impl_).program(); }
 std::string Runtime::plan() const { return live(impl_).plan(); }
-double Runtime::last_run_ms() const { return impl_->last_run_ms(); }
-std::vector<LayerProfile> Runtime::profile() const { return impl_->profile(); }
-void Runtime::reset_profile() { impl_->reset_profile(); }
+double Runtime::last_run_ms() const { return live(impl_).last_run_ms(); }
+std::vector<LayerProfile> Runtime::profile() const { return live(impl_).profile(); }
+void Runtime::reset_profile() { live(impl_).reset_profile(); }
 
 }  // namespace shoal
