@@ -144,6 +144,12 @@ shoal::Shape batched(const shoal::TensorInfo& info, size_t batch) {
   return s;
 }
 
+// dst[i] = float(src[i]) for n elements of type T.
+template <class T>
+void widen(const void* src, size_t n, float* dst) {
+  for (size_t i = 0; i < n; ++i) dst[i] = float(static_cast<const T*>(src)[i]);
+}
+
 // Copies a run output into a float buffer, converting non-float32 outputs.
 void copy_out(const shoal::Tensor& t, float* dst) {
   const size_t n = size_t(t.numel());
@@ -156,26 +162,16 @@ void copy_out(const shoal::Tensor& t, float* dst) {
       std::memcpy(dst, src, n * sizeof(float));
       return;
     case shoal::DType::f64:
-      for (size_t i = 0; i < n; ++i)
-        dst[i] = float(static_cast<const double*>(src)[i]);
-      return;
+      return widen<double>(src, n, dst);
     case shoal::DType::i64:
-      for (size_t i = 0; i < n; ++i)
-        dst[i] = float(static_cast<const int64_t*>(src)[i]);
-      return;
+      return widen<int64_t>(src, n, dst);
     case shoal::DType::i32:
-      for (size_t i = 0; i < n; ++i)
-        dst[i] = float(static_cast<const int32_t*>(src)[i]);
-      return;
+      return widen<int32_t>(src, n, dst);
     case shoal::DType::i8:
-      for (size_t i = 0; i < n; ++i)
-        dst[i] = float(static_cast<const int8_t*>(src)[i]);
-      return;
+      return widen<int8_t>(src, n, dst);
     case shoal::DType::u8:
     case shoal::DType::boolean:
-      for (size_t i = 0; i < n; ++i)
-        dst[i] = float(static_cast<const uint8_t*>(src)[i]);
-      return;
+      return widen<uint8_t>(src, n, dst);
     case shoal::DType::undefined:
       break;
   }

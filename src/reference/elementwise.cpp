@@ -23,14 +23,7 @@ constexpr std::initializer_list<DType> kNumeric = {DType::f32, DType::f64, DType
 InferFn same_as_input(std::string op, std::vector<DType> allowed) {
   return [op, allowed](const Attrs&, std::span<const ValueInfo> in) {
     const ValueInfo& x = ref::req_input(in, 0, op, "X");
-    bool ok = false;
-    for (DType d : allowed) ok = ok || d == x.dtype;
-    if (!ok) {
-      std::string names;
-      for (DType d : allowed) names += std::string(names.empty() ? "" : ", ") + dtype_name(d);
-      fail(ErrorKind::unsupported,
-           op + ": input has element type " + dtype_name(x.dtype) + "; supported: " + names);
-    }
+    ref::check_dtype(op, "input", x.dtype, allowed);
     return std::vector<TypeShape>{{x.dtype, x.shape}};
   };
 }
@@ -44,14 +37,8 @@ void map1(const TensorRef& x, const TensorRef& y, F f) {
 
 OpSpec unary_spec(std::string name, int min_opset, std::string summary, std::vector<DType> allowed,
                   RefKernel kernel) {
-  OpSpec s;
-  s.name = name;
-  s.min_opset = min_opset;
-  s.infer = same_as_input(name, allowed);
-  s.reference = std::move(kernel);
-  s.summary = std::move(summary);
-  s.dtypes = {DType::f32};
-  return s;
+  return ref::make_spec(name, min_opset, 1, 1, std::move(summary),
+                        same_as_input(name, std::move(allowed)), std::move(kernel));
 }
 
 // --- activations -------------------------------------------------------------

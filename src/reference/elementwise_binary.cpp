@@ -8,26 +8,10 @@
 namespace shoal::ref {
 namespace {
 
-using ops::InferFn;
-using ops::OpSpec;
-using ops::RefKernel;
-using ops::TypeShape;
-using ops::ValueInfo;
-
 const std::vector<DType> kArith = {DType::f32, DType::f64, DType::i32, DType::i64};
 const std::vector<DType> kCompare = {DType::f32, DType::f64, DType::i32,
                                      DType::i64, DType::i8,  DType::u8};
 constexpr int kMaxVariadic = 1 << 16;
-
-void check_in(const std::string& op, const std::string& what, DType t,
-              const std::vector<DType>& allowed) {
-  for (DType a : allowed)
-    if (a == t) return;
-  std::string names;
-  for (DType a : allowed) names += std::string(names.empty() ? "" : ", ") + dtype_name(a);
-  fail(ErrorKind::unsupported,
-       op + ": " + what + " has element type " + dtype_name(t) + "; supported: " + names);
-}
 
 /// Shape inference for ops whose inputs all share one dtype (from `allowed`)
 /// and broadcast together. out_dtype undefined = the inputs' dtype.
@@ -35,7 +19,7 @@ InferFn broadcast_infer(std::string op, std::vector<DType> allowed,
                         DType out_dtype = DType::undefined) {
   return [op, allowed, out_dtype](const Attrs&, std::span<const ValueInfo> in) {
     const ValueInfo& a = req_input(in, 0, op, "A");
-    check_in(op, "input 0", a.dtype, allowed);
+    check_dtype(op, "input 0", a.dtype, allowed);
     Shape shape = a.shape;
     for (size_t i = 1; i < in.size(); ++i) {
       const ValueInfo& b = req_input(in, i, op, "input " + std::to_string(i));
@@ -131,24 +115,10 @@ RefKernel binary_kernel(std::string name) {
   };
 }
 
-OpSpec spec(std::string name, int min_opset, int min_in, int max_in, std::string summary,
-            InferFn infer, RefKernel kernel, std::vector<DType> runtime) {
-  OpSpec s;
-  s.name = std::move(name);
-  s.min_opset = min_opset;
-  s.min_inputs = min_in;
-  s.max_inputs = max_in;
-  s.infer = std::move(infer);
-  s.reference = std::move(kernel);
-  s.summary = std::move(summary);
-  s.dtypes = std::move(runtime);
-  return s;
-}
-
 template <class Op>
 void add_binary(std::vector<OpSpec>& t, const std::string& name, const std::string& summary) {
-  t.push_back(spec(name, 7, 2, 2, summary, broadcast_infer(name, kArith), binary_kernel<Op>(name),
-                   {DType::f32, DType::i64}));
+  t.push_back(make_spec(name, 7, 2, 2, summary, broadcast_infer(name, kArith),
+                        binary_kernel<Op>(name), {DType::f32, DType::i64}));
 }
 
 /// Max, Min, Sum, Mean: y = fold of all inputs, all broadcast together.
@@ -156,7 +126,7 @@ template <class Op>
 void add_variadic(std::vector<OpSpec>& t, const std::string& name, const std::string& summary,
                   bool mean) {
   std::vector<DType> allowed = mean ? std::vector<DType>{DType::f32, DType::f64} : kArith;
-  t.push_back(spec(
+  t.push_back(make_spec(
       name, 6, 1, kMaxVariadic, summary, broadcast_infer(name, allowed),
       [name, mean](const Attrs&, std::span<const TensorRef> in, std::span<const TensorRef> out) {
         visit_dtype(in[0].dtype, name, [&](auto z) {
@@ -203,8 +173,8 @@ void add_pow(std::vector<OpSpec>& t) {
   auto infer = [](const Attrs&, std::span<const ValueInfo> in) {
     const ValueInfo& a = req_input(in, 0, "Pow", "X");
     const ValueInfo& b = req_input(in, 1, "Pow", "Y");
-    check_in("Pow", "base X", a.dtype, kArith);
-    check_in("Pow", "exponent Y", b.dtype, kArith);
+    check_dtype("Pow", "base X", a.dtype, kArith);
+    check_dtype("Pow", "exponent Y", b.dtype, kArith);
     return std::vector<TypeShape>{{a.dtype, broadcast_shape("Pow", a.shape, b.shape)}};
   };
   auto kernel = [](const Attrs&, std::span<const TensorRef> in, std::span<const TensorRef> out) {
@@ -216,8 +186,7 @@ void add_pow(std::vector<OpSpec>& t) {
       });
     });
   };
-  t.push_back(
-      spec("Pow", 7, 2, 2, "y = x ^ y, broadcast; y has x's type", infer, kernel, {DType::f32}));
+  t.push_back(make_spec("Pow", 7, 2, 2, "y = x ^ y, broadcast; y has x's type", infer, kernel));
 }
 
 // --- comparisons and Where ----------------------------------------------------
@@ -234,8 +203,8 @@ void add_compare(std::vector<OpSpec>& t, const std::string& name, const std::str
     });
   };
   // Run-time dtypes cover the operands and the bool result.
-  t.push_back(spec(name, 7, 2, 2, summary, broadcast_infer(name, allowed, DType::boolean), kernel,
-                   {DType::f32, DType::i64, DType::boolean}));
+  t.push_back(make_spec(name, 7, 2, 2, summary, broadcast_infer(name, allowed, DType::boolean),
+                        kernel, {DType::f32, DType::i64, DType::boolean}));
 }
 
 void add_where(std::vector<OpSpec>& t) {
@@ -267,8 +236,8 @@ void add_where(std::vector<OpSpec>& t) {
     for (size_t k = 0; k < ic.size(); ++k)
       std::memcpy(o + k * es, c[ic[k]] ? x + size_t(ix[k]) * es : y + size_t(iy[k]) * es, es);
   };
-  t.push_back(spec("Where", 9, 3, 3, "y = condition ? X : Y, broadcast", infer, kernel,
-                   {DType::f32, DType::i64}));
+  t.push_back(make_spec("Where", 9, 3, 3, "y = condition ? X : Y, broadcast", infer, kernel,
+                        {DType::f32, DType::i64}));
 }
 
 struct EqualCmp {

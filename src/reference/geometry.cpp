@@ -83,30 +83,46 @@ void explicit_pads(const std::string& op, const Attrs& a, size_t n,
   g.pad_end.assign(p.begin() + long(n), p.end());
 }
 
+// Attribute auto_pad: NOTSET (also when empty or absent), VALID, SAME_UPPER
+// or SAME_LOWER.
+std::string auto_pad_mode(const std::string& op, const Attrs& a) {
+  std::string mode = a.s("auto_pad", "NOTSET");
+  if (mode.empty()) mode = "NOTSET";
+  if (mode != "NOTSET" && mode != "VALID" && mode != "SAME_UPPER" &&
+      mode != "SAME_LOWER")
+    invalid(op, "attribute 'auto_pad' = '" + mode +
+                    "' is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER");
+  return mode;
+}
+
+// Splits a total SAME padding of spatial dim i: the odd one goes at the end
+// (SAME_UPPER) or the beginning (SAME_LOWER).
+void split_same_pad(const std::string& mode, int64_t total, size_t i,
+                    WindowGeometry& g) {
+  int64_t small = total / 2, big = total - small;
+  g.pad_begin[i] = mode == "SAME_UPPER" ? small : big;
+  g.pad_end[i] = mode == "SAME_UPPER" ? big : small;
+}
+
 // Resolves auto_pad / pads for Conv and pools (ONNX convPoolShapeInference).
 // Returns true when the pads came from the explicit attribute.
 bool resolve_pads(const std::string& op, const Attrs& a, WindowGeometry& g) {
   size_t n = g.in.size();
-  std::string mode = a.s("auto_pad", "NOTSET");
-  if (mode == "NOTSET" || mode.empty()) {
+  std::string mode = auto_pad_mode(op, a);
+  if (mode == "NOTSET") {
     explicit_pads(op, a, n, g);
     return true;
   }
   g.pad_begin.assign(n, 0);
   g.pad_end.assign(n, 0);
   if (mode == "VALID") return false;
-  if (mode != "SAME_UPPER" && mode != "SAME_LOWER")
-    invalid(op, "attribute 'auto_pad' = '" + mode +
-                    "' is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER");
   std::vector<int64_t> ek = effective_kernel(g.kernel, g.dilation);
   for (size_t i = 0; i < n; ++i) {
     // Output = ceil(in / stride); pad just enough for it.
     int64_t out = (g.in[i] + g.stride[i] - 1) / g.stride[i];
     int64_t total =
         std::max<int64_t>(0, (out - 1) * g.stride[i] + ek[i] - g.in[i]);
-    int64_t small = total / 2, big = total - small;
-    g.pad_begin[i] = mode == "SAME_UPPER" ? small : big;
-    g.pad_end[i] = mode == "SAME_UPPER" ? big : small;
+    split_same_pad(mode, total, i, g);
   }
   return false;
 }
@@ -143,16 +159,15 @@ void compute_out(const std::string& op, bool ceil_mode, WindowGeometry& g) {
   }
 }
 
-}  // namespace
-
-WindowGeometry conv_geometry(const Attrs& a, const Shape& x, const Shape& w) {
-  const std::string op = "Conv";
+// What Conv and ConvTranspose check first: the ranks of X and W and the
+// group; sets group, n and c_in.
+WindowGeometry conv_head(const std::string& op, const Attrs& a, const Shape& x,
+                         const Shape& w) {
   check_input_rank(op, x);
   if (w.size() != x.size())
     invalid(op, "weight W has shape " + shape_str(w) +
                     " but input X has shape " + shape_str(x) +
                     "; their ranks must match");
-  size_t n = x.size() - 2;
   WindowGeometry g;
   g.group = a.i("group", 1);
   if (g.group < 1)
@@ -160,6 +175,32 @@ WindowGeometry conv_geometry(const Attrs& a, const Shape& x, const Shape& w) {
             "attribute 'group' = " + std::to_string(g.group) + " must be >= 1");
   g.n = x[0];
   g.c_in = x[1];
+  return g;
+}
+
+// The window of Conv and ConvTranspose after the channel checks: spatial
+// input sizes, kernel (from W, checked against 'kernel_shape'), strides and
+// dilations.
+void conv_window(const std::string& op, const Attrs& a, const Shape& x,
+                 const Shape& w, WindowGeometry& g) {
+  size_t n = x.size() - 2;
+  g.in.assign(x.begin() + 2, x.end());
+  g.kernel.assign(w.begin() + 2, w.end());
+  for (int64_t k : g.kernel)
+    if (k < 1) invalid(op, "weight W " + shape_str(w) + " has an empty kernel");
+  if (a.has("kernel_shape") && a.ints("kernel_shape") != g.kernel)
+    invalid(op, "attribute 'kernel_shape' = [" +
+                    list_str(a.ints("kernel_shape")) +
+                    "] disagrees with weight W " + shape_str(w));
+  g.stride = spatial_ints(op, a, "strides", n, 1, 1);
+  g.dilation = spatial_ints(op, a, "dilations", n, 1, 1);
+}
+
+}  // namespace
+
+WindowGeometry conv_geometry(const Attrs& a, const Shape& x, const Shape& w) {
+  const std::string op = "Conv";
+  WindowGeometry g = conv_head(op, a, x, w);
   g.c_out = w[0];
   if (g.c_in % g.group != 0)
     invalid(op, "channel mismatch: input channels " + std::to_string(g.c_in) +
@@ -173,16 +214,7 @@ WindowGeometry conv_geometry(const Attrs& a, const Shape& x, const Shape& w) {
     invalid(op, "channel mismatch: output channels " + std::to_string(g.c_out) +
                     " (W " + shape_str(w) + ") not divisible by group " +
                     std::to_string(g.group));
-  g.in.assign(x.begin() + 2, x.end());
-  g.kernel.assign(w.begin() + 2, w.end());
-  for (int64_t k : g.kernel)
-    if (k < 1) invalid(op, "weight W " + shape_str(w) + " has an empty kernel");
-  if (a.has("kernel_shape") && a.ints("kernel_shape") != g.kernel)
-    invalid(op, "attribute 'kernel_shape' = [" +
-                    list_str(a.ints("kernel_shape")) +
-                    "] disagrees with weight W " + shape_str(w));
-  g.stride = spatial_ints(op, a, "strides", n, 1, 1);
-  g.dilation = spatial_ints(op, a, "dilations", n, 1, 1);
+  conv_window(op, a, x, w, g);
   resolve_pads(op, a, g);
   compute_out(op, false, g);
   return g;
@@ -191,19 +223,8 @@ WindowGeometry conv_geometry(const Attrs& a, const Shape& x, const Shape& w) {
 WindowGeometry conv_transpose_geometry(const Attrs& a, const Shape& x,
                                        const Shape& w) {
   const std::string op = "ConvTranspose";
-  check_input_rank(op, x);
-  if (w.size() != x.size())
-    invalid(op, "weight W has shape " + shape_str(w) +
-                    " but input X has shape " + shape_str(x) +
-                    "; their ranks must match");
+  WindowGeometry g = conv_head(op, a, x, w);
   size_t n = x.size() - 2;
-  WindowGeometry g;
-  g.group = a.i("group", 1);
-  if (g.group < 1)
-    invalid(op,
-            "attribute 'group' = " + std::to_string(g.group) + " must be >= 1");
-  g.n = x[0];
-  g.c_in = x[1];
   if (w[0] != g.c_in)
     invalid(op, "channel mismatch: input X " + shape_str(x) + " has " +
                     std::to_string(g.c_in) + " channels but weight W " +
@@ -212,16 +233,7 @@ WindowGeometry conv_transpose_geometry(const Attrs& a, const Shape& x,
     invalid(op, "channel mismatch: input channels " + std::to_string(g.c_in) +
                     " not divisible by group " + std::to_string(g.group));
   g.c_out = w[1] * g.group;
-  g.in.assign(x.begin() + 2, x.end());
-  g.kernel.assign(w.begin() + 2, w.end());
-  for (int64_t k : g.kernel)
-    if (k < 1) invalid(op, "weight W " + shape_str(w) + " has an empty kernel");
-  if (a.has("kernel_shape") && a.ints("kernel_shape") != g.kernel)
-    invalid(op, "attribute 'kernel_shape' = [" +
-                    list_str(a.ints("kernel_shape")) +
-                    "] disagrees with weight W " + shape_str(w));
-  g.stride = spatial_ints(op, a, "strides", n, 1, 1);
-  g.dilation = spatial_ints(op, a, "dilations", n, 1, 1);
+  conv_window(op, a, x, w, g);
   g.output_padding = spatial_ints(op, a, "output_padding", n, 0, 0);
   std::vector<int64_t> ek = effective_kernel(g.kernel, g.dilation);
   // Full (unpadded) output extent of each spatial dim.
@@ -229,12 +241,7 @@ WindowGeometry conv_transpose_geometry(const Attrs& a, const Shape& x,
   for (size_t i = 0; i < n; ++i)
     full[i] = g.stride[i] * (g.in[i] - 1) + g.output_padding[i] + ek[i];
 
-  std::string mode = a.s("auto_pad", "NOTSET");
-  if (mode.empty()) mode = "NOTSET";
-  if (mode != "NOTSET" && mode != "VALID" && mode != "SAME_UPPER" &&
-      mode != "SAME_LOWER")
-    invalid(op, "attribute 'auto_pad' = '" + mode +
-                    "' is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER");
+  std::string mode = auto_pad_mode(op, a);
 
   std::vector<int64_t> target;  // requested output sizes, if any
   if (a.has("output_shape")) {
@@ -259,12 +266,8 @@ WindowGeometry conv_transpose_geometry(const Attrs& a, const Shape& x,
     // Pads follow from the requested size (ONNX: pads are then ignored).
     g.pad_begin.assign(n, 0);
     g.pad_end.assign(n, 0);
-    for (size_t i = 0; i < n; ++i) {
-      int64_t total = std::max<int64_t>(0, full[i] - target[i]);
-      int64_t small = total / 2, big = total - small;
-      g.pad_begin[i] = mode == "SAME_UPPER" ? small : big;
-      g.pad_end[i] = mode == "SAME_UPPER" ? big : small;
-    }
+    for (size_t i = 0; i < n; ++i)
+      split_same_pad(mode, std::max<int64_t>(0, full[i] - target[i]), i, g);
     g.out = target;
     return g;
   }

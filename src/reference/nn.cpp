@@ -18,21 +18,9 @@ void register_nn(std::vector<OpSpec>& table) {
 
 namespace shoal::ref::nn {
 
-void fail(ErrorKind kind, const std::string& message) {
-  throw Error(kind, message);
-}
-
-const ValueInfo* opt(Infos in, size_t i) {
-  return i < in.size() && in[i].present ? &in[i] : nullptr;
-}
-
-const TensorRef* opt(Refs in, size_t i) {
-  return i < in.size() && in[i].present() ? &in[i] : nullptr;
-}
-
 const ValueInfo& need(Infos in, size_t i, const std::string& op,
                       const std::string& what) {
-  if (const ValueInfo* v = opt(in, i)) return *v;
+  if (const ValueInfo* v = opt_input(in, i)) return *v;
   fail(ErrorKind::invalid_argument, op + ": required input " +
                                         std::to_string(i) + " ('" + what +
                                         "') is missing");
@@ -46,30 +34,13 @@ void require_f32(const std::string& op, const std::string& what,
                                      "; only float32 is supported");
 }
 
-std::vector<int64_t> ints_of(const TensorRef& t, const std::string& op,
-                             const std::string& what) {
-  std::vector<int64_t> v(size_t(t.numel()));
-  for (size_t k = 0; k < v.size(); ++k) {
-    switch (t.dtype) {
-      case DType::i64:
-        v[k] = t.as<const int64_t>()[k];
-        break;
-      case DType::i32:
-        v[k] = t.as<const int32_t>()[k];
-        break;
-      case DType::i8:
-        v[k] = t.as<const int8_t>()[k];
-        break;
-      case DType::u8:
-        v[k] = t.as<const uint8_t>()[k];
-        break;
-      default:
-        fail(ErrorKind::invalid_argument,
-             op + ": input '" + what + "' must be an integer tensor, got " +
-                 dtype_name(t.dtype));
-    }
-  }
-  return v;
+OperandPair need_f32_pair(Infos in, const std::string& op,
+                          const std::string& first, const std::string& second) {
+  const ValueInfo& a = need(in, 0, op, first);
+  const ValueInfo& b = need(in, 1, op, second);
+  require_f32(op, first, a);
+  require_f32(op, second, b);
+  return {a, b};
 }
 
 std::vector<double> floats_of(const TensorRef& t, const std::string& op,
@@ -112,7 +83,7 @@ const HostTensor& known(const ValueInfo& v, const std::string& op,
 
 std::vector<int64_t> const_ints(const ValueInfo& v, const std::string& op,
                                 const std::string& what) {
-  return ints_of(known(v, op, what).ref(), op, what);
+  return read_ints(known(v, op, what).ref(), op, what);
 }
 
 std::vector<double> const_floats(const ValueInfo& v, const std::string& op,
@@ -127,12 +98,6 @@ int64_t norm_axis(const std::string& op, int64_t axis, int64_t rank,
          op + ": " + what + " " + std::to_string(axis) +
              " out of range for rank " + std::to_string(rank));
   return axis < 0 ? axis + rank : axis;
-}
-
-Shape strides_of(const Shape& s) {
-  Shape st(s.size(), 1);
-  for (size_t i = s.size(); i-- > 1;) st[i - 1] = st[i] * s[i];
-  return st;
 }
 
 std::string ints_str(const std::vector<int64_t>& v) {
@@ -167,18 +132,9 @@ Win3 win3(const WindowGeometry& g) {
   return w;
 }
 
-OpSpec make_op(std::string name, int min_opset, int min_inputs, int max_inputs,
-               ops::InferFn infer, ops::RefKernel reference,
-               std::string summary) {
-  OpSpec s;
-  s.name = std::move(name);
-  s.min_opset = min_opset;
-  s.min_inputs = min_inputs;
-  s.max_inputs = max_inputs;
-  s.num_outputs = 1;
-  s.infer = std::move(infer);
-  s.reference = std::move(reference);
-  s.summary = std::move(summary);
+Shape window_out_shape(const WindowGeometry& g) {
+  Shape s = {g.n, g.c_out};
+  s.insert(s.end(), g.out.begin(), g.out.end());
   return s;
 }
 

@@ -7,12 +7,6 @@
 namespace shoal::ref::nn {
 namespace {
 
-Shape out_shape(const WindowGeometry& g) {
-  Shape s = {g.n, g.c_out};
-  s.insert(s.end(), g.out.begin(), g.out.end());
-  return s;
-}
-
 // Optional per-output-channel bias B of shape [M].
 void check_bias(const std::string& op, const ValueInfo* b, int64_t m) {
   if (!b) return;
@@ -27,14 +21,11 @@ void check_bias(const std::string& op, const ValueInfo* b, int64_t m) {
 
 std::vector<TypeShape> conv_infer(const Attrs& a, Infos in) {
   const std::string op = "Conv";
-  const ValueInfo& x = need(in, 0, op, "X");
-  const ValueInfo& w = need(in, 1, op, "W");
-  require_f32(op, "X", x);
-  require_f32(op, "W", w);
+  const auto [x, w] = need_f32_pair(in, op, "X", "W");
   WindowGeometry g = conv_geometry(a, x.shape, w.shape);
-  check_bias(op, opt(in, 2), g.c_out);
-  Shape y = out_shape(g);
-  if (const ValueInfo* r = opt(in, 3)) {
+  check_bias(op, opt_input(in, 2), g.c_out);
+  Shape y = window_out_shape(g);
+  if (const ValueInfo* r = opt_input(in, 3)) {
     require_f32(op, "residual", *r);
     if (r->shape != y)
       fail(ErrorKind::invalid_argument,
@@ -48,10 +39,10 @@ std::vector<TypeShape> conv_infer(const Attrs& a, Infos in) {
 void conv_ref(const Attrs& a, Refs in, Refs out) {
   const TensorRef& x = in[0];
   const TensorRef& w = in[1];
-  const TensorRef* b = opt(in, 2);
-  const TensorRef* r = opt(in, 3);
+  const TensorRef* b = opt_input(in, 2);
+  const TensorRef* r = opt_input(in, 3);
   WindowGeometry g = conv_geometry(a, x.shape, w.shape);
-  check_out("Conv", out[0], out_shape(g));
+  check_out("Conv", out[0], window_out_shape(g));
   Activation act = activation_from_attrs(a);
   Win3 v = win3(g);
   const float* xp = x.as<const float>();
@@ -96,23 +87,20 @@ void conv_ref(const Attrs& a, Refs in, Refs out) {
 
 std::vector<TypeShape> conv_transpose_infer(const Attrs& a, Infos in) {
   const std::string op = "ConvTranspose";
-  const ValueInfo& x = need(in, 0, op, "X");
-  const ValueInfo& w = need(in, 1, op, "W");
-  require_f32(op, "X", x);
-  require_f32(op, "W", w);
+  const auto [x, w] = need_f32_pair(in, op, "X", "W");
   WindowGeometry g = conv_transpose_geometry(a, x.shape, w.shape);
-  check_bias(op, opt(in, 2), g.c_out);
+  check_bias(op, opt_input(in, 2), g.c_out);
   activation_from_attrs(a);
-  return {{DType::f32, out_shape(g)}};
+  return {{DType::f32, window_out_shape(g)}};
 }
 
 // Scatter form: every input pixel adds x * w into the outputs it reaches.
 void conv_transpose_ref(const Attrs& a, Refs in, Refs out) {
   const TensorRef& x = in[0];
   const TensorRef& w = in[1];
-  const TensorRef* b = opt(in, 2);
+  const TensorRef* b = opt_input(in, 2);
   WindowGeometry g = conv_transpose_geometry(a, x.shape, w.shape);
-  check_out("ConvTranspose", out[0], out_shape(g));
+  check_out("ConvTranspose", out[0], window_out_shape(g));
   Activation act = activation_from_attrs(a);
   Win3 v = win3(g);
   const float* xp = x.as<const float>();
@@ -211,17 +199,19 @@ void batchnorm_ref(const Attrs& a, Refs in, Refs out) {
 }  // namespace
 
 void add_conv_ops(std::vector<OpSpec>& t) {
-  t.push_back(make_op("Conv", 1, 2, 4, conv_infer, conv_ref,
-                      "N-D convolution (1-3 spatial dims): pads/auto_pad, "
-                      "strides, dilations, group; fused bias, residual "
-                      "(input 3) and activation"));
-  t.push_back(make_op("ConvTranspose", 1, 2, 3, conv_transpose_infer,
-                      conv_transpose_ref,
-                      "transposed convolution: pads/auto_pad, strides, "
-                      "dilations, group, output_padding, output_shape"));
+  t.push_back(make_spec("Conv", 1, 2, 4,
+                        "N-D convolution (1-3 spatial dims): pads/auto_pad, "
+                        "strides, dilations, group; fused bias, residual "
+                        "(input 3) and activation",
+                        conv_infer, conv_ref));
+  t.push_back(make_spec("ConvTranspose", 1, 2, 3,
+                        "transposed convolution: pads/auto_pad, strides, "
+                        "dilations, group, output_padding, output_shape",
+                        conv_transpose_infer, conv_transpose_ref));
   t.push_back(
-      make_op("BatchNormalization", 6, 5, 5, batchnorm_infer, batchnorm_ref,
-              "inference-mode batch normalization over channel axis 1"));
+      make_spec("BatchNormalization", 6, 5, 5,
+                "inference-mode batch normalization over channel axis 1",
+                batchnorm_infer, batchnorm_ref));
 }
 
 }  // namespace shoal::ref::nn

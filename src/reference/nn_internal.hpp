@@ -1,6 +1,8 @@
 // Private helpers of the neural-network operators (src/reference/nn*.cpp):
 // operand access, dtype checks, constant inputs, and the per-family
-// registration functions that ops::register_nn (nn.cpp) calls.
+// registration functions that ops::register_nn (nn.cpp) calls. The helpers
+// shared with the other reference operators (fail, opt_input, read_ints,
+// strides_of, make_spec, ...) come from ref_util.hpp.
 #pragma once
 
 #include <cstdint>
@@ -12,21 +14,14 @@
 #include "core/tensor.hpp"
 #include "ops/op_table.hpp"
 #include "reference/geometry.hpp"
+#include "reference/ref_util.hpp"
 #include "shoal/error.hpp"
 
 namespace shoal::ref::nn {
 
-using ops::OpSpec;
-using ops::TypeShape;
-using ops::ValueInfo;
 using Infos = std::span<const ValueInfo>;
 using Refs = std::span<const TensorRef>;
 
-[[noreturn]] void fail(ErrorKind kind, const std::string& message);
-
-/// Optional operand i: nullptr when the node lacks it or it is absent.
-const ValueInfo* opt(Infos in, size_t i);
-const TensorRef* opt(Refs in, size_t i);
 /// Required operand i; throws invalid_argument naming op and operand.
 const ValueInfo& need(Infos in, size_t i, const std::string& op,
                       const std::string& what);
@@ -34,10 +29,16 @@ const ValueInfo& need(Infos in, size_t i, const std::string& op,
 /// Throws unsupported unless v is float32 (the runtime dtype of these ops).
 void require_f32(const std::string& op, const std::string& what,
                  const ValueInfo& v);
+/// Required float32 operands 0 and 1 (e.g. Conv's X and W), checked in that
+/// order: both present (need), then both float32.
+struct OperandPair {
+  const ValueInfo& first;
+  const ValueInfo& second;
+};
+OperandPair need_f32_pair(Infos in, const std::string& op,
+                          const std::string& first, const std::string& second);
 
-/// Integer / float contents of a tensor of any numeric dtype.
-std::vector<int64_t> ints_of(const TensorRef& t, const std::string& op,
-                             const std::string& what);
+/// Float contents of a tensor of any numeric dtype (integers: read_ints).
 std::vector<double> floats_of(const TensorRef& t, const std::string& op,
                               const std::string& what);
 /// Contents of a constant input that shape inference needs; throws
@@ -50,8 +51,6 @@ std::vector<double> const_floats(const ValueInfo& v, const std::string& op,
 /// axis in [-rank, rank) -> [0, rank); invalid_argument otherwise.
 int64_t norm_axis(const std::string& op, int64_t axis, int64_t rank,
                   const std::string& what = "axis");
-/// Row-major element strides of a shape.
-Shape strides_of(const Shape& s);
 std::string ints_str(const std::vector<int64_t>& v);
 /// Throws internal unless out has the shape inference computed.
 void check_out(const std::string& op, const TensorRef& out, const Shape& want);
@@ -62,10 +61,8 @@ struct Win3 {
   int64_t in[3], out[3], k[3], s[3], d[3], pb[3];
 };
 Win3 win3(const WindowGeometry& g);
-
-OpSpec make_op(std::string name, int min_opset, int min_inputs, int max_inputs,
-               ops::InferFn infer, ops::RefKernel reference,
-               std::string summary);
+/// [N, C_out, out...]: the output shape of a window op.
+Shape window_out_shape(const WindowGeometry& g);
 
 // Operator families, one per file.
 void add_conv_ops(std::vector<OpSpec>& t);    // nn_conv.cpp

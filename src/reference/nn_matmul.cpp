@@ -50,12 +50,9 @@ void check_c(const Shape& c, const GemmDims& d) {
 
 std::vector<TypeShape> gemm_infer(const Attrs& a, Infos in) {
   const std::string op = "Gemm";
-  const ValueInfo& va = need(in, 0, op, "A");
-  const ValueInfo& vb = need(in, 1, op, "B");
-  require_f32(op, "A", va);
-  require_f32(op, "B", vb);
+  const auto [va, vb] = need_f32_pair(in, op, "A", "B");
   GemmDims d = gemm_dims(a, va.shape, vb.shape);
-  if (const ValueInfo* c = opt(in, 2)) {
+  if (const ValueInfo* c = opt_input(in, 2)) {
     require_f32(op, "C", *c);
     check_c(c->shape, d);
   }
@@ -71,7 +68,7 @@ void gemm_ref(const Attrs& a, Refs in, Refs out) {
   Activation act = activation_from_attrs(a);
   const float* pa = in[0].as<const float>();
   const float* pb = in[1].as<const float>();
-  const TensorRef* c = opt(in, 2);
+  const TensorRef* c = opt_input(in, 2);
   // C's strides over [M, N], 0 along broadcast dims.
   int64_t csm = 0, csn = 0;
   if (c) {
@@ -145,10 +142,7 @@ MatMulDims matmul_dims(const Shape& sa0, const Shape& sb0) {
 
 std::vector<TypeShape> matmul_infer(const Attrs& a, Infos in) {
   const std::string op = "MatMul";
-  const ValueInfo& va = need(in, 0, op, "A");
-  const ValueInfo& vb = need(in, 1, op, "B");
-  require_f32(op, "A", va);
-  require_f32(op, "B", vb);
+  const auto [va, vb] = need_f32_pair(in, op, "A", "B");
   MatMulDims d = matmul_dims(va.shape, vb.shape);
   activation_from_attrs(a);
   return {{DType::f32, d.out}};
@@ -193,12 +187,14 @@ void matmul_ref(const Attrs& a, Refs in, Refs out) {
 }  // namespace
 
 void add_matmul_ops(std::vector<OpSpec>& t) {
-  t.push_back(make_op("Gemm", 1, 2, 3, gemm_infer, gemm_ref,
-                      "Y = act(alpha * A' * B' + beta * C): transA, transB, "
-                      "C broadcast to [M,N], fused activation"));
-  t.push_back(make_op("MatMul", 1, 2, 2, matmul_infer, matmul_ref,
-                      "numpy matmul: 1-D operands, batch broadcasting; fused "
-                      "activation"));
+  t.push_back(make_spec("Gemm", 1, 2, 3,
+                        "Y = act(alpha * A' * B' + beta * C): transA, transB, "
+                        "C broadcast to [M,N], fused activation",
+                        gemm_infer, gemm_ref));
+  t.push_back(make_spec("MatMul", 1, 2, 2,
+                        "numpy matmul: 1-D operands, batch broadcasting; fused "
+                        "activation",
+                        matmul_infer, matmul_ref));
 }
 
 }  // namespace shoal::ref::nn

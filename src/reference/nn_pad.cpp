@@ -77,7 +77,7 @@ std::vector<TypeShape> pad_infer(const Attrs& a, Infos in) {
   } else {
     pads = const_ints(need(in, 1, kOp, "pads"), kOp, "pads");
   }
-  if (const ValueInfo* v = opt(in, 2)) {
+  if (const ValueInfo* v = opt_input(in, 2)) {
     require_f32(kOp, "constant_value", *v);
     if (v->shape.size() > 1 || shape_numel(v->shape) > 1)
       fail(ErrorKind::invalid_argument, kOp + ": constant_value has shape " +
@@ -85,7 +85,7 @@ std::vector<TypeShape> pad_infer(const Attrs& a, Infos in) {
                                             ", expected a scalar");
   }
   std::vector<int64_t> axes;
-  const ValueInfo* va = opt(in, 3);
+  const ValueInfo* va = opt_input(in, 3);
   if (va) axes = const_ints(*va, kOp, "axes");
   return {{DType::f32, pad_plan(a, x.shape, pads, va ? &axes : nullptr).out}};
 }
@@ -113,19 +113,19 @@ void pad_ref(const Attrs& a, Refs in, Refs out) {
   std::vector<int64_t> pads;
   if (a.has("pads") || a.has("paddings")) {
     pads = attr_pads(a);
-  } else if (const TensorRef* tp = opt(in, 1)) {
-    pads = ints_of(*tp, kOp, "pads");
+  } else if (const TensorRef* tp = opt_input(in, 1)) {
+    pads = read_ints(*tp, kOp, "pads");
   } else {
     fail(ErrorKind::invalid_argument,
          kOp + ": required input 1 (pads) is missing");
   }
   std::vector<int64_t> axes;
-  const TensorRef* ta = opt(in, 3);
-  if (ta) axes = ints_of(*ta, kOp, "axes");
+  const TensorRef* ta = opt_input(in, 3);
+  if (ta) axes = read_ints(*ta, kOp, "axes");
   PadPlan p = pad_plan(a, s, pads, ta ? &axes : nullptr);
   check_out(kOp, out[0], p.out);
   float value = a.f("value", 0.0f);
-  if (const TensorRef* v = opt(in, 2); v && v->numel() > 0)
+  if (const TensorRef* v = opt_input(in, 2); v && v->numel() > 0)
     value = v->as<const float>()[0];
   const size_t r = s.size();
   std::vector<std::vector<int64_t>> src(r);
@@ -157,9 +157,10 @@ void pad_ref(const Attrs& a, Refs in, Refs out) {
 
 void add_pad_ops(std::vector<OpSpec>& t) {
   t.push_back(
-      make_op("Pad", 1, 1, 4, pad_infer, pad_ref,
-              "pad (negative pads crop): constant, reflect, edge, wrap; "
-              "pads/value as attributes or inputs"));
+      make_spec("Pad", 1, 1, 4,
+                "pad (negative pads crop): constant, reflect, edge, wrap; "
+                "pads/value as attributes or inputs",
+                pad_infer, pad_ref));
 }
 
 }  // namespace shoal::ref::nn

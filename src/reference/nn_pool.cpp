@@ -18,12 +18,6 @@ WindowGeometry geometry(const std::string& op, const Attrs& a, const Shape& x) {
   }
 }
 
-Shape out_shape(const WindowGeometry& g) {
-  Shape s = {g.n, g.c_out};
-  s.insert(s.end(), g.out.begin(), g.out.end());
-  return s;
-}
-
 ops::InferFn pool_infer(const std::string& op) {
   return [op](const Attrs& a, Infos in) -> std::vector<TypeShape> {
     const ValueInfo& x = need(in, 0, op, "X");
@@ -31,7 +25,7 @@ ops::InferFn pool_infer(const std::string& op) {
     if (op == "AveragePool" && a.i("count_include_pad", 0) > 1)
       fail(ErrorKind::invalid_argument,
            op + ": count_include_pad must be 0 or 1");
-    return {{DType::f32, out_shape(geometry(op, a, x.shape))}};
+    return {{DType::f32, window_out_shape(geometry(op, a, x.shape))}};
   };
 }
 
@@ -41,7 +35,7 @@ template <class F>
 void for_windows(const std::string& op, const Attrs& a, Refs in, Refs out,
                  F f) {
   WindowGeometry g = geometry(op, a, in[0].shape);
-  check_out(op, out[0], out_shape(g));
+  check_out(op, out[0], window_out_shape(g));
   Win3 v = win3(g);
   const float* xp = in[0].as<const float>();
   float* yp = out[0].as<float>();
@@ -58,25 +52,33 @@ void for_windows(const std::string& op, const Attrs& a, Refs in, Refs out,
         }
 }
 
+// Calls f(e) for each input element e under the window starting at st
+// (padding skipped), in row-major order; stops once f returns false.
+template <class F>
+void for_window_elems(const Win3& v, const float* x, const int64_t* st, F f) {
+  for (int64_t k0 = 0; k0 < v.k[0]; ++k0) {
+    int64_t i0 = st[0] + k0 * v.d[0];
+    if (i0 < 0 || i0 >= v.in[0]) continue;
+    for (int64_t k1 = 0; k1 < v.k[1]; ++k1) {
+      int64_t i1 = st[1] + k1 * v.d[1];
+      if (i1 < 0 || i1 >= v.in[1]) continue;
+      for (int64_t k2 = 0; k2 < v.k[2]; ++k2) {
+        int64_t i2 = st[2] + k2 * v.d[2];
+        if (i2 < 0 || i2 >= v.in[2]) continue;
+        if (!f(x[(i0 * v.in[1] + i1) * v.in[2] + i2])) return;
+      }
+    }
+  }
+}
+
 void maxpool_ref(const Attrs& a, Refs in, Refs out) {
   for_windows("MaxPool", a, in, out,
               [](const Win3& v, const float* x, const int64_t* st) {
                 float m = -std::numeric_limits<float>::infinity();
-                for (int64_t k0 = 0; k0 < v.k[0]; ++k0) {
-                  int64_t i0 = st[0] + k0 * v.d[0];
-                  if (i0 < 0 || i0 >= v.in[0]) continue;
-                  for (int64_t k1 = 0; k1 < v.k[1]; ++k1) {
-                    int64_t i1 = st[1] + k1 * v.d[1];
-                    if (i1 < 0 || i1 >= v.in[1]) continue;
-                    for (int64_t k2 = 0; k2 < v.k[2]; ++k2) {
-                      int64_t i2 = st[2] + k2 * v.d[2];
-                      if (i2 < 0 || i2 >= v.in[2]) continue;
-                      float e = x[(i0 * v.in[1] + i1) * v.in[2] + i2];
-                      if (e > m || std::isnan(e)) m = e;
-                      if (std::isnan(m)) return m;
-                    }
-                  }
-                }
+                for_window_elems(v, x, st, [&](float e) {
+                  if (e > m || std::isnan(e)) m = e;
+                  return !std::isnan(m);  // NaN wins: stop
+                });
                 return m;
               });
 }
@@ -105,19 +107,10 @@ void avgpool_ref(const Attrs& a, Refs in, Refs out) {
                   real *= nr;
                   padded *= np;
                 }
-                for (int64_t k0 = 0; k0 < v.k[0]; ++k0) {
-                  int64_t i0 = st[0] + k0 * v.d[0];
-                  if (i0 < 0 || i0 >= v.in[0]) continue;
-                  for (int64_t k1 = 0; k1 < v.k[1]; ++k1) {
-                    int64_t i1 = st[1] + k1 * v.d[1];
-                    if (i1 < 0 || i1 >= v.in[1]) continue;
-                    for (int64_t k2 = 0; k2 < v.k[2]; ++k2) {
-                      int64_t i2 = st[2] + k2 * v.d[2];
-                      if (i2 < 0 || i2 >= v.in[2]) continue;
-                      sum += x[(i0 * v.in[1] + i1) * v.in[2] + i2];
-                    }
-                  }
-                }
+                for_window_elems(v, x, st, [&](float e) {
+                  sum += e;
+                  return true;
+                });
                 int64_t count = include_pad ? padded : real;
                 return count > 0 ? float(sum / double(count)) : 0.0f;
               });
@@ -167,19 +160,21 @@ void global_ref(const Attrs&, Refs in, Refs out) {
 }  // namespace
 
 void add_pool_ops(std::vector<OpSpec>& t) {
-  t.push_back(make_op("MaxPool", 1, 1, 1, pool_infer("MaxPool"), maxpool_ref,
-                      "max pooling: kernel_shape, strides, pads/auto_pad, "
-                      "dilations, ceil_mode (the Indices output is not "
-                      "supported)"));
-  t.push_back(make_op("AveragePool", 1, 1, 1, pool_infer("AveragePool"),
-                      avgpool_ref,
-                      "average pooling: kernel_shape, strides, pads/auto_pad, "
-                      "dilations, ceil_mode, count_include_pad"));
-  t.push_back(make_op("GlobalAveragePool", 1, 1, 1,
-                      global_infer("GlobalAveragePool"), global_ref<false>,
-                      "mean over all spatial dims"));
-  t.push_back(make_op("GlobalMaxPool", 1, 1, 1, global_infer("GlobalMaxPool"),
-                      global_ref<true>, "max over all spatial dims"));
+  t.push_back(make_spec("MaxPool", 1, 1, 1,
+                        "max pooling: kernel_shape, strides, pads/auto_pad, "
+                        "dilations, ceil_mode (the Indices output is not "
+                        "supported)",
+                        pool_infer("MaxPool"), maxpool_ref));
+  t.push_back(
+      make_spec("AveragePool", 1, 1, 1,
+                "average pooling: kernel_shape, strides, pads/auto_pad, "
+                "dilations, ceil_mode, count_include_pad",
+                pool_infer("AveragePool"), avgpool_ref));
+  t.push_back(make_spec("GlobalAveragePool", 1, 1, 1,
+                        "mean over all spatial dims",
+                        global_infer("GlobalAveragePool"), global_ref<false>));
+  t.push_back(make_spec("GlobalMaxPool", 1, 1, 1, "max over all spatial dims",
+                        global_infer("GlobalMaxPool"), global_ref<true>));
 }
 
 }  // namespace shoal::ref::nn

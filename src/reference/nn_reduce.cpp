@@ -116,7 +116,8 @@ ops::InferFn reduce_infer(const std::string& op) {
     require_f32(op, "data", x);
     std::vector<int64_t> axes = a.ints("axes");
     if (!a.has("axes"))
-      if (const ValueInfo* v = opt(in, 1)) axes = const_ints(*v, op, "axes");
+      if (const ValueInfo* v = opt_input(in, 1))
+        axes = const_ints(*v, op, "axes");
     return {{DType::f32, reduce_plan(op, a, x.shape, axes).out}};
   };
 }
@@ -129,7 +130,7 @@ void reduce_ref(const Attrs& a, Refs in, Refs out) {
   const Shape& s = in[0].shape;
   std::vector<int64_t> axes = a.ints("axes");
   if (!a.has("axes"))
-    if (const TensorRef* v = opt(in, 1)) axes = ints_of(*v, op, "axes");
+    if (const TensorRef* v = opt_input(in, 1)) axes = read_ints(*v, op, "axes");
   ReducePlan p = reduce_plan(op, a, s, axes);
   check_out(op, out[0], p.out);
   const float* x = in[0].as<const float>();
@@ -176,20 +177,21 @@ void reduce_ref(const Attrs& a, Refs in, Refs out) {
 
 void add_reduce_ops(std::vector<OpSpec>& t) {
   t.push_back(
-      make_op("Softmax", 1, 1, 1, softmax_infer("Softmax"), softmax_ref<false>,
-              "softmax along axis (opset < 13: flattened to 2-D at axis)"));
-  t.push_back(make_op(
-      "LogSoftmax", 1, 1, 1, softmax_infer("LogSoftmax"), softmax_ref<true>,
-      "log of softmax along axis (opset < 13: flattened to 2-D)"));
+      make_spec("Softmax", 1, 1, 1,
+                "softmax along axis (opset < 13: flattened to 2-D at axis)",
+                softmax_infer("Softmax"), softmax_ref<false>));
+  t.push_back(
+      make_spec("LogSoftmax", 1, 1, 1,
+                "log of softmax along axis (opset < 13: flattened to 2-D)",
+                softmax_infer("LogSoftmax"), softmax_ref<true>));
   const char* axes_doc =
       ": axes (attribute or input 1), keepdims, noop_with_empty_axes";
-  t.push_back(make_op("ReduceMean", 1, 1, 2, reduce_infer("ReduceMean"),
-                      reduce_ref<Reduce::mean>,
-                      std::string("mean") + axes_doc));
-  t.push_back(make_op("ReduceMax", 1, 1, 2, reduce_infer("ReduceMax"),
-                      reduce_ref<Reduce::max>, std::string("max") + axes_doc));
-  t.push_back(make_op("ReduceSum", 1, 1, 2, reduce_infer("ReduceSum"),
-                      reduce_ref<Reduce::sum>, std::string("sum") + axes_doc));
+  t.push_back(make_spec("ReduceMean", 1, 1, 2, std::string("mean") + axes_doc,
+                        reduce_infer("ReduceMean"), reduce_ref<Reduce::mean>));
+  t.push_back(make_spec("ReduceMax", 1, 1, 2, std::string("max") + axes_doc,
+                        reduce_infer("ReduceMax"), reduce_ref<Reduce::max>));
+  t.push_back(make_spec("ReduceSum", 1, 1, 2, std::string("sum") + axes_doc,
+                        reduce_infer("ReduceSum"), reduce_ref<Reduce::sum>));
 }
 
 }  // namespace shoal::ref::nn

@@ -242,8 +242,8 @@ std::vector<TypeShape> resize_infer(const Attrs& a, Infos in) {
   const std::string op = "Resize";
   const ValueInfo& x = need(in, 0, op, "X");
   require_f32(op, "X", x);
-  const ValueInfo* vs = opt(in, 2);
-  const ValueInfo* vz = opt(in, 3);
+  const ValueInfo* vs = opt_input(in, 2);
+  const ValueInfo* vz = opt_input(in, 3);
   std::vector<double> scales;
   std::vector<int64_t> sizes;
   ResizeArgs args;
@@ -266,13 +266,13 @@ std::vector<TypeShape> resize_infer(const Attrs& a, Infos in) {
 
 void resize_ref(const Attrs& a, Refs in, Refs out) {
   const std::string op = "Resize";
-  const TensorRef* ts = opt(in, 2);
-  const TensorRef* tz = opt(in, 3);
+  const TensorRef* ts = opt_input(in, 2);
+  const TensorRef* tz = opt_input(in, 3);
   std::vector<double> scales;
   std::vector<int64_t> sizes;
   ResizeArgs args;
   if (is_resize10(in.size(), ts != nullptr, tz != nullptr)) {
-    const TensorRef* t1 = opt(in, 1);
+    const TensorRef* t1 = opt_input(in, 1);
     if (!t1)
       fail(ErrorKind::invalid_argument, op + ": input 'scales' is missing");
     scales = floats_of(*t1, op, "scales");
@@ -284,7 +284,7 @@ void resize_ref(const Attrs& a, Refs in, Refs out) {
       args.scales = &scales;
     }
     if (tz && tz->numel() > 0) {
-      sizes = ints_of(*tz, op, "sizes");
+      sizes = read_ints(*tz, op, "sizes");
       args.sizes = &sizes;
     }
   }
@@ -312,7 +312,7 @@ void upsample_ref(const Attrs& a, Refs in, Refs out) {
   std::vector<double> scales;
   if (a.has("scales")) {
     for (float f : a.floats("scales")) scales.push_back(f);
-  } else if (const TensorRef* t = opt(in, 1)) {
+  } else if (const TensorRef* t = opt_input(in, 1)) {
     scales = floats_of(*t, op, "scales");
   } else {
     fail(ErrorKind::invalid_argument, op + ": input 'scales' is missing");
@@ -326,13 +326,16 @@ void upsample_ref(const Attrs& a, Refs in, Refs out) {
 }  // namespace
 
 void add_resize_ops(std::vector<OpSpec>& t) {
-  t.push_back(make_op("Resize", 10, 2, 4, resize_infer, resize_ref,
-                      "resize by scales or sizes: nearest (all nearest_modes) "
-                      "or N-linear; half_pixel, pytorch_half_pixel, "
-                      "align_corners, asymmetric coordinates"));
-  t.push_back(make_op("Upsample", 7, 1, 2, upsample_infer, upsample_ref,
-                      "nearest/linear upsampling by scales (attribute or "
-                      "input 1), asymmetric coordinates"));
+  t.push_back(
+      make_spec("Resize", 10, 2, 4,
+                "resize by scales or sizes: nearest (all nearest_modes) "
+                "or N-linear; half_pixel, pytorch_half_pixel, "
+                "align_corners, asymmetric coordinates",
+                resize_infer, resize_ref));
+  t.push_back(make_spec("Upsample", 7, 1, 2,
+                        "nearest/linear upsampling by scales (attribute or "
+                        "input 1), asymmetric coordinates",
+                        upsample_infer, upsample_ref));
 }
 
 }  // namespace shoal::ref::nn

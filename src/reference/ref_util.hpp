@@ -1,6 +1,7 @@
-// Private helpers of the elementwise and tensor reference operators:
-// error raising, optional operands, broadcasting, axes, dtype dispatch.
-// Header-only; included by src/reference/{elementwise,tensor}*.cpp only.
+// Private helpers of the reference operators: error raising, optional
+// operands, broadcasting, axes, dtype dispatch, op-table entries.
+// Header-only; included by src/reference/*.cpp only (the nn family through
+// nn_internal.hpp).
 #pragma once
 
 #include <algorithm>
@@ -19,6 +20,33 @@
 #include "shoal/error.hpp"
 
 namespace shoal::ref {
+
+// The op-table types every reference operator names.
+using ops::InferFn;
+using ops::OpSpec;
+using ops::RefKernel;
+using ops::TypeShape;
+using ops::ValueInfo;
+
+/// An op-table entry with one output. `dtypes`: the runtime dtypes.
+inline OpSpec make_spec(std::string name, int min_opset, int min_in, int max_in,
+                        std::string summary, InferFn infer, RefKernel kernel,
+                        std::vector<DType> dtypes = {DType::f32}) {
+  OpSpec s;
+  s.name = std::move(name);
+  s.min_opset = min_opset;
+  s.min_inputs = min_in;
+  s.max_inputs = max_in;
+  s.infer = std::move(infer);
+  s.reference = std::move(kernel);
+  s.summary = std::move(summary);
+  s.dtypes = std::move(dtypes);
+  return s;
+}
+
+/// Runtime dtypes of the tensor ops (tensor_{ops,shape,index}.cpp); shape
+/// inference and compile-time folding take every dtype.
+inline const std::vector<DType> kTensorDTypes = {DType::f32, DType::i64};
 
 [[noreturn]] inline void fail(ErrorKind kind, const std::string& message) {
   throw Error(kind, message);
@@ -207,7 +235,7 @@ void visit_dtype(DType t, const std::string& op, F&& f) {
 
 /// Throws unsupported unless t is in `allowed`.
 inline void check_dtype(const std::string& op, const std::string& what, DType t,
-                        std::initializer_list<DType> allowed) {
+                        const std::vector<DType>& allowed) {
   for (DType a : allowed)
     if (a == t) return;
   std::string names;
@@ -220,6 +248,13 @@ inline void check_dtype(const std::string& op, const std::string& what, DType t,
 inline void check_defined(const std::string& op, DType t) {
   if (t == DType::undefined || dtype_size(t) == 0)
     fail(ErrorKind::unsupported, op + ": input of undefined element type");
+}
+
+/// Input 0 ('data') of a tensor op: required, of any defined dtype.
+inline const ValueInfo& data_input(std::span<const ValueInfo> in, const std::string& op) {
+  const ValueInfo& x = req_input(in, 0, op, "data");
+  check_defined(op, x.dtype);
+  return x;
 }
 
 /// Copies all of `in` into `out` (same byte size), tolerating aliasing.
@@ -249,6 +284,19 @@ inline void gather_elements(const TensorRef& in, const TensorRef& out,
   const auto* src = in.as<const uint8_t>();
   auto* dst = out.as<uint8_t>();
   for (size_t k = 0; k < idx.size(); ++k) std::memcpy(dst + k * es, src + size_t(idx[k]) * es, es);
+}
+
+/// out element k = the element of `in` at linear offset
+/// sum over d of term(d, pos[d]), pos being element k's multi-index.
+template <class Term>
+void gather_per_dim(const TensorRef& in, const TensorRef& out, Term&& term) {
+  std::vector<int64_t> idx(size_t(out.numel()));
+  for_each_pos(out.shape, [&](int64_t k, const Shape& pos) {
+    int64_t off = 0;
+    for (size_t d = 0; d < pos.size(); ++d) off += term(d, pos[d]);
+    idx[size_t(k)] = off;
+  });
+  gather_elements(in, out, idx);
 }
 
 // The tensor-op families register from their own files (tensor_ops.cpp calls

@@ -8,33 +8,7 @@
 namespace shoal::ref {
 namespace {
 
-using ops::InferFn;
-using ops::OpSpec;
-using ops::RefKernel;
-using ops::TypeShape;
-using ops::ValueInfo;
-
 constexpr int kMaxVariadic = 1 << 16;
-
-OpSpec spec(std::string name, int min_opset, int min_in, int max_in, std::string summary,
-            InferFn infer, RefKernel kernel) {
-  OpSpec s;
-  s.name = std::move(name);
-  s.min_opset = min_opset;
-  s.min_inputs = min_in;
-  s.max_inputs = max_in;
-  s.infer = std::move(infer);
-  s.reference = std::move(kernel);
-  s.summary = std::move(summary);
-  s.dtypes = {DType::f32, DType::i64};
-  return s;
-}
-
-const ValueInfo& data_input(std::span<const ValueInfo> in, const std::string& op) {
-  const ValueInfo& x = req_input(in, 0, op, "data");
-  check_defined(op, x.dtype);
-  return x;
-}
 
 int64_t prod(const Shape& s, size_t from, size_t to) {
   int64_t p = 1;
@@ -54,7 +28,7 @@ int64_t gather_index(int64_t i, int64_t n) {
 }
 
 void add_gather(std::vector<OpSpec>& t) {
-  t.push_back(spec(
+  t.push_back(make_spec(
       "Gather", 1, 2, 2, "y = data indexed by 'indices' along axis (negative indices wrap)",
       [](const Attrs& a, std::span<const ValueInfo> in) {
         const ValueInfo& x = data_input(in, "Gather");
@@ -84,13 +58,14 @@ void add_gather(std::vector<OpSpec>& t) {
             std::memcpy(dst + (size_t(o) * ind.size() + j) * chunk, src + size_t(o * n + i) * chunk,
                         chunk);
           }
-      }));
+      },
+      kTensorDTypes));
 }
 
 // --- Concat ---------------------------------------------------------------------
 
 void add_concat(std::vector<OpSpec>& t) {
-  t.push_back(spec(
+  t.push_back(make_spec(
       "Concat", 1, 1, kMaxVariadic, "joins the inputs along axis",
       [](const Attrs& a, std::span<const ValueInfo> in) {
         const ValueInfo& x = data_input(in, "Concat");
@@ -129,7 +104,8 @@ void add_concat(std::vector<OpSpec>& t) {
             std::memcpy(dst, x.as<const uint8_t>() + size_t(o) * chunk, chunk);
             dst += chunk;
           }
-      }));
+      },
+      kTensorDTypes));
 }
 
 // --- Split ----------------------------------------------------------------------
@@ -171,7 +147,7 @@ std::vector<int64_t> split_sizes(const Attrs& a, std::span<const ValueInfo> in, 
 }
 
 void add_split(std::vector<OpSpec>& t) {
-  OpSpec s = spec(
+  OpSpec s = make_spec(
       "Split", 1, 1, 2, "splits along axis into parts given by 'split' or equal parts",
       [](const Attrs& a, std::span<const ValueInfo> in) {
         const ValueInfo& x = data_input(in, "Split");
@@ -199,7 +175,8 @@ void add_split(std::vector<OpSpec>& t) {
               std::memcpy(y.as<uint8_t>() + size_t(o) * chunk, src, chunk);
             src += chunk;
           }
-      });
+      },
+      kTensorDTypes);
   s.num_outputs = -1;
   t.push_back(std::move(s));
 }
@@ -270,7 +247,7 @@ SliceDims slice_from(const Attrs& a, const Shape& shape, Get get) {
 }
 
 void add_slice(std::vector<OpSpec>& t) {
-  t.push_back(spec(
+  t.push_back(make_spec(
       "Slice", 1, 1, 5, "y = x[starts:ends:steps] along axes (ONNX clamping)",
       [](const Attrs& a, std::span<const ValueInfo> in) {
         const ValueInfo& x = data_input(in, "Slice");
@@ -288,21 +265,16 @@ void add_slice(std::vector<OpSpec>& t) {
           return v;
         });
         Shape st = strides_of(in[0].shape);
-        std::vector<int64_t> idx(size_t(out[0].numel()));
-        for_each_pos(out[0].shape, [&](int64_t k, const Shape& pos) {
-          int64_t off = 0;
-          for (size_t d = 0; d < pos.size(); ++d)
-            off += (sd.start[d] + pos[d] * sd.step[d]) * st[d];
-          idx[size_t(k)] = off;
-        });
-        gather_elements(in[0], out[0], idx);
-      }));
+        gather_per_dim(in[0], out[0],
+                       [&](size_t d, int64_t p) { return (sd.start[d] + p * sd.step[d]) * st[d]; });
+      },
+      kTensorDTypes));
 }
 
 // --- Tile -----------------------------------------------------------------------
 
 void add_tile(std::vector<OpSpec>& t) {
-  t.push_back(spec(
+  t.push_back(make_spec(
       "Tile", 6, 2, 2, "repeats x 'repeats[d]' times along each dim d",
       [](const Attrs&, std::span<const ValueInfo> in) {
         const ValueInfo& x = data_input(in, "Tile");
@@ -323,14 +295,9 @@ void add_tile(std::vector<OpSpec>& t) {
       [](const Attrs&, std::span<const TensorRef> in, std::span<const TensorRef> out) {
         const Shape& s = in[0].shape;
         Shape st = strides_of(s);
-        std::vector<int64_t> idx(size_t(out[0].numel()));
-        for_each_pos(out[0].shape, [&](int64_t k, const Shape& pos) {
-          int64_t off = 0;
-          for (size_t d = 0; d < pos.size(); ++d) off += (pos[d] % s[d]) * st[d];
-          idx[size_t(k)] = off;
-        });
-        gather_elements(in[0], out[0], idx);
-      }));
+        gather_per_dim(in[0], out[0], [&](size_t d, int64_t p) { return (p % s[d]) * st[d]; });
+      },
+      kTensorDTypes));
 }
 
 }  // namespace

@@ -9,27 +9,13 @@ namespace shoal::ops {
 namespace {
 
 using ref::fail;
-
-const std::vector<DType> kRuntime = {DType::f32, DType::i64};
-
-OpSpec spec(std::string name, int min_opset, int min_in, int max_in, std::string summary,
-            InferFn infer, RefKernel kernel) {
-  OpSpec s;
-  s.name = std::move(name);
-  s.min_opset = min_opset;
-  s.min_inputs = min_in;
-  s.max_inputs = max_in;
-  s.infer = std::move(infer);
-  s.reference = std::move(kernel);
-  s.summary = std::move(summary);
-  s.dtypes = kRuntime;
-  return s;
-}
+using ref::kTensorDTypes;
+using ref::make_spec;
 
 // --- Identity, Dropout --------------------------------------------------------
 
 void add_identity(std::vector<OpSpec>& t) {
-  t.push_back(spec(
+  t.push_back(make_spec(
       "Identity", 1, 1, 1, "y = x",
       [](const Attrs&, std::span<const ValueInfo> in) {
         const ValueInfo& x = ref::req_input(in, 0, "Identity", "input");
@@ -38,12 +24,13 @@ void add_identity(std::vector<OpSpec>& t) {
       },
       [](const Attrs&, std::span<const TensorRef> in, std::span<const TensorRef> out) {
         ref::copy_bytes(in[0], out[0]);
-      }));
+      },
+      kTensorDTypes));
 }
 
 /// Inference-mode Dropout: y = x; the optional mask output is all true.
 void add_dropout(std::vector<OpSpec>& t) {
-  OpSpec s = spec(
+  OpSpec s = make_spec(
       "Dropout", 1, 1, 3, "inference: y = x, optional mask output all true",
       [](const Attrs&, std::span<const ValueInfo> in) {
         const ValueInfo& x = ref::req_input(in, 0, "Dropout", "data");
@@ -61,13 +48,22 @@ void add_dropout(std::vector<OpSpec>& t) {
       [](const Attrs&, std::span<const TensorRef> in, std::span<const TensorRef> out) {
         ref::copy_bytes(in[0], out[0]);
         if (out.size() > 1 && out[1].present()) std::memset(out[1].data, 1, out[1].bytes());
-      });
+      },
+      kTensorDTypes);
   s.num_outputs = 2;  // the mask (output 1) is optional
   s.dtypes.push_back(DType::boolean);  // the mask's type at run time
   t.push_back(std::move(s));
 }
 
 // --- Constant, ConstantOfShape ------------------------------------------------
+
+/// A tensor of dtype t holding `values`: 1-D, or a scalar (one value).
+template <class T>
+HostTensor host_values(DType t, const std::vector<T>& values, bool scalar) {
+  HostTensor v(t, scalar ? Shape{} : Shape{int64_t(values.size())});
+  std::copy(values.begin(), values.end(), v.as<T>());
+  return v;
+}
 
 /// The value of a Constant node, from whichever value attribute it has.
 HostTensor constant_value(const Attrs& a) {
@@ -76,28 +72,10 @@ HostTensor constant_value(const Attrs& a) {
       fail(ErrorKind::unsupported,
            std::string("Constant: attribute '") + bad + "' is not supported");
   if (const HostTensor* v = a.tensor("value")) return *v;
-  if (a.has("value_float")) {
-    HostTensor v(DType::f32, {});
-    v.as<float>()[0] = a.f("value_float", 0);
-    return v;
-  }
-  if (a.has("value_floats")) {
-    std::vector<float> f = a.floats("value_floats");
-    HostTensor v(DType::f32, {int64_t(f.size())});
-    std::copy(f.begin(), f.end(), v.as<float>());
-    return v;
-  }
-  if (a.has("value_int")) {
-    HostTensor v(DType::i64, {});
-    v.as<int64_t>()[0] = a.i("value_int", 0);
-    return v;
-  }
-  if (a.has("value_ints")) {
-    std::vector<int64_t> i = a.ints("value_ints");
-    HostTensor v(DType::i64, {int64_t(i.size())});
-    std::copy(i.begin(), i.end(), v.as<int64_t>());
-    return v;
-  }
+  if (a.has("value_float")) return host_values<float>(DType::f32, {a.f("value_float", 0)}, true);
+  if (a.has("value_floats")) return host_values(DType::f32, a.floats("value_floats"), false);
+  if (a.has("value_int")) return host_values<int64_t>(DType::i64, {a.i("value_int", 0)}, true);
+  if (a.has("value_ints")) return host_values(DType::i64, a.ints("value_ints"), false);
   fail(ErrorKind::invalid_argument,
        "Constant: needs one of the attributes value, value_float, value_floats, "
        "value_int, value_ints");
@@ -105,7 +83,7 @@ HostTensor constant_value(const Attrs& a) {
 
 void add_constant(std::vector<OpSpec>& t) {
   // No inputs, so the compiler always folds it by running the reference.
-  t.push_back(spec(
+  t.push_back(make_spec(
       "Constant", 1, 0, 0, "y = the value attribute (value, value_float(s), value_int(s))",
       [](const Attrs& a, std::span<const ValueInfo>) {
         HostTensor v = constant_value(a);
@@ -117,7 +95,8 @@ void add_constant(std::vector<OpSpec>& t) {
         if (v.bytes() != out[0].bytes())
           fail(ErrorKind::internal, "Constant: output buffer does not match the value");
         if (v.bytes() > 0) std::memcpy(out[0].data, v.data(), v.bytes());
-      }));
+      },
+      kTensorDTypes));
 }
 
 /// ConstantOfShape's fill value: attribute 'value' (one element), or f32 0.
@@ -133,7 +112,7 @@ HostTensor fill_value(const Attrs& a) {
 }
 
 void add_constant_of_shape(std::vector<OpSpec>& t) {
-  t.push_back(spec(
+  t.push_back(make_spec(
       "ConstantOfShape", 9, 1, 1, "y of shape 'input' filled with attribute 'value'",
       [](const Attrs& a, std::span<const ValueInfo> in) {
         const ValueInfo& s = ref::req_input(in, 0, "ConstantOfShape", "input");
@@ -154,7 +133,8 @@ void add_constant_of_shape(std::vector<OpSpec>& t) {
         auto* o = out[0].as<uint8_t>();
         for (int64_t k = 0, n = out[0].numel(); k < n; ++k)
           std::memcpy(o + size_t(k) * v.bytes(), v.data(), v.bytes());
-      }));
+      },
+      kTensorDTypes));
 }
 
 // --- Shape, Size --------------------------------------------------------------
@@ -171,7 +151,7 @@ std::pair<int64_t, int64_t> shape_range(const Attrs& a, int64_t rank) {
 }
 
 void add_shape_size(std::vector<OpSpec>& t) {
-  OpSpec shape = spec(
+  OpSpec shape = make_spec(
       "Shape", 1, 1, 1, "y = the input's shape as int64 (opset 15 start/end); folded",
       [](const Attrs& a, std::span<const ValueInfo> in) {
         const ValueInfo& x = ref::req_input(in, 0, "Shape", "data");
@@ -182,11 +162,12 @@ void add_shape_size(std::vector<OpSpec>& t) {
       [](const Attrs& a, std::span<const TensorRef> in, std::span<const TensorRef> out) {
         auto [s, e] = shape_range(a, int64_t(in[0].shape.size()));
         for (int64_t i = s; i < e; ++i) out[0].as<int64_t>()[i - s] = in[0].shape[size_t(i)];
-      });
+      },
+      kTensorDTypes);
   shape.runtime = false;
   t.push_back(std::move(shape));
 
-  OpSpec size = spec(
+  OpSpec size = make_spec(
       "Size", 1, 1, 1, "y = the input's element count as an int64 scalar; folded",
       [](const Attrs&, std::span<const ValueInfo> in) {
         ref::req_input(in, 0, "Size", "data");
@@ -194,7 +175,8 @@ void add_shape_size(std::vector<OpSpec>& t) {
       },
       [](const Attrs&, std::span<const TensorRef> in, std::span<const TensorRef> out) {
         out[0].as<int64_t>()[0] = in[0].numel();
-      });
+      },
+      kTensorDTypes);
   size.runtime = false;
   t.push_back(std::move(size));
 }
@@ -228,7 +210,7 @@ int64_t range_count(const TensorRef& s, const TensorRef& l, const TensorRef& d) 
 }
 
 void add_range(std::vector<OpSpec>& t) {
-  t.push_back(spec(
+  t.push_back(make_spec(
       "Range", 11, 3, 3, "y = [start, start + delta, ...) up to limit (exclusive)",
       [](const Attrs&, std::span<const ValueInfo> in) {
         const char* names[] = {"start", "limit", "delta"};
@@ -260,7 +242,8 @@ void add_range(std::vector<OpSpec>& t) {
           for (int64_t i = 0, n = out[0].numel(); i < n; ++i)
             out[0].as<T>()[i] = T(start + T(i) * delta);
         });
-      }));
+      },
+      kTensorDTypes));
 }
 
 }  // namespace

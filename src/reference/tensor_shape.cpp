@@ -9,35 +9,9 @@
 namespace shoal::ref {
 namespace {
 
-using ops::InferFn;
-using ops::OpSpec;
-using ops::RefKernel;
-using ops::TypeShape;
-using ops::ValueInfo;
-
-OpSpec spec(std::string name, int min_opset, int min_in, int max_in, std::string summary,
-            InferFn infer, RefKernel kernel) {
-  OpSpec s;
-  s.name = std::move(name);
-  s.min_opset = min_opset;
-  s.min_inputs = min_in;
-  s.max_inputs = max_in;
-  s.infer = std::move(infer);
-  s.reference = std::move(kernel);
-  s.summary = std::move(summary);
-  s.dtypes = {DType::f32, DType::i64};
-  return s;
-}
-
 /// Kernel of the ops that only relabel the shape.
 void copy_kernel(const Attrs&, std::span<const TensorRef> in, std::span<const TensorRef> out) {
   copy_bytes(in[0], out[0]);
-}
-
-const ValueInfo& data_input(std::span<const ValueInfo> in, const std::string& op) {
-  const ValueInfo& x = req_input(in, 0, op, "data");
-  check_defined(op, x.dtype);
-  return x;
 }
 
 /// An int list that opset N moved from an attribute to input `input`: the
@@ -73,7 +47,8 @@ Shape reshape_target(const Shape& in, const std::vector<int64_t>& spec, bool all
       d = in[i];
     }
     out[i] = d;
-    known *= d;
+    if (__builtin_mul_overflow(known, d, &known))
+      fail(ErrorKind::invalid_argument, what + ": the element count overflows");
   }
   int64_t n = shape_numel(in);
   if (infer_at >= 0) {
@@ -91,7 +66,7 @@ Shape reshape_target(const Shape& in, const std::vector<int64_t>& spec, bool all
 }
 
 void add_reshape(std::vector<OpSpec>& t) {
-  t.push_back(spec(
+  t.push_back(make_spec(
       "Reshape", 1, 1, 2, "y = x with a new shape (0 copies a dim, -1 is inferred)",
       [](const Attrs& a, std::span<const ValueInfo> in) {
         const ValueInfo& x = data_input(in, "Reshape");
@@ -103,13 +78,13 @@ void add_reshape(std::vector<OpSpec>& t) {
         return std::vector<TypeShape>{
             {x.dtype, reshape_target(x.shape, *target, a.i("allowzero", 0) != 0)}};
       },
-      copy_kernel));
+      copy_kernel, kTensorDTypes));
 }
 
 // --- Flatten ------------------------------------------------------------------
 
 void add_flatten(std::vector<OpSpec>& t) {
-  t.push_back(spec(
+  t.push_back(make_spec(
       "Flatten", 1, 1, 1, "y = x as 2-D [prod(dims < axis), prod(dims >= axis)]",
       [](const Attrs& a, std::span<const ValueInfo> in) {
         const ValueInfo& x = data_input(in, "Flatten");
@@ -125,13 +100,13 @@ void add_flatten(std::vector<OpSpec>& t) {
         for (int64_t i = 0; i < r; ++i) (i < axis ? outer : inner) *= x.shape[size_t(i)];
         return std::vector<TypeShape>{{x.dtype, {outer, inner}}};
       },
-      copy_kernel));
+      copy_kernel, kTensorDTypes));
 }
 
 // --- Squeeze, Unsqueeze ---------------------------------------------------------
 
 void add_squeeze(std::vector<OpSpec>& t) {
-  t.push_back(spec(
+  t.push_back(make_spec(
       "Squeeze", 1, 1, 2, "removes the size-1 dims listed in axes (all when absent)",
       [](const Attrs& a, std::span<const ValueInfo> in) {
         const ValueInfo& x = data_input(in, "Squeeze");
@@ -156,11 +131,11 @@ void add_squeeze(std::vector<OpSpec>& t) {
           if (!drop.count(d)) out.push_back(x.shape[size_t(d)]);
         return std::vector<TypeShape>{{x.dtype, out}};
       },
-      copy_kernel));
+      copy_kernel, kTensorDTypes));
 }
 
 void add_unsqueeze(std::vector<OpSpec>& t) {
-  t.push_back(spec(
+  t.push_back(make_spec(
       "Unsqueeze", 1, 1, 2, "inserts size-1 dims at axes (positions in the output)",
       [](const Attrs& a, std::span<const ValueInfo> in) {
         const ValueInfo& x = data_input(in, "Unsqueeze");
@@ -177,7 +152,7 @@ void add_unsqueeze(std::vector<OpSpec>& t) {
         for (int64_t d = 0; d < r; ++d) out.push_back(ins.count(d) ? 1 : x.shape[next++]);
         return std::vector<TypeShape>{{x.dtype, out}};
       },
-      copy_kernel));
+      copy_kernel, kTensorDTypes));
 }
 
 // --- Transpose -----------------------------------------------------------------
@@ -190,7 +165,7 @@ std::vector<int64_t> transpose_perm(const Attrs& a, size_t rank) {
 }
 
 void add_transpose(std::vector<OpSpec>& t) {
-  t.push_back(spec(
+  t.push_back(make_spec(
       "Transpose", 1, 1, 1, "permutes dims by perm (default: reversed)",
       [](const Attrs& a, std::span<const ValueInfo> in) {
         const ValueInfo& x = data_input(in, "Transpose");
@@ -212,20 +187,16 @@ void add_transpose(std::vector<OpSpec>& t) {
       [](const Attrs& a, std::span<const TensorRef> in, std::span<const TensorRef> out) {
         std::vector<int64_t> perm = transpose_perm(a, in[0].shape.size());
         Shape in_st = strides_of(in[0].shape);
-        std::vector<int64_t> idx(size_t(out[0].numel()));
-        for_each_pos(out[0].shape, [&](int64_t k, const Shape& pos) {
-          int64_t off = 0;
-          for (size_t d = 0; d < pos.size(); ++d) off += pos[d] * in_st[size_t(perm[d])];
-          idx[size_t(k)] = off;
-        });
-        gather_elements(in[0], out[0], idx);
-      }));
+        gather_per_dim(in[0], out[0],
+                       [&](size_t d, int64_t p) { return p * in_st[size_t(perm[d])]; });
+      },
+      kTensorDTypes));
 }
 
 // --- Expand ---------------------------------------------------------------------
 
 void add_expand(std::vector<OpSpec>& t) {
-  t.push_back(spec(
+  t.push_back(make_spec(
       "Expand", 8, 2, 2, "broadcasts x with the shape given by input 'shape'",
       [](const Attrs&, std::span<const ValueInfo> in) {
         const ValueInfo& x = data_input(in, "Expand");
@@ -242,7 +213,8 @@ void add_expand(std::vector<OpSpec>& t) {
       },
       [](const Attrs&, std::span<const TensorRef> in, std::span<const TensorRef> out) {
         gather_elements(in[0], out[0], broadcast_index(in[0].shape, out[0].shape));
-      }));
+      },
+      kTensorDTypes));
 }
 
 }  // namespace

@@ -237,6 +237,34 @@ bool append_activation(dnnl::post_ops& po, const ref::Activation& act) {
   return true;
 }
 
+bool fused_attr(const OpContext& oc, const program::TensorDesc* r,
+                dnnl::primitive_attr& attr) {
+  const program::TensorDesc& y = oc.out(0);
+  if (r && r->shape != y.shape)
+    throw Error(ErrorKind::invalid_argument,
+                oc.what() + ": residual '" + r->name + "' has shape " +
+                    shape_str(r->shape) + ", expected " + shape_str(y.shape));
+  dnnl::post_ops po;
+  if (r) po.append_sum(1.0f);
+  if (!append_activation(po, ref::activation_from_attrs(oc.ins.attrs)))
+    return false;
+  attr = base_attr();
+  attr.set_post_ops(po);
+  return true;
+}
+
+dims window_out_dims(const OpContext& oc, const ref::WindowGeometry& g) {
+  const program::TensorDesc& y = oc.out(0);
+  dims yd = {g.n, g.c_out};
+  yd.insert(yd.end(), g.out.begin(), g.out.end());
+  if (to_dims(y.shape) != yd)
+    throw Error(ErrorKind::invalid_argument,
+                oc.what() + ": output '" + y.name + "' has shape " +
+                    shape_str(y.shape) + ", the geometry gives " +
+                    shape_str(Shape(yd.begin(), yd.end())));
+  return yd;
+}
+
 // --- DnnlKernel --------------------------------------------------------------
 
 dnnl::memory DnnlKernel::bind_input(int index, const dnnl::memory::desc& md) {

@@ -71,6 +71,15 @@ struct EltOp {
 bool eltwise_chain(const ref::Activation& act, std::vector<EltOp>& ops);
 /// Appends the activation as eltwise post-ops; false when not expressible.
 bool append_activation(dnnl::post_ops& po, const ref::Activation& act);
+/// The attribute of a fused op: base_attr with a sum post-op for the
+/// residual `r` (when not null; it must have output 0's shape) and then the
+/// instruction's fused activation. False when oneDNN cannot express it.
+bool fused_attr(const OpContext& oc, const program::TensorDesc* r,
+                dnnl::primitive_attr& attr);
+
+/// [N, C_out, out...], the output dims of a window op (Conv, pools);
+/// throws invalid_argument when output 0 does not have them.
+dims window_out_dims(const OpContext& oc, const ref::WindowGeometry& g);
 
 /// A kernel that runs a fixed list of oneDNN primitives. Memories bound to
 /// the instruction's operands get their data handles at each execute; temporary

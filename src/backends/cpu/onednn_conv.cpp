@@ -64,29 +64,14 @@ bool plan_conv(const OpContext& oc, bool transpose, ConvPlan& out) {
                 : ref::conv_geometry(a, x->shape, w->shape);
   if (g.group < 1 || g.c_in % g.group || g.c_out % g.group) return false;
 
-  const program::TensorDesc& y = oc.out(0);
-  dims yd = {g.n, g.c_out};
-  yd.insert(yd.end(), g.out.begin(), g.out.end());
-  if (to_dims(y.shape) != yd)
-    throw Error(ErrorKind::invalid_argument,
-                oc.what() + ": output '" + y.name + "' has shape " +
-                    shape_str(y.shape) + ", the geometry gives " +
-                    shape_str(Shape(yd.begin(), yd.end())));
+  dims yd = window_out_dims(oc, g);
   if (b && (b->shape.size() != 1 || b->shape[0] != g.c_out))
     throw Error(ErrorKind::invalid_argument,
                 oc.what() + ": bias '" + b->name + "' has shape " +
                     shape_str(b->shape) + ", expected [" +
                     std::to_string(g.c_out) + "]");
-  if (r && r->shape != y.shape)
-    throw Error(ErrorKind::invalid_argument,
-                oc.what() + ": residual '" + r->name + "' has shape " +
-                    shape_str(r->shape) + ", expected " + shape_str(y.shape));
-
-  dnnl::post_ops po;
-  if (r) po.append_sum(1.0f);
-  if (!append_activation(po, ref::activation_from_attrs(a))) return false;
-  dnnl::primitive_attr attr = base_attr();
-  attr.set_post_ops(po);
+  dnnl::primitive_attr attr;
+  if (!fused_attr(oc, r, attr)) return false;
 
   dims wd, ws;
   (transpose ? deconv_weights : conv_weights)(g, wd, ws);

@@ -48,17 +48,8 @@ bool plan_matmul(const OpContext& oc, const MatmulSpec& s, MatmulPlan& out) {
                     shape_str(y.shape) + ", expected " +
                     shape_str(Shape(yflat.begin(), yflat.end())));
   const program::TensorDesc* r = s.residual >= 0 ? oc.in(s.residual) : nullptr;
-  if (r && r->shape != y.shape)
-    throw Error(ErrorKind::invalid_argument,
-                oc.what() + ": residual '" + r->name + "' has shape " +
-                    shape_str(r->shape) + ", expected " + shape_str(y.shape));
-
-  dnnl::post_ops po;
-  if (r) po.append_sum(1.0f);
-  if (!append_activation(po, ref::activation_from_attrs(oc.ins.attrs)))
-    return false;
-  dnnl::primitive_attr attr = base_attr();
-  attr.set_post_ops(po);
+  dnnl::primitive_attr attr;
+  if (!fused_attr(oc, r, attr)) return false;
 
   dnnl::memory::desc amd = strided_md(s.a_dims, s.a_strides);
   dnnl::memory::desc bu = strided_md(s.b_dims, s.b_strides);

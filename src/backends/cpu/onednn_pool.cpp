@@ -8,14 +8,7 @@ namespace {
 
 KernelPtr build(const OpContext& oc, dnnl::algorithm alg,
                 const ref::WindowGeometry& g) {
-  const program::TensorDesc& y = oc.out(0);
-  dims yd = {g.n, g.c_out};
-  yd.insert(yd.end(), g.out.begin(), g.out.end());
-  if (to_dims(y.shape) != yd)
-    throw Error(ErrorKind::invalid_argument,
-                oc.what() + ": output '" + y.name + "' has shape " +
-                    shape_str(y.shape) + ", the geometry gives " +
-                    shape_str(Shape(yd.begin(), yd.end())));
+  dims yd = window_out_dims(oc, g);
   dims xd = to_dims(oc.in(0)->shape);
   dims strides(g.stride.begin(), g.stride.end());
   dims kernel(g.kernel.begin(), g.kernel.end());
