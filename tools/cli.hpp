@@ -101,5 +101,8 @@ int cmd_inspect(const std::vector<std::string>& argv);
 int cmd_devices(const std::vector<std::string>& argv);
 int cmd_ops(const std::vector<std::string>& argv);
 int cmd_bench(const std::vector<std::string>& argv);
+int cmd_worker(const std::vector<std::string>& argv);  // cmd_worker.cpp
+/// Replaces the process with `python3 -m shoal.dask COMMAND ARGV...`.
+int forward_to_dask(const std::string& command, const std::vector<std::string>& argv);
 
 }  // namespace shoal::cli

@@ -38,6 +38,9 @@ Command spec() {
       .flag("profile", 'p', "print per-layer timings, slowest first")
       .option("repeat", 'r', "K", "run K times, report mean and min (1)")
       .option("devices", 'd', "IDS", "device ids to run on, e.g. 0,1")
+      .option("scheduler", 0, "ADDR",
+              "run on the Dask cluster at ADDR instead (tcp://HOST:8786; "
+              "forwards to python3 -m shoal.dask run, see its --help)")
       .positionals(2, std::numeric_limits<size_t>::max());
 }
 
@@ -223,6 +226,10 @@ std::string profile_json(const std::vector<LayerProfile>& prof) {
 }  // namespace
 
 int cmd_run(const std::vector<std::string>& argv) {
+  // On a Dask cluster: python3 -m shoal.dask run (see cmd_worker.cpp).
+  for (const std::string& a : argv)
+    if (a == "--scheduler" || a.rfind("--scheduler=", 0) == 0)
+      return forward_to_dask("run", argv);
   const Command cmd = spec();
   const Args args = cmd.parse(argv);
   if (args.help) {

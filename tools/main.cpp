@@ -26,6 +26,7 @@ constexpr CommandEntry kCommands[] = {
     {"devices", "list the devices of this host", shoal::cli::cmd_devices},
     {"ops", "list the supported operators", shoal::cli::cmd_ops},
     {"bench", "time a program on a random batch", shoal::cli::cmd_bench},
+    {"worker", "serve a device to a Dask cluster", shoal::cli::cmd_worker},
 };
 
 void print_usage(std::FILE* out) {

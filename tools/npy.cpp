@@ -203,7 +203,7 @@ void convert_any(ElemType t, const uint8_t* src, size_t n, float* dst) {
   switch (t.kind) {
     case 'f':
       if (t.size == 4) {
-        std::memcpy(dst, src, n * 4);
+        if (n) std::memcpy(dst, src, n * 4);  // an empty array has no buffer
       } else {
         convert<double>(src, n, dst);
       }

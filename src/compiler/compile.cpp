@@ -1,6 +1,8 @@
 // shoal::compile: ONNX bytes -> passes -> ProgramData.
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "backends/cpu/onednn_kernels.hpp"
@@ -14,12 +16,21 @@ namespace shoal {
 namespace {
 
 std::vector<uint8_t> read_file(const std::string& path) {
+  std::error_code ec;  // a directory opens as a stream "of 2^63 bytes"
+  if (std::filesystem::is_directory(path, ec))
+    throw Error(ErrorKind::invalid_argument,
+                "cannot read model file '" + path + "': it is a directory");
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f)
     throw Error(ErrorKind::invalid_argument, "cannot open model file '" + path + "'");
   const std::streamoff size = f.tellg();
   if (size < 0)
     throw Error(ErrorKind::invalid_argument, "cannot read model file '" + path + "'");
+  // Checked before reading, so that a huge file is not read in vain.
+  if (size > std::streamoff(std::numeric_limits<int>::max()))
+    throw Error(ErrorKind::unsupported,
+                "model file '" + path + "' has " + std::to_string(size) +
+                    " bytes; ONNX models over 2 GiB (protobuf's limit) are not supported");
   std::vector<uint8_t> bytes(static_cast<size_t>(size));
   f.seekg(0);
   if (size > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), size))

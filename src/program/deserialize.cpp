@@ -259,7 +259,7 @@ uint64_t read_shape(ByteReader& r, DType dtype, Shape& shape) {
     r.fail(at, "rank " + num(rank) + " exceeds the limit of " +
                    num(format::kMaxRank));
   shape.resize(rank);
-  uint64_t numel = 1;
+  uint64_t numel = 1, nonzero = 1;
   bool overflow = false;
   for (uint32_t k = 0; k < rank; ++k) {
     uint64_t dim_at = r.offset();
@@ -269,6 +269,11 @@ uint64_t read_shape(ByteReader& r, DType dtype, Shape& shape) {
                          std::to_string(d) + ")");
     shape[k] = d;
     overflow = overflow || __builtin_mul_overflow(numel, uint64_t(d), &numel);
+    // Zero dims counted as one: no partial product of the dims (shape_numel
+    // multiplies in order) may overflow either, whatever comes after it.
+    overflow = overflow ||
+               __builtin_mul_overflow(nonzero, uint64_t(std::max<int64_t>(d, 1)), &nonzero) ||
+               nonzero > format::kMaxTensorBytes;
   }
   uint64_t elem = dtype_size(dtype);
   uint64_t bytes = 0;

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "program/format.hpp"
 #include "program/program_data.hpp"
 #include "shoal/error.hpp"
 
@@ -28,6 +29,16 @@ struct Fd {
   }
 };
 
+/// Whether the file starts with the magic and its header's file size field
+/// (format.hpp) is `size`.
+bool looks_like_program(int fd, uint64_t size) {
+  uint8_t head[format::kFixedHeaderSize];
+  if (::pread(fd, head, sizeof head, 0) != ssize_t(sizeof head)) return false;
+  uint64_t file_size = 0;
+  for (int i = 7; i >= 0; --i) file_size = file_size << 8 | head[format::kOffFileSize + i];
+  return std::memcmp(head, format::kMagic, sizeof format::kMagic) == 0 && file_size == size;
+}
+
 }  // namespace
 
 std::shared_ptr<ProgramData> load_file(const std::string& path) {
@@ -39,7 +50,12 @@ std::shared_ptr<ProgramData> load_file(const std::string& path) {
   if (!S_ISREG(st.st_mode)) fail(path, "it is not a regular file");
   if (st.st_size == 0) fail(path, "the file is empty");
   size_t size = size_t(st.st_size);
-  void* addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, f.fd, 0);
+  // Pages are read in at once (MAP_POPULATE) only when the fixed header says
+  // this is a program file of this size: a huge file that is not one (say a
+  // sparse file) is rejected without being read.
+  const bool populate = looks_like_program(f.fd, uint64_t(size));
+  void* addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | (populate ? MAP_POPULATE : 0),
+                      f.fd, 0);
   if (addr == MAP_FAILED)
     fail(path, std::string("mmap: ") + std::strerror(errno));
   ::close(f.fd);  // the mapping stays valid without the descriptor

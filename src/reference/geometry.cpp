@@ -12,6 +12,9 @@
 namespace shoal::ref {
 namespace {
 
+// Largest kernel size, stride, dilation or pad accepted.
+constexpr int64_t kMaxWindowValue = int64_t(1) << 31;
+
 [[noreturn]] void invalid(const std::string& op, const std::string& msg) {
   throw Error(ErrorKind::invalid_argument, op + ": " + msg);
 }
@@ -57,6 +60,10 @@ std::vector<int64_t> spatial_ints(const std::string& op, const Attrs& a,
     if (x < min_value)
       invalid(op, "attribute '" + name + "' = [" + list_str(v) +
                       "] must be >= " + std::to_string(min_value));
+  for (int64_t x : v)  // absurd values would overflow the window arithmetic
+    if (x > kMaxWindowValue)
+      invalid(op, "attribute '" + name + "' = [" + list_str(v) +
+                      "] must be <= 2^31");
   return v;
 }
 
@@ -79,6 +86,9 @@ void explicit_pads(const std::string& op, const Attrs& a, size_t n,
     if (x < 0)
       invalid(op,
               "attribute 'pads' = [" + list_str(p) + "] has a negative pad");
+  for (int64_t x : p)
+    if (x > kMaxWindowValue)
+      invalid(op, "attribute 'pads' = [" + list_str(p) + "] has a pad beyond 2^31");
   g.pad_begin.assign(p.begin(), p.begin() + long(n));
   g.pad_end.assign(p.begin() + long(n), p.end());
 }
@@ -170,9 +180,9 @@ WindowGeometry conv_head(const std::string& op, const Attrs& a, const Shape& x,
                     "; their ranks must match");
   WindowGeometry g;
   g.group = a.i("group", 1);
-  if (g.group < 1)
-    invalid(op,
-            "attribute 'group' = " + std::to_string(g.group) + " must be >= 1");
+  if (g.group < 1 || g.group > kMaxWindowValue)
+    invalid(op, "attribute 'group' = " + std::to_string(g.group) +
+                    " must be in [1, 2^31]");
   g.n = x[0];
   g.c_in = x[1];
   return g;

@@ -41,6 +41,10 @@ PadPlan pad_plan(const Attrs& a, const Shape& s, std::vector<int64_t> pads,
              std::to_string(pads.size()) + " values, expected " +
              std::to_string(2 * dims.size()) + " for input of shape " +
              shape_str(s));
+  for (int64_t v : pads)
+    if (v > (int64_t(1) << 40) || v < -(int64_t(1) << 40))
+      fail(ErrorKind::invalid_argument,
+           kOp + ": pads " + ints_str(pads) + " has a value beyond +-2^40");
   p.begin.assign(r, 0);
   p.end.assign(r, 0);
   for (size_t i = 0; i < dims.size(); ++i) {

@@ -31,6 +31,15 @@ bool one_of(const std::string& s, std::initializer_list<const char*> names) {
   return false;
 }
 
+/// An output dim computed in floating point, checked before it becomes an
+/// integer (a huge scale would otherwise overflow the conversion).
+int64_t out_dim(const std::string& op, double v, size_t d) {
+  if (!(v >= 0 && v <= double(int64_t(1) << 40)))
+    fail(ErrorKind::invalid_argument, op + ": output dim " + std::to_string(d) + " would be " +
+                                          std::to_string(v) + ", out of range");
+  return int64_t(v);
+}
+
 ResizePlan resize_plan(const std::string& op, const Attrs& a, const Shape& x,
                        const ResizeArgs& args) {
   ResizePlan p;
@@ -102,7 +111,7 @@ ResizePlan resize_plan(const std::string& op, const Attrs& a, const Shape& x,
              op + ": scales must be positive, got " + std::to_string(s) +
                  " for dim " + std::to_string(d));
       p.scales[d] = s;
-      p.out[d] = int64_t(std::floor(float(x[d]) * s));
+      p.out[d] = out_dim(op, std::floor(float(x[d]) * s), d);
     }
   } else {
     const std::vector<int64_t>& sz = *args.sizes;
@@ -125,7 +134,7 @@ ResizePlan resize_plan(const std::string& op, const Attrs& a, const Shape& x,
       }
       for (int64_t d : axes) {
         p.scales[size_t(d)] = s;
-        p.out[size_t(d)] = int64_t(std::floor(s * float(x[size_t(d)]) + 0.5f));
+        p.out[size_t(d)] = out_dim(op, std::floor(s * float(x[size_t(d)]) + 0.5f), size_t(d));
       }
     }
   }

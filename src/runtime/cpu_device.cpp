@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <omp.h>
 
@@ -16,6 +17,7 @@
 #include "backends/cpu/onednn_kernels.hpp"
 #include "ops/op_table.hpp"
 #include "runtime/device.hpp"
+#include "runtime/instruction_check.hpp"
 
 namespace shoal::runtime {
 namespace {
@@ -58,6 +60,14 @@ class CpuDevice final : public Device {
   /// pages, so the first touch (on the device's thread) takes a few faults
   /// per 2 MiB instead of one per 4 KiB: that touch was most of init.
   void* allocate(size_t bytes) override {
+    // More than the host's memory would be filled (first touch) until the
+    // process is killed: refuse it up front.
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+    if (pages > 0 && page > 0 && bytes / uint64_t(page) >= uint64_t(pages))
+      throw Error(ErrorKind::out_of_memory,
+                  "device " + std::to_string(info_.id) + ": cannot allocate " +
+                      std::to_string(bytes) + " bytes; the host has " +
+                      std::to_string(uint64_t(pages) * uint64_t(page)) + " bytes of memory");
     const size_t rounded = (std::max<size_t>(bytes, 1) + 4095) / 4096 * 4096;
     void* p = ::mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
@@ -94,6 +104,7 @@ class CpuDevice final : public Device {
     if (!supports(ins, prog))
       throw Error(ErrorKind::unsupported,
                   ins.op + " node '" + ins.name + "' is not supported on CPU devices");
+    check_instruction(ins, prog);  // a program file is untrusted input
     if (!disable_onednn_)
       if (auto k = cpu::make_onednn_kernel(ins, prog, onednn_)) return k;
     return make_reference_kernel(ins, prog);

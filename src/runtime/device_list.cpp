@@ -111,6 +111,16 @@ std::vector<DeviceInfo> devices() {
       while (std::getline(items, range, ','))
         groups.push_back(parse_cpulist(range, "SHOAL_CPU_DEVICES"));
     }
+    // An empty item ("0-1,,2" or ",") would be a device without cores.
+    for (size_t i = 0; i < groups.size(); ++i)
+      if (groups[i].empty())
+        throw Error(ErrorKind::invalid_argument,
+                    "SHOAL_CPU_DEVICES=" + spec + ": device " + std::to_string(i) +
+                        " has no cores (an empty item; expected e.g. 0-3,4-7 or a device count)");
+    if (groups.empty())
+      throw Error(ErrorKind::invalid_argument,
+                  "SHOAL_CPU_DEVICES=" + spec +
+                      " names no cores (expected e.g. 0-3,4-7 or a device count)");
     std::set<int> ok(allowed.begin(), allowed.end());
     for (auto& g : groups)
       for (int c : g)

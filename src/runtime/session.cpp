@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "runtime/instruction_check.hpp"
 #include "shoal/error.hpp"
 
 namespace shoal::runtime {
@@ -164,6 +165,7 @@ Session::Session(const Program& program, const RuntimeOptions& options)
     throw Error(ErrorKind::invalid_argument,
                 "the program was compiled for target '" + pd.target +
                     "'; this runtime runs target 'cpu'");
+  check_program_io(pd);  // samples are copied in and out byte for byte
   std::vector<DeviceInfo> host = devices();
   std::vector<int> ids = options.devices;
   DeviceRegistry& registry = DeviceRegistry::get();
@@ -336,7 +338,7 @@ void Session::check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) co
                   "input '" + info.name + "' must be " + dtype_name(info.dtype) + ", got " +
                       dtype_name(t.dtype()));
     const Shape want = batched(info.shape, -1);
-    bool ok = t.shape().size() == want.size() && (t.numel() == 0 || t.data());
+    bool ok = t.shape().size() == want.size() && t.shape()[0] >= 0;
     for (size_t d = 1; ok && d < want.size(); ++d) ok = t.shape()[d] == want[d];
     if (!ok) {
       std::string w = shape_str(want);
@@ -345,6 +347,10 @@ void Session::check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) co
                   "input '" + info.name + "' must have shape " + w + " (N samples), got " +
                       shape_str(t.shape()));
     }
+    if (t.numel() != 0 && !t.data())
+      throw Error(ErrorKind::invalid_argument,
+                  "input '" + info.name + "' of shape " + shape_str(t.shape()) +
+                      " has no data (a null pointer)");
     if (batch >= 0 && t.shape()[0] != batch)
       throw Error(ErrorKind::invalid_argument,
                   "all inputs must have the same batch size; input '" + info.name + "' has " +

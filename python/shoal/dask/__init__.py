@@ -14,8 +14,8 @@ Workers (one per device; SHOAL_DEVICE picks the device of the worker):
     python -m shoal.dask worker tcp://scheduler:8786 --device cpu:1
     SHOAL_DEVICE=cpu:1 dask-worker tcp://scheduler:8786 --nthreads 1
 
-The program's bytes go to each worker once (a worker plugin); each worker
-loads them once onto its device and keeps the runtime. Chunks of the batch
+The program's bytes go to each worker once (scattered with broadcast); each
+worker loads them once onto its device and keeps the runtime. Chunks of the batch
 are scattered to the workers (numpy buffers travel out of band, without
 copies), run, and gathered back in input order. See docs/DISTRIBUTED.md.
 """

@@ -104,7 +104,7 @@ def _output_paths(out, count):
 
 def run(argv):
     p = argparse.ArgumentParser(
-        prog="shoal run --scheduler",
+        prog="shoal run",
         description="Runs a program on .npy inputs (one per model input, a batch "
                     "N x the input's shape without its batch dim) across the "
                     "workers of a Dask cluster.")
@@ -118,15 +118,16 @@ def run(argv):
     p.add_argument("--timeout", type=float, help="seconds the job may take")
     p.add_argument("--no-workers-timeout", type=float, default=60.0,
                    help="fail when the cluster has had no worker this long (60)")
-    p.add_argument("--connect-timeout", type=float, default=30.0)
+    p.add_argument("--connect-timeout", type=float, default=30.0,
+                   help="seconds to reach the scheduler (30)")
     p.add_argument("--resources", default="",
                    help="Dask resources per task, e.g. shoal=1 (workers started "
                         "by `shoal worker` have shoal=1)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
-    p.add_argument("--tls-ca-file")
-    p.add_argument("--tls-cert")
-    p.add_argument("--tls-key")
+    p.add_argument("--tls-ca-file", help="CA certificate (PEM) for a tls:// scheduler")
+    p.add_argument("--tls-cert", help="this client's certificate (PEM)")
+    p.add_argument("--tls-key", help="its private key (PEM), unless in --tls-cert")
     args = p.parse_args(argv)
 
     import numpy as np

@@ -1,5 +1,6 @@
 """DaskRuntime: one shoal program run across the workers of a Dask cluster."""
 
+import asyncio
 import hashlib
 import math
 import os
@@ -9,6 +10,7 @@ from concurrent.futures import CancelledError
 
 import numpy as np
 from distributed import KilledWorker, wait
+from distributed.comm.core import CommClosedError
 from distributed.client import FIRST_COMPLETED
 
 from .. import Program
@@ -25,6 +27,11 @@ _POLL_S = 0.5  # how often a waiting job looks at the cluster
 # scatter and each harvest a gather (a round trip each): a deep window keeps
 # the workers busy meanwhile.
 _WINDOW_PER_THREAD = 4
+# A gather of finished chunks that takes longer than this (or than
+# no_workers_timeout) is given up and retried: the workers holding the
+# results died, and waiting for their recomputation must stay bounded.
+_GATHER_TIMEOUT_S = 30.0
+_SCATTER_TRIES = 3
 
 
 def _program_and_bytes(program):
@@ -86,10 +93,11 @@ class DaskRuntime:
     preload: load the program on every current worker now (the first chunk
         of a worker that joins later loads it).
 
-    The program's bytes travel once per worker (a worker plugin, which the
-    scheduler also hands to workers that join later); each worker loads them
-    once onto its device (SHOAL_DEVICE) and keeps the runtime for every later
-    chunk. A worker that dies mid-job loses nothing: Dask reruns its running
+    The program's bytes travel once per worker (scattered with broadcast,
+    out of band; a worker that joins later fetches them from a peer with its
+    first chunk; sent again should every holder die); each worker loads them
+    once onto its device (SHOAL_DEVICE) and keeps the runtime, keyed by the
+    program's checksum, for every later chunk. A worker that dies mid-job loses nothing: Dask reruns its running
     tasks elsewhere, and chunks whose inputs died with it are sent again from
     the client; every sample gets exactly one result, in input order.
     """
@@ -99,7 +107,7 @@ class DaskRuntime:
                  no_workers_timeout=60.0, resources=None, preload=True):
         self.client = client
         self.program, blob = _program_and_bytes(program)
-        self.checksum = hashlib.sha256(blob).hexdigest()[:32]
+        self.checksum = hashlib.blake2b(blob, digest_size=16).hexdigest()
         self.chunk_size = _positive(chunk_size, "chunk_size")
         self.max_in_flight = _positive(max_in_flight, "max_in_flight")
         self.progress = bool(progress)
@@ -110,17 +118,36 @@ class DaskRuntime:
         self.resources = dict(resources) if resources else None
         self.stats = {}
         self._infos = list(self.program.inputs)
-        self._plugin = f"shoal-program-{self.checksum[:16]}-{uuid.uuid4().hex[:8]}"
+        self._blob = blob
+        self._program_future = None
         self._closed = False
-        responses = client.register_worker_plugin(
-            _worker.ProgramPlugin(self.checksum, blob, self._plugin), name=self._plugin)
-        bad = {w: r for w, r in (responses or {}).items()
-               if isinstance(r, dict) and r.get("status") != "OK"}
-        if bad:
-            raise ClusterError(f"sending program {self.checksum[:16]} to the "
-                               f"workers failed: {bad}")
+        self._gather_slack = 1
+        self._send_program()
         if preload:
-            self.warmup()
+            try:
+                self.warmup()
+            except BaseException:
+                self.close()
+                raise
+
+    def _send_program(self):
+        """Scatters the program's bytes to every worker (out of band, once;
+        a worker that joins later fetches them from a peer when it needs them)."""
+        key = f"shoal-program-{self.checksum[:16]}-{uuid.uuid4().hex[:8]}"
+        try:
+            self._program_future = self.client.scatter(
+                {key: self._blob}, broadcast=True, hash=False,
+                timeout=self.no_workers_timeout)[key]
+        except TimeoutError as e:
+            raise NoWorkersError(self._no_workers_message()) from e
+
+    def _program(self):
+        """The program's future, sent again if every worker holding it died."""
+        if self._closed:
+            raise InvalidArgumentError("this DaskRuntime was closed")
+        if self._program_future is None or self._program_future.status != "finished":
+            self._send_program()
+        return self._program_future
 
     # ---- cluster ---------------------------------------------------------
 
@@ -155,12 +182,13 @@ class DaskRuntime:
                 f"for {self.no_workers_timeout:g} s{tail}")
 
     def warmup(self):
-        """Loads the program on every current worker; returns {worker: load
-        seconds} (0 where it was loaded already). Raises ClusterError naming
-        a worker that cannot load it (e.g. a bad SHOAL_DEVICE)."""
+        """Loads the program on every current worker; returns {worker: the
+        seconds its load took}. Raises ClusterError naming a worker that
+        cannot load it (e.g. a bad SHOAL_DEVICE)."""
         workers = self._wait_for_workers()
+        program = self._program()
         futures = {w: self.client.submit(
-            _worker.warm, self.checksum, workers=[w], allow_other_workers=False,
+            _worker.warm, self.checksum, program, workers=[w], allow_other_workers=False,
             pure=False, key=f"shoal-warm-{self.checksum[:8]}-{uuid.uuid4().hex}")
             for w in workers}
         try:
@@ -187,9 +215,12 @@ class DaskRuntime:
         if not self._closed:
             self._closed = True
             try:
-                self.client.unregister_worker_plugin(self._plugin)
+                if self._program_future is not None:
+                    self._program_future.release()
+                self.client.run(_worker.forget, self.checksum)
             except Exception:  # the cluster may be gone already
                 pass
+            self._program_future = None
 
     def __enter__(self):
         return self
@@ -260,16 +291,27 @@ class DaskRuntime:
     def _submit(self, chunks):
         """Scatters the chunks' inputs (one message for all of them) and
         submits one task per chunk."""
-        try:
-            data = self.client.scatter([tuple(c.arrays) for c in chunks], hash=False,
-                                       timeout=self.no_workers_timeout)
-        except TimeoutError as e:  # "No valid workers found"
-            raise NoWorkersError(self._no_workers_message(len(chunks))) from e
+        for attempt in range(_SCATTER_TRIES):
+            try:
+                data = self.client.scatter([tuple(c.arrays) for c in chunks], hash=False,
+                                           timeout=self.no_workers_timeout)
+                break
+            except TimeoutError as e:  # "No valid workers found"
+                raise NoWorkersError(self._no_workers_message(len(chunks))) from e
+            except (OSError, CommClosedError, KeyError) as e:
+                # A worker picked for the data died during the scatter (the
+                # scheduler may then fail with a KeyError naming it).
+                if attempt + 1 == _SCATTER_TRIES:
+                    raise ClusterError(f"scattering {len(chunks)} chunk(s) failed "
+                                       f"{_SCATTER_TRIES} times: {e}") from e
+                time.sleep(_POLL_S)
         # One map for the group: one graph update (and one look at the
         # caller's source, which Dask records per call) instead of one per chunk.
         keys = [f"shoal-chunk-{self.checksum[:8]}-{c.seq}-{uuid.uuid4().hex[:12]}"
                 for c in chunks]
-        futures = self.client.map(_worker.run_chunk, [self.checksum] * len(chunks), data,
+        program = self._program()
+        futures = self.client.map(_worker.run_chunk, [self.checksum] * len(chunks),
+                                  [program] * len(chunks), data,
                                   key=keys, pure=False, retries=self.retries,
                                   resources=self.resources)
         for c, d, f in zip(chunks, data, futures):
@@ -298,6 +340,42 @@ class DaskRuntime:
             raise exc
         raise ClusterError(f"{self._describe(c)} failed on the cluster: "
                            f"{type(exc).__name__}: {exc}") from exc
+
+    def _gather(self, futures):
+        """client.gather with a time limit: None when it did not finish (a
+        worker holding results died during the gather and no other worker
+        has recomputed them yet); the futures are then pending again."""
+        limit = max(_GATHER_TIMEOUT_S, self.no_workers_timeout) * self._gather_slack
+        try:
+            values = self.client.sync(self.client._gather, futures, callback_timeout=limit)
+        except (TimeoutError, asyncio.TimeoutError):
+            self._gather_slack *= 2  # a slow link, perhaps: wait longer next time
+            return None
+        self._gather_slack = 1
+        return values
+
+    def _harvest(self, ok, resend):
+        """Fetches finished chunks' results: yields (chunk, (outputs, seconds));
+        chunks lost meanwhile go to `resend` or stay in flight."""
+        try:
+            values = self._gather([c.future for c in ok])
+        except Exception:
+            values = None
+            for c in ok:  # one of them failed or was lost: one at a time
+                if c.future.status == "finished":
+                    try:
+                        value = self._gather([c.future])
+                    except Exception:
+                        value = None
+                    if value is not None:
+                        yield c, value[0]
+                        continue
+                if c.future.done() and c.future.status != "finished" and self._failed(c):
+                    resend.append(c)
+            return
+        if values is None:
+            return  # not gathered in time: the chunks stay in flight
+        yield from zip(ok, values)
 
     def _stream(self, items, total=None, unit="sample"):
         """items: iterable of (tag, [arrays]). Yields (tag, outputs) in order."""
@@ -343,15 +421,16 @@ class DaskRuntime:
                 if next_seq - next_out < window and not exhausted:
                     continue
                 waiting = [c for c in flight.values() if c.seq not in results]
+                now = time.monotonic()
+                if self.timeout is not None and now - start > self.timeout:
+                    raise ClusterError(
+                        f"the job took longer than timeout={self.timeout:g} s; "
+                        f"{len(waiting)} chunk(s) in flight unfinished")
                 try:
                     wait([c.future for c in waiting], timeout=_POLL_S,
                          return_when=FIRST_COMPLETED)
                 except TimeoutError:
                     now = time.monotonic()
-                    if self.timeout is not None and now - start > self.timeout:
-                        raise ClusterError(
-                            f"the job took longer than timeout={self.timeout:g} s; "
-                            f"{len(waiting)} chunk(s) unfinished") from None
                     if self.workers():
                         no_workers_since = None
                     elif no_workers_since is None:
@@ -366,25 +445,10 @@ class DaskRuntime:
                 ok = [c for c in done if c.future.status == "finished"]
                 resend = [c for c in done if c.future.status != "finished" and self._failed(c)]
                 if ok:
-                    try:
-                        values = self.client.gather([c.future for c in ok])
-                    except Exception:
-                        values = None  # one was lost meanwhile: one at a time
-                    if values is None:
-                        values = []
-                        keep = []
-                        for c in ok:
-                            try:
-                                values.append(c.future.result())
-                                keep.append(c)
-                            except Exception:
-                                if self._failed(c):
-                                    resend.append(c)
-                        ok = keep
-                    for c, (outs, seconds) in zip(ok, values):
+                    for c, value in self._harvest(ok, resend):
                         if c.seq in results:  # never happens: one future per chunk
                             raise ClusterError(f"{self._describe(c)} came back twice")
-                        results[c.seq] = outs
+                        results[c.seq], seconds = value
                         stats["compute_s"] += seconds
                         c.future = c.data = None  # frees the worker's copies
                 if resend:

@@ -1,7 +1,7 @@
 """The worker side of shoal.dask: code that runs inside Dask worker processes.
 
-A DaskRuntime registers a ProgramPlugin carrying the program's bytes: the
-scheduler sends it once to every worker (and to workers that join later).
+A DaskRuntime scatters the program's bytes to every worker once (broadcast;
+a worker that joins later fetches them from a peer with its first chunk).
 The first chunk a worker runs loads the program onto the worker's device
 (SHOAL_DEVICE) and keeps the shoal.Runtime in a process-wide cache keyed by
 the program's checksum, so later chunks only run. Nothing here is rebuilt per
@@ -14,14 +14,10 @@ import threading
 import time
 from collections import Counter
 
-from distributed.diagnostics.plugin import WorkerPlugin
-
 from .. import Program, Runtime
 from ..errors import DeviceError, InvalidArgumentError
 from . import _device
 
-# checksum -> {"blob": bytes, "names": set of plugin names holding it}
-_programs = {}
 # checksum -> _Entry (a loaded runtime)
 _runtimes = {}
 _cond = threading.Condition()
@@ -41,49 +37,23 @@ class _Entry:
         self.load_s = load_s
 
 
-class ProgramPlugin(WorkerPlugin):
-    """Carries a program's bytes to every worker (once per worker)."""
-
-    def __init__(self, checksum, blob, name):
-        self.checksum = checksum
-        self.blob = blob
-        self.name = name
-
-    def setup(self, worker=None):
-        register(self.checksum, self.blob, self.name)
-
-    def teardown(self, worker=None):
-        unregister(self.checksum, self.name)
-
-
-def register(checksum, blob, name):
+def forget(checksum):
+    """Drops a program's runtime (when idle; DaskRuntime.close)."""
     with _cond:
-        entry = _programs.setdefault(checksum, {"blob": bytes(blob), "names": set()})
-        entry["names"].add(name)
+        entry = _runtimes.get(checksum)
+        if entry is not None and entry.users == 0:
+            del _runtimes[checksum]  # frees the device memory
+        _cond.notify_all()
+    return entry is not None
 
 
-def unregister(checksum, name):
-    with _cond:
-        entry = _programs.get(checksum)
-        if entry is None:
-            return
-        entry["names"].discard(name)
-        if not entry["names"]:
-            del _programs[checksum]
-            rt = _runtimes.get(checksum)
-            if rt is not None and rt.users == 0:
-                del _runtimes[checksum]  # frees the device memory
-            _cond.notify_all()
-
-
-def _create(checksum, devices):
+def _create(blob, devices):
     """Loads the program onto `devices`; called with _cond held."""
-    entry = _programs.get(checksum)
-    if entry is None:
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
         raise InvalidArgumentError(
-            f"program {checksum} is not registered on this worker (pid "
-            f"{os.getpid()}); was its DaskRuntime closed?")
-    program = Program.from_bytes(entry["blob"])
+            f"worker {os.getpid()}: expected the program's bytes, got "
+            f"{type(blob).__name__}")
+    program = Program.from_bytes(bytes(blob))
     kwargs = {"share_devices": True} if (_SHARE and devices is not None) else {}
     deadline = time.monotonic() + _CLAIM_WAIT_S
     while True:
@@ -107,11 +77,11 @@ def _create(checksum, devices):
             _cond.wait(timeout=left)
 
 
-def _acquire(checksum):
+def _acquire(checksum, blob):
     with _cond:
         entry = _runtimes.get(checksum)
         if entry is None:
-            entry = _create(checksum, _device.worker_device())
+            entry = _create(blob, _device.worker_device())
             _runtimes[checksum] = entry
             _loads[checksum] += 1
         entry.users += 1
@@ -122,14 +92,14 @@ def _release(checksum, entry):
     with _cond:
         entry.users -= 1
         if entry.users == 0:
-            if checksum not in _programs and _runtimes.get(checksum) is entry:
-                del _runtimes[checksum]
             _cond.notify_all()
 
 
-def run_chunk(checksum, arrays):
-    """The task: runs one chunk. Returns (outputs, seconds in Runtime.run)."""
-    entry = _acquire(checksum)
+def run_chunk(checksum, blob, arrays):
+    """The task: runs one chunk of a program (checksum, bytes: the scattered
+    program, loaded only the first time). Returns (outputs, seconds in
+    Runtime.run)."""
+    entry = _acquire(checksum, blob)
     try:
         t0 = time.perf_counter()
         outputs = entry.runtime.run(list(arrays))
@@ -141,9 +111,9 @@ def run_chunk(checksum, arrays):
     return outputs, seconds
 
 
-def warm(checksum):
+def warm(checksum, blob):
     """Loads the program if it is not loaded; returns the load time (s)."""
-    entry = _acquire(checksum)
+    entry = _acquire(checksum, blob)
     _release(checksum, entry)
     return entry.load_s
 
@@ -160,7 +130,6 @@ def info():
             "device": device,
             "SHOAL_DEVICE": os.environ.get(_device.ENV),
             "SHOAL_CPU_DEVICES": os.environ.get("SHOAL_CPU_DEVICES"),
-            "programs": sorted(_programs),
             "loaded": sorted(_runtimes),
             "loads": dict(_loads),
             "chunks": dict(_chunks),

@@ -51,14 +51,18 @@ class LocalProcessCluster:
     env: extra environment of every process (e.g. SHOAL_CPU_DEVICES).
     nanny: start workers under a nanny (restarted if they die).
     directory: logs and worker space (default: a temporary dir, removed).
+    idle_timeout: the scheduler exits after this many seconds without work,
+        and the workers 60 s after losing it, so that nothing outlives a
+        parent killed before close().
     """
 
     def __init__(self, workers, plain=(), tls=None, env=None, nanny=False,
-                 directory=None, start_timeout=60.0):
+                 directory=None, start_timeout=60.0, idle_timeout=600.0):
         self.tls = tuple(map(str, tls)) if tls else None
         self.env = dict(env or {})
         self.nanny = nanny
         self.start_timeout = float(start_timeout)
+        self.idle_timeout = float(idle_timeout)
         self._own_dir = directory is None
         self.directory = pathlib.Path(directory or tempfile.mkdtemp(prefix="shoal-dask-"))
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -92,7 +96,8 @@ class LocalProcessCluster:
         sched_file = self.directory / "scheduler.json"
         args = [sys.executable, "-m", "distributed.cli.dask_scheduler",
                 "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(sched_file)]
+                "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(sched_file),
+                "--idle-timeout", f"{self.idle_timeout:g}s"]
         if self.tls:
             args += ["--protocol", "tls"] + self._tls_args()
         proc = self._spawn(args, "scheduler.log")

@@ -15,7 +15,7 @@ struct ImportOptions {
   std::function<void(const std::string&)> log;
 };
 
-/// Parses, runs the ONNX checker and shape inference, converts to IR, and
+/// Parses, runs the ONNX checker, converts to IR, and
 /// rejects in one error every node whose operator shoal does not support.
 ir::Graph import_onnx(const void* bytes, size_t size, const ImportOptions& opt,
                       std::string* model_name = nullptr);

@@ -19,6 +19,21 @@ void copy_field(const google::protobuf::RepeatedField<Src>& f, HostTensor& t,
   for (int i = 0; i < f.size(); ++i) out[i] = static_cast<Dst>(f.Get(i));
 }
 
+/// Values stored in the typed field that holds `dtype`'s data.
+uint64_t stored_values(const onnx::TensorProto& t, DType dtype) {
+  switch (dtype) {
+    case DType::f32: return uint64_t(t.float_data_size());
+    case DType::f64: return uint64_t(t.double_data_size());
+    case DType::i64: return uint64_t(t.int64_data_size());
+    case DType::i32:
+    case DType::i8:
+    case DType::u8:
+    case DType::boolean: return uint64_t(t.int32_data_size());
+    case DType::undefined: break;
+  }
+  return 0;
+}
+
 }  // namespace
 
 HostTensor tensor_from_proto(const onnx::TensorProto& t, const std::string& what) {
@@ -36,7 +51,24 @@ HostTensor tensor_from_proto(const onnx::TensorProto& t, const std::string& what
     if (d < 0 || d > (int64_t(1) << 40))
       throw Error(ErrorKind::invalid_argument,
                   what + " has an invalid dimension in shape " + shape_str(shape));
-  HostTensor out(DType(t.data_type()), shape);
+  // The data must be there before anything is allocated: a few bytes of
+  // model must not make the importer allocate gigabytes.
+  const DType dtype = DType(t.data_type());
+  uint64_t numel = 1, need = 0;
+  bool overflow = false;
+  for (int64_t d : shape) overflow = overflow || __builtin_mul_overflow(numel, uint64_t(d), &numel);
+  overflow = overflow || __builtin_mul_overflow(numel, uint64_t(dtype_size(dtype)), &need);
+  if (overflow)
+    throw Error(ErrorKind::invalid_argument,
+                what + " has shape " + shape_str(shape) + ": too many elements");
+  if (t.has_raw_data() ? t.raw_data().size() != need : stored_values(t, dtype) != numel)
+    throw Error(ErrorKind::invalid_argument,
+                what + " has " +
+                    (t.has_raw_data() ? std::to_string(t.raw_data().size()) + " bytes of raw data"
+                                      : std::to_string(stored_values(t, dtype)) + " values") +
+                    "; shape " + shape_str(shape) + " of " + dtype_name(dtype) + " needs " +
+                    (t.has_raw_data() ? std::to_string(need) + " bytes" : std::to_string(numel)));
+  HostTensor out(dtype, shape);
   if (t.has_raw_data()) {
     if (t.raw_data().size() != out.bytes())
       throw Error(ErrorKind::invalid_argument,

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Writes the fuzzers' seed corpus: tiny ONNX models (fuzz/corpus/onnx/) and
+programs compiled from some of them (fuzz/corpus/program/).
+
+Run from the repository root after a build:
+    PYTHONPATH=build/python /usr/bin/python3 fuzz/make_corpus.py
+The outputs are committed; rerun only to change the seeds. Every file is kept
+small (a few hundred bytes) so that mutations stay cheap.
+"""
+
+import pathlib
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+F = TensorProto.FLOAT
+rng = np.random.default_rng(7)
+
+
+def w(*shape):
+    # Small integers: cheap to mutate, and exact in float32.
+    return rng.integers(-3, 4, size=shape).astype(np.float32)
+
+
+def model(name, nodes, inputs, outputs, inits=(), opset=13):
+    graph = helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
+        [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs],
+        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in inits])
+    m = helper.make_model(graph, producer_name="shoal-fuzz",
+                          opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+def models():
+    yield "relu", model("relu", [helper.make_node("Relu", ["x"], ["y"])],
+                        [("x", F, [1, 3, 4, 4])], [("y", F, [1, 3, 4, 4])])
+    yield "conv_relu", model(
+        "conv_relu",
+        [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1],
+                          kernel_shape=[3, 3], strides=[1, 1]),
+         helper.make_node("Relu", ["c"], ["y"])],
+        [("x", F, [1, 2, 4, 4])], [("y", F, [1, 2, 4, 4])],
+        [("w", w(2, 2, 3, 3)), ("b", w(2))])
+    yield "gemm_softmax", model(
+        "gemm_softmax",
+        [helper.make_node("Flatten", ["x"], ["f"], axis=1),
+         helper.make_node("Gemm", ["f", "w", "b"], ["g"], transB=1),
+         helper.make_node("Softmax", ["g"], ["y"], axis=-1)],
+        [("x", F, [1, 2, 2, 2])], [("y", F, [1, 3])],
+        [("w", w(3, 8)), ("b", w(3))])
+    yield "two_inputs", model(
+        "two_inputs",
+        [helper.make_node("Add", ["a", "b"], ["s"]),
+         helper.make_node("Mul", ["s", "k"], ["y"])],
+        [("a", F, [1, 2, 3, 3]), ("b", F, [1, 2, 1, 3])], [("y", F, [1, 2, 3, 3])],
+        [("k", w(2, 1, 1))])
+    yield "pools_concat", model(
+        "pools_concat",
+        [helper.make_node("MaxPool", ["x"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+         helper.make_node("AveragePool", ["x"], ["a"], kernel_shape=[3, 3],
+                          strides=[2, 2], pads=[1, 1, 1, 1]),
+         helper.make_node("Concat", ["m", "a"], ["c"], axis=1),
+         helper.make_node("GlobalAveragePool", ["c"], ["y"])],
+        [("x", F, [1, 2, 4, 4])], [("y", F, [1, 4, 1, 1])])
+    yield "shape_ops", model(
+        "shape_ops",
+        [helper.make_node("Reshape", ["x", "shape"], ["r"]),
+         helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1]),
+         helper.make_node("Slice", ["t", "starts", "ends", "axes"], ["s"]),
+         helper.make_node("Gather", ["s", "idx"], ["y"], axis=2)],
+        [("x", F, [1, 2, 3, 2])], [("y", F, [1, 6, 1])],
+        [("shape", np.array([1, 2, 6], np.int64)),
+         ("starts", np.array([0], np.int64)), ("ends", np.array([6], np.int64)),
+         ("axes", np.array([1], np.int64)), ("idx", np.array([1], np.int64))])
+    yield "bn_clip_pad", model(
+        "bn_clip_pad",
+        [helper.make_node("BatchNormalization", ["x", "g", "be", "mu", "var"], ["n"]),
+         helper.make_node("Clip", ["n", "lo", "hi"], ["c"]),
+         helper.make_node("Pad", ["c", "pads"], ["y"], mode="constant")],
+        [("x", F, [1, 2, 2, 2])], [("y", F, [1, 2, 4, 4])],
+        [("g", w(2)), ("be", w(2)), ("mu", w(2)), ("var", np.ones(2, np.float32)),
+         ("lo", np.array(0, np.float32)), ("hi", np.array(6, np.float32)),
+         ("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))])
+    yield "dynamic_batch", model(
+        "dynamic_batch",
+        [helper.make_node("Sigmoid", ["x"], ["s"]),
+         helper.make_node("ReduceMean", ["s"], ["y"], axes=[2, 3], keepdims=1)],
+        [("x", F, ["N", 2, 3, 3])], [("y", F, ["N", 2, 1, 1])])
+    yield "resize_convt", model(
+        "resize_convt",
+        [helper.make_node("Resize", ["x", "", "scales"], ["r"], mode="nearest"),
+         helper.make_node("ConvTranspose", ["r", "w"], ["y"], strides=[2, 2])],
+        [("x", F, [1, 1, 2, 2])], [("y", F, [1, 1, 9, 9])],
+        [("scales", np.array([1, 1, 2, 2], np.float32)), ("w", w(1, 1, 3, 3))])
+
+
+PROGRAMS = ["relu", "conv_relu", "gemm_softmax", "two_inputs", "pools_concat",
+            "shape_ops"]
+
+
+def main():
+    onnx_dir = ROOT / "fuzz" / "corpus" / "onnx"
+    prog_dir = ROOT / "fuzz" / "corpus" / "program"
+    onnx_dir.mkdir(parents=True, exist_ok=True)
+    prog_dir.mkdir(parents=True, exist_ok=True)
+    import shoal  # from PYTHONPATH=build/python
+
+    for name, m in models():
+        data = m.SerializeToString()
+        (onnx_dir / f"{name}.onnx").write_bytes(data)
+        if name in PROGRAMS:
+            p = shoal.compile(data)
+            (prog_dir / f"{name}.shoal").write_bytes(p.to_bytes())
+            noopt = shoal.compile(data, optimize=False).to_bytes()
+            if noopt != p.to_bytes():
+                (prog_dir / f"{name}_noopt.shoal").write_bytes(noopt)
+    for d in (onnx_dir, prog_dir):
+        for f in sorted(d.iterdir()):
+            print(f"{f.relative_to(ROOT)}: {f.stat().st_size} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

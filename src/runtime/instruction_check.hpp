@@ -1,0 +1,23 @@
+// Checks a program instruction against the operator table before a kernel is
+// made for it: a program file is untrusted input, and kernels rely on their
+// operands' shapes agreeing with the op's attributes.
+#pragma once
+
+#include "program/program_data.hpp"
+
+namespace shoal::runtime {
+
+/// Throws Error(invalid_argument) naming the instruction and the operand when
+/// the instruction's operand counts, dtypes or shapes are not what the op's
+/// shape inference gives for its inputs and attributes (as a program from a
+/// corrupted or hand-made file may have). `prog.weights` must hold the
+/// weights (shape-determining inputs such as Reshape's are read from them).
+void check_instruction(const program::Instruction& ins, const program::ProgramData& prog);
+
+/// Throws Error(invalid_argument) unless every program input is a dense
+/// (plain or channels-last) arena tensor and every output a dense tensor whose
+/// reserved bytes are its logical size: the runtime copies samples in and out
+/// of them byte for byte.
+void check_program_io(const program::ProgramData& prog);
+
+}  // namespace shoal::runtime

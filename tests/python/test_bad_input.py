@@ -1,0 +1,298 @@
+"""Bad input through the Python API: each case gives a shoal error (never a
+crash) whose message names what was wrong. Covered in test_api.py already and
+not repeated here: wrong dtype, wrong shape, wrong input count, non-contiguous
+and Fortran-order arrays, missing files, truncated ONNX bytes, corrupt
+program bytes, unsupported operators, bad compile arguments.
+"""
+
+import os
+import resource
+
+import numpy as np
+import pytest
+
+import shoal
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+F = TensorProto.FLOAT
+GIB = 1 << 30
+
+
+def model_bytes(nodes, inputs, outputs, inits=(), opset=13):
+    """A model built without the ONNX checker (shoal must do the checking)."""
+    graph = helper.make_graph(
+        nodes, "bad",
+        [helper.make_tensor_value_info(*i) for i in inputs],
+        [helper.make_tensor_value_info(*o) for o in outputs],
+        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in inits])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return m.SerializeToString()
+
+
+def conv_model(**attrs):
+    w = np.ones((2, 1, 3, 3), np.float32)
+    return model_bytes([helper.make_node("Conv", ["x", "w"], ["y"], name="my_conv", **attrs)],
+                       [("x", F, [1, 1, 5, 5])], [("y", F, ["a", "b", "c", "d"])],
+                       [("w", w)])
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@pytest.fixture(scope="module")
+def digits_rt(digits_model):
+    return shoal.Runtime(shoal.compile(digits_model))
+
+
+# ------------------------------------------------------------- arrays ----
+
+def test_read_only_array(digits_rt):
+    x = np.random.default_rng(0).standard_normal((3, 1, 8, 8)).astype(np.float32)
+    ref = digits_rt.run(x)[0]
+    ro = x.copy()
+    ro.setflags(write=False)
+    np.testing.assert_array_equal(digits_rt.run(ro)[0], ref)
+    np.testing.assert_array_equal(digits_rt._rt.run([ro])[0], ref)
+    # A read-only view of another buffer (bytes are immutable).
+    frozen = np.frombuffer(x.tobytes(), np.float32).reshape(x.shape)
+    assert not frozen.flags["WRITEABLE"]
+    np.testing.assert_array_equal(digits_rt.run(frozen)[0], ref)
+    # The input is not written to.
+    np.testing.assert_array_equal(frozen, x)
+
+
+def test_byte_swapped_and_odd_dtypes(digits_rt):
+    x = np.zeros((1, 1, 8, 8), np.float32)
+    for bad in (x.astype(">f4"), x.astype(np.float16), x.astype(object),
+                np.full((1, 1, 8, 8), "a")):
+        with pytest.raises(shoal.DTypeError) as e:
+            digits_rt.run(bad)
+        assert "float32" in str(e.value) and str(bad.dtype) in str(e.value)
+        with pytest.raises(shoal.InvalidArgumentError, match="expected dtype float32"):
+            digits_rt._rt.run([bad])
+
+
+def test_misaligned_and_strided_views(digits_rt):
+    x = np.random.default_rng(1).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    ref = digits_rt.run(x)[0]
+    raw = np.zeros(x.nbytes + 1, np.uint8)
+    mis = raw[1:].view(np.float32).reshape(x.shape)  # not 4-byte aligned
+    mis[...] = x
+    assert not mis.flags["ALIGNED"]
+    np.testing.assert_array_equal(digits_rt._rt.run([mis])[0], ref)
+    rev = x[::-1]  # negative strides
+    np.testing.assert_array_equal(digits_rt.run(rev)[0], ref[::-1])
+
+
+def test_scalar_and_empty_arrays(digits_rt):
+    for bad in (np.float32(1.0), np.zeros((), np.float32), np.zeros((0, 1, 8, 8), np.float32)):
+        with pytest.raises(shoal.InvalidArgumentError, match=r"\(N, 1, 8, 8\)"):
+            digits_rt.run(bad)
+
+
+# ----------------------------------------------------------- NaN, Inf ----
+
+def test_nan_inf_propagate_through_arithmetic():
+    """NaN and Inf run (no error) and propagate through Add, Conv and Gemm."""
+    w = np.ones((1, 1, 3, 3), np.float32)
+    m = model_bytes(
+        [helper.make_node("Add", ["x", "one"], ["a"]),
+         helper.make_node("Conv", ["a", "w"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("Flatten", ["c"], ["f"]),
+         helper.make_node("Gemm", ["f", "g"], ["y"], transB=1)],
+        [("x", F, [1, 1, 4, 4])], [("y", F, [1, 2])],
+        [("one", np.ones((1,), np.float32)), ("w", w),
+         ("g", np.ones((2, 16), np.float32))])
+    rt = shoal.Runtime(shoal.compile(m))
+    x = np.zeros((3, 1, 4, 4), np.float32)
+    x[1, 0, 0, 0] = np.nan
+    x[2, 0, 2, 2] = np.inf
+    y = rt.run(x)[0]
+    # a = 1 everywhere; the padded 3x3 conv sums 4, 6 or 9 ones; Gemm adds all 16.
+    np.testing.assert_allclose(y[0], [100.0, 100.0])
+    assert np.isnan(y[1]).all()
+    assert np.isposinf(y[2]).all()
+
+
+def test_nan_inf_in_the_digits_model(digits_rt):
+    """Non-finite samples do not disturb their neighbours in the batch."""
+    x = np.random.default_rng(2).uniform(0, 16, (4, 1, 8, 8)).astype(np.float32)
+    clean = digits_rt.run(x)[0]
+    x[1, 0, 3, 3] = np.nan
+    x[2, 0, 3, 3] = np.inf
+    x[3] = -np.inf
+    y = digits_rt.run(x)[0]
+    np.testing.assert_array_equal(y[0], clean[0])
+    assert not np.isfinite(y[2]).all()  # +Inf meets weights of both signs: NaN
+    assert y.shape == (4, 10)
+
+
+# ------------------------------------------------------------- files ----
+
+def test_empty_files(tmp_path):
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(shoal.InvalidArgumentError, match="empty.onnx.*empty"):
+        shoal.compile(empty)
+    with pytest.raises(shoal.InvalidArgumentError, match="empty"):
+        shoal.compile(b"")
+    prog = tmp_path / "empty.shoal"
+    prog.write_bytes(b"")
+    with pytest.raises(shoal.InvalidArgumentError, match="empty.shoal.*empty"):
+        shoal.load(prog)
+
+
+def test_directories(tmp_path):
+    with pytest.raises(shoal.InvalidArgumentError, match="is a directory"):
+        shoal.compile(tmp_path)
+    with pytest.raises(shoal.InvalidArgumentError, match="is a directory"):
+        shoal.load(tmp_path)
+
+
+def test_huge_sparse_files_are_not_read(tmp_path):
+    """A few GB (sparse: no data written) are rejected without being read."""
+    before = peak_rss_mib()
+    onnx_path = tmp_path / "huge.onnx"
+    with open(onnx_path, "wb") as f:
+        f.truncate(3 * GIB)
+    with pytest.raises(shoal.UnsupportedError, match=r"huge.onnx.*3221225472 bytes.*over 2 GiB"):
+        shoal.compile(onnx_path)
+    prog_path = tmp_path / "huge.shoal"
+    with open(prog_path, "wb") as f:
+        f.truncate(3 * GIB)
+    with pytest.raises(shoal.InvalidArgumentError, match="huge.shoal.*bad magic"):
+        shoal.load(prog_path)
+    assert peak_rss_mib() - before < 512
+
+
+def test_truncated_and_future_program_files(digits_model, tmp_path):
+    data = shoal.compile(digits_model).to_bytes()
+    half = tmp_path / "half.shoal"
+    half.write_bytes(data[: len(data) // 2])
+    with pytest.raises(shoal.InvalidArgumentError, match="half.shoal.*truncated"):
+        shoal.load(half)
+    future = bytearray(data)
+    future[8] = 2  # the format version (u32 at offset 8); this shoal reads 1
+    path = tmp_path / "future.shoal"
+    path.write_bytes(bytes(future))
+    with pytest.raises(shoal.InvalidArgumentError,
+                       match="future.shoal.*version 2 is newer than this shoal"):
+        shoal.load(path)
+    with pytest.raises(shoal.InvalidArgumentError, match="version 2 is newer"):
+        shoal.Program.from_bytes(bytes(future))
+
+
+def test_model_where_program_expected_and_back(digits_model, tmp_path):
+    with pytest.raises(shoal.InvalidArgumentError, match="not a shoal program file"):
+        shoal.load(digits_model)
+    prog = tmp_path / "digits.shoal"
+    shoal.compile(digits_model).save(prog)
+    with pytest.raises(shoal.InvalidArgumentError, match="digits.shoal.*not a valid ONNX model"):
+        shoal.compile(prog)
+
+
+# ------------------------------------------------------------ models ----
+
+def test_model_with_a_cycle():
+    m = model_bytes([helper.make_node("Relu", ["b"], ["a"], name="n1"),
+                     helper.make_node("Add", ["x", "a"], ["b"], name="n2")],
+                    [("x", F, [1, 4])], [("b", F, [1, 4])])
+    with pytest.raises(shoal.InvalidArgumentError) as e:
+        shoal.compile(m)
+    assert "topologically sorted" in str(e.value) and "'b'" in str(e.value)
+    assert "n1" in str(e.value)
+
+
+def test_model_with_a_dangling_input():
+    m = model_bytes([helper.make_node("Add", ["x", "ghost"], ["y"], name="n1")],
+                    [("x", F, [1, 4])], [("y", F, [1, 4])])
+    with pytest.raises(shoal.InvalidArgumentError, match="'ghost'.*\n?.*n1"):
+        shoal.compile(m)
+
+
+def test_model_with_an_unproduced_output():
+    m = model_bytes([helper.make_node("Relu", ["x"], ["y"], name="n1")],
+                    [("x", F, [1, 4])], [("y", F, [1, 4]), ("nowhere", F, [1, 4])])
+    with pytest.raises(shoal.InvalidArgumentError, match="'nowhere'.*not produced"):
+        shoal.compile(m)
+
+
+@pytest.mark.parametrize("attrs, words", [
+    (dict(strides=[0, 0]), "'strides' = [0,0] must be >= 1"),
+    (dict(strides=[-1, 2]), "'strides' = [-1,2] must be >= 1"),
+    (dict(strides=[1 << 40, 1]), "must be <= 2^31"),
+    (dict(dilations=[0, 1]), "'dilations' = [0,1] must be >= 1"),
+    (dict(pads=[-1, 0, 0, 0]), "negative pad"),
+    (dict(pads=[1 << 62, 0, 0, 0]), "beyond 2^31"),
+    (dict(group=0), "'group' = 0"),
+    (dict(group=-(1 << 62)), "'group'"),
+    (dict(kernel_shape=[5, 5]), "'kernel_shape' = [5,5] disagrees with weight W"),
+    (dict(dilations=[4, 4]), "larger than padded input"),
+    (dict(auto_pad="SIDEWAYS"), "'auto_pad' = 'SIDEWAYS'"),
+])
+def test_absurd_conv_attributes(attrs, words):
+    with pytest.raises(shoal.InvalidArgumentError) as e:
+        shoal.compile(conv_model(**attrs))
+    assert words in str(e.value) and "my_conv" in str(e.value)
+
+
+def test_kernel_larger_than_input():
+    m = model_bytes([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[9, 9], name="pool")],
+                    [("x", F, [1, 1, 5, 5])], [("y", F, ["a", "b", "c", "d"])])
+    with pytest.raises(shoal.InvalidArgumentError, match="pool.*kernel 9x9 larger than padded input 5x5"):
+        shoal.compile(m)
+
+
+def test_huge_dimensions():
+    relu = model_bytes([helper.make_node("Relu", ["x"], ["y"])],
+                       [("x", F, [1, "H", "W"])], [("y", F, [1, "H", "W"])])
+    # One dim over 2^31.
+    with pytest.raises(shoal.InvalidArgumentError, match=r"invalid dimension in \[1,2147483649,1\]"):
+        shoal.compile(relu, shape=(1, (1 << 31) + 1, 1))
+    # Dims of 2^31 each: 2^62 elements do not fit any tensor.
+    with pytest.raises(shoal.InvalidArgumentError, match=r"\[1,2147483648,2147483648\] would have 2\^62 bytes or more"):
+        shoal.compile(relu, shape=(1, 1 << 31, 1 << 31))
+    # An op making such a shape from a small input.
+    expand = model_bytes([helper.make_node("Expand", ["x", "s"], ["y"], name="grow")],
+                         [("x", F, [1, 1])], [("y", F, ["a", "b", "c"])],
+                         [("s", np.array([1 << 31, 1 << 31, 1 << 31], np.int64))])
+    with pytest.raises(shoal.InvalidArgumentError, match="grow.*2\\^62 bytes or more"):
+        shoal.compile(expand)
+    # 2^31 x 2^12 floats (32 TiB) compile, but no host holds the arena: the
+    # runtime refuses it up front instead of touching it.
+    p = shoal.compile(relu, shape=(1, 1 << 31, 1 << 12))
+    with pytest.raises(shoal.OutOfMemoryError, match="cannot allocate.*bytes of memory"):
+        shoal.Runtime(p)
+
+
+def test_initializer_without_its_data():
+    m = model_bytes([helper.make_node("Add", ["x", "w"], ["y"])],
+                    [("x", F, [1, 4])], [("y", F, [1, 4])])
+    model = onnx.ModelProto()
+    model.ParseFromString(m)
+    w = model.graph.initializer.add()  # 16 GiB promised, 4 bytes given
+    w.name, w.data_type = "w", F
+    w.dims.extend([1 << 30, 4])
+    w.raw_data = b"\0\0\0\0"
+    before = peak_rss_mib()
+    with pytest.raises(shoal.InvalidArgumentError,
+                       match=r"initializer 'w' has 4 bytes of raw data; shape \[1073741824,4\]"):
+        shoal.compile(model)
+    assert peak_rss_mib() - before < 512
+
+
+def test_bad_cpu_devices_variable(digits_model, monkeypatch):
+    p = shoal.compile(digits_model)
+    for value, words in ((",", "device 0 has no cores"), (";", "names no cores"),
+                         ("0,,0", "device 1 has no cores"), ("x", "bad core list 'x'")):
+        monkeypatch.setenv("SHOAL_CPU_DEVICES", value)
+        with pytest.raises(shoal.InvalidArgumentError, match=words):
+            shoal.Runtime(p)
+        with pytest.raises(shoal.InvalidArgumentError, match=words):
+            shoal.devices()
+    monkeypatch.delenv("SHOAL_CPU_DEVICES")
+    assert len(shoal.devices()) >= 1
+

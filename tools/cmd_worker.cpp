@@ -1,0 +1,62 @@
+// `shoal worker ...` and `shoal run --scheduler ...`: the Dask commands live in
+// the Python package (python3 -m shoal.dask); these replace this process with
+// it. PYTHONPATH, when unset, points at the build's python dir (the binary is
+// in build/bin, the package in build/python); SHOAL_PYTHON picks the
+// interpreter (default /usr/bin/python3).
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "cli.hpp"
+#include "shoal/error.hpp"
+
+namespace shoal::cli {
+namespace {
+
+// <directory of this binary>/../python when it holds shoal.dask, else "".
+std::string build_python_dir() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  const fs::path dir = exe.parent_path().parent_path() / "python";
+  return fs::exists(dir / "shoal" / "dask" / "__main__.py", ec) ? dir.string() : "";
+}
+
+}  // namespace
+
+int forward_to_dask(const std::string& command,
+                    const std::vector<std::string>& argv) {
+  const char* py = std::getenv("SHOAL_PYTHON");
+  const std::string python = py && *py ? py : "/usr/bin/python3";
+  const char* path = std::getenv("PYTHONPATH");
+  if (path == nullptr || *path == '\0') {
+    const std::string dir = build_python_dir();
+    if (!dir.empty()) setenv("PYTHONPATH", dir.c_str(), 1);
+  }
+  std::vector<std::string> args = {python, "-m", "shoal.dask", command};
+  args.insert(args.end(), argv.begin(), argv.end());
+  std::vector<char*> cargs;
+  for (std::string& a : args) cargs.push_back(a.data());
+  cargs.push_back(nullptr);
+  std::fflush(nullptr);
+  execvp(python.c_str(), cargs.data());
+  throw Error(ErrorKind::unsupported,
+              "shoal " + command + " runs '" + python +
+                  " -m shoal.dask' (Python 3 with python3-distributed), but "
+                  "it could not be started: " + std::strerror(errno) +
+                  " (set SHOAL_PYTHON to the interpreter)");
+}
+
+int cmd_worker(const std::vector<std::string>& argv) {
+  return forward_to_dask("worker", argv);
+}
+
+}  // namespace shoal::cli
