@@ -388,9 +388,10 @@ std::shared_ptr<Session::Job> Session::start(std::vector<Tensor> inputs,
         for (int64_t i; (i = next->fetch_add(1)) < n;) {
           for (size_t k = 0; k < pd.inputs.size(); ++k) {
             const auto& d = pd.tensors[size_t(pd.inputs[k])];
-            std::memcpy(ex->arena + d.offset,
-                        static_cast<const uint8_t*>(job->inputs[k].data()) + size_t(i) * d.bytes,
-                        d.bytes);
+            if (d.bytes)  // an empty tensor may have no buffer at all
+              std::memcpy(ex->arena + d.offset,
+                          static_cast<const uint8_t*>(job->inputs[k].data()) + size_t(i) * d.bytes,
+                          d.bytes);
           }
           for (size_t s = 0; s < ex->kernels.size(); ++s) {
             if (!profile) {
@@ -408,8 +409,9 @@ std::shared_ptr<Session::Job> Session::start(std::vector<Tensor> inputs,
             const uint8_t* src = d.storage == program::Storage::weight
                                      ? pd.weights + d.offset
                                      : ex->arena + d.offset;
-            std::memcpy(static_cast<uint8_t*>(job->outputs[k].data()) + size_t(i) * d.bytes, src,
-                        d.bytes);
+            if (d.bytes)
+              std::memcpy(static_cast<uint8_t*>(job->outputs[k].data()) + size_t(i) * d.bytes,
+                          src, d.bytes);
           }
         }
       } catch (...) {
