@@ -118,6 +118,17 @@ def timed(fn, repeats):
     return {"best": min(times), "median": statistics.median(times), "all": times}
 
 
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def cpu_busy(interval=1.0):
     """Fraction of the host's CPU time spent busy over `interval` (/proc/stat)."""
     def sample():
@@ -245,7 +256,7 @@ def main():
     busy = wait_for_quiet(args.idle_wait)
     local1, ref = local_baseline(program, x, [0], args.repeats)
     result = {
-        "machine": {"cpu": platform.processor() or platform.machine(),
+        "machine": {"cpu": cpu_model(),
                     "cores": ncores, "python": platform.python_version(),
                     "dask": __import__("distributed").__version__,
                     "shoal": shoal.__version__, "load": os.getloadavg()},

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${SHOAL_FUZZ_BUILD_DIR:-build-fuzz}
-JOBS=${SHOAL_JOBS:-2}
+JOBS=${SHOAL_JOBS:-$(nproc)}
 CC=${SHOAL_FUZZ_CC:-clang-14}
 CXX=${SHOAL_FUZZ_CXX:-clang++-14}
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"

@@ -4,16 +4,18 @@
 #   asan  build-asan/ with AddressSanitizer + UBSan (-DSHOAL_SANITIZE=ON): every
 #         C++ test, then the Python suite with libasan preloaded
 #   tsan  build-tsan/ with ThreadSanitizer (-DSHOAL_TSAN=ON): the runtime's
-#         concurrency tests (RuntimeTest*)
+#         concurrency tests (RuntimeTest*; SHOAL_TSAN_FILTER='*' runs all)
 #   fuzz  build-fuzz/ (clang, libFuzzer): each fuzz target for
 #         $SHOAL_FUZZ_SECONDS (60) on the committed corpus and reproducers
 # Usage: scripts/test-sanitizers.sh [asan] [tsan] [fuzz]   (default: all three)
-# Environment: SHOAL_JOBS (build jobs, default 2), SHOAL_FUZZ_SECONDS.
+# Environment: SHOAL_JOBS (build jobs, default nproc), SHOAL_FUZZ_SECONDS,
+# SHOAL_TSAN_FILTER (a gtest filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-JOBS=${SHOAL_JOBS:-2}
+JOBS=${SHOAL_JOBS:-$(nproc)}
 FUZZ_SECONDS=${SHOAL_FUZZ_SECONDS:-60}
+TSAN_FILTER=${SHOAL_TSAN_FILTER:-RuntimeTest*}
 STAGES=("$@")
 [ ${#STAGES[@]} -gt 0 ] || STAGES=(asan tsan fuzz)
 # Sanitized builds: light optimization, line tables for the reports.
@@ -77,7 +79,7 @@ tsan_tests() {
   # (OpenMP barriers) is invisible to TSan; tests/tsan.supp silences what
   # happens inside them, and nothing else.
   TSAN_OPTIONS="suppressions=$ROOT/tests/tsan.supp:halt_on_error=1:second_deadlock_stack=1:history_size=4" \
-  SHOAL_SOURCE_DIR="$ROOT" build-tsan/bin/shoal_tests --gtest_filter='RuntimeTest*' --gtest_brief=1
+  SHOAL_SOURCE_DIR="$ROOT" build-tsan/bin/shoal_tests --gtest_filter="$TSAN_FILTER" --gtest_brief=1
 }
 
 fuzz_run() {  # fuzz_run TARGET: libFuzzer's progress goes to a log, shown on failure
@@ -100,7 +102,7 @@ for s in "${STAGES[@]}"; do
     tsan)
       stage "tsan: build" build build-tsan -DSHOAL_TSAN=ON -DSHOAL_SANITIZE=OFF \
         -DSHOAL_PYTHON=OFF -- shoal_tests
-      stage "tsan: shoal_tests RuntimeTest*" tsan_tests
+      stage "tsan: shoal_tests $TSAN_FILTER" tsan_tests
       ;;
     fuzz)
       need_packages clang-14 libclang-rt-14-dev

@@ -100,12 +100,7 @@ int64_t norm_axis(const std::string& op, int64_t axis, int64_t rank,
   return axis < 0 ? axis + rank : axis;
 }
 
-std::string ints_str(const std::vector<int64_t>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i)
-    s += (i ? "," : "") + std::to_string(v[i]);
-  return s + "]";
-}
+std::string ints_str(const std::vector<int64_t>& v) { return shape_str(v); }
 
 void check_out(const std::string& op, const TensorRef& out, const Shape& want) {
   if (out.shape != want || out.dtype != DType::f32 ||
