@@ -346,8 +346,11 @@ class DaskRuntime:
         worker holding results died during the gather and no other worker
         has recomputed them yet); the futures are then pending again."""
         limit = max(_GATHER_TIMEOUT_S, self.no_workers_timeout) * self._gather_slack
+        gather = getattr(self.client, "_gather", None)  # the coroutine behind gather()
+        if gather is None:
+            return self.client.gather(futures)
         try:
-            values = self.client.sync(self.client._gather, futures, callback_timeout=limit)
+            values = self.client.sync(gather, futures, callback_timeout=limit)
         except (TimeoutError, asyncio.TimeoutError):
             self._gather_slack *= 2  # a slow link, perhaps: wait longer next time
             return None
