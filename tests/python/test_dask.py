@@ -3,7 +3,8 @@
 Each cluster is a dask-scheduler plus workers started as subprocesses with
 SHOAL_CPU_DEVICES=2 and each its own SHOAL_DEVICE, on random free ports,
 without dashboards; every process is stopped in a finalizer even when a test
-fails, and every wait is bounded. Needs Debian's python3-distributed.
+fails (and the finalizer checks that none is left), and every wait is
+bounded. Needs Debian's python3-distributed.
 """
 
 import json
@@ -37,6 +38,28 @@ def _env(extra=None):
     return env
 
 
+def _leftovers(cluster):
+    """Processes of a closed cluster still alive: its own, and any process
+    whose command line names its directory (they all do)."""
+    left = [f"pid {p.pid}: {p.args}" for p in cluster.running()]
+    mark = str(cluster.directory).encode()
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if mark in cmdline:
+                args = cmdline.replace(b"\0", b" ")[:200]
+                left.append(f"pid {entry.name}: {args!r}")
+    return left
+
+
+def _close_cluster(cluster):
+    cluster.close()
+    assert not _leftovers(cluster), _leftovers(cluster)
+
+
 def _start(directory, workers, plain=(), tls=None):
     """A LocalProcessCluster (scheduler + one worker process per device, all on
     127.0.0.1) and a client that has seen every worker join."""
@@ -63,7 +86,7 @@ def make_cluster(tmp_path):
 
     yield make
     for cluster in clusters:
-        cluster.close()
+        _close_cluster(cluster)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +98,7 @@ def cluster(tmp_path_factory):
     try:
         yield c, client
     finally:
-        c.close()
+        _close_cluster(c)
 
 
 # ---- programs and data ---------------------------------------------------------
@@ -159,6 +182,17 @@ def test_worker_cache_loads_once_and_evicts_without_share_devices(monkeypatch, d
             expected = 1 if _worker._SHARE else 2  # reloaded after each eviction
             assert _worker._loads["test-a"] == expected
         assert _worker.forget("test-b") and "test-b" not in _worker._runtimes
+        # Owners: a runtime stays while a DaskRuntime (token) still uses it,
+        # and a forget during a running chunk takes effect when it ends.
+        _worker._runtimes.clear()
+        _worker.warm("test-a", b1, "A")
+        _worker.warm("test-a", b1, "B")
+        assert _worker.forget("test-a", "A") and "test-a" in _worker._runtimes
+        entry = _worker._acquire("test-a", b1, "B")  # a chunk running...
+        _worker.forget("test-a", "B")
+        assert "test-a" in _worker._runtimes
+        _worker._release("test-a", entry)  # ...ends: dropped
+        assert "test-a" not in _worker._runtimes
     finally:
         _worker._runtimes.clear()
         _worker._loads.clear()
@@ -248,6 +282,54 @@ def test_two_programs_on_one_cluster(cluster, digits, heavy):
             _close(o2, ref2[i * 16:(i + 1) * 16])
 
 
+def test_runtime_shared_until_its_last_user_closes(cluster, heavy):
+    """Two DaskRuntimes of one program share each worker's runtime: closing
+    one does not make the other reload; closing the last frees it."""
+    _, client = cluster
+    program, x, ref = heavy
+    from shoal.dask import _worker
+
+    def loads(rt):
+        return {w: i["loads"].get(rt.checksum, 0) for w, i in rt.worker_info().items()}
+
+    a = shoal.dask.DaskRuntime(client, program, progress=False, timeout=JOB_TIMEOUT)
+    b = shoal.dask.DaskRuntime(client, program.to_bytes(), progress=False,
+                               timeout=JOB_TIMEOUT)
+    try:
+        assert a.checksum == b.checksum
+        before = loads(b)
+        a.close()
+        (y,) = b.run(x[:24], chunk_size=4)
+        _close(y, ref[:24])
+        assert loads(b) == before  # no reload after a.close()
+        assert all(b.checksum in i["loaded"] for i in client.run(_worker.info).values())
+    finally:
+        a.close()
+        b.close()
+    assert all(b.checksum not in i["loaded"] for i in client.run(_worker.info).values())
+
+
+def test_resources_keep_chunks_on_shoal_workers(cluster, digits):
+    """resources={"shoal": 1}: only the `shoal worker`s (w0, w1) get chunks
+    and their inputs, not the plain dask-worker (w2)."""
+    _, client = cluster
+    program, x, ref = digits
+
+    def ran(rt):
+        return {i["device"]: i["chunks"].get(rt.checksum, 0)
+                for i in rt.worker_info().values()}
+
+    with shoal.dask.DaskRuntime(client, program, progress=False, resources={"shoal": 1},
+                                chunk_size=16, timeout=JOB_TIMEOUT) as rt:
+        assert len(rt.workers()) == 2
+        before = ran(rt)
+        (y,) = rt.run(x)
+        _close(y, ref)
+        after = ran(rt)
+    assert after["the whole host"] == before["the whole host"]
+    assert sum(after.values()) - sum(before.values()) == rt.stats["chunks"]
+
+
 def test_bad_input_and_timeout(cluster, digits):
     _, client = cluster
     program, x, _ = digits
@@ -307,6 +389,28 @@ def test_shoal_cli_forwards_to_dask(cluster, digits, tmp_path, build_dir):
     r = subprocess.run([str(binary), "worker", c.address, "--device", "cpu:9"],
                        env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "do not exist" in r.stderr
+
+
+def test_worker_command_line_finds_the_scheduler():
+    """`shoal worker`: the scheduler address wherever it stands, or
+    --scheduler-file; dask-worker options and their values pass through."""
+    def dry(*args):
+        r = subprocess.run([sys.executable, "-m", "shoal.dask", "worker", *args,
+                            "--dry-run"], env=_env(), capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split()[3:]  # after python -m distributed.cli.dask_worker
+
+    base = ["--nthreads", "1", "--resources", "shoal=1"]
+    assert dry("tcp://h:8786", "--name", "w0", "--device", "cpu:1") == \
+        ["tcp://h:8786"] + base + ["--name", "w0"]
+    assert dry("--name", "w0", "tcp://h:8786", "--no-nanny") == \
+        ["tcp://h:8786"] + base + ["--name", "w0", "--no-nanny"]
+    assert dry("--scheduler-file", "/tmp/s.json", "--device=cpu:0") == \
+        base + ["--scheduler-file", "/tmp/s.json"]
+    r = subprocess.run([sys.executable, "-m", "shoal.dask", "worker", "--no-nanny"],
+                       env=_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "scheduler" in r.stderr
 
 
 def test_worker_rejects_a_missing_device(cluster):
@@ -371,6 +475,26 @@ def test_all_workers_gone_fails_clearly(make_cluster, digits):
     (y,) = rt.run(x)
     _close(y, ref)
     rt.close()
+
+
+def test_scheduler_lost_fails_clearly(make_cluster, heavy):
+    """The scheduler dies mid-job: a ClusterError saying so once the client
+    gives up reconnecting (its timeout), not a hang or a Dask internal."""
+    c, _ = make_cluster({"s0": "cpu:0", "s1": "cpu:1"})
+    client = c.client(timeout=5)  # reconnects for 5 s, then closes
+    program, x, _ = heavy
+    rt = shoal.dask.DaskRuntime(client, program, progress=False, chunk_size=8,
+                                max_in_flight=4, timeout=JOB_TIMEOUT)
+    killed_at = None
+    with pytest.raises(shoal.dask.ClusterError, match="lost the scheduler"):
+        for i, _ in enumerate(rt.imap(x[j:j + 8] for j in range(0, len(x), 8))):
+            if i == 1:
+                c.kill_scheduler()
+                killed_at = time.monotonic()
+    assert killed_at is not None and time.monotonic() - killed_at < 30
+    t0 = time.monotonic()
+    rt.close()  # nothing to reach: returns at once
+    assert time.monotonic() - t0 < 5
 
 
 def test_tls_on_loopback(make_cluster, digits, tmp_path):

@@ -28,16 +28,56 @@ def _fail(message, code=ERROR_EXIT):
 
 # ---- worker ------------------------------------------------------------------
 
+# dask-worker options that take a value (used when its own command cannot be
+# inspected): needed to tell an option's value from the scheduler address.
+_DASK_WORKER_VALUE_OPTIONS = {
+    "--tls-ca-file", "--tls-cert", "--tls-key", "--worker-port", "--nanny-port",
+    "--dashboard-address", "--listen-address", "--contact-address", "--host",
+    "--interface", "--protocol", "--nthreads", "--nworkers", "--name",
+    "--memory-limit", "--pid-file", "--local-directory", "--resources",
+    "--scheduler-file", "--death-timeout", "--dashboard-prefix", "--lifetime",
+    "--lifetime-stagger", "--worker-class", "--preload", "--preload-nanny",
+    "--scheduler-sni"}
+
+
+def _value_options():
+    try:
+        from distributed.cli.dask_worker import main as dask_worker
+
+        found = {o for p in dask_worker.params
+                 if getattr(p, "param_type_name", "") == "option" and not p.is_flag
+                 for o in p.opts}
+        return found or _DASK_WORKER_VALUE_OPTIONS
+    except Exception:
+        return _DASK_WORKER_VALUE_OPTIONS
+
+
+def _split_scheduler(rest):
+    """dask-worker arguments -> (the scheduler address or None, the others in
+    their order): the first argument that is neither an option nor the value
+    of one, wherever it stands (`--name w0 tcp://...` as well)."""
+    values = _value_options()
+    i = 0
+    while i < len(rest):
+        a = rest[i]
+        if a == "--":
+            break
+        if a.startswith("-"):
+            i += 2 if ("=" not in a and a in values) else 1
+            continue
+        return a, rest[:i] + rest[i + 1:]
+    return None, list(rest)
+
+
 def worker(argv):
     p = argparse.ArgumentParser(
-        prog="shoal worker",
+        prog="shoal worker", allow_abbrev=False,
+        usage="shoal worker [SCHEDULER | --scheduler-file PATH] [--device DEVICE] "
+              "[--nthreads N] [--dry-run] [DASK-WORKER OPTIONS...]",
         description="Starts a Dask worker that runs shoal on one device. Options "
                     "not listed here go to dask-worker (see dask-worker --help), "
                     "e.g. --no-nanny, --host 127.0.0.1, --name, --tls-ca-file.",
         epilog="The device numbering follows SHOAL_CPU_DEVICES (see `shoal devices`).")
-    p.add_argument("scheduler", nargs="?",
-                   help="scheduler address, e.g. tcp://10.0.0.1:8786 "
-                        "(or give --scheduler-file)")
     p.add_argument("--device", default=os.environ.get("SHOAL_DEVICE", ""),
                    help="device(s) of this worker: cpu:1, 1, cpu:0,1, or 'all' for "
                         "the whole host (default: $SHOAL_DEVICE, else all)")
@@ -45,7 +85,11 @@ def worker(argv):
                    help="task threads (1: one chunk at a time on the device)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the dask-worker command line and exit")
+    # SCHEDULER (e.g. tcp://10.0.0.1:8786) is found by hand: as an argparse
+    # positional it would take the value of an option argparse does not know
+    # (`--scheduler-file PATH`, `--name W0 tcp://...`).
     args, rest = p.parse_known_args(argv)
+    args.scheduler, rest = _split_scheduler(rest)
     if args.scheduler is None and not any(a.startswith("--scheduler-file") for a in rest):
         p.print_usage(sys.stderr)
         return _fail("give the scheduler address (or --scheduler-file)", USAGE_EXIT)
@@ -129,6 +173,10 @@ def run(argv):
     p.add_argument("--tls-cert", help="this client's certificate (PEM)")
     p.add_argument("--tls-key", help="its private key (PEM), unless in --tls-cert")
     args = p.parse_args(argv)
+    for name in ("chunk_size", "max_in_flight"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            return _fail(f"--{name.replace('_', '-')} must be >= 1, got {value}", USAGE_EXIT)
 
     import numpy as np
     from distributed import Client
@@ -150,7 +198,7 @@ def run(argv):
     security = _security(args)
     try:
         client = Client(args.scheduler, security=security, timeout=args.connect_timeout)
-    except (OSError, TimeoutError) as e:
+    except (OSError, TimeoutError, ValueError) as e:  # ValueError: a bad address
         return _fail(f"cannot reach the scheduler at {args.scheduler}: {e}")
     try:
         with DaskRuntime(client, args.program, chunk_size=args.chunk_size,

@@ -61,12 +61,13 @@ class _Chunk:
     """One chunk in flight: its inputs (kept until its result is in, to
     resubmit it if a worker dies with them) and its current futures."""
 
-    __slots__ = ("seq", "tag", "arrays", "data", "future", "attempts")
+    __slots__ = ("seq", "tag", "arrays", "data", "future", "attempts", "gather_errors")
 
     def __init__(self, seq, tag, arrays):
         self.seq, self.tag, self.arrays = seq, tag, arrays
         self.data = self.future = None
         self.attempts = 0
+        self.gather_errors = 0
 
 
 class DaskRuntime:
@@ -97,9 +98,12 @@ class DaskRuntime:
     out of band; a worker that joins later fetches them from a peer with its
     first chunk; sent again should every holder die); each worker loads them
     once onto its device (SHOAL_DEVICE) and keeps the runtime, keyed by the
-    program's checksum, for every later chunk. A worker that dies mid-job loses nothing: Dask reruns its running
-    tasks elsewhere, and chunks whose inputs died with it are sent again from
-    the client; every sample gets exactly one result, in input order.
+    program's checksum, for every later chunk (shared with other open
+    DaskRuntimes of the same program). A worker that dies mid-job loses
+    nothing: Dask reruns its running tasks elsewhere, and chunks whose inputs
+    died with it are sent again from the client; every sample gets exactly
+    one result, in input order. A client that loses its scheduler fails the
+    job with ClusterError.
     """
 
     def __init__(self, client, program, chunk_size=None, max_in_flight=None,
@@ -117,6 +121,8 @@ class DaskRuntime:
         self.no_workers_timeout = float(no_workers_timeout)
         self.resources = dict(resources) if resources else None
         self.stats = {}
+        self.address = client.scheduler.address  # kept: a closed client has none
+        self._token = uuid.uuid4().hex  # this runtime's claim on the workers' runtimes
         self._infos = list(self.program.inputs)
         self._blob = blob
         self._program_future = None
@@ -130,16 +136,66 @@ class DaskRuntime:
                 self.close()
                 raise
 
+    def _client_lost(self, reconnecting_too=False):
+        """A ClusterError when the client has lost its scheduler (it gives up
+        reconnecting after its timeout and closes), else None."""
+        client = self.client
+        gone = ("closing", "closed") + (("connecting",) if reconnecting_too else ())
+        if client.status in gone or client.scheduler is None:
+            return ClusterError(
+                f"the Dask client lost the scheduler at {self.address} (client "
+                f"{client.status}); the job's state is gone: restart the scheduler, "
+                "connect a new client and run the job again")
+        return None
+
+    def _check_client(self):
+        """Raises ClusterError when the client has lost its scheduler; while
+        it is reconnecting (its futures are gone), waits for the outcome
+        (bounded: the client closes itself after its connect timeout)."""
+        deadline = time.monotonic() + max(self.no_workers_timeout,
+                                          float(getattr(self.client, "_timeout", 0) or 0))
+        while self.client.status == "connecting" and time.monotonic() < deadline:
+            time.sleep(_POLL_S / 5)
+        lost = self._client_lost(reconnecting_too=True)
+        if lost is not None:
+            raise lost
+
+    def _scatter(self, data, what, broadcast=False):
+        """client.scatter with bounded waits: NoWorkersError when no worker
+        shows up within no_workers_timeout, a few tries when a worker picked
+        for the data dies meanwhile, ClusterError when the client is gone.
+        With resources, chunks go to the workers that can run them (none
+        yet: anywhere, and the job waits for one to join)."""
+        for attempt in range(_SCATTER_TRIES):
+            self._check_client()
+            where = (self.workers() or None) if (self.resources and not broadcast) else None
+            try:
+                return self.client.scatter(data, workers=where, broadcast=broadcast,
+                                           hash=False, timeout=self.no_workers_timeout)
+            except TimeoutError as e:  # "No valid workers found"
+                raise NoWorkersError(self._no_workers_message(what[1])) from e
+            except Exception as e:
+                lost = self._client_lost()
+                if lost is not None:
+                    raise lost from e
+                if not isinstance(e, (OSError, CommClosedError, KeyError)):
+                    raise
+                # A worker picked for the data died during the scatter (the
+                # scheduler may then fail with a KeyError naming it).
+                if attempt + 1 == _SCATTER_TRIES:
+                    lost = self._client_lost(reconnecting_too=True)
+                    if lost is not None:
+                        raise lost from e
+                    raise ClusterError(f"scattering {what[0]} failed "
+                                       f"{_SCATTER_TRIES} times: {e!r}") from e
+                time.sleep(_POLL_S)
+
     def _send_program(self):
         """Scatters the program's bytes to every worker (out of band, once;
         a worker that joins later fetches them from a peer when it needs them)."""
         key = f"shoal-program-{self.checksum[:16]}-{uuid.uuid4().hex[:8]}"
-        try:
-            self._program_future = self.client.scatter(
-                {key: self._blob}, broadcast=True, hash=False,
-                timeout=self.no_workers_timeout)[key]
-        except TimeoutError as e:
-            raise NoWorkersError(self._no_workers_message()) from e
+        self._program_future = self._scatter(
+            {key: self._blob}, ("the program", None), broadcast=True)[key]
 
     def _program(self):
         """The program's future, sent again if every worker holding it died."""
@@ -178,7 +234,7 @@ class DaskRuntime:
         what = "no worker" if not self.resources else \
             f"no worker with resources {self.resources}"
         tail = "" if pending is None else f"; {pending} chunk(s) of the job unfinished"
-        return (f"the Dask cluster at {self.client.scheduler.address} had {what} "
+        return (f"the Dask cluster at {self.address} had {what} "
                 f"for {self.no_workers_timeout:g} s{tail}")
 
     def warmup(self):
@@ -188,22 +244,44 @@ class DaskRuntime:
         workers = self._wait_for_workers()
         program = self._program()
         futures = {w: self.client.submit(
-            _worker.warm, self.checksum, program, workers=[w], allow_other_workers=False,
-            pure=False, key=f"shoal-warm-{self.checksum[:8]}-{uuid.uuid4().hex}")
+            _worker.warm, self.checksum, program, self._token, workers=[w],
+            allow_other_workers=False, pure=False,
+            key=f"shoal-warm-{self.checksum[:8]}-{uuid.uuid4().hex}")
             for w in workers}
+        # Bounded: a worker that leaves meanwhile (its task would wait for it
+        # forever) is given up at once; it loads on its first chunk instead.
+        deadline = time.monotonic() + self.no_workers_timeout
         try:
-            wait(list(futures.values()), timeout=self.no_workers_timeout)
-        except TimeoutError:
-            pass  # a worker that left meanwhile: it loads on its first chunk
-        out = {}
-        for w, f in futures.items():
-            if f.status == "error":
-                raise ClusterError(f"worker {w} cannot load program "
-                                   f"{self.checksum[:16]}: {f.exception()}")
-            if f.status == "finished":
-                out[w] = f.result()
-        self.client.cancel([f for f in futures.values() if not f.done()])
-        return out
+            while True:
+                pending = [f for w, f in futures.items() if not f.done()]
+                if not pending or time.monotonic() >= deadline:
+                    break
+                try:
+                    wait(pending, timeout=_POLL_S)
+                except (TimeoutError, CancelledError):
+                    pass  # a cancelled one: its program copy died with a worker
+                self._check_client()
+                alive = set(self.workers())
+                if all(w not in alive for w, f in futures.items() if not f.done()):
+                    break
+            out = {}
+            for w, f in futures.items():
+                if f.status == "error":
+                    raise ClusterError(f"worker {w} cannot load program "
+                                       f"{self.checksum[:16]}: {f.exception()}")
+                if f.status == "finished":
+                    out[w] = f.result()
+            return out
+        finally:
+            self._cancel([f for f in futures.values() if not f.done()])
+
+    def _cancel(self, futures):
+        """Cancels futures; never raises (it runs on the way out of errors)."""
+        if futures:
+            try:
+                self.client.cancel(futures)
+            except Exception:  # the client or the scheduler is gone: nothing to cancel
+                pass
 
     def worker_info(self):
         """{worker address: what it holds}: device, loaded programs, how many
@@ -211,13 +289,17 @@ class DaskRuntime:
         return self.client.run(_worker.info)
 
     def close(self):
-        """Drops the program from the workers (their runtimes are freed)."""
+        """Releases the program on the workers: each frees its runtime once
+        no open DaskRuntime of the same program uses it."""
         if not self._closed:
             self._closed = True
+            if self._client_lost(reconnecting_too=True) is not None:
+                self._program_future = None
+                return  # the workers cannot be reached (they keep the runtime)
             try:
                 if self._program_future is not None:
                     self._program_future.release()
-                self.client.run(_worker.forget, self.checksum)
+                self.client.run(_worker.forget, self.checksum, self._token)
             except Exception:  # the cluster may be gone already
                 pass
             self._program_future = None
@@ -263,9 +345,7 @@ class DaskRuntime:
         at most max_in_flight chunks are out, so the data never has to fit in
         memory. A batch is cut into chunks of chunk_size when one is given."""
         size = _positive(chunk_size, "chunk_size") or self.chunk_size
-        total = None
-        if hasattr(batches, "__len__") and size is None:
-            total = len(batches)
+        total = len(batches) if hasattr(batches, "__len__") else None  # the bar counts batches
 
         def chunks():
             for b, x in enumerate(batches):
@@ -291,20 +371,8 @@ class DaskRuntime:
     def _submit(self, chunks):
         """Scatters the chunks' inputs (one message for all of them) and
         submits one task per chunk."""
-        for attempt in range(_SCATTER_TRIES):
-            try:
-                data = self.client.scatter([tuple(c.arrays) for c in chunks], hash=False,
-                                           timeout=self.no_workers_timeout)
-                break
-            except TimeoutError as e:  # "No valid workers found"
-                raise NoWorkersError(self._no_workers_message(len(chunks))) from e
-            except (OSError, CommClosedError, KeyError) as e:
-                # A worker picked for the data died during the scatter (the
-                # scheduler may then fail with a KeyError naming it).
-                if attempt + 1 == _SCATTER_TRIES:
-                    raise ClusterError(f"scattering {len(chunks)} chunk(s) failed "
-                                       f"{_SCATTER_TRIES} times: {e}") from e
-                time.sleep(_POLL_S)
+        data = self._scatter([tuple(c.arrays) for c in chunks],
+                             (f"{len(chunks)} chunk(s)", len(chunks)))
         # One map for the group: one graph update (and one look at the
         # caller's source, which Dask records per call) instead of one per chunk.
         keys = [f"shoal-chunk-{self.checksum[:8]}-{c.seq}-{uuid.uuid4().hex[:12]}"
@@ -312,6 +380,7 @@ class DaskRuntime:
         program = self._program()
         futures = self.client.map(_worker.run_chunk, [self.checksum] * len(chunks),
                                   [program] * len(chunks), data,
+                                  [self._token] * len(chunks),
                                   key=keys, pure=False, retries=self.retries,
                                   resources=self.resources)
         for c, d, f in zip(chunks, data, futures):
@@ -363,18 +432,33 @@ class DaskRuntime:
         try:
             values = self._gather([c.future for c in ok])
         except Exception:
-            values = None
+            values, pause = None, False
             for c in ok:  # one of them failed or was lost: one at a time
+                error = None
                 if c.future.status == "finished":
                     try:
                         value = self._gather([c.future])
-                    except Exception:
-                        value = None
+                    except Exception as e:
+                        value, error = None, e
                     if value is not None:
+                        c.gather_errors = 0
                         yield c, value[0]
                         continue
-                if c.future.done() and c.future.status != "finished" and self._failed(c):
-                    resend.append(c)
+                if c.future.done() and c.future.status != "finished":
+                    if self._failed(c):
+                        resend.append(c)
+                elif error is not None:
+                    # Finished, yet its result would not come: bounded tries
+                    # (a result that cannot be fetched must not spin forever).
+                    self._check_client()
+                    c.gather_errors += 1
+                    if c.gather_errors >= _SCATTER_TRIES:
+                        raise ClusterError(
+                            f"{self._describe(c)}: fetching its result failed "
+                            f"{c.gather_errors} times: {error!r}") from error
+                    pause = True
+            if pause:
+                time.sleep(_POLL_S)
             return
         if values is None:
             return  # not gathered in time: the chunks stay in flight
@@ -396,6 +480,7 @@ class DaskRuntime:
         bar = self._bar(total, unit)
         try:
             while True:
+                self._check_client()
                 fresh = []
                 while not exhausted and next_seq - next_out < window:
                     try:
@@ -461,9 +546,9 @@ class DaskRuntime:
             stats["wall_s"] = time.monotonic() - start
             if bar is not None:
                 bar.close()
-            live = [f for c in flight.values() for f in (c.future, c.data) if f is not None]
-            if live:
-                self.client.cancel(live)
+            # Never masks the error that ended the job (the client may be gone).
+            self._cancel([f for c in flight.values() for f in (c.future, c.data)
+                          if f is not None])
 
     def _bar(self, total, unit):
         if not self.progress:
@@ -476,4 +561,4 @@ class DaskRuntime:
 
     def __repr__(self):
         return (f"<shoal.dask.DaskRuntime program={self.checksum[:16]} "
-                f"scheduler={self.client.scheduler.address}>")
+                f"scheduler={self.address}>")

@@ -5,7 +5,9 @@ a worker that joins later fetches them from a peer with its first chunk).
 The first chunk a worker runs loads the program onto the worker's device
 (SHOAL_DEVICE) and keeps the shoal.Runtime in a process-wide cache keyed by
 the program's checksum, so later chunks only run. Nothing here is rebuilt per
-task.
+task. Each DaskRuntime using a runtime is one of its owners (a token passed
+with every task); DaskRuntime.close() removes its token, and the runtime is
+dropped once no owner is left and no chunk is running on it.
 """
 
 import inspect
@@ -29,20 +31,34 @@ _CLAIM_WAIT_S = 120.0
 
 
 class _Entry:
-    __slots__ = ("runtime", "users", "load_s")
+    __slots__ = ("runtime", "users", "load_s", "owners")
 
     def __init__(self, runtime, load_s):
         self.runtime = runtime
-        self.users = 0
+        self.users = 0  # chunks running on it now
         self.load_s = load_s
+        self.owners = set()  # tokens of the DaskRuntimes using it
 
 
-def forget(checksum):
-    """Drops a program's runtime (when idle; DaskRuntime.close)."""
+def _drop_if_unused(checksum, entry):
+    """Called with _cond held: frees a runtime nobody owns or runs."""
+    if entry.users == 0 and not entry.owners and _runtimes.get(checksum) is entry:
+        del _runtimes[checksum]  # frees the device memory
+        _cond.notify_all()
+
+
+def forget(checksum, owner=None):
+    """DaskRuntime.close: `owner` no longer uses the program's runtime (None:
+    nobody does). The runtime is dropped when no owner is left, at once or
+    when its running chunks end. Returns whether this worker held it."""
     with _cond:
         entry = _runtimes.get(checksum)
-        if entry is not None and entry.users == 0:
-            del _runtimes[checksum]  # frees the device memory
+        if entry is not None:
+            if owner is None:
+                entry.owners.clear()
+            else:
+                entry.owners.discard(owner)
+            _drop_if_unused(checksum, entry)
         _cond.notify_all()
     return entry is not None
 
@@ -77,13 +93,14 @@ def _create(blob, devices):
             _cond.wait(timeout=left)
 
 
-def _acquire(checksum, blob):
+def _acquire(checksum, blob, owner):
     with _cond:
         entry = _runtimes.get(checksum)
         if entry is None:
             entry = _create(blob, _device.worker_device())
             _runtimes[checksum] = entry
             _loads[checksum] += 1
+        entry.owners.add(owner)
         entry.users += 1
         return entry
 
@@ -93,13 +110,14 @@ def _release(checksum, entry):
         entry.users -= 1
         if entry.users == 0:
             _cond.notify_all()
+            _drop_if_unused(checksum, entry)
 
 
-def run_chunk(checksum, blob, arrays):
+def run_chunk(checksum, blob, arrays, owner=None):
     """The task: runs one chunk of a program (checksum, bytes: the scattered
-    program, loaded only the first time). Returns (outputs, seconds in
-    Runtime.run)."""
-    entry = _acquire(checksum, blob)
+    program, loaded only the first time; owner: the DaskRuntime's token).
+    Returns (outputs, seconds in Runtime.run)."""
+    entry = _acquire(checksum, blob, owner)
     try:
         t0 = time.perf_counter()
         outputs = entry.runtime.run(list(arrays))
@@ -111,9 +129,9 @@ def run_chunk(checksum, blob, arrays):
     return outputs, seconds
 
 
-def warm(checksum, blob):
+def warm(checksum, blob, owner=None):
     """Loads the program if it is not loaded; returns the load time (s)."""
-    entry = _acquire(checksum, blob)
+    entry = _acquire(checksum, blob, owner)
     _release(checksum, entry)
     return entry.load_s
 

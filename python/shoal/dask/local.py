@@ -33,13 +33,23 @@ def _package_env(extra):
     return env
 
 
+def _signal_group(proc, sig):
+    """Signals the process group of `proc` (it leads one: start_new_session),
+    so that a nanny's worker process goes too. Only while `proc` has not been
+    reaped: until then its id (the group's id) cannot be reused."""
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _stop(proc, grace):
     if proc.poll() is None:
-        proc.terminate()
+        _signal_group(proc, signal.SIGTERM)
         try:
             proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _signal_group(proc, signal.SIGKILL)
             proc.wait(timeout=grace)
 
 
@@ -52,8 +62,9 @@ class LocalProcessCluster:
     nanny: start workers under a nanny (restarted if they die).
     directory: logs and worker space (default: a temporary dir, removed).
     idle_timeout: the scheduler exits after this many seconds without work,
-        and the workers 60 s after losing it, so that nothing outlives a
-        parent killed before close().
+        and the workers exit when they lose it (or after 60 s when they
+        cannot reach it at start), so that nothing outlives a parent killed
+        before close() for long.
     """
 
     def __init__(self, workers, plain=(), tls=None, env=None, nanny=False,
@@ -67,6 +78,7 @@ class LocalProcessCluster:
         self.directory = pathlib.Path(directory or tempfile.mkdtemp(prefix="shoal-dask-"))
         self.directory.mkdir(parents=True, exist_ok=True)
         self.procs = []
+        self.scheduler = None  # Popen
         self.workers = {}  # name -> Popen
         self.address = None
         self._clients = []
@@ -100,7 +112,7 @@ class LocalProcessCluster:
                 "--idle-timeout", f"{self.idle_timeout:g}s"]
         if self.tls:
             args += ["--protocol", "tls"] + self._tls_args()
-        proc = self._spawn(args, "scheduler.log")
+        proc = self.scheduler = self._spawn(args, "scheduler.log")
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -158,6 +170,16 @@ class LocalProcessCluster:
         if proc.poll() is None:
             os.kill(proc.pid, sig)
         proc.wait(timeout=30)
+
+    def kill_scheduler(self, sig=signal.SIGKILL):
+        """Kills the scheduler process (its workers stop as they lose it)."""
+        if self.scheduler.poll() is None:
+            os.kill(self.scheduler.pid, sig)
+        self.scheduler.wait(timeout=30)
+
+    def running(self):
+        """The processes of this cluster still running (none after close())."""
+        return [p for p in self.procs if p.poll() is None]
 
     def log(self, name):
         try:
