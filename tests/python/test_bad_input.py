@@ -5,7 +5,6 @@ and Fortran-order arrays, missing files, truncated ONNX bytes, corrupt
 program bytes, unsupported operators, bad compile arguments.
 """
 
-import os
 import resource
 
 import numpy as np
@@ -240,9 +239,10 @@ def test_absurd_conv_attributes(attrs, words):
 
 
 def test_kernel_larger_than_input():
-    m = model_bytes([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[9, 9], name="pool")],
-                    [("x", F, [1, 1, 5, 5])], [("y", F, ["a", "b", "c", "d"])])
-    with pytest.raises(shoal.InvalidArgumentError, match="pool.*kernel 9x9 larger than padded input 5x5"):
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[9, 9], name="pool")
+    m = model_bytes([node], [("x", F, [1, 1, 5, 5])], [("y", F, ["a", "b", "c", "d"])])
+    with pytest.raises(shoal.InvalidArgumentError,
+                       match="pool.*kernel 9x9 larger than padded input 5x5"):
         shoal.compile(m)
 
 
@@ -250,10 +250,12 @@ def test_huge_dimensions():
     relu = model_bytes([helper.make_node("Relu", ["x"], ["y"])],
                        [("x", F, [1, "H", "W"])], [("y", F, [1, "H", "W"])])
     # One dim over 2^31.
-    with pytest.raises(shoal.InvalidArgumentError, match=r"invalid dimension in \[1,2147483649,1\]"):
+    with pytest.raises(shoal.InvalidArgumentError,
+                       match=r"invalid dimension in \[1,2147483649,1\]"):
         shoal.compile(relu, shape=(1, (1 << 31) + 1, 1))
     # Dims of 2^31 each: 2^62 elements do not fit any tensor.
-    with pytest.raises(shoal.InvalidArgumentError, match=r"\[1,2147483648,2147483648\] would have 2\^62 bytes or more"):
+    with pytest.raises(shoal.InvalidArgumentError,
+                       match=r"\[1,2147483648,2147483648\] would have 2\^62 bytes or more"):
         shoal.compile(relu, shape=(1, 1 << 31, 1 << 31))
     # An op making such a shape from a small input.
     expand = model_bytes([helper.make_node("Expand", ["x", "s"], ["y"], name="grow")],

@@ -29,7 +29,7 @@ def resident_mib():
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
 @pytest.mark.skipif("asan" in os.environ.get("LD_PRELOAD", ""),
-                    reason="AddressSanitizer's quarantine holds freed memory (it checks leaks itself)")
+                    reason="ASan's quarantine holds freed memory (and ASan checks leaks itself)")
 def test_ten_thousand_runs_do_not_leak(digits_model):
     rt = shoal.Runtime(shoal.compile(digits_model))
     x = np.load(digits_model.parent / "heldout_x.npy")[:1].astype(np.float32)
