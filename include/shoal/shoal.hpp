@@ -114,7 +114,7 @@ struct LayerProfile {
   std::string name, op, impl;
   double ms = 0;      ///< summed over the batch and repeats
   double flops = 0;   ///< per run
-  int64_t calls = 0;
+  int64_t calls = 0;  ///< samples it ran (a stack of n counts n)
 };
 
 struct RuntimeOptions {
@@ -126,6 +126,12 @@ struct RuntimeOptions {
   std::vector<int> devices;
   bool share_devices = false;
   bool profile = false;
+  /// At most this many samples of a batch go through each kernel at once on
+  /// a cluster (stacked along the batch dim; weights are reused across them
+  /// and the kernels see larger matrices). Used when every operator of the
+  /// program computes samples independently (Runtime::plan() says); 1 runs
+  /// one sample at a time. The arena grows to hold the largest stack used.
+  int micro_batch = 8;
 };
 
 struct DeviceInfo {

@@ -193,13 +193,17 @@ class Runtime:
     profile: collect per-layer timings (see profile()).
     share_devices: use the named devices without claiming them (and even if
         another runtime claimed them).
+    micro_batch: at most this many inputs of a batch go through each kernel
+        at once on a cluster (when every operator of the program computes
+        inputs independently; plan() says); 1 runs one input at a time.
 
     Asynchronous pipeline: put(x, tag) starts a batch and returns; get()
     returns (outputs, tag) in put order. At most queue_capacity batches are
     outstanding (started, or finished but not yet taken by get()).
     """
 
-    def __init__(self, program, devices=None, profile=False, share_devices=False):
+    def __init__(self, program, devices=None, profile=False, share_devices=False,
+                 micro_batch=8):
         if not isinstance(program, Program):
             program = load(program)
         if devices is not None:
@@ -207,7 +211,8 @@ class Runtime:
                 raise TypeError("devices must be a sequence of device ids or None, "
                                 f"got {type(devices).__name__}")
             devices = [operator.index(d) for d in devices]
-        self._rt = _shoal.Runtime(program, devices, bool(profile), bool(share_devices))
+        self._rt = _shoal.Runtime(program, devices, bool(profile), bool(share_devices),
+                                  operator.index(micro_batch))
         self._program = program
         self._inputs = program.inputs
         self._names = [i.name for i in self._inputs]

@@ -456,17 +456,18 @@ PYBIND11_MODULE(_shoal, m) {
 
   py::class_<shoal::Runtime>(m, "Runtime")
       .def(py::init([](const shoal::Program& p, std::optional<std::vector<int>> devices,
-                       bool profile, bool share_devices) {
+                       bool profile, bool share_devices, int micro_batch) {
              checked(p);
              shoal::RuntimeOptions o;
              if (devices) o.devices = *devices;
              o.profile = profile;
              o.share_devices = share_devices;
+             o.micro_batch = micro_batch;
              py::gil_scoped_release nogil;
              return std::make_unique<shoal::Runtime>(p, o);
            }),
            py::arg("program"), py::arg("devices") = py::none(), py::arg("profile") = false,
-           py::arg("share_devices") = false)
+           py::arg("share_devices") = false, py::arg("micro_batch") = 8)
       .def("run", &run, py::arg("inputs"),
            "Runs a batch: a sequence of C-contiguous arrays, one per model input.")
       .def("put", &put, py::arg("inputs"), py::arg("tag"), py::arg("timeout_ms"),

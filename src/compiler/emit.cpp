@@ -1,5 +1,6 @@
 #include "compiler/emit.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -18,10 +19,9 @@ bool is_view_op(const std::string& op) {
 void check_runtime_dtypes(const ir::Graph& g) {
   for (int v : g.inputs)
     if (g.values[size_t(v)].dtype != DType::f32)
-      throw Error(ErrorKind::unsupported,
-                  "input '" + g.values[size_t(v)].name + "' is " +
-                      dtype_name(g.values[size_t(v)].dtype) +
-                      "; shoal programs take float32 inputs");
+      throw Error(ErrorKind::unsupported, "input '" + g.values[size_t(v)].name + "' is " +
+                                              dtype_name(g.values[size_t(v)].dtype) +
+                                              "; shoal programs take float32 inputs");
   for (const auto& n : g.nodes) {
     const ops::OpSpec* spec = ops::find_op(n.op);
     auto check = [&](int v) {
@@ -29,9 +29,9 @@ void check_runtime_dtypes(const ir::Graph& g) {
       const DType t = g.values[size_t(v)].dtype;
       for (DType ok : spec->dtypes)
         if (ok == t) return;
-      throw Error(ErrorKind::unsupported,
-                  g.describe(n) + ": tensor '" + g.values[size_t(v)].name + "' is " +
-                      dtype_name(t) + " at run time, which this op does not support there");
+      throw Error(ErrorKind::unsupported, g.describe(n) + ": tensor '" + g.values[size_t(v)].name +
+                                              "' is " + dtype_name(t) +
+                                              " at run time, which this op does not support there");
     };
     for (int v : n.inputs) check(v);
     for (int v : n.outputs) check(v);
@@ -73,18 +73,53 @@ void emit_program(const ir::Graph& g, program::ProgramData& p, const passes::Log
     buffers.push_back({uint64_t(shape_numel(val.shape)) * dtype_size(val.dtype), step, step, 0});
     buffer_of[size_t(v)] = int(buffers.size()) - 1;
   };
+  // The last step reading each value or a view of it (graph outputs: past
+  // the end), keyed by the value whose buffer it is.
+  std::vector<int> root(g.values.size()), last_read(g.values.size(), -1);
+  for (size_t v = 0; v < root.size(); ++v) root[v] = int(v);
+  for (const ir::Node& n : g.nodes)
+    if (is_view_op(n.op) && !n.inputs.empty() && n.inputs[0] >= 0 && !n.outputs.empty() &&
+        n.outputs[0] >= 0)
+      root[size_t(n.outputs[0])] = root[size_t(n.inputs[0])];
+  auto read_at = [&](int v, int step) {
+    int& last = last_read[size_t(root[size_t(v)])];
+    last = std::max(last, step);
+  };
+  for (int s = 0; s < steps; ++s)
+    for (int v : g.nodes[size_t(s)].inputs)
+      if (v >= 0) read_at(v, s);
+  for (int v : g.outputs) read_at(v, steps);
+  // A convolution adding a residual that dies with it writes its output over
+  // the residual (same bytes and layout): the sum then needs no copy, which
+  // matters once a stack of samples no longer fits in cache.
+  auto in_place_residual = [&](const ir::Node& n, int s) -> int {
+    if (n.op != "Conv" || n.inputs.size() < 4 || n.outputs.empty()) return -1;
+    const int r = n.inputs[3], y = n.outputs[0];
+    if (r < 0 || y < 0 || buffer_of[size_t(r)] < 0 || last_read[size_t(root[size_t(r)])] != s)
+      return -1;
+    const auto &rv = g.values[size_t(r)], &yv = g.values[size_t(y)];
+    if (rv.shape != yv.shape || rv.dtype != yv.dtype || rv.channels_last != yv.channels_last)
+      return -1;
+    for (size_t i = 0; i < 3; ++i)  // the convolution must not read it as x
+      if (n.inputs[i] >= 0 && buffer_of[size_t(n.inputs[i])] == buffer_of[size_t(r)]) return -1;
+    // Graph inputs are copied into the arena on every run: fine to overwrite.
+    return buffer_of[size_t(r)];
+  };
   for (int v : g.inputs) new_buffer(v, -1);
   for (int s = 0; s < steps; ++s) {
     const ir::Node& n = g.nodes[size_t(s)];
     for (int v : n.inputs)
-      if (v >= 0 && buffer_of[size_t(v)] >= 0)
-        buffers[size_t(buffer_of[size_t(v)])].last = s;
+      if (v >= 0 && buffer_of[size_t(v)] >= 0) buffers[size_t(buffer_of[size_t(v)])].last = s;
     const int src = n.inputs.empty() ? -1 : n.inputs[0];
+    const int shared = in_place_residual(n, s);
     for (int v : n.outputs) {
       if (v < 0) continue;
       if (is_view_op(n.op) && src >= 0 && buffer_of[size_t(src)] >= 0 && v == n.outputs[0]) {
         buffer_of[size_t(v)] = buffer_of[size_t(src)];
         buffers[size_t(buffer_of[size_t(v)])].last = s;
+      } else if (shared >= 0 && v == n.outputs[0]) {
+        buffer_of[size_t(v)] = shared;
+        buffers[size_t(shared)].last = s;
       } else {
         new_buffer(v, s);
       }
@@ -140,8 +175,8 @@ void emit_program(const ir::Graph& g, program::ProgramData& p, const passes::Log
   p.weights_bytes = p.owned_weights.size();
   if (log)
     log("planned the arena: " + std::to_string(p.arena_bytes) + " bytes for " +
-        std::to_string(buffers.size()) + " buffers; weights " +
-        std::to_string(p.weights_bytes) + " bytes");
+        std::to_string(buffers.size()) + " buffers; weights " + std::to_string(p.weights_bytes) +
+        " bytes");
 }
 
 }  // namespace shoal::compiler

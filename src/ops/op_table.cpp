@@ -10,6 +10,7 @@ const std::vector<OpSpec>& all_ops() {
     register_elementwise(t);
     register_nn(t);
     register_tensor(t);
+    assign_batch_rules(t);
     std::sort(t.begin(), t.end(),
               [](const OpSpec& a, const OpSpec& b) { return a.name < b.name; });
     return t;

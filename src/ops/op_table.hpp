@@ -29,25 +29,35 @@ struct TypeShape {
 
 /// Computes output dtypes and shapes. Throws Error(invalid_argument) naming
 /// the problem (e.g. "kernel 7x7 larger than padded input 5x5").
-using InferFn = std::function<std::vector<TypeShape>(
-    const Attrs&, std::span<const ValueInfo> inputs)>;
+using InferFn =
+    std::function<std::vector<TypeShape>(const Attrs&, std::span<const ValueInfo> inputs)>;
 
 /// Reference kernel: reads inputs, writes outputs whose dtype/shape/buffers
 /// the caller prepared from InferFn. Plain, obviously correct loops.
 using RefKernel = std::function<void(const Attrs&, std::span<const TensorRef> in,
                                      std::span<const TensorRef> out)>;
 
+/// Whether an op computes every sample on its own when its batch-carrying
+/// inputs (batched[i]) hold a stack of samples along dim 0 and its constant
+/// inputs stay as they are: what lets the runtime run one kernel over
+/// several samples at once (src/runtime/batching.cpp, which also checks that
+/// every output's dim 0 scales with the stack). `inputs` are the per-sample
+/// operands.
+using BatchFn = std::function<bool(const Attrs&, std::span<const ValueInfo> inputs,
+                                   std::span<const bool> batched)>;
+
 struct OpSpec {
-  std::string name;        // ONNX op type, or an internal op ("shoal.*")
-  int min_opset = 1;       // earliest opset whose semantics we implement
+  std::string name;   // ONNX op type, or an internal op ("shoal.*")
+  int min_opset = 1;  // earliest opset whose semantics we implement
   int min_inputs = 1;
   int max_inputs = 1;
-  int num_outputs = 1;     // -1: variadic (Split)
+  int num_outputs = 1;  // -1: variadic (Split)
   InferFn infer;
   RefKernel reference;
-  std::string summary;     // one line for docs
-  bool runtime = true;     // false: compile-time only (folded, e.g. Shape)
+  std::string summary;                       // one line for docs
+  bool runtime = true;                       // false: compile-time only (folded, e.g. Shape)
   std::vector<DType> dtypes = {DType::f32};  // runtime dtypes supported
+  BatchFn per_sample;                        // empty: samples are never stacked (one at a time)
 };
 
 /// All operators, sorted by name.
@@ -58,5 +68,7 @@ const OpSpec* find_op(std::string_view name);
 void register_elementwise(std::vector<OpSpec>& table);  // src/reference/elementwise.cpp
 void register_nn(std::vector<OpSpec>& table);           // src/reference/nn.cpp
 void register_tensor(std::vector<OpSpec>& table);       // src/reference/tensor_ops.cpp
+/// Sets every op's per_sample rule (src/ops/batch_rules.cpp).
+void assign_batch_rules(std::vector<OpSpec>& table);
 
 }  // namespace shoal::ops

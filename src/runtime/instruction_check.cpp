@@ -29,6 +29,45 @@ bool overlap(const program::TensorDesc& a, const program::TensorDesc& b) {
 
 }  // namespace
 
+InstructionInputs instruction_inputs(const program::Instruction& ins,
+                                     const program::ProgramData& prog, int64_t stack) {
+  InstructionInputs r;
+  auto& constants = r.constants;
+  auto& infos = r.infos;
+  constants.resize(ins.inputs.size());
+  infos.resize(ins.inputs.size());
+  for (size_t i = 0; i < ins.inputs.size(); ++i) {
+    ops::ValueInfo& vi = infos[i];
+    if (ins.inputs[i] < 0) {
+      vi.present = false;
+      continue;
+    }
+    const program::TensorDesc& d = prog.tensors.at(size_t(ins.inputs[i]));
+    vi.dtype = d.dtype;
+    vi.shape = d.shape;
+    if (d.storage == program::Storage::activation && stack != 1 && !vi.shape.empty())
+      vi.shape[0] *= stack;
+    // Plain weights are constants, as they were to the compiler.
+    const uint64_t bytes = uint64_t(shape_numel(d.shape)) * dtype_size(d.dtype);
+    if (d.storage == program::Storage::weight && d.layout == program::Layout::plain &&
+        bytes <= kMaxConstantBytes && prog.weights && d.offset <= prog.weights_bytes &&
+        bytes <= prog.weights_bytes - d.offset) {
+      constants[i].emplace(d.dtype, d.shape);
+      if (bytes) std::memcpy(constants[i]->data(), prog.weights + d.offset, bytes);
+      vi.constant = &*constants[i];
+    }
+  }
+  return r;
+}
+
+std::vector<ops::TypeShape> infer_instruction(const program::Instruction& ins,
+                                              const program::ProgramData& prog, int64_t stack) {
+  const ops::OpSpec* spec = ops::find_op(ins.op);
+  if (!spec) throw Error(ErrorKind::unsupported, ins.op + ": unknown operator");
+  const InstructionInputs in = instruction_inputs(ins, prog, stack);
+  return spec->infer(ins.attrs, in.infos);
+}
+
 void check_instruction(const program::Instruction& ins, const program::ProgramData& prog) {
   const std::string what = "program instruction " + ins.op + " '" + ins.name + "'";
   auto fail = [&](const std::string& msg) -> Error {
@@ -53,30 +92,11 @@ void check_instruction(const program::Instruction& ins, const program::ProgramDa
     return d;
   };
 
-  std::vector<std::optional<HostTensor>> constants(ins.inputs.size());
-  std::vector<ops::ValueInfo> infos(ins.inputs.size());
-  for (size_t i = 0; i < ins.inputs.size(); ++i) {
-    ops::ValueInfo& vi = infos[i];
-    if (ins.inputs[i] < 0) {
-      vi.present = false;
-      continue;
-    }
-    const program::TensorDesc& d = desc(ins.inputs[i]);
-    vi.dtype = d.dtype;
-    vi.shape = d.shape;
-    // Plain weights are constants, as they were to the compiler.
-    const uint64_t bytes = uint64_t(shape_numel(d.shape)) * dtype_size(d.dtype);
-    if (d.storage == program::Storage::weight && d.layout == program::Layout::plain &&
-        bytes <= kMaxConstantBytes && prog.weights && d.offset <= prog.weights_bytes &&
-        bytes <= prog.weights_bytes - d.offset) {
-      constants[i].emplace(d.dtype, d.shape);
-      if (bytes) std::memcpy(constants[i]->data(), prog.weights + d.offset, bytes);
-      vi.constant = &*constants[i];
-    }
-  }
+  for (int32_t t : ins.inputs)
+    if (t >= 0) desc(t);
   std::vector<ops::TypeShape> want;
   try {
-    want = spec->infer(ins.attrs, infos);
+    want = infer_instruction(ins, prog, 1);
   } catch (const Error& e) {
     throw Error(e.kind(), what + ": " + e.what());
   } catch (const std::exception& e) {
@@ -95,7 +115,8 @@ void check_instruction(const program::Instruction& ins, const program::ProgramDa
                  "' is stored in the weight section; outputs live in the arena");
   }
   // Outputs are written while the inputs are read: their arena bytes must not
-  // overlap, except for a view (its output is its input, reinterpreted).
+  // overlap, except for a view (its output is its input, reinterpreted) and
+  // a convolution adding its residual in place.
   const bool view = is_view(ins.op);
   for (size_t i = 0; i < ins.outputs.size(); ++i) {
     const program::TensorDesc& o = desc(ins.outputs[i]);
@@ -104,6 +125,10 @@ void check_instruction(const program::Instruction& ins, const program::ProgramDa
       const program::TensorDesc& d = desc(t);
       if (d.storage != program::Storage::activation || !overlap(o, d)) return;
       if (view && is_input && i == 0 && k == 0 && o.offset == d.offset) return;
+      // A convolution's sum may run in place over its residual (input 3).
+      if (ins.op == "Conv" && is_input && i == 0 && k == 3 && o.offset == d.offset &&
+          o.bytes == d.bytes && o.layout == d.layout && o.shape == d.shape)
+        return;
       throw fail("output " + std::to_string(i) + " '" + o.name + "' overlaps " +
                  (is_input ? "input " : "output ") + std::to_string(k) + " '" + d.name +
                  "' in the arena (bytes [" + std::to_string(o.offset) + ", +" +

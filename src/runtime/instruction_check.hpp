@@ -3,6 +3,10 @@
 // operands' shapes agreeing with the op's attributes.
 #pragma once
 
+#include <optional>
+#include <vector>
+
+#include "ops/op_table.hpp"
 #include "program/program_data.hpp"
 
 namespace shoal::runtime {
@@ -13,6 +17,23 @@ namespace shoal::runtime {
 /// corrupted or hand-made file may have). `prog.weights` must hold the
 /// weights (shape-determining inputs such as Reshape's are read from them).
 void check_instruction(const program::Instruction& ins, const program::ProgramData& prog);
+
+/// The instruction's inputs as shape inference sees them: plain weights of
+/// up to 1 MiB are read as constants; dim 0 of every arena (batch-carrying)
+/// input is multiplied by `stack`. `infos` point into `constants`.
+struct InstructionInputs {
+  std::vector<std::optional<HostTensor>> constants;
+  std::vector<ops::ValueInfo> infos;
+};
+InstructionInputs instruction_inputs(const program::Instruction& ins,
+                                     const program::ProgramData& prog, int64_t stack);
+
+/// The output types and shapes the op's shape inference gives for the
+/// instruction's inputs as stored in `prog` (plain weights read as
+/// constants), with dim 0 of every arena (batch-carrying) input multiplied
+/// by `stack`. Operand ids must be valid. Throws what the inference throws.
+std::vector<ops::TypeShape> infer_instruction(const program::Instruction& ins,
+                                              const program::ProgramData& prog, int64_t stack);
 
 /// Throws Error(invalid_argument) unless every program input is a dense
 /// (plain or channels-last) arena tensor and every output a dense tensor whose

@@ -1,13 +1,16 @@
 #include "runtime/session.hpp"
 
+#include <sys/mman.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <exception>
-#include <sys/mman.h>
 #include <set>
 #include <sstream>
 
+#include "runtime/batching.hpp"
+#include "runtime/executor.hpp"
 #include "runtime/instruction_check.hpp"
 #include "shoal/error.hpp"
 
@@ -132,26 +135,13 @@ struct Session::Job {
   }
 };
 
-struct Session::Executor {
-  Device* device = nullptr;
-  int cluster = 0;
-  uint8_t* arena = nullptr;
-  std::vector<std::unique_ptr<Kernel>> kernels;
-  std::vector<std::vector<void*>> ins, outs;  // bound operand pointers
-  std::vector<double> ms;                     // profile, per instruction
-  std::vector<int64_t> calls;
-};
-
 struct Session::DeviceState {
   std::unique_ptr<Device> device;
   uint8_t* weights = nullptr;
   program::ProgramData view;  // the program with weights on this device
   std::vector<std::unique_ptr<Executor>> executors;
   ~DeviceState() {
-    for (auto& e : executors) {
-      e->kernels.clear();
-      if (e->arena) device->release(e->arena);
-    }
+    executors.clear();  // kernels and arenas first: they live in the device
     if (weights) device->release(weights);
   }
 };
@@ -162,28 +152,32 @@ Session::Session(const Program& program, const RuntimeOptions& options)
     throw Error(ErrorKind::invalid_argument, "cannot create a runtime from an empty program");
   const program::ProgramData& pd = program_.data();
   if (pd.target != "cpu")
-    throw Error(ErrorKind::invalid_argument,
-                "the program was compiled for target '" + pd.target +
-                    "'; this runtime runs target 'cpu'");
+    throw Error(ErrorKind::invalid_argument, "the program was compiled for target '" + pd.target +
+                                                 "'; this runtime runs target 'cpu'");
   check_program_io(pd);  // samples are copied in and out byte for byte
+  if (options.micro_batch < 1)
+    throw Error(ErrorKind::invalid_argument,
+                "micro_batch must be at least 1, got " + std::to_string(options.micro_batch));
+  stacking_ = stacking_blocker(pd);
+  max_stack_ = stacking_.empty() ? options.micro_batch : 1;
   std::vector<DeviceInfo> host = devices();
   std::vector<int> ids = options.devices;
   DeviceRegistry& registry = DeviceRegistry::get();
   if (ids.empty()) {
     const int want = pd.devices;
     if (want > int(host.size()))
-      throw Error(ErrorKind::device,
-                  "the program was compiled for " + std::to_string(want) +
-                      " devices; this host has " + std::to_string(host.size()) +
-                      " (set SHOAL_CPU_DEVICES to partition its cores, e.g. SHOAL_CPU_DEVICES=" +
-                      std::to_string(want) + ")");
+      throw Error(ErrorKind::device, "the program was compiled for " + std::to_string(want) +
+                                         " devices; this host has " + std::to_string(host.size()) +
+                                         " (set SHOAL_CPU_DEVICES to partition its cores, e.g. "
+                                         "SHOAL_CPU_DEVICES=" +
+                                         std::to_string(want) + ")");
     for (int i = 0; i < int(host.size()) && int(ids.size()) < want; ++i)
       if (!registry.owned(i)) ids.push_back(i);
     if (int(ids.size()) < want)
-      throw Error(ErrorKind::device,
-                  "the program needs " + std::to_string(want) + " devices and only " +
-                      std::to_string(ids.size()) + " of this host's " +
-                      std::to_string(host.size()) + " are not owned by other runtimes");
+      throw Error(ErrorKind::device, "the program needs " + std::to_string(want) +
+                                         " devices and only " + std::to_string(ids.size()) +
+                                         " of this host's " + std::to_string(host.size()) +
+                                         " are not owned by other runtimes");
   }
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= int(host.size()))
@@ -191,7 +185,8 @@ Session::Session(const Program& program, const RuntimeOptions& options)
                                          std::to_string(host.size()) + ")");
     for (size_t j = 0; j < i; ++j)
       if (ids[j] == ids[i])
-        throw Error(ErrorKind::invalid_argument, "device " + std::to_string(ids[i]) + " listed twice");
+        throw Error(ErrorKind::invalid_argument,
+                    "device " + std::to_string(ids[i]) + " listed twice");
   }
   if (!options.devices.empty() && !options.share_devices) {
     registry.claim(ids);
@@ -236,22 +231,16 @@ void Session::init_devices(const std::vector<DeviceInfo>& host) {
     ds->view.outputs = pd.outputs;
     ds->view.weights = ds->weights;
     ds->view.weights_bytes = pd.weights_bytes;
-    for (int c = 0; c < dev.num_clusters(); ++c) {
-      auto ex = std::make_unique<Executor>();
-      ex->device = &dev;
-      ex->cluster = c;
-      ex->arena = static_cast<uint8_t*>(dev.allocate(pd.arena_bytes));
-      ds->executors.push_back(std::move(ex));
-    }
+    for (int c = 0; c < dev.num_clusters(); ++c)
+      ds->executors.push_back(std::make_unique<Executor>(dev, c, ds->view, max_stack_));
     Completion init(dev.num_clusters());
     for (auto& exp : ds->executors) {
       Executor* ex = exp.get();
       DeviceState* d = ds.get();
       const bool drop = pd.weights_mapped && device_ids_.size() == 1;
-      dev.submit(ex->cluster, [ex, d, &pd, &init, drop](ExecContext&) {
+      dev.submit(ex->cluster(), [ex, d, &pd, &init, drop](ExecContext&) {
         try {
-          if (ex->cluster == 0 && pd.weights_bytes) copy_weights(d->weights, pd, drop);
-          std::memset(ex->arena, 0, pd.arena_bytes);
+          if (ex->cluster() == 0 && pd.weights_bytes) copy_weights(d->weights, pd, drop);
           init.done();
         } catch (...) {
           init.done(std::current_exception());
@@ -259,31 +248,14 @@ void Session::init_devices(const std::vector<DeviceInfo>& host) {
       });
     }
     init.wait();
-    // Kernels are created on each cluster's thread (memory first-touched there).
+    // Kernels for one sample are created on each cluster's thread (memory
+    // first-touched there); those for stacks of samples on first use.
     Completion kernels(dev.num_clusters());
     for (auto& exp : ds->executors) {
       Executor* ex = exp.get();
-      DeviceState* d = ds.get();
-      dev.submit(ex->cluster, [ex, d, &kernels](ExecContext&) {
+      dev.submit(ex->cluster(), [ex, &kernels](ExecContext& ctx) {
         try {
-          const auto& v = d->view;
-          auto ptr = [&](int32_t t) -> void* {
-            if (t < 0) return nullptr;
-            const auto& desc = v.tensors[size_t(t)];
-            return desc.storage == program::Storage::weight
-                       ? const_cast<uint8_t*>(v.weights) + desc.offset
-                       : ex->arena + desc.offset;
-          };
-          for (const auto& ins : v.instructions) {
-            ex->kernels.push_back(d->device->make_kernel(ins, v, ex->cluster));
-            std::vector<void*> in, out;
-            for (int32_t t : ins.inputs) in.push_back(ptr(t));
-            for (int32_t t : ins.outputs) out.push_back(ptr(t));
-            ex->ins.push_back(std::move(in));
-            ex->outs.push_back(std::move(out));
-          }
-          ex->ms.assign(v.instructions.size(), 0.0);
-          ex->calls.assign(v.instructions.size(), 0);
+          ex->init(ctx);
           kernels.done();
         } catch (...) {
           kernels.done(std::current_exception());
@@ -304,10 +276,14 @@ std::string Session::plan() const {
   o << "]" << (exclusive_ ? " (owned)" : " (shared)") << " x " << pd.clusters << " cluster"
     << (pd.clusters == 1 ? "" : "s") << "; ";
   if (pd.split)
-    o << "split mode: the clusters of each device share every operator of one input";
+    o << "split mode: the clusters of each device share every operator of one "
+         "input";
   else
-    o << "batch mode: each input runs on one cluster, " << executors_.size()
-      << " inputs at a time";
+    o << "batch mode: each input runs on one cluster, " << executors_.size() << " inputs at a time";
+  if (max_stack_ > 1)
+    o << "; up to " << max_stack_ << " inputs at once through each kernel";
+  else if (options_.micro_batch > 1)
+    o << "; one input at a time through the kernels (" << stacking_ << ")";
   return o.str();
 }
 
@@ -326,31 +302,30 @@ Session::~Session() {
 void Session::check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) const {
   const auto infos = program_.inputs();
   if (inputs.size() != infos.size())
-    throw Error(ErrorKind::invalid_argument,
-                "the model takes " + std::to_string(infos.size()) + " input" +
-                    (infos.size() == 1 ? "" : "s") + ", got " + std::to_string(inputs.size()));
+    throw Error(ErrorKind::invalid_argument, "the model takes " + std::to_string(infos.size()) +
+                                                 " input" + (infos.size() == 1 ? "" : "s") +
+                                                 ", got " + std::to_string(inputs.size()));
   batch = -1;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& t = inputs[i];
     const TensorInfo& info = infos[i];
     if (t.dtype() != info.dtype)
-      throw Error(ErrorKind::invalid_argument,
-                  "input '" + info.name + "' must be " + dtype_name(info.dtype) + ", got " +
-                      dtype_name(t.dtype()));
+      throw Error(ErrorKind::invalid_argument, "input '" + info.name + "' must be " +
+                                                   dtype_name(info.dtype) + ", got " +
+                                                   dtype_name(t.dtype()));
     const Shape want = batched(info.shape, -1);
     bool ok = t.shape().size() == want.size() && t.shape()[0] >= 0;
     for (size_t d = 1; ok && d < want.size(); ++d) ok = t.shape()[d] == want[d];
     if (!ok) {
       std::string w = shape_str(want);
       w.replace(1, 2, "N");
-      throw Error(ErrorKind::invalid_argument,
-                  "input '" + info.name + "' must have shape " + w + " (N samples), got " +
-                      shape_str(t.shape()));
+      throw Error(ErrorKind::invalid_argument, "input '" + info.name + "' must have shape " + w +
+                                                   " (N samples), got " + shape_str(t.shape()));
     }
     if (t.numel() != 0 && !t.data())
-      throw Error(ErrorKind::invalid_argument,
-                  "input '" + info.name + "' of shape " + shape_str(t.shape()) +
-                      " has no data (a null pointer)");
+      throw Error(ErrorKind::invalid_argument, "input '" + info.name + "' of shape " +
+                                                   shape_str(t.shape()) +
+                                                   " has no data (a null pointer)");
     if (batch >= 0 && t.shape()[0] != batch)
       throw Error(ErrorKind::invalid_argument,
                   "all inputs must have the same batch size; input '" + info.name + "' has " +
@@ -375,43 +350,23 @@ std::shared_ptr<Session::Job> Session::start(std::vector<Tensor> inputs,
   const int workers = int(std::min<int64_t>(n, int64_t(executors_.size())));
   job->left = workers;
   if (workers == 0) return job;  // an empty batch is done at once
-  // Each worker (cluster) takes the next sample until the batch is done, so
-  // outputs land in input order whatever order samples finish in.
+  // Each worker (cluster) takes the next chunk of samples until the batch is
+  // done, so outputs land in input order whatever order chunks finish in. A
+  // chunk (up to max_stack_ samples, the batch shared evenly) runs through
+  // the kernels at once.
+  const int64_t chunk = std::clamp<int64_t>((n + workers - 1) / workers, 1, max_stack_);
   auto next = std::make_shared<std::atomic<int64_t>>(0);
   const bool profile = options_.profile;
   const size_t first = round_robin_.fetch_add(size_t(workers));
   for (int w = 0; w < workers; ++w) {
     Executor* ex = executors_[(first + size_t(w)) % executors_.size()];
-    ex->device->submit(ex->cluster, [ex, next, n, &pd, job, profile](ExecContext& ctx) {
+    ex->device().submit(ex->cluster(), [ex, next, n, chunk, job, profile](ExecContext& ctx) {
       std::exception_ptr error;
       try {
-        for (int64_t i; (i = next->fetch_add(1)) < n;) {
-          for (size_t k = 0; k < pd.inputs.size(); ++k) {
-            const auto& d = pd.tensors[size_t(pd.inputs[k])];
-            if (d.bytes)  // an empty tensor may have no buffer at all
-              std::memcpy(ex->arena + d.offset,
-                          static_cast<const uint8_t*>(job->inputs[k].data()) + size_t(i) * d.bytes,
-                          d.bytes);
-          }
-          for (size_t s = 0; s < ex->kernels.size(); ++s) {
-            if (!profile) {
-              ex->kernels[s]->execute(ctx, ex->ins[s], ex->outs[s]);
-              continue;
-            }
-            const auto k0 = std::chrono::steady_clock::now();
-            ex->kernels[s]->execute(ctx, ex->ins[s], ex->outs[s]);
-            ex->ms[s] += std::chrono::duration<double, std::milli>(
-                             std::chrono::steady_clock::now() - k0).count();
-            ex->calls[s]++;
-          }
-          for (size_t k = 0; k < pd.outputs.size(); ++k) {
-            const auto& d = pd.tensors[size_t(pd.outputs[k])];
-            const uint8_t* src = d.storage == program::Storage::weight
-                                     ? pd.weights + d.offset
-                                     : ex->arena + d.offset;
-            if (d.bytes)
-              std::memcpy(static_cast<uint8_t*>(job->outputs[k].data()) + size_t(i) * d.bytes,
-                          src, d.bytes);
+        for (int64_t i; (i = next->fetch_add(chunk)) < n;) {
+          const int64_t m = std::min(chunk, n - i);
+          for (int64_t j = 0; j < m;) {  // m samples from i, in stacks that work
+            j += ex->run(ctx, job->inputs, job->outputs, i + j, m - j, profile);
           }
         }
       } catch (...) {
@@ -428,8 +383,8 @@ std::vector<Tensor> Session::run(const std::vector<Tensor>& inputs) {
   auto job = start(inputs, nullptr);
   job->wait();
   if (job->error) std::rethrow_exception(job->error);
-  last_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - job->t0)
-                 .count();
+  last_ms_ =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - job->t0).count();
   return std::move(job->outputs);
 }
 
@@ -451,8 +406,7 @@ bool Session::put(const std::vector<Tensor>& inputs, uint64_t tag, double timeou
   }
   const auto deadline = deadline_after(timeout_ms);
   std::unique_lock<std::mutex> lk(queue_mu_);
-  if (!queue_cv_.wait_until(lk, deadline, [&] { return queue_.size() < capacity_; }))
-    return false;
+  if (!queue_cv_.wait_until(lk, deadline, [&] { return queue_.size() < capacity_; })) return false;
   auto job = start(std::move(copies), [this] {
     std::lock_guard<std::mutex> g(queue_mu_);
     queue_cv_.notify_all();
@@ -476,9 +430,9 @@ bool Session::get(std::vector<Tensor>& outputs, uint64_t& tag, double timeout_ms
       lk.unlock();
       tag = front->tag;
       if (front->error) std::rethrow_exception(front->error);
-      last_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                           front->t0)
-                     .count();
+      last_ms_ =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - front->t0)
+              .count();
       outputs = std::move(front->outputs);
       return true;
     }
@@ -512,20 +466,17 @@ std::vector<LayerProfile> Session::profile() const {
     out[s].name = pd.instructions[s].name;
     out[s].op = pd.instructions[s].op;
     out[s].flops = pd.instructions[s].flops;
-    out[s].impl = executors_.empty() ? "" : executors_[0]->kernels[s]->impl();
+    out[s].impl = executors_.empty() ? "" : executors_[0]->impl(s);
     for (auto* ex : executors_) {
-      out[s].ms += ex->ms[s];
-      out[s].calls += ex->calls[s];
+      out[s].ms += ex->ms()[s];
+      out[s].calls += ex->samples()[s];
     }
   }
   return out;
 }
 
 void Session::reset_profile() {
-  for (auto* ex : executors_) {
-    std::fill(ex->ms.begin(), ex->ms.end(), 0.0);
-    std::fill(ex->calls.begin(), ex->calls.end(), 0);
-  }
+  for (auto* ex : executors_) ex->reset_profile();
 }
 
 }  // namespace shoal::runtime

@@ -13,6 +13,8 @@
 
 namespace shoal::runtime {
 
+class Executor;  // one per (device, cluster): executor.hpp
+
 class Session {
  public:
   Session(const Program& program, const RuntimeOptions& options);
@@ -31,9 +33,8 @@ class Session {
   void reset_profile();
 
  private:
-  struct Executor;  // one per (device, cluster)
   struct DeviceState;
-  struct Job;       // one batch in flight
+  struct Job;  // one batch in flight
 
   void check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) const;
   void init_devices(const std::vector<DeviceInfo>& host);
@@ -47,6 +48,8 @@ class Session {
   bool exclusive_ = false;  // this runtime claimed device_ids_
   std::vector<std::unique_ptr<DeviceState>> devices_;
   std::vector<Executor*> executors_;
+  std::string stacking_;   // why samples cannot be stacked ("" when they can)
+  int64_t max_stack_ = 1;  // samples per kernel run
   std::atomic<double> last_ms_{0};
   std::atomic<size_t> round_robin_{0};  // spreads small batches over clusters
 

@@ -182,3 +182,36 @@ TEST_F(RuntimeTest, ManyThreadsTwoRuntimesNoDeadlock) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(RuntimeTest, StackedBatchesEqualOneAtATime) {
+  shoal::Program p = compile(1, 2, false);
+  shoal::RuntimeOptions single_opts;
+  single_opts.micro_batch = 1;
+  shoal::Runtime single(p, single_opts);
+  shoal::RuntimeOptions stacked_opts;
+  stacked_opts.profile = true;  // profile() below reads while stacks are made
+  shoal::Runtime stacked(p, stacked_opts);
+  EXPECT_NE(stacked.plan().find("up to 8 inputs at once"), std::string::npos) << stacked.plan();
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    while (!done) (void)stacked.profile();
+  });
+  auto check = [&](uint32_t seed) {
+    for (int64_t n : {1, 2, 5, 9, 16, 3}) {
+      shoal::Tensor x = batch(n, seed + uint32_t(n));
+      expect_near(stacked.run({x})[0], single.run({x})[0], 1e-5f);
+    }
+  };
+  std::thread other([&] { check(100); });  // two callers share the clusters
+  check(200);
+  other.join();
+  done = true;
+  reader.join();
+  int64_t samples = 0;
+  for (const auto& l : stacked.profile()) samples = std::max(samples, l.calls);
+  EXPECT_EQ(samples, 2 * (1 + 2 + 5 + 9 + 16 + 3));
+}
+
+}  // namespace

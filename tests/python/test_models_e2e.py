@@ -121,3 +121,22 @@ def test_batch_of_two(model):
         assert diff <= tol, (
             f"{model['name']}: batch-2 sample {i} differs from batch 1 by "
             f"{diff:.3g} > {tol:.3g}")
+
+
+def test_stacked_batch(model):
+    """A batch of 5 runs stacked (several samples per kernel run, the first
+    layers possibly a sample at a time): each sample equals its own run
+    through a runtime that takes one sample at a time."""
+    rt, x = model["runtime"], model["x"]
+    assert "inputs at once through each kernel" in rt.plan(), rt.plan()
+    rng = np.random.default_rng(1)
+    xs = np.concatenate([x] + [rng.standard_normal(x.shape).astype(np.float32)
+                               for _ in range(4)])
+    (y5,) = rt.run(xs)
+    one = shoal.Runtime(model["program"], micro_batch=1)
+    assert "one input at a time" not in one.plan()
+    for i in range(5):
+        (ref,) = one.run(xs[i:i + 1])
+        diff, tol = _max_diff(y5[i:i + 1], ref), _tolerance(ref)
+        assert diff <= tol, (
+            f"{model['name']}: stacked sample {i} differs by {diff:.3g} > {tol:.3g}")

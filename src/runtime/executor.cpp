@@ -1,0 +1,232 @@
+#include "runtime/executor.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "runtime/batching.hpp"
+
+namespace shoal::runtime {
+namespace {
+
+double now_ms() {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+struct Executor::Stack {
+  int64_t n = 1;
+  program::ProgramData view;  // the program for n samples (kernels read it)
+  uint64_t base = 0;          // where its arena starts in the executor's
+  // Instructions [0, split) run a sample at a time, each sample through all
+  // of them (its working set stays in cache), on the one-sample stack's
+  // arena; `carry` then lists the tensors later instructions read, copied
+  // into the sample's slice of this stack. [split, end) run stacked.
+  size_t split = 0;
+  std::vector<int32_t> carry;
+  std::vector<std::unique_ptr<Kernel>> kernels;  // null for [0, split)
+  std::vector<std::vector<void*>> ins, outs;
+};
+
+Executor::Executor(Device& device, int cluster, const program::ProgramData& view, int64_t max_stack)
+    : device_(device),
+      cluster_(cluster),
+      view_(view),
+      max_stack_(std::max<int64_t>(1, max_stack)),
+      stacks_(size_t(max_stack_) + 1),
+      ms_(view.instructions.size(), 0.0),
+      samples_(view.instructions.size(), 0) {}
+
+Executor::~Executor() {
+  stacks_.clear();  // kernels before the arena they point into
+  if (arena_) device_.release(arena_);
+}
+
+void Executor::init(ExecContext& ctx) { stack(ctx, 1); }
+
+void* Executor::address(const Stack& s, int32_t t, int64_t sample) const {
+  if (t < 0) return nullptr;
+  const auto& d = s.view.tensors[size_t(t)];
+  if (d.storage == program::Storage::weight) return const_cast<uint8_t*>(s.view.weights) + d.offset;
+  const uint64_t per = uint64_t(shape_numel(d.shape) / s.n) * dtype_size(d.dtype);
+  return arena_ + s.base + d.offset + uint64_t(sample) * per;
+}
+
+void Executor::bind(Stack& s) {
+  const size_t count = s.view.instructions.size();
+  s.ins.assign(count, {});
+  s.outs.assign(count, {});
+  for (size_t i = 0; i < count; ++i) {
+    const program::Instruction& ins = s.view.instructions[i];
+    for (int32_t t : ins.inputs) s.ins[i].push_back(address(s, t, 0));
+    for (int32_t t : ins.outputs) s.outs[i].push_back(address(s, t, 0));
+  }
+}
+
+void Executor::tune(ExecContext& ctx, Stack& s) {
+  // Stacking reuses weights across samples and gives the kernels larger
+  // matrices, but multiplies the working set: layers with large maps (early
+  // in a CNN) run faster a sample at a time, with each sample's data staying
+  // in cache from one layer to the next. Measure both per instruction (the
+  // time does not depend on the arena's values) and pick the split point.
+  Stack& one = *stacks_[1];
+  const size_t count = s.kernels.size();
+  if (const char* forced = std::getenv("SHOAL_STACK_SPLIT")) {  // tests and experiments
+    s.split = std::min<size_t>(count, size_t(std::strtoull(forced, nullptr, 10)));
+  } else {
+    std::vector<double> stacked(count, 1e300), single(count, 1e300);
+    for (int rep = 0; rep < 3; ++rep)
+      for (size_t i = 0; i < count; ++i) {
+        const double t0 = now_ms();
+        s.kernels[i]->execute(ctx, s.ins[i], s.outs[i]);
+        if (rep) stacked[i] = std::min(stacked[i], now_ms() - t0);
+      }
+    for (int rep = 0; rep < 2; ++rep)
+      for (size_t i = 0; i < count; ++i) {
+        const double t0 = now_ms();
+        one.kernels[i]->execute(ctx, one.ins[i], one.outs[i]);
+        single[i] = std::min(single[i], now_ms() - t0);
+      }
+    // Cost of a split at k: the first k a sample at a time, the rest stacked.
+    double cost = 0;
+    for (size_t i = 0; i < count; ++i) cost += stacked[i];
+    double best = cost;
+    s.split = 0;
+    for (size_t k = 1; k <= count; ++k) {
+      cost += double(s.n) * single[k - 1] - stacked[k - 1];
+      if (cost < best) {
+        best = cost;
+        s.split = k;
+      }
+    }
+    if (std::getenv("SHOAL_DEBUG_STACK"))
+      std::fprintf(stderr,
+                   "shoal: stack of %lld on cluster %d: the first %zu of %zu "
+                   "instructions a sample at a time (estimated %.3f ms)\n",
+                   static_cast<long long>(s.n), cluster_, s.split, count, best);
+  }
+  // What the stacked part reads of what the one-sample part wrote (or of
+  // the inputs): carried over, a sample at a time.
+  std::vector<bool> written(s.view.tensors.size(), false), carried = written;
+  for (int32_t t : s.view.inputs) written[size_t(t)] = true;
+  for (size_t i = 0; i < s.split; ++i)
+    for (int32_t t : s.view.instructions[i].outputs)
+      if (t >= 0) written[size_t(t)] = true;
+  auto need = [&](int32_t t) {
+    if (t >= 0 && written[size_t(t)] && !carried[size_t(t)] &&
+        s.view.tensors[size_t(t)].storage == program::Storage::activation) {
+      carried[size_t(t)] = true;
+      s.carry.push_back(t);
+    }
+  };
+  for (size_t i = s.split; i < count; ++i)
+    for (int32_t t : s.view.instructions[i].inputs) need(t);
+  for (int32_t t : s.view.outputs) need(t);
+  for (size_t i = 0; i < s.split; ++i) s.kernels[i].reset();
+}
+
+Executor::Stack& Executor::stack(ExecContext& ctx, int64_t n) {
+  if (stacks_[size_t(n)]) return *stacks_[size_t(n)];
+  auto s = std::make_unique<Stack>();
+  s->n = n;
+  s->view = view_;
+  if (n > 1) {
+    stack_samples(s->view, n);
+    // After the one-sample arena, which the one-sample part keeps using.
+    s->base = (view_.arena_bytes + 63) / 64 * 64;
+  }
+  const uint64_t need = s->base + s->view.arena_bytes;
+  if (need > arena_bytes_ || !arena_) {  // grow it, rebind the others
+    uint8_t* grown = static_cast<uint8_t*>(device_.allocate(need));
+    std::memset(grown, 0, need);
+    if (arena_) device_.release(arena_);
+    arena_ = grown;
+    arena_bytes_ = need;
+    for (auto& other : stacks_)
+      if (other) bind(*other);
+  }
+  for (const auto& ins : s->view.instructions)
+    s->kernels.push_back(device_.make_kernel(ins, s->view, cluster_));
+  bind(*s);
+  if (n > 1) tune(ctx, *s);
+  stacks_[size_t(n)] = std::move(s);
+  return *stacks_[size_t(n)];
+}
+
+int64_t Executor::run(ExecContext& ctx, const std::vector<Tensor>& inputs,
+                      std::vector<Tensor>& outputs, int64_t first, int64_t m, bool profile) {
+  m = std::min(m, max_stack_);
+  Stack* s = nullptr;
+  if (m > 1) {
+    try {
+      s = &stack(ctx, m);
+    } catch (const std::exception&) {
+      // No kernels for this stack (a backend refused the shapes, or memory
+      // ran out): one sample at a time from now on.
+      max_stack_ = 1;
+      m = 1;
+    }
+  }
+  if (!s) s = &stack(ctx, 1);
+  const program::ProgramData& v = s->view;
+  auto timed = [&](size_t i, Kernel& k, std::span<void* const> in, std::span<void* const> out,
+                   int64_t samples) {
+    if (!profile) return k.execute(ctx, in, out);
+    const double t0 = now_ms();
+    k.execute(ctx, in, out);
+    ms_[i] += now_ms() - t0;
+    samples_[i] += samples;
+  };
+  auto copy_inputs = [&](const Stack& to, int64_t j0, int64_t count) {
+    for (size_t k = 0; k < v.inputs.size(); ++k) {
+      const auto& d = view_.tensors[size_t(v.inputs[k])];  // one sample's
+      if (d.bytes)  // an empty tensor may have no buffer at all
+        std::memcpy(address(to, v.inputs[k], 0),
+                    static_cast<const uint8_t*>(inputs[k].data()) + size_t(first + j0) * d.bytes,
+                    size_t(count) * d.bytes);
+    }
+  };
+  if (s->split == 0) {
+    copy_inputs(*s, 0, m);
+  } else {
+    Stack& one = *stacks_[1];
+    for (int64_t j = 0; j < m; ++j) {  // the one-sample part, sample by sample
+      copy_inputs(one, j, 1);
+      for (size_t i = 0; i < s->split; ++i) timed(i, *one.kernels[i], one.ins[i], one.outs[i], 1);
+      for (int32_t t : s->carry) {
+        const auto& d = view_.tensors[size_t(t)];
+        std::memcpy(address(*s, t, j), address(one, t, 0), d.bytes);
+      }
+    }
+  }
+  for (size_t i = s->split; i < s->kernels.size(); ++i)
+    timed(i, *s->kernels[i], s->ins[i], s->outs[i], m);
+  for (size_t k = 0; k < v.outputs.size(); ++k) {
+    const auto& d = v.tensors[size_t(v.outputs[k])];
+    uint8_t* dst = static_cast<uint8_t*>(outputs[k].data());
+    if (d.storage == program::Storage::activation) {
+      const size_t per = d.bytes / size_t(m);
+      if (d.bytes) std::memcpy(dst + size_t(first) * per, address(*s, v.outputs[k], 0), d.bytes);
+    } else {  // a constant output: the same bytes for every sample
+      for (int64_t j = 0; j < m && d.bytes; ++j)
+        std::memcpy(dst + size_t(first + j) * d.bytes, v.weights + d.offset, d.bytes);
+    }
+  }
+  return m;
+}
+
+std::string Executor::impl(size_t instruction) const {
+  return stacks_[1] ? stacks_[1]->kernels[instruction]->impl() : "";
+}
+
+void Executor::reset_profile() {
+  std::fill(ms_.begin(), ms_.end(), 0.0);
+  std::fill(samples_.begin(), samples_.end(), 0);
+}
+
+}  // namespace shoal::runtime

@@ -1,0 +1,65 @@
+// One cluster's share of a loaded program: its arena and its kernels, for
+// one sample or a stack of samples at once (see batching.hpp).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/device.hpp"
+
+namespace shoal::runtime {
+
+class Executor {
+ public:
+  /// `view` (the program with weights on `device`) must outlive the executor;
+  /// stacks hold up to `max_stack` samples.
+  Executor(Device& device, int cluster, const program::ProgramData& view, int64_t max_stack);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  Device& device() const { return device_; }
+  int cluster() const { return cluster_; }
+
+  /// Makes the one-sample kernels (call on the cluster's thread, which
+  /// first-touches the arena).
+  void init(ExecContext& ctx);
+  /// Runs up to m samples, `first` onwards, of a batch (inputs and outputs
+  /// with the batch as dim 0) as one stack: fewer when stacks are capped or
+  /// cannot be made. Returns how many it ran. On the cluster's thread.
+  int64_t run(ExecContext& ctx, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
+              int64_t first, int64_t m, bool profile);
+
+  /// Per instruction: the one-sample kernel's implementation, and the
+  /// profile (ms summed, samples run).
+  std::string impl(size_t instruction) const;
+  const std::vector<double>& ms() const { return ms_; }
+  const std::vector<int64_t>& samples() const { return samples_; }
+  void reset_profile();
+
+ private:
+  struct Stack;
+  /// The kernels for n samples, made on first use. For n > 1 a first part
+  /// of the program may run a sample at a time where that measured faster.
+  Stack& stack(ExecContext& ctx, int64_t n);
+  void bind(Stack& s);
+  void tune(ExecContext& ctx, Stack& s);
+  /// Where sample `sample` of tensor t of stack s lives.
+  void* address(const Stack& s, int32_t t, int64_t sample) const;
+
+  Device& device_;
+  const int cluster_;
+  const program::ProgramData& view_;
+  int64_t max_stack_;
+  uint8_t* arena_ = nullptr;
+  uint64_t arena_bytes_ = 0;
+  // stacks_[n]: n samples at once, 1 <= n <= max_stack (sized once: impl()
+  // reads stacks_[1] from other threads).
+  std::vector<std::unique_ptr<Stack>> stacks_;
+  std::vector<double> ms_;
+  std::vector<int64_t> samples_;
+};
+
+}  // namespace shoal::runtime

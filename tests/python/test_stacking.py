@@ -1,0 +1,169 @@
+"""Stacked samples: a runtime runs up to `micro_batch` samples of a batch
+through each kernel at once, but only when every operator computes samples
+independently (src/ops/batch_rules.cpp, src/runtime/batching.cpp).
+
+Programs that must stack are checked against a one-sample-at-a-time runtime
+(equal within 1e-5 relative); programs that must not stack (an operator that
+would mix samples, or whose shapes depend on the batch) are checked to say so
+in plan() and to give the per-sample results (against numpy).
+"""
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+import shoal
+
+F = TensorProto.FLOAT
+STACKED = "inputs at once through each kernel"
+
+
+def run_both(model, x, **compile_kw):
+    """Outputs of a batch through a stacking runtime and a one-at-a-time one."""
+    program = shoal.compile(model.SerializeToString(), **compile_kw)
+    stacked = shoal.Runtime(program)
+    single = shoal.Runtime(program, micro_batch=1)
+    return stacked, [np.array(a) for a in stacked.run(x)], [np.array(a) for a in single.run(x)]
+
+
+def assert_close(a, b):
+    for u, v in zip(a, b):
+        assert u.shape == v.shape
+        tol = 1e-5 * max(1.0, float(np.abs(v).max()))
+        assert float(np.abs(u - v).max()) <= tol
+
+
+def conv_net():
+    rng = np.random.default_rng(0)
+    w1 = rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.2
+    w2 = rng.standard_normal((8, 8, 1, 1)).astype(np.float32) * 0.2
+    fc = rng.standard_normal((10, 16 * 6 * 6)).astype(np.float32) * 0.05
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2"),
+        helper.make_node("Add", ["c2", "r1"], ["a"], name="residual"),
+        helper.make_node("Concat", ["a", "r1"], ["cat"], axis=1, name="cat"),
+        helper.make_node("MaxPool", ["cat"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["p"], ["f"], axis=1),
+        helper.make_node("Gemm", ["f", "fc"], ["g"], transB=1, name="fc"),
+        helper.make_node("Softmax", ["g"], ["y"], axis=1, name="softmax"),
+    ]
+    graph = helper.make_graph(
+        nodes, "conv_net", [helper.make_tensor_value_info("x", F, [1, 3, 12, 12])],
+        [helper.make_tensor_value_info("y", F, [1, 10])],
+        [helper.make_tensor("w1", F, w1.shape, w1.ravel()),
+         helper.make_tensor("w2", F, w2.shape, w2.ravel()),
+         helper.make_tensor("fc", F, fc.shape, fc.ravel())])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5, 8, 11, 19])
+def test_cnn_stacked_equals_one_at_a_time(batch):
+    x = np.random.default_rng(batch).standard_normal((batch, 3, 12, 12)).astype(np.float32)
+    rt, stacked, single = run_both(conv_net(), x)
+    assert STACKED in rt.plan(), rt.plan()
+    assert_close(stacked, single)
+
+
+@pytest.mark.parametrize("split", ["0", "1", "4", "7", "100"])
+def test_first_layers_a_sample_at_a_time(monkeypatch, split):
+    """The runtime measures where to stop running a sample at a time and
+    start stacking; SHOAL_STACK_SPLIT forces that point: every choice gives
+    the same results."""
+    monkeypatch.setenv("SHOAL_STACK_SPLIT", split)
+    x = np.random.default_rng(5).standard_normal((6, 3, 12, 12)).astype(np.float32)
+    _, stacked, single = run_both(conv_net(), x)
+    assert_close(stacked, single)
+
+
+def test_stacked_on_two_clusters(monkeypatch):
+    monkeypatch.setenv("SHOAL_CPU_DEVICES", "0-1")
+    x = np.random.default_rng(3).standard_normal((13, 3, 12, 12)).astype(np.float32)
+    rt, stacked, single = run_both(conv_net(), x, clusters=2)
+    assert STACKED in rt.plan()
+    assert_close(stacked, single)
+
+
+def test_stacked_pipeline():
+    program = shoal.compile(conv_net().SerializeToString())
+    rt, one = shoal.Runtime(program, micro_batch=4), shoal.Runtime(program, micro_batch=1)
+    assert "up to 4 inputs" in rt.plan()
+    xs = [np.random.default_rng(i).standard_normal((i + 1, 3, 12, 12)).astype(np.float32)
+          for i in range(6)]
+    got = []
+    for i, x in enumerate(xs):  # at most two batches outstanding
+        rt.put(x, i)
+        if i:
+            got.append(rt.get())
+    got.append(rt.get())
+    for i, ((y,), tag) in enumerate(got):
+        assert tag == i
+        assert_close([y], one.run(xs[i]))
+
+
+def test_micro_batch_must_be_positive():
+    program = shoal.compile(conv_net().SerializeToString())
+    with pytest.raises(shoal.InvalidArgumentError, match="micro_batch must be at least 1"):
+        shoal.Runtime(program, micro_batch=0)
+
+
+def one_node(op, out_shape, attrs=None, in_shape=(1, 4), inits=None, extra_inputs=()):
+    node = helper.make_node(op, ["x", *extra_inputs], ["y"], name="the_" + op.lower(),
+                            **(attrs or {}))
+    graph = helper.make_graph(
+        [node], op, [helper.make_tensor_value_info("x", F, list(in_shape))],
+        [helper.make_tensor_value_info("y", F, list(out_shape))], inits or [])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def ints(name, values):
+    return helper.make_tensor(name, TensorProto.INT64, [len(values)], values)
+
+
+# (model, per-sample numpy reference): operators that would mix the samples
+# of a stack, or whose result shape depends on the batch.
+UNSTACKABLE = {
+    "softmax_axis0": (one_node("Softmax", [1, 4], {"axis": 0}), lambda x: np.ones_like(x)),
+    "concat_axis0": (
+        helper.make_model(helper.make_graph(
+            [helper.make_node("Concat", ["x", "x"], ["y"], axis=0, name="the_concat")], "c",
+            [helper.make_tensor_value_info("x", F, [1, 4])],
+            [helper.make_tensor_value_info("y", F, [2, 4])]),
+            opset_imports=[helper.make_opsetid("", 13)]),
+        lambda x: np.concatenate([x, x])),
+    "reshape_1_minus1": (
+        one_node("Reshape", [1, 4], in_shape=(1, 2, 2), inits=[ints("s", [1, -1])], extra_inputs=["s"]),
+        lambda x: x.reshape(1, -1)),
+    "transpose_batch": (one_node("Transpose", [4, 1], {"perm": [1, 0]}), lambda x: x.T),
+    "reduce_axis0": (one_node("ReduceSum", [4], {"keepdims": 0}, inits=[ints("ax", [0])],
+                              extra_inputs=["ax"]),
+                     lambda x: x.sum(axis=0)),
+    "tile_axis0": (one_node("Tile", [2, 4], inits=[ints("r", [2, 1])], extra_inputs=["r"]),
+                   lambda x: np.tile(x, (2, 1))),
+    "slice_reverse_axis0": (
+        one_node("Slice", [1, 4], inits=[ints("st", [-1]), ints("en", [-(2**62)]), ints("ax", [0]),
+                                 ints("sp", [-1])],
+                 extra_inputs=["st", "en", "ax", "sp"]),
+        lambda x: x[::-1]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSTACKABLE))
+def test_unstackable_programs_run_one_at_a_time(case):
+    model, reference = UNSTACKABLE[case]
+    program = shoal.compile(model.SerializeToString())
+    rt = shoal.Runtime(program)
+    assert "one input at a time through the kernels" in rt.plan(), rt.plan()
+    per_sample_shape = tuple(program.inputs[0].shape)
+    x = np.random.default_rng(7).standard_normal((3,) + per_sample_shape[1:]).astype(np.float32)
+    (y,) = rt.run(x)
+    for i in range(3):
+        ref = reference(x[i:i + 1]).astype(np.float32)
+        np.testing.assert_allclose(np.asarray(y[i]).reshape(ref.shape), ref, rtol=1e-6,
+                                   atol=1e-6)
+
+
+def test_plan_names_the_blocking_node():
+    rt = shoal.Runtime(shoal.compile(UNSTACKABLE["softmax_axis0"][0].SerializeToString()))
+    assert "the_softmax" in rt.plan()
