@@ -13,18 +13,22 @@ namespace {
 Command spec() {
   return Command("compile",
                  "shoal compile MODEL.onnx [-o OUT.shoal] [--shape SHAPE] "
-                 "[--devices N] [--clusters M] [--split] [--no-optimize] [-v]",
+                 "[--devices N] [--clusters M] [--mode auto|batch|split] [--split] "
+                 "[--no-optimize] [-v]",
                  "Compiles an ONNX model into a program file and prints its "
                  "inputs, outputs\n(with the output size per input), arena "
                  "and weight sizes.")
-      .option("output", 'o', "OUT.shoal",
-              "program file to write (default: MODEL with .shoal)")
+      .option("output", 'o', "OUT.shoal", "program file to write (default: MODEL with .shoal)")
       .option("shape", 's', "SHAPE",
               "input shape for one sample: WxHxC (224x224x3) or NCHW "
               "(1,3,224,224); default: the model's own")
       .option("devices", 'd', "N", "devices the program will run on (1)")
       .option("clusters", 'c', "M", "clusters per device (1)")
-      .flag("split", 0, "clusters share one input (the SDK's nobatch mode)")
+      .option("mode", 'm', "MODE",
+              "how clusters share a batch: batch (an input per cluster), split "
+              "(clusters share each input) or auto (per run: batch when the "
+              "batch fills the clusters, else split; the default)")
+      .flag("split", 0, "the same as --mode split (the SDK's nobatch mode)")
       .flag("no-optimize", 0, "skip fusion passes (folding still runs)")
       .flag("verbose", 'v', "print compiler progress to stderr")
       .positionals(1, 1);
@@ -42,8 +46,7 @@ void print_tensors(const char* title, const std::vector<TensorInfo>& infos) {
   std::printf("%s:\n", title);
   for (const TensorInfo& t : infos)
     std::printf("  %-20s %-18s %-8s %lld elements per input\n", t.name.c_str(),
-                shape_str(t.shape).c_str(), dtype_name(t.dtype),
-                static_cast<long long>(t.numel()));
+                shape_str(t.shape).c_str(), dtype_name(t.dtype), static_cast<long long>(t.numel()));
 }
 
 }  // namespace
@@ -69,7 +72,19 @@ int cmd_compile(const std::vector<std::string>& argv) {
   }
   options.devices = args.int_value("devices", 1, 1);
   options.clusters = args.int_value("clusters", 1, 1);
-  options.split = args.has("split");
+  const std::string mode = args.has("mode") ? args.value("mode") : "auto";
+  if (mode == "batch")
+    options.mode = Mode::batch;
+  else if (mode == "split")
+    options.mode = Mode::split;
+  else if (mode == "auto")
+    options.mode = Mode::automatic;
+  else
+    throw UsageError("--mode expects auto, batch or split, got '" + mode + "'");
+  if (args.has("split")) {
+    if (args.has("mode") && mode != "split") throw UsageError("--split contradicts --mode " + mode);
+    options.mode = Mode::split;
+  }
   options.optimize = !args.has("no-optimize");
   if (args.has("verbose"))
     options.log = [](const std::string& line) {
@@ -79,22 +94,19 @@ int cmd_compile(const std::vector<std::string>& argv) {
 
   const auto t0 = std::chrono::steady_clock::now();
   const Program program = compile(model, options);
-  const double ms = std::chrono::duration<double, std::milli>(
-                        std::chrono::steady_clock::now() - t0)
-                        .count();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   program.save(out);
 
   std::printf("compiled %s -> %s in %.1f ms\n", model.c_str(), out.c_str(), ms);
   std::printf("  %zu instructions, %d device(s) x %d cluster(s), %s mode\n",
               program.num_instructions(), program.devices(), program.clusters(),
-              program.split() ? "split" : "batch");
+              mode_name(program.mode()));
   print_tensors("inputs", program.inputs());
   print_tensors("outputs", program.outputs());
-  std::printf("arena:   %s per cluster (%llu bytes)\n",
-              human_bytes(program.arena_bytes()).c_str(),
+  std::printf("arena:   %s per cluster (%llu bytes)\n", human_bytes(program.arena_bytes()).c_str(),
               static_cast<unsigned long long>(program.arena_bytes()));
-  std::printf("weights: %s (%llu bytes)\n",
-              human_bytes(program.weight_bytes()).c_str(),
+  std::printf("weights: %s (%llu bytes)\n", human_bytes(program.weight_bytes()).c_str(),
               static_cast<unsigned long long>(program.weight_bytes()));
   return kExitOk;
 }

@@ -49,6 +49,7 @@ std::string summary_json(const std::string& path, const Program& p) {
          ", \"format_version\": " + std::to_string(d.version) +
          ", \"devices\": " + std::to_string(p.devices()) +
          ", \"clusters\": " + std::to_string(p.clusters()) +
+         ", \"mode\": " + json_string(mode_name(p.mode())) +
          ", \"split\": " + (p.split() ? "true" : "false") +
          ", \"inputs\": " + tensors_json(p.inputs()) +
          ", \"outputs\": " + tensors_json(p.outputs()) +

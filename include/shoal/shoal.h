@@ -69,22 +69,29 @@ SHOAL_API int shoal_device_count(int* count);
 
 /* ---- compiling ----------------------------------------------------------- */
 
+#define SHOAL_MODE_BATCH 0
+#define SHOAL_MODE_SPLIT 1
+#define SHOAL_MODE_AUTO 2
+
 /* Compiles the ONNX model file at onnx_path into a program.
  *   input_shape, ndim: the input shape for one sample, NCHW (e.g.
  *     {1,3,224,224}); input_shape may be NULL when ndim is 0, meaning the
  *     model's own (static) input shape.
  *   devices:  devices the program will run on (>= 1).
  *   clusters: clusters per device (>= 1).
- *   split:    nonzero = the SDK's "nobatch" mode: clusters share one input.
+ *   mode:     how clusters share a batch: SHOAL_MODE_BATCH (one input per
+ *             cluster), SHOAL_MODE_SPLIT (the SDK's "nobatch": clusters
+ *             share each input) or SHOAL_MODE_AUTO (per run: batch when the
+ *             batch has an input for every cluster, else split).
  * On success *out receives a new program (free with shoal_program_free). */
 SHOAL_API int shoal_compile(const char* onnx_path, const int64_t* input_shape,
-                            size_t ndim, int devices, int clusters, int split,
+                            size_t ndim, int devices, int clusters, int mode,
                             shoal_program** out);
 
 /* As shoal_compile, from an ONNX model held in memory (size bytes). */
 SHOAL_API int shoal_compile_bytes(const void* onnx_bytes, size_t size,
                                   const int64_t* input_shape, size_t ndim,
-                                  int devices, int clusters, int split,
+                                  int devices, int clusters, int mode,
                                   shoal_program** out);
 
 /* ---- programs ------------------------------------------------------------ */

@@ -48,7 +48,8 @@ class Program {
 
   int devices() const;
   int clusters() const;
-  bool split() const;
+  Mode mode() const;
+  bool split() const;  ///< mode() == Mode::split
   uint64_t arena_bytes() const;
   uint64_t weight_bytes() const;
   size_t num_instructions() const;
@@ -68,7 +69,10 @@ struct CompileOptions {
   Shape input_shape;
   int devices = 1;       ///< devices the program will run on
   int clusters = 1;      ///< clusters per device
-  bool split = false;    ///< SDK "nobatch": clusters share one input
+  /// How clusters share a batch; automatic: per run, a batch with at least
+  /// one input per cluster runs in batch mode, a smaller one in split mode.
+  /// Mode::split is the SDK's "nobatch".
+  Mode mode = Mode::automatic;
   bool optimize = true;  ///< run fusion passes (folding always runs)
   /// Store conv/matmul weights in the layout the CPU kernels want on the
   /// compiling machine (no repacking at load; another CPU repacks once).

@@ -29,6 +29,15 @@ using Shape = std::vector<int64_t>;
 int64_t shape_numel(const Shape& s) noexcept;
 std::string shape_str(const Shape& s);
 
+/// How the clusters of a device share a batch (the value is stored in
+/// program files: keep it).
+enum class Mode : uint8_t {
+  batch = 0,      ///< one input per cluster (throughput)
+  split = 1,      ///< the SDK's nobatch: a device's clusters share each input
+  automatic = 2,  ///< per run: batch when the batch fills the clusters, else split
+};
+const char* mode_name(Mode m) noexcept;  ///< "batch", "split", "auto"
+
 /// Name, element type and shape of one model input or output, for one input
 /// sample (the leading dimension is the batch and is 1 here).
 struct TensorInfo {

@@ -131,8 +131,20 @@ def _log_sink(verbose, log):
     return both
 
 
+def _mode_arg(mode, split):
+    if split:
+        if mode not in (None, "split"):
+            raise ValueError(f"split=True contradicts mode={mode!r}")
+        return "split"
+    if mode is None:
+        return "auto"
+    if mode not in ("auto", "batch", "split"):
+        raise ValueError(f"mode must be 'auto', 'batch' or 'split', got {mode!r}")
+    return mode
+
+
 def compile(model, shape=None, devices=1, clusters=1, split=False, optimize=True,
-            verbose=False, log=None):
+            verbose=False, log=None, mode=None):
     """Compiles an ONNX model into a Program.
 
     model: a path (str or os.PathLike), the model's bytes, or an
@@ -140,7 +152,11 @@ def compile(model, shape=None, devices=1, clusters=1, split=False, optimize=True
     shape: the input shape of one sample: "WxHxC" (e.g. "224x224x3"), an NCHW
         tuple/list such as (1, 3, 224, 224), or None for the model's own.
     devices, clusters: devices the program will run on, clusters per device.
-    split: clusters share one input (the SDK's "nobatch").
+    mode: how the clusters of a device share a batch: "batch" (one input per
+        cluster: throughput), "split" (the clusters share each input: latency)
+        or "auto" (the default: per run, batch when the batch has an input for
+        every cluster, else split). Runtime.plan() says what runs where.
+    split: True is mode="split" (the SDK's "nobatch").
     optimize: run the fusion passes.
     verbose: print the compile log to stderr; log: a callable receiving each
         log line (both may be given).
@@ -149,7 +165,7 @@ def compile(model, shape=None, devices=1, clusters=1, split=False, optimize=True
         _shape_arg(shape),
         _positive_int(devices, "devices"),
         _positive_int(clusters, "clusters"),
-        bool(split),
+        _mode_arg(mode, split),
         bool(optimize),
         _log_sink(verbose, log),
     )

@@ -99,12 +99,20 @@ py::bytes to_pybytes(const std::vector<uint8_t>& v) {
 }
 
 shoal::CompileOptions make_options(std::vector<int64_t> shape, int devices, int clusters,
-                                   bool split, bool optimize, const py::object* log) {
+                                   const std::string& mode, bool optimize, const py::object* log) {
   shoal::CompileOptions o;
   o.input_shape = std::move(shape);
   o.devices = devices;
   o.clusters = clusters;
-  o.split = split;
+  if (mode == "batch")
+    o.mode = shoal::Mode::batch;
+  else if (mode == "split")
+    o.mode = shoal::Mode::split;
+  else if (mode == "auto")
+    o.mode = shoal::Mode::automatic;
+  else
+    throw shoal::Error(shoal::ErrorKind::invalid_argument,
+                       "mode must be 'auto', 'batch' or 'split', got '" + mode + "'");
   o.optimize = optimize;
   if (log && !log->is_none()) {
     // Called with the GIL released, maybe from another thread. Captures a
@@ -123,17 +131,18 @@ shoal::CompileOptions make_options(std::vector<int64_t> shape, int devices, int 
 }
 
 shoal::Program compile_file(const std::filesystem::path& path, std::vector<int64_t> shape,
-                            int devices, int clusters, bool split, bool optimize,
+                            int devices, int clusters, const std::string& mode, bool optimize,
                             const py::object& log) {
-  auto opts = make_options(std::move(shape), devices, clusters, split, optimize, &log);
+  auto opts = make_options(std::move(shape), devices, clusters, mode, optimize, &log);
   std::string p = path.string();
   py::gil_scoped_release nogil;
   return shoal::compile(p, opts);
 }
 
 shoal::Program compile_bytes(const py::object& data, std::vector<int64_t> shape, int devices,
-                             int clusters, bool split, bool optimize, const py::object& log) {
-  auto opts = make_options(std::move(shape), devices, clusters, split, optimize, &log);
+                             int clusters, const std::string& mode, bool optimize,
+                             const py::object& log) {
+  auto opts = make_options(std::move(shape), devices, clusters, mode, optimize, &log);
   ByteView bytes(data);
   py::gil_scoped_release nogil;
   return shoal::compile_bytes(bytes.data(), bytes.size(), opts);
@@ -152,7 +161,7 @@ std::string program_repr(const shoal::Program& p) {
   std::ostringstream o;
   o << "<shoal.Program inputs=" << list(p.inputs()) << " outputs=" << list(p.outputs())
     << " devices=" << p.devices() << " clusters=" << p.clusters()
-    << " split=" << (p.split() ? "True" : "False") << " instructions=" << p.num_instructions()
+    << " mode=" << shoal::mode_name(p.mode()) << " instructions=" << p.num_instructions()
     << " arena_bytes=" << p.arena_bytes() << " weight_bytes=" << p.weight_bytes() << ">";
   return o.str();
 }
@@ -390,6 +399,9 @@ PYBIND11_MODULE(_shoal, m) {
       .def_property_readonly("clusters",
                              [](const shoal::Program& p) { return checked(p).clusters(); })
       .def_property_readonly("split", [](const shoal::Program& p) { return checked(p).split(); })
+      .def_property_readonly(
+          "mode",
+          [](const shoal::Program& p) { return std::string(shoal::mode_name(checked(p).mode())); })
       .def_property_readonly("arena_bytes",
                              [](const shoal::Program& p) { return checked(p).arena_bytes(); })
       .def_property_readonly("weight_bytes",
@@ -411,9 +423,9 @@ PYBIND11_MODULE(_shoal, m) {
           }));
 
   m.def("compile_file", &compile_file, py::arg("path"), py::arg("shape"), py::arg("devices"),
-        py::arg("clusters"), py::arg("split"), py::arg("optimize"), py::arg("log").none(true));
+        py::arg("clusters"), py::arg("mode"), py::arg("optimize"), py::arg("log").none(true));
   m.def("compile_bytes", &compile_bytes, py::arg("data"), py::arg("shape"), py::arg("devices"),
-        py::arg("clusters"), py::arg("split"), py::arg("optimize"), py::arg("log").none(true));
+        py::arg("clusters"), py::arg("mode"), py::arg("optimize"), py::arg("log").none(true));
 
   py::class_<shoal::DeviceInfo>(m, "Device")
       .def_readonly("id", &shoal::DeviceInfo::id)

@@ -89,41 +89,39 @@ void require(const void* p, const char* function, const char* what) {
 // Gives a clear message for a missing file before the C++ API sees it.
 void require_readable(const char* path, const char* what) {
   std::ifstream f(path, std::ios::binary);
-  if (!f)
-    invalid(std::string("cannot open ") + what + " '" + path +
-            "': " + std::strerror(errno));
+  if (!f) invalid(std::string("cannot open ") + what + " '" + path + "': " + std::strerror(errno));
 }
 
-shoal::CompileOptions compile_options(const char* function,
-                                      const int64_t* input_shape, size_t ndim,
-                                      int devices, int clusters, int split) {
+shoal::CompileOptions compile_options(const char* function, const int64_t* input_shape, size_t ndim,
+                                      int devices, int clusters, int mode) {
   if (ndim > 0) require(input_shape, function, "input_shape");
   if (devices < 1)
-    invalid(std::string(function) + ": devices must be >= 1, got " +
-            std::to_string(devices));
+    invalid(std::string(function) + ": devices must be >= 1, got " + std::to_string(devices));
   if (clusters < 1)
-    invalid(std::string(function) + ": clusters must be >= 1, got " +
-            std::to_string(clusters));
+    invalid(std::string(function) + ": clusters must be >= 1, got " + std::to_string(clusters));
   shoal::CompileOptions options;
   if (ndim > 0) options.input_shape.assign(input_shape, input_shape + ndim);
   options.devices = devices;
   options.clusters = clusters;
-  options.split = split != 0;
+  if (mode < 0 || mode > 2)
+    invalid(std::string(function) +
+            ": mode must be SHOAL_MODE_BATCH (0), SHOAL_MODE_SPLIT (1) "
+            "or SHOAL_MODE_AUTO (2), got " +
+            std::to_string(mode));
+  options.mode = shoal::Mode(mode);
   return options;
 }
 
-const shoal::TensorInfo& info_at(const std::vector<shoal::TensorInfo>& infos,
-                                 size_t index, const char* function,
-                                 const char* kind) {
+const shoal::TensorInfo& info_at(const std::vector<shoal::TensorInfo>& infos, size_t index,
+                                 const char* function, const char* kind) {
   if (index >= infos.size())
-    invalid(std::string(function) + ": " + kind + " index " +
-            std::to_string(index) + " out of range (the program has " +
-            std::to_string(infos.size()) + " " + kind + "s)");
+    invalid(std::string(function) + ": " + kind + " index " + std::to_string(index) +
+            " out of range (the program has " + std::to_string(infos.size()) + " " + kind + "s)");
   return infos[index];
 }
 
-void write_shape(const shoal::Shape& shape, int64_t* dims, size_t capacity,
-                 size_t* ndim, const char* function) {
+void write_shape(const shoal::Shape& shape, int64_t* dims, size_t capacity, size_t* ndim,
+                 const char* function) {
   require(ndim, function, "ndim");
   if (capacity > 0) require(dims, function, "dims");
   *ndim = shape.size();
@@ -155,8 +153,7 @@ void copy_out(const shoal::Tensor& t, float* dst) {
   const size_t n = size_t(t.numel());
   const void* src = t.data();
   if (n == 0) return;
-  if (src == nullptr)
-    throw Error(ErrorKind::internal, "run returned an output without data");
+  if (src == nullptr) throw Error(ErrorKind::internal, "run returned an output without data");
   switch (t.dtype()) {
     case shoal::DType::f32:
       std::memcpy(dst, src, n * sizeof(float));
@@ -175,15 +172,14 @@ void copy_out(const shoal::Tensor& t, float* dst) {
     case shoal::DType::undefined:
       break;
   }
-  throw Error(ErrorKind::unsupported,
-              std::string("cannot convert output of type ") +
-                  shoal::dtype_name(t.dtype()) + " to float");
+  throw Error(ErrorKind::unsupported, std::string("cannot convert output of type ") +
+                                          shoal::dtype_name(t.dtype()) + " to float");
 }
 
 // The shared body of shoal_runtime_run and shoal_runtime_run_multi.
-void run_batch(shoal_runtime* rt, const float* const* inputs, size_t n_inputs,
-               size_t batch, float* const* outputs, const size_t* capacities,
-               size_t n_outputs, const char* function) {
+void run_batch(shoal_runtime* rt, const float* const* inputs, size_t n_inputs, size_t batch,
+               float* const* outputs, const size_t* capacities, size_t n_outputs,
+               const char* function) {
   const shoal::Program& program = rt->runtime.program();
   const std::vector<shoal::TensorInfo> in_infos = program.inputs();
   const std::vector<shoal::TensorInfo> out_infos = program.outputs();
@@ -199,38 +195,32 @@ void run_batch(shoal_runtime* rt, const float* const* inputs, size_t n_inputs,
   in.reserve(n_inputs);
   for (size_t i = 0; i < n_inputs; ++i) {
     if (inputs[i] == nullptr)
-      invalid(std::string(function) + ": input " + std::to_string(i) +
-              " is NULL");
+      invalid(std::string(function) + ": input " + std::to_string(i) + " is NULL");
     if (in_infos[i].dtype != shoal::DType::f32)
-      throw Error(ErrorKind::unsupported,
-                  std::string(function) + ": input '" + in_infos[i].name +
-                      "' has type " + shoal::dtype_name(in_infos[i].dtype) +
-                      "; the C API passes float32 only");
+      throw Error(ErrorKind::unsupported, std::string(function) + ": input '" + in_infos[i].name +
+                                              "' has type " + shoal::dtype_name(in_infos[i].dtype) +
+                                              "; the C API passes float32 only");
     in.push_back(shoal::Tensor::view(inputs[i], batched(in_infos[i], batch)));
   }
   for (size_t j = 0; j < n_outputs; ++j) {
     if (outputs[j] == nullptr)
-      invalid(std::string(function) + ": output " + std::to_string(j) +
-              " is NULL");
+      invalid(std::string(function) + ": output " + std::to_string(j) + " is NULL");
     const size_t need = size_t(program.output_size(j)) * batch;
     if (capacities[j] < need)
-      invalid(std::string(function) + ": output " + std::to_string(j) + " ('" +
-              out_infos[j].name + "') needs " + std::to_string(need) +
-              " floats for batch " + std::to_string(batch) + ", capacity is " +
-              std::to_string(capacities[j]));
+      invalid(std::string(function) + ": output " + std::to_string(j) + " ('" + out_infos[j].name +
+              "') needs " + std::to_string(need) + " floats for batch " + std::to_string(batch) +
+              ", capacity is " + std::to_string(capacities[j]));
   }
 
   std::vector<shoal::Tensor> out = rt->runtime.run(in);
   if (out.size() != n_outputs)
-    throw Error(ErrorKind::internal,
-                "run returned " + std::to_string(out.size()) +
-                    " outputs, expected " + std::to_string(n_outputs));
+    throw Error(ErrorKind::internal, "run returned " + std::to_string(out.size()) +
+                                         " outputs, expected " + std::to_string(n_outputs));
   for (size_t j = 0; j < n_outputs; ++j) {
     if (size_t(out[j].numel()) > capacities[j])
-      throw Error(ErrorKind::internal,
-                  "run returned " + std::to_string(out[j].numel()) +
-                      " elements for output " + std::to_string(j) +
-                      ", expected at most " + std::to_string(capacities[j]));
+      throw Error(ErrorKind::internal, "run returned " + std::to_string(out[j].numel()) +
+                                           " elements for output " + std::to_string(j) +
+                                           ", expected at most " + std::to_string(capacities[j]));
     copy_out(out[j], outputs[j]);
   }
 }
@@ -269,32 +259,27 @@ int shoal_device_count(int* count) {
   });
 }
 
-int shoal_compile(const char* onnx_path, const int64_t* input_shape,
-                  size_t ndim, int devices, int clusters, int split,
-                  shoal_program** out) {
+int shoal_compile(const char* onnx_path, const int64_t* input_shape, size_t ndim, int devices,
+                  int clusters, int mode, shoal_program** out) {
   return guarded([&] {
     const char* fn = "shoal_compile";
     require(onnx_path, fn, "onnx_path");
     require(out, fn, "out");
-    shoal::CompileOptions options =
-        compile_options(fn, input_shape, ndim, devices, clusters, split);
+    shoal::CompileOptions options = compile_options(fn, input_shape, ndim, devices, clusters, mode);
     require_readable(onnx_path, "ONNX model");
     auto* p = new shoal_program{shoal::compile(onnx_path, options)};
     *out = p;
   });
 }
 
-int shoal_compile_bytes(const void* onnx_bytes, size_t size,
-                        const int64_t* input_shape, size_t ndim, int devices,
-                        int clusters, int split, shoal_program** out) {
+int shoal_compile_bytes(const void* onnx_bytes, size_t size, const int64_t* input_shape,
+                        size_t ndim, int devices, int clusters, int mode, shoal_program** out) {
   return guarded([&] {
     const char* fn = "shoal_compile_bytes";
     require(onnx_bytes, fn, "onnx_bytes");
     require(out, fn, "out");
-    shoal::CompileOptions options =
-        compile_options(fn, input_shape, ndim, devices, clusters, split);
-    auto* p =
-        new shoal_program{shoal::compile_bytes(onnx_bytes, size, options)};
+    shoal::CompileOptions options = compile_options(fn, input_shape, ndim, devices, clusters, mode);
+    auto* p = new shoal_program{shoal::compile_bytes(onnx_bytes, size, options)};
     *out = p;
   });
 }
@@ -309,8 +294,7 @@ int shoal_program_load(const char* path, shoal_program** out) {
   });
 }
 
-int shoal_program_from_bytes(const void* data, size_t size,
-                             shoal_program** out) {
+int shoal_program_from_bytes(const void* data, size_t size, shoal_program** out) {
   return guarded([&] {
     require(data, "shoal_program_from_bytes", "data");
     require(out, "shoal_program_from_bytes", "out");
@@ -368,30 +352,28 @@ int shoal_program_output_size(const shoal_program* program, size_t index,
   });
 }
 
-int shoal_program_input_shape(const shoal_program* program, size_t index,
-                              int64_t* dims, size_t capacity, size_t* ndim) {
+int shoal_program_input_shape(const shoal_program* program, size_t index, int64_t* dims,
+                              size_t capacity, size_t* ndim) {
   return guarded([&] {
     const char* fn = "shoal_program_input_shape";
     require(program, fn, "program");
     const auto infos = program->program.inputs();
-    write_shape(info_at(infos, index, fn, "input").shape, dims, capacity, ndim,
-                fn);
+    write_shape(info_at(infos, index, fn, "input").shape, dims, capacity, ndim, fn);
   });
 }
 
-int shoal_program_output_shape(const shoal_program* program, size_t index,
-                               int64_t* dims, size_t capacity, size_t* ndim) {
+int shoal_program_output_shape(const shoal_program* program, size_t index, int64_t* dims,
+                               size_t capacity, size_t* ndim) {
   return guarded([&] {
     const char* fn = "shoal_program_output_shape";
     require(program, fn, "program");
     const auto infos = program->program.outputs();
-    write_shape(info_at(infos, index, fn, "output").shape, dims, capacity, ndim,
-                fn);
+    write_shape(info_at(infos, index, fn, "output").shape, dims, capacity, ndim, fn);
   });
 }
 
-int shoal_runtime_create(const shoal_program* program, const int* device_ids,
-                         size_t n_devices, shoal_runtime** out) {
+int shoal_runtime_create(const shoal_program* program, const int* device_ids, size_t n_devices,
+                         shoal_runtime** out) {
   return guarded([&] {
     const char* fn = "shoal_runtime_create";
     require(program, fn, "program");
@@ -399,8 +381,7 @@ int shoal_runtime_create(const shoal_program* program, const int* device_ids,
     if (n_devices > 0) require(device_ids, fn, "device_ids");
     if (!program->program) invalid(std::string(fn) + ": program is empty");
     shoal::RuntimeOptions options;
-    if (n_devices > 0)
-      options.devices.assign(device_ids, device_ids + n_devices);
+    if (n_devices > 0) options.devices.assign(device_ids, device_ids + n_devices);
     auto* rt = new shoal_runtime(shoal::Runtime(program->program, options));
     *out = rt;
   });
@@ -414,8 +395,8 @@ void shoal_runtime_free(shoal_runtime* runtime) {
   }
 }
 
-int shoal_runtime_run(shoal_runtime* runtime, const float* input, size_t batch,
-                      float* output, size_t output_capacity_floats) {
+int shoal_runtime_run(shoal_runtime* runtime, const float* input, size_t batch, float* output,
+                      size_t output_capacity_floats) {
   return guarded([&] {
     const char* fn = "shoal_runtime_run";
     require(runtime, fn, "runtime");
@@ -425,9 +406,8 @@ int shoal_runtime_run(shoal_runtime* runtime, const float* input, size_t batch,
     const size_t n_in = program.inputs().size();
     const size_t n_out = program.outputs().size();
     if (n_in != 1 || n_out != 1)
-      invalid(std::string(fn) + ": the model has " + std::to_string(n_in) +
-              " inputs and " + std::to_string(n_out) +
-              " outputs; use shoal_runtime_run_multi");
+      invalid(std::string(fn) + ": the model has " + std::to_string(n_in) + " inputs and " +
+              std::to_string(n_out) + " outputs; use shoal_runtime_run_multi");
     const float* inputs[1] = {input};
     float* outputs[1] = {output};
     const size_t capacities[1] = {output_capacity_floats};
@@ -435,10 +415,9 @@ int shoal_runtime_run(shoal_runtime* runtime, const float* input, size_t batch,
   });
 }
 
-int shoal_runtime_run_multi(shoal_runtime* runtime, const float* const* inputs,
-                            size_t n_inputs, size_t batch,
-                            float* const* outputs,
-                            const size_t* output_capacities, size_t n_outputs) {
+int shoal_runtime_run_multi(shoal_runtime* runtime, const float* const* inputs, size_t n_inputs,
+                            size_t batch, float* const* outputs, const size_t* output_capacities,
+                            size_t n_outputs) {
   return guarded([&] {
     const char* fn = "shoal_runtime_run_multi";
     require(runtime, fn, "runtime");
@@ -447,8 +426,7 @@ int shoal_runtime_run_multi(shoal_runtime* runtime, const float* const* inputs,
       require(outputs, fn, "outputs");
       require(output_capacities, fn, "output_capacities");
     }
-    run_batch(runtime, inputs, n_inputs, batch, outputs, output_capacities,
-              n_outputs, fn);
+    run_batch(runtime, inputs, n_inputs, batch, outputs, output_capacities, n_outputs, fn);
   });
 }
 

@@ -102,7 +102,7 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
   data->producer = std::string("shoal ") + version();
   data->devices = o.devices;
   data->clusters = o.clusters;
-  data->split = o.split;
+  data->mode = o.mode;
   compiler::emit_program(g, *data, log);
   if (o.prepack) cpu::prepack_weights(*data, log);
   log("compiled " + std::to_string(data->instructions.size()) + " instructions");

@@ -30,6 +30,15 @@ size_t dtype_size(DType t) noexcept {
   return 0;
 }
 
+const char* mode_name(Mode m) noexcept {
+  switch (m) {
+    case Mode::batch: return "batch";
+    case Mode::split: return "split";
+    case Mode::automatic: return "auto";
+  }
+  return "unknown";
+}
+
 const char* dtype_name(DType t) noexcept {
   switch (t) {
     case DType::f32: return "float32";

@@ -215,9 +215,9 @@ MetaIds read_meta(ByteReader& r, ProgramData& p) {
     r.fail(at, "cluster count " + std::to_string(clusters) + " is not in [1, " +
                    num(format::kMaxClusters) + "]");
   at = r.offset();
-  uint8_t split = r.u8("split");
-  if (split > 1)
-    r.fail(at, "split flag is " + num(split) + ", expected 0 or 1");
+  uint8_t mode = r.u8("mode");
+  if (mode > 2)
+    r.fail(at, "mode is " + num(mode) + ", expected 0 (batch), 1 (split) or 2 (auto)");
   at = r.offset();
   uint64_t arena = r.u64("arena_bytes");
   if (arena > format::kMaxArenaBytes)
@@ -225,7 +225,7 @@ MetaIds read_meta(ByteReader& r, ProgramData& p) {
                    num(format::kMaxArenaBytes) + ")");
   p.devices = devices;
   p.clusters = clusters;
-  p.split = split != 0;
+  p.mode = Mode(mode);
   p.arena_bytes = arena;
   MetaIds ids;
   ids.inputs_at = r.offset();

@@ -52,7 +52,7 @@ struct ProgramData {
   std::string model_name;
   int devices = 1;
   int clusters = 1;          // clusters per device
-  bool split = false;        // nobatch: clusters share one input
+  Mode mode = Mode::batch;   // how clusters share a batch
   uint64_t arena_bytes = 0;  // per cluster, for one input sample
   std::vector<TensorDesc> tensors;
   std::vector<Instruction> instructions;

@@ -41,7 +41,7 @@ void write_meta(ByteWriter& w, const ProgramData& p) {
   w.str(p.target, "target");
   w.i32(int32_t(p.devices));
   w.i32(int32_t(p.clusters));
-  w.u8(p.split ? 1 : 0);
+  w.u8(uint8_t(p.mode));
   w.u64(p.arena_bytes);
   write_ids(w, p.inputs, "program inputs");
   write_ids(w, p.outputs, "program outputs");

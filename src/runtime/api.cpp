@@ -62,7 +62,8 @@ int64_t Program::output_size(size_t i) const {
 
 int Program::devices() const { return data().devices; }
 int Program::clusters() const { return data().clusters; }
-bool Program::split() const { return data().split; }
+Mode Program::mode() const { return data().mode; }
+bool Program::split() const { return data().mode == Mode::split; }
 uint64_t Program::arena_bytes() const { return data().arena_bytes; }
 uint64_t Program::weight_bytes() const { return data().weights_bytes; }
 size_t Program::num_instructions() const { return data().instructions.size(); }
@@ -78,7 +79,7 @@ std::string Program::describe() const {
   o << "program: " << (p.model_name.empty() ? "(unnamed model)" : p.model_name) << "\n"
     << "  produced by " << p.producer << ", format v" << p.version << ", target " << p.target
     << "\n  devices " << p.devices << " x clusters " << p.clusters
-    << (p.split ? " (split: clusters share one input)" : " (batch)") << "\n"
+    << " (mode " << mode_name(p.mode) << ")\n"
     << "  arena " << p.arena_bytes << " bytes per cluster, weights " << p.weights_bytes
     << " bytes\n";
   size_t packed = 0;

@@ -1,11 +1,10 @@
 // A CPU device: a set of host cores split into clusters, each cluster a
 // thread (plus its OpenMP team) pinned to its cores with its own job queue.
+#include <omp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-#include <omp.h>
 
 #include <condition_variable>
 #include <cstdlib>
@@ -24,7 +23,7 @@ namespace {
 
 class CpuDevice final : public Device {
  public:
-  CpuDevice(const DeviceInfo& info, int clusters) : info_(info) {
+  CpuDevice(const DeviceInfo& info, int clusters, bool team) : info_(info) {
     const int ncores = int(info.cores.size());
     if (clusters < 1) clusters = 1;
     clusters_.reserve(size_t(clusters));
@@ -38,6 +37,12 @@ class CpuDevice final : public Device {
         cl->cores.push_back(info.cores[size_t(c % ncores)]);
       }
       clusters_.push_back(std::move(cl));
+    }
+    if (team) {  // the device's cores as one more cluster (auto mode)
+      auto cl = std::make_unique<Cluster>();
+      cl->cores = info.cores;
+      clusters_.push_back(std::move(cl));
+      ++clusters;
     }
     for (int c = 0; c < clusters; ++c)
       clusters_[size_t(c)]->thread = std::thread([this, c] { loop(c); });
@@ -71,9 +76,9 @@ class CpuDevice final : public Device {
     const size_t rounded = (std::max<size_t>(bytes, 1) + 4095) / 4096 * 4096;
     void* p = ::mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
-      throw Error(ErrorKind::out_of_memory,
-                  "device " + std::to_string(info_.id) + ": cannot allocate " +
-                      std::to_string(bytes) + " bytes");
+      throw Error(ErrorKind::out_of_memory, "device " + std::to_string(info_.id) +
+                                                ": cannot allocate " + std::to_string(bytes) +
+                                                " bytes");
     if (rounded >= (size_t(2) << 20)) ::madvise(p, rounded, MADV_HUGEPAGE);
     std::lock_guard<std::mutex> lk(alloc_mu_);
     sizes_[p] = rounded;
@@ -92,15 +97,13 @@ class CpuDevice final : public Device {
     ::munmap(p, n);
   }
 
-  bool supports(const program::Instruction& ins,
-                const program::ProgramData&) const override {
+  bool supports(const program::Instruction& ins, const program::ProgramData&) const override {
     const ops::OpSpec* spec = ops::find_op(ins.op);
     return spec && spec->runtime;
   }
 
   std::unique_ptr<Kernel> make_kernel(const program::Instruction& ins,
-                                      const program::ProgramData& prog,
-                                      int) override {
+                                      const program::ProgramData& prog, int) override {
     if (!supports(ins, prog))
       throw Error(ErrorKind::unsupported,
                   ins.op + " node '" + ins.name + "' is not supported on CPU devices");
@@ -160,8 +163,8 @@ class CpuDevice final : public Device {
 
 }  // namespace
 
-std::unique_ptr<Device> make_cpu_device(const DeviceInfo& info, int clusters) {
-  return std::make_unique<CpuDevice>(info, clusters);
+std::unique_ptr<Device> make_cpu_device(const DeviceInfo& info, int clusters, bool team) {
+  return std::make_unique<CpuDevice>(info, clusters, team);
 }
 
 }  // namespace shoal::runtime

@@ -27,15 +27,15 @@ class Device {
   /// The kernel for `ins` on `cluster`; prog.weights points at this device's
   /// copy of the weights.
   virtual std::unique_ptr<Kernel> make_kernel(const program::Instruction& ins,
-                                              const program::ProgramData& prog,
-                                              int cluster) = 0;
+                                              const program::ProgramData& prog, int cluster) = 0;
 
   /// Queues `work` on the cluster's threads; returns at once.
   virtual void submit(int cluster, std::function<void(ExecContext&)> work) = 0;
 };
 
-/// Creates the CPU device for `info` with `clusters` clusters over its cores.
-std::unique_ptr<Device> make_cpu_device(const DeviceInfo& info, int clusters);
+/// Creates the CPU device for `info` with `clusters` clusters over its cores;
+/// with `team`, one more cluster (the last) spans all of them.
+std::unique_ptr<Device> make_cpu_device(const DeviceInfo& info, int clusters, bool team = false);
 
 /// A kernel running the op table's reference implementation.
 std::unique_ptr<Kernel> make_reference_kernel(const program::Instruction& ins,

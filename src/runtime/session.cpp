@@ -213,8 +213,10 @@ void Session::init_devices(const std::vector<DeviceInfo>& host) {
     // Batch mode: one worker per cluster, each taking whole samples. Split
     // mode (the SDK's nobatch): the clusters of a device form one team and
     // share every operator of ONE sample (oneDNN partitions each op's output
-    // over the team's threads), which cuts latency instead.
-    ds->device = make_cpu_device(host[size_t(id)], pd.split ? 1 : pd.clusters);
+    // over the team's threads), which cuts latency instead. Auto mode: both,
+    // the team as one more cluster over all the device's cores.
+    const bool team = auto_mode();
+    ds->device = make_cpu_device(host[size_t(id)], pd.mode == Mode::split ? 1 : pd.clusters, team);
     Device& dev = *ds->device;
     // Broadcast the weights into the device's own memory, copied (and so
     // first touched) by the device's own thread.
@@ -223,7 +225,7 @@ void Session::init_devices(const std::vector<DeviceInfo>& host) {
     ds->view.target = pd.target;
     ds->view.devices = pd.devices;
     ds->view.clusters = pd.clusters;
-    ds->view.split = pd.split;
+    ds->view.mode = pd.mode;
     ds->view.arena_bytes = pd.arena_bytes;
     ds->view.tensors = pd.tensors;
     ds->view.instructions = pd.instructions;
@@ -263,7 +265,8 @@ void Session::init_devices(const std::vector<DeviceInfo>& host) {
       });
     }
     kernels.wait();
-    for (auto& e : ds->executors) executors_.push_back(e.get());
+    for (auto& e : ds->executors)
+      (team && e->cluster() == dev.num_clusters() - 1 ? teams_ : executors_).push_back(e.get());
     devices_.push_back(std::move(ds));
   }
 }
@@ -275,11 +278,15 @@ std::string Session::plan() const {
   for (size_t i = 0; i < device_ids_.size(); ++i) o << (i ? "," : "") << device_ids_[i];
   o << "]" << (exclusive_ ? " (owned)" : " (shared)") << " x " << pd.clusters << " cluster"
     << (pd.clusters == 1 ? "" : "s") << "; ";
-  if (pd.split)
-    o << "split mode: the clusters of each device share every operator of one "
-         "input";
+  const size_t n = executors_.size();
+  if (pd.mode == Mode::split)
+    o << "split mode: the clusters of each device share every operator of one input";
+  else if (auto_mode())
+    o << "auto mode: a batch of " << n << " inputs or more runs in batch mode (each input on "
+      << "one cluster, " << n << " at a time), a smaller one in split mode (each input on a "
+      << "whole device, the clusters sharing every operator)";
   else
-    o << "batch mode: each input runs on one cluster, " << executors_.size() << " inputs at a time";
+    o << "batch mode: each input runs on one cluster, " << n << " inputs at a time";
   if (max_stack_ > 1)
     o << "; up to " << max_stack_ << " inputs at once through each kernel";
   else if (options_.micro_batch > 1)
@@ -347,7 +354,11 @@ std::shared_ptr<Session::Job> Session::start(std::vector<Tensor> inputs,
     const auto& d = pd.tensors[size_t(t)];
     job->outputs.emplace_back(d.dtype, batched(d.shape, n));
   }
-  const int workers = int(std::min<int64_t>(n, int64_t(executors_.size())));
+  // Auto mode: a batch too small to give every cluster an input runs on the
+  // devices' whole-core teams instead (latency), a larger one on clusters.
+  const std::vector<Executor*>& pool =
+      !teams_.empty() && n < int64_t(executors_.size()) ? teams_ : executors_;
+  const int workers = int(std::min<int64_t>(n, int64_t(pool.size())));
   job->left = workers;
   if (workers == 0) return job;  // an empty batch is done at once
   // Each worker (cluster) takes the next chunk of samples until the batch is
@@ -359,7 +370,7 @@ std::shared_ptr<Session::Job> Session::start(std::vector<Tensor> inputs,
   const bool profile = options_.profile;
   const size_t first = round_robin_.fetch_add(size_t(workers));
   for (int w = 0; w < workers; ++w) {
-    Executor* ex = executors_[(first + size_t(w)) % executors_.size()];
+    Executor* ex = pool[(first + size_t(w)) % pool.size()];
     ex->device().submit(ex->cluster(), [ex, next, n, chunk, job, profile](ExecContext& ctx) {
       std::exception_ptr error;
       try {
@@ -467,7 +478,7 @@ std::vector<LayerProfile> Session::profile() const {
     out[s].op = pd.instructions[s].op;
     out[s].flops = pd.instructions[s].flops;
     out[s].impl = executors_.empty() ? "" : executors_[0]->impl(s);
-    for (auto* ex : executors_) {
+    for (auto* ex : all_executors()) {
       out[s].ms += ex->ms()[s];
       out[s].calls += ex->samples()[s];
     }
@@ -476,7 +487,7 @@ std::vector<LayerProfile> Session::profile() const {
 }
 
 void Session::reset_profile() {
-  for (auto* ex : executors_) ex->reset_profile();
+  for (auto* ex : all_executors()) ex->reset_profile();
 }
 
 }  // namespace shoal::runtime

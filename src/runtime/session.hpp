@@ -47,7 +47,17 @@ class Session {
   std::vector<int> device_ids_;
   bool exclusive_ = false;  // this runtime claimed device_ids_
   std::vector<std::unique_ptr<DeviceState>> devices_;
-  std::vector<Executor*> executors_;
+  std::vector<Executor*> executors_;  // one per cluster (split mode: per device)
+  std::vector<Executor*> teams_;      // auto mode: one per device, all its cores
+  /// Auto mode with clusters to choose between (one cluster is both modes).
+  bool auto_mode() const {
+    return program_.data().mode == Mode::automatic && program_.data().clusters > 1;
+  }
+  std::vector<Executor*> all_executors() const {
+    std::vector<Executor*> all = executors_;
+    all.insert(all.end(), teams_.begin(), teams_.end());
+    return all;
+  }
   std::string stacking_;   // why samples cannot be stacked ("" when they can)
   int64_t max_stack_ = 1;  // samples per kernel run
   std::atomic<double> last_ms_{0};

@@ -72,6 +72,7 @@ TEST(CApiTest, NullArgumentsAreInvalid) {
                  "input_shape");
   EXPECT_INVALID(shoal_compile("m.onnx", shape, 4, 0, 1, 0, &prog), "devices");
   EXPECT_INVALID(shoal_compile("m.onnx", shape, 4, 1, 0, 0, &prog), "clusters");
+  EXPECT_INVALID(shoal_compile("m.onnx", shape, 4, 1, 1, 3, &prog), "mode must be");
   EXPECT_INVALID(shoal_compile_bytes(nullptr, 0, shape, 4, 1, 1, 0, &prog),
                  "onnx_bytes");
   EXPECT_INVALID(shoal_program_num_inputs(nullptr, &n), "program");

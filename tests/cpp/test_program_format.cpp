@@ -68,7 +68,7 @@ Sample make_sample() {
   p.model_name = "tiny";
   p.devices = 2;
   p.clusters = 3;
-  p.split = true;
+  p.mode = Mode::split;
   p.arena_bytes = 4096;
   p.tensors = {
       desc("x", DType::f32, {1, 3, 4, 4}, Storage::activation, 0, 192),
@@ -129,7 +129,7 @@ void expect_same(const ProgramData& a, const ProgramData& b) {
   EXPECT_EQ(a.model_name, b.model_name);
   EXPECT_EQ(a.devices, b.devices);
   EXPECT_EQ(a.clusters, b.clusters);
-  EXPECT_EQ(a.split, b.split);
+  EXPECT_EQ(a.mode, b.mode);
   EXPECT_EQ(a.arena_bytes, b.arena_bytes);
   EXPECT_EQ(a.inputs, b.inputs);
   EXPECT_EQ(a.outputs, b.outputs);

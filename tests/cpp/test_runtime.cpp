@@ -30,7 +30,7 @@ class RuntimeTest : public ::testing::Test {
     shoal::CompileOptions o;
     o.devices = devices;
     o.clusters = clusters;
-    o.split = split;
+    o.mode = split ? shoal::Mode::split : shoal::Mode::batch;
     return shoal::compile(digits_model(), o);
   }
   static shoal::Tensor batch(int64_t n, uint32_t seed) {

@@ -226,3 +226,20 @@ def test_bad_cpu_devices_variable(cli, relu_program, tmp_path):
         expect_error(shoal_cli(cli, "run", relu_program, x, env={"SHOAL_CPU_DEVICES": value}),
                      "SHOAL_CPU_DEVICES", words)
         expect_error(shoal_cli(cli, "devices", env={"SHOAL_CPU_DEVICES": value}), words)
+
+
+def test_compile_modes(cli, digits_model, tmp_path):
+    import json
+
+    out = tmp_path / "d.shoal"
+    for args, mode in ((["--clusters", "2"], "auto"), (["--mode", "batch"], "batch"),
+                       (["--split"], "split"), (["-m", "split", "--split"], "split")):
+        res = shoal_cli(cli, "compile", digits_model, "-o", out, "--shape", "8x8x1", *args)
+        assert res.returncode == 0, res.stderr
+        assert f"{mode} mode" in res.stdout
+        info = json.loads(shoal_cli(cli, "inspect", out, "--json").stdout)
+        assert info["mode"] == mode and info["split"] == (mode == "split")
+    expect_error(shoal_cli(cli, "compile", digits_model, "-o", out, "--mode", "fast"),
+                 "--mode expects auto, batch or split", status=2)
+    expect_error(shoal_cli(cli, "compile", digits_model, "-o", out, "--mode", "batch", "--split"),
+                 "--split contradicts --mode batch", status=2)

@@ -156,8 +156,8 @@ def test_mode2_two_programs_on_disjoint_devices(digits_model, second_model, digi
 
 def test_mode3_batch_across_two_clusters(digits_model, digits_x, monkeypatch):
     monkeypatch.delenv("SHOAL_CPU_DEVICES", raising=False)
-    rt = shoal.Runtime(shoal.compile(digits_model, shape="8x8x1", clusters=2))
-    assert "2 clusters" in rt.plan() and "batch mode" in rt.plan()
+    rt = shoal.Runtime(shoal.compile(digits_model, shape="8x8x1", clusters=2, mode="batch"))
+    assert "2 clusters; batch mode" in rt.plan(), rt.plan()
     ref = single_device_run(digits_model, digits_x)
     for n in BATCHES:
         (y,) = rt.run(digits_x[:n])
@@ -194,6 +194,48 @@ def test_mode4_split_on_two_devices(digits_model, digits_x, two_devices):
     for n in BATCHES:
         (y,) = rt.run(digits_x[:n])
         np.testing.assert_allclose(y, ref[:n], rtol=1e-5, atol=1e-5)
+
+
+def test_auto_mode_is_the_default(digits_model, second_model, digits_x, monkeypatch):
+    """mode="auto": a batch with an input for every cluster runs in batch
+    mode, a smaller one in split mode; the results are the same either way."""
+    monkeypatch.delenv("SHOAL_CPU_DEVICES", raising=False)
+    for model in (digits_model, second_model):
+        program = shoal.compile(model, shape="8x8x1", clusters=2)
+        assert program.mode == "auto" and not program.split
+        rt = shoal.Runtime(program)
+        assert "auto mode: a batch of 2 inputs or more runs in batch mode" in rt.plan()
+        ref = single_device_run(model, digits_x)
+        for n in (1, 2, 3, 1, 9):
+            (y,) = rt.run(digits_x[:n])
+            np.testing.assert_allclose(y, ref[:n], rtol=1e-5, atol=1e-5)
+
+
+def test_auto_mode_on_two_devices_and_pipeline(digits_model, digits_x, two_devices):
+    rt = shoal.Runtime(shoal.compile(digits_model, shape="8x8x1", devices=2, clusters=2))
+    assert "a batch of 4 inputs or more" in rt.plan(), rt.plan()
+    ref = single_device_run(digits_model, digits_x)
+    for n in (1, 3, 4, 7):
+        (y,) = rt.run(digits_x[:n])
+        np.testing.assert_allclose(y, ref[:n], rtol=1e-5, atol=1e-5)
+    got = []
+    for i, n in enumerate((1, 5, 2, 4)):  # small and large batches in flight together
+        rt.put(digits_x[i:i + n], n)
+        if i:
+            got.append(rt.get())
+    got.append(rt.get())
+    for i, ((y,), n) in enumerate(got):
+        np.testing.assert_allclose(y, ref[i:i + n], rtol=1e-5, atol=1e-5)
+
+
+def test_mode_argument(digits_model):
+    assert shoal.compile(digits_model, shape="8x8x1", clusters=2, mode="batch").mode == "batch"
+    assert shoal.compile(digits_model, shape="8x8x1", clusters=2, split=True).mode == "split"
+    assert shoal.compile(digits_model, shape="8x8x1", clusters=2, mode="split").split
+    with pytest.raises(ValueError, match="mode must be"):
+        shoal.compile(digits_model, mode="fast")
+    with pytest.raises(ValueError, match="contradicts"):
+        shoal.compile(digits_model, split=True, mode="batch")
 
 
 def test_pipeline_across_devices(digits_model, digits_x, two_devices):
