@@ -144,7 +144,7 @@ def _mode_arg(mode, split):
 
 
 def compile(model, shape=None, devices=1, clusters=1, split=False, optimize=True,
-            verbose=False, log=None, mode=None):
+            verbose=False, log=None, mode=None, winograd=True):
     """Compiles an ONNX model into a Program.
 
     model: a path (str or os.PathLike), the model's bytes, or an
@@ -158,6 +158,9 @@ def compile(model, shape=None, devices=1, clusters=1, split=False, optimize=True
         every cluster, else split). Runtime.plan() says what runs where.
     split: True is mode="split" (the SDK's "nobatch").
     optimize: run the fusion passes.
+    winograd: use Winograd convolution for the 3x3 stride-1 layers where it
+        measures at least 20% faster on this CPU (outputs differ from direct
+        convolution by about 1e-6 of their magnitude per layer).
     verbose: print the compile log to stderr; log: a callable receiving each
         log line (both may be given).
     """
@@ -167,6 +170,7 @@ def compile(model, shape=None, devices=1, clusters=1, split=False, optimize=True
         _positive_int(clusters, "clusters"),
         _mode_arg(mode, split),
         bool(optimize),
+        bool(winograd),
         _log_sink(verbose, log),
     )
     if isinstance(model, (bytes, bytearray, memoryview)):

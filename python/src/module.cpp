@@ -99,7 +99,8 @@ py::bytes to_pybytes(const std::vector<uint8_t>& v) {
 }
 
 shoal::CompileOptions make_options(std::vector<int64_t> shape, int devices, int clusters,
-                                   const std::string& mode, bool optimize, const py::object* log) {
+                                   const std::string& mode, bool optimize, bool winograd,
+                                   const py::object* log) {
   shoal::CompileOptions o;
   o.input_shape = std::move(shape);
   o.devices = devices;
@@ -114,6 +115,7 @@ shoal::CompileOptions make_options(std::vector<int64_t> shape, int devices, int 
     throw shoal::Error(shoal::ErrorKind::invalid_argument,
                        "mode must be 'auto', 'batch' or 'split', got '" + mode + "'");
   o.optimize = optimize;
+  o.winograd = winograd;
   if (log && !log->is_none()) {
     // Called with the GIL released, maybe from another thread. Captures a
     // raw pointer (copying the std::function must not touch refcounts); the
@@ -132,8 +134,8 @@ shoal::CompileOptions make_options(std::vector<int64_t> shape, int devices, int 
 
 shoal::Program compile_file(const std::filesystem::path& path, std::vector<int64_t> shape,
                             int devices, int clusters, const std::string& mode, bool optimize,
-                            const py::object& log) {
-  auto opts = make_options(std::move(shape), devices, clusters, mode, optimize, &log);
+                            bool winograd, const py::object& log) {
+  auto opts = make_options(std::move(shape), devices, clusters, mode, optimize, winograd, &log);
   std::string p = path.string();
   py::gil_scoped_release nogil;
   return shoal::compile(p, opts);
@@ -141,8 +143,8 @@ shoal::Program compile_file(const std::filesystem::path& path, std::vector<int64
 
 shoal::Program compile_bytes(const py::object& data, std::vector<int64_t> shape, int devices,
                              int clusters, const std::string& mode, bool optimize,
-                             const py::object& log) {
-  auto opts = make_options(std::move(shape), devices, clusters, mode, optimize, &log);
+                             bool winograd, const py::object& log) {
+  auto opts = make_options(std::move(shape), devices, clusters, mode, optimize, winograd, &log);
   ByteView bytes(data);
   py::gil_scoped_release nogil;
   return shoal::compile_bytes(bytes.data(), bytes.size(), opts);
@@ -423,9 +425,11 @@ PYBIND11_MODULE(_shoal, m) {
           }));
 
   m.def("compile_file", &compile_file, py::arg("path"), py::arg("shape"), py::arg("devices"),
-        py::arg("clusters"), py::arg("mode"), py::arg("optimize"), py::arg("log").none(true));
+        py::arg("clusters"), py::arg("mode"), py::arg("optimize"),
+        py::arg("winograd"), py::arg("log").none(true));
   m.def("compile_bytes", &compile_bytes, py::arg("data"), py::arg("shape"), py::arg("devices"),
-        py::arg("clusters"), py::arg("mode"), py::arg("optimize"), py::arg("log").none(true));
+        py::arg("clusters"), py::arg("mode"), py::arg("optimize"),
+        py::arg("winograd"), py::arg("log").none(true));
 
   py::class_<shoal::DeviceInfo>(m, "Device")
       .def_readonly("id", &shoal::DeviceInfo::id)

@@ -1,5 +1,6 @@
 // shoal::compile: ONNX bytes -> passes -> ProgramData.
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -104,6 +105,12 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
   data->clusters = o.clusters;
   data->mode = o.mode;
   compiler::emit_program(g, *data, log);
+  if (o.optimize && o.winograd) {
+    // SHOAL_WINOGRAD_MIN_GAIN: the time Winograd must save (0.2 = 20%); a
+    // negative value takes it wherever oneDNN has it (tests).
+    const char* gain = std::getenv("SHOAL_WINOGRAD_MIN_GAIN");
+    cpu::choose_conv_algorithms(*data, gain ? std::atof(gain) : 0.2, log);
+  }
   if (o.prepack) cpu::prepack_weights(*data, log);
   log("compiled " + std::to_string(data->instructions.size()) + " instructions");
   return Program(std::move(data));

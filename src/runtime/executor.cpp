@@ -39,8 +39,11 @@ Executor::Executor(Device& device, int cluster, const program::ProgramData& view
       view_(view),
       max_stack_(std::max<int64_t>(1, max_stack)),
       stacks_(size_t(max_stack_) + 1),
-      ms_(view.instructions.size(), 0.0),
-      samples_(view.instructions.size(), 0) {}
+      ms_(new std::atomic<double>[view.instructions.size()]),
+      samples_(new std::atomic<int64_t>[view.instructions.size()]),
+      count_(view.instructions.size()) {
+  reset_profile();
+}
 
 Executor::~Executor() {
   stacks_.clear();  // kernels before the arena they point into
@@ -179,8 +182,10 @@ int64_t Executor::run(ExecContext& ctx, const std::vector<Tensor>& inputs,
     if (!profile) return k.execute(ctx, in, out);
     const double t0 = now_ms();
     k.execute(ctx, in, out);
-    ms_[i] += now_ms() - t0;
-    samples_[i] += samples;
+    // One writer (this cluster): load + store, no read-modify-write needed.
+    ms_[i].store(ms_[i].load(std::memory_order_relaxed) + now_ms() - t0, std::memory_order_relaxed);
+    samples_[i].store(samples_[i].load(std::memory_order_relaxed) + samples,
+                      std::memory_order_relaxed);
   };
   auto copy_inputs = [&](const Stack& to, int64_t j0, int64_t count) {
     for (size_t k = 0; k < v.inputs.size(); ++k) {
@@ -225,8 +230,10 @@ std::string Executor::impl(size_t instruction) const {
 }
 
 void Executor::reset_profile() {
-  std::fill(ms_.begin(), ms_.end(), 0.0);
-  std::fill(samples_.begin(), samples_.end(), 0);
+  for (size_t i = 0; i < count_; ++i) {
+    ms_[i].store(0.0, std::memory_order_relaxed);
+    samples_[i].store(0, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace shoal::runtime

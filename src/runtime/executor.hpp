@@ -2,6 +2,7 @@
 // one sample or a stack of samples at once (see batching.hpp).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -35,8 +36,11 @@ class Executor {
   /// Per instruction: the one-sample kernel's implementation, and the
   /// profile (ms summed, samples run).
   std::string impl(size_t instruction) const;
-  const std::vector<double>& ms() const { return ms_; }
-  const std::vector<int64_t>& samples() const { return samples_; }
+  /// Safe to call while the cluster runs (the counters are atomics).
+  double ms(size_t instruction) const { return ms_[instruction].load(std::memory_order_relaxed); }
+  int64_t samples(size_t instruction) const {
+    return samples_[instruction].load(std::memory_order_relaxed);
+  }
   void reset_profile();
 
  private:
@@ -58,8 +62,10 @@ class Executor {
   // stacks_[n]: n samples at once, 1 <= n <= max_stack (sized once: impl()
   // reads stacks_[1] from other threads).
   std::vector<std::unique_ptr<Stack>> stacks_;
-  std::vector<double> ms_;
-  std::vector<int64_t> samples_;
+  // Profile counters: written by the cluster's thread, read by profile().
+  std::unique_ptr<std::atomic<double>[]> ms_;
+  std::unique_ptr<std::atomic<int64_t>[]> samples_;
+  size_t count_ = 0;
 };
 
 }  // namespace shoal::runtime

@@ -479,8 +479,8 @@ std::vector<LayerProfile> Session::profile() const {
     out[s].flops = pd.instructions[s].flops;
     out[s].impl = executors_.empty() ? "" : executors_[0]->impl(s);
     for (auto* ex : all_executors()) {
-      out[s].ms += ex->ms()[s];
-      out[s].calls += ex->samples()[s];
+      out[s].ms += ex->ms(s);
+      out[s].calls += ex->samples(s);
     }
   }
   return out;

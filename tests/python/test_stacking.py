@@ -167,3 +167,21 @@ def test_unstackable_programs_run_one_at_a_time(case):
 def test_plan_names_the_blocking_node():
     rt = shoal.Runtime(shoal.compile(UNSTACKABLE["softmax_axis0"][0].SerializeToString()))
     assert "the_softmax" in rt.plan()
+
+
+def test_winograd_layers_stack(monkeypatch):
+    """Winograd convolutions (forced on every 3x3 stride-1 layer) give the
+    direct convolution's results, one at a time and stacked: the stacked
+    kernels may pick another Winograd variant, with another weight layout."""
+    monkeypatch.setenv("SHOAL_WINOGRAD_MIN_GAIN", "-1")
+    lines = []
+    program = shoal.compile(conv_net().SerializeToString(), log=lines.append)
+    assert any("winograd: 1 of 1" in line for line in lines), lines
+    monkeypatch.delenv("SHOAL_WINOGRAD_MIN_GAIN")
+    direct = shoal.Runtime(shoal.compile(conv_net().SerializeToString(), winograd=False),
+                           micro_batch=1)
+    x = np.random.default_rng(9).standard_normal((16, 3, 12, 12)).astype(np.float32)
+    (ref,) = direct.run(x)
+    for micro_batch in (1, 4, 16):
+        (y,) = shoal.Runtime(program, micro_batch=micro_batch).run(x)
+        np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5)

@@ -72,6 +72,18 @@ std::string desc_key(const dnnl::memory::desc& md) {
     os << 'b';
     for (int i = 0; i < b.inner_nblks; ++i)
       os << b.inner_idxs[i] << 'x' << b.inner_blks[i] << ',';
+  } else if (d.format_kind == dnnl_format_kind_wino) {
+    // Winograd weights: 2x3 and 4x3 kernels (chosen per batch size) want
+    // different layouts of the same dims.
+    const auto& w = d.format_desc.wino_desc;
+    os << 'w' << int(w.wino_format) << ',' << w.r << ',' << w.alpha << ',' << w.ic << ','
+       << w.oc << ',' << w.ic_block << ',' << w.oc_block << ',' << w.ic2_block << ','
+       << w.oc2_block << ',' << w.adj_scale << ',' << w.size;
+  } else if (d.format_kind != dnnl_format_kind_undef) {
+    // Anything else: every byte of the descriptor.
+    const auto* bytes = reinterpret_cast<const unsigned char*>(&d);
+    os << 'r';
+    for (size_t i = 0; i < sizeof d; ++i) os << std::hex << unsigned(bytes[i]) << std::dec;
   }
   os << 'e' << unsigned(d.extra.flags);
   return os.str();

@@ -105,13 +105,24 @@ bool plan_conv(const OpContext& oc, bool transpose, ConvPlan& out) {
     dnnl::deconvolution_forward::primitive_desc p(d, attr, eng);
     pd = p;
   } else {
-    const auto alg = dnnl::algorithm::convolution_direct;
-    auto d = b ? dnnl::convolution_forward::desc(fwd, alg, xmd, wmd, bmd, ymd,
-                                                 strides, dil, pl, pr)
-               : dnnl::convolution_forward::desc(fwd, alg, xmd, wmd, ymd,
-                                                 strides, dil, pl, pr);
-    dnnl::convolution_forward::primitive_desc p(d, attr, eng);
-    pd = p;
+    auto make = [&](dnnl::algorithm alg) {
+      auto d = b ? dnnl::convolution_forward::desc(fwd, alg, xmd, wmd, bmd, ymd,
+                                                   strides, dil, pl, pr)
+                 : dnnl::convolution_forward::desc(fwd, alg, xmd, wmd, ymd,
+                                                   strides, dil, pl, pr);
+      return dnnl::convolution_forward::primitive_desc(d, attr, eng);
+    };
+    // The compiler marks the layers where Winograd measured faster
+    // (choose_conv_algorithms); a CPU without it runs them directly.
+    bool done = false;
+    if (a.i(kWinogradAttr, 0) != 0) {
+      try {
+        pd = make(dnnl::algorithm::convolution_winograd);
+        done = true;
+      } catch (const dnnl::error&) {
+      }
+    }
+    if (!done) pd = make(dnnl::algorithm::convolution_direct);
   }
   out = ConvPlan{x, w, b, r, xd, yd, wd, ws, bmd, pd};
   return true;

@@ -60,6 +60,21 @@ std::unique_ptr<runtime::Kernel> make_onednn_kernel(
 void prepack_weights(program::ProgramData& p,
                      const std::function<void(const std::string&)>& log);
 
+/// The instruction attribute (int, 1 = yes) by which the compiler asks for
+/// oneDNN's Winograd convolution; a CPU without one runs the direct one.
+inline constexpr const char* kWinogradAttr = "shoal_winograd";
+
+/// Marks with kWinogradAttr each convolution for which oneDNN's Winograd
+/// kernel, measured here on one thread against the direct one (each as the
+/// whole kernel, layout conversions included, on random data), takes at most
+/// (1 - min_gain) of the time. Winograd applies to 3x3 stride-1 layers and
+/// sums in another order: results differ from direct convolution by about
+/// 1e-6 of their magnitude. Returns how many it marked. Run before
+/// prepack_weights (Winograd weights stay plain and are transformed at
+/// load: their layout cannot be stored).
+int choose_conv_algorithms(program::ProgramData& p, double min_gain,
+                           const std::function<void(const std::string&)>& log);
+
 /// The plain (dense row-major, ONNX) values of weight `t` whose bytes are at
 /// `bytes` (t.bytes of them): packed tensors are reordered back and any folded
 /// factor divided out; plain ones are copied. Throws Error(invalid_argument)
