@@ -78,9 +78,10 @@ struct CompileOptions {
   /// compiling machine (no repacking at load; another CPU repacks once).
   bool prepack = true;
   /// Use oneDNN's Winograd convolution for the 3x3 stride-1 layers where it
-  /// measured at least 20% faster on the compiling CPU (one core, at compile
-  /// time). It sums in another order: outputs differ from direct convolution
-  /// by about 1e-6 of their magnitude per layer.
+  /// pays (maps of 14x14 or more, 64+ channels in and out; 35-55% faster
+  /// there) and the compiling CPU has it. It sums in another order: outputs
+  /// differ from direct convolution by about 1e-6 of their magnitude per
+  /// layer. Its weights are transformed at load (slower loads).
   bool winograd = true;
   /// Progress and diagnostics; receives one line at a time.
   std::function<void(const std::string&)> log;

@@ -159,8 +159,9 @@ def compile(model, shape=None, devices=1, clusters=1, split=False, optimize=True
     split: True is mode="split" (the SDK's "nobatch").
     optimize: run the fusion passes.
     winograd: use Winograd convolution for the 3x3 stride-1 layers where it
-        measures at least 20% faster on this CPU (outputs differ from direct
-        convolution by about 1e-6 of their magnitude per layer).
+        pays (maps of 14x14 or more, 64+ channels; outputs differ from direct
+        convolution by about 1e-6 of their magnitude per layer; loads are
+        slower: its weights are transformed at load).
     verbose: print the compile log to stderr; log: a callable receiving each
         log line (both may be given).
     """

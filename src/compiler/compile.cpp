@@ -106,10 +106,12 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
   data->mode = o.mode;
   compiler::emit_program(g, *data, log);
   if (o.optimize && o.winograd) {
-    // SHOAL_WINOGRAD_MIN_GAIN: the time Winograd must save (0.2 = 20%); a
-    // negative value takes it wherever oneDNN has it (tests).
-    const char* gain = std::getenv("SHOAL_WINOGRAD_MIN_GAIN");
-    cpu::choose_conv_algorithms(*data, gain ? std::atof(gain) : 0.2, log);
+    // SHOAL_WINOGRAD=all: wherever oneDNN has it, not only where it pays
+    // (tests of the Winograd path on small models).
+    const char* env = std::getenv("SHOAL_WINOGRAD");
+    const bool all = env && std::string(env) == "all";
+    cpu::choose_conv_algorithms(
+        *data, all ? cpu::WinogradPolicy::all : cpu::WinogradPolicy::worthwhile, log);
   }
   if (o.prepack) cpu::prepack_weights(*data, log);
   log("compiled " + std::to_string(data->instructions.size()) + " instructions");

@@ -173,11 +173,11 @@ def test_winograd_layers_stack(monkeypatch):
     """Winograd convolutions (forced on every 3x3 stride-1 layer) give the
     direct convolution's results, one at a time and stacked: the stacked
     kernels may pick another Winograd variant, with another weight layout."""
-    monkeypatch.setenv("SHOAL_WINOGRAD_MIN_GAIN", "-1")
+    monkeypatch.setenv("SHOAL_WINOGRAD", "all")
     lines = []
     program = shoal.compile(conv_net().SerializeToString(), log=lines.append)
     assert any("winograd: 1 of 1" in line for line in lines), lines
-    monkeypatch.delenv("SHOAL_WINOGRAD_MIN_GAIN")
+    monkeypatch.delenv("SHOAL_WINOGRAD")
     direct = shoal.Runtime(shoal.compile(conv_net().SerializeToString(), winograd=False),
                            micro_batch=1)
     x = np.random.default_rng(9).standard_normal((16, 3, 12, 12)).astype(np.float32)

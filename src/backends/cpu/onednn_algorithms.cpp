@@ -1,13 +1,10 @@
-// choose_conv_algorithms: the compiler measures, per 3x3 stride-1
-// convolution, oneDNN's Winograd kernel against the direct one on this CPU
-// and marks the layers where Winograd wins clearly.
-#include <omp.h>
-
+// choose_conv_algorithms: which 3x3 stride-1 convolutions use oneDNN's
+// Winograd kernel. A fixed rule on the layer's shape, so that compiling a
+// model twice gives the same program (timing each layer at compile time
+// picked differently from run to run on a noisy machine).
 #include <algorithm>
-#include <chrono>
-#include <random>
-#include <vector>
 
+#include "backends/cpu/onednn_common.hpp"
 #include "backends/cpu/onednn_kernels.hpp"
 #include "reference/geometry.hpp"
 #include "shoal/error.hpp"
@@ -15,9 +12,10 @@
 namespace shoal::cpu {
 namespace {
 
-/// Whether Winograd can apply at all: 2-D, 3x3, stride 1, dilation 1, one
-/// group, a constant weight.
-bool candidate(const program::Instruction& ins, const program::ProgramData& p) {
+/// The layer's output geometry when Winograd can apply at all: 2-D, 3x3,
+/// stride 1, dilation 1, one group, a constant weight.
+bool candidate(const program::Instruction& ins, const program::ProgramData& p,
+               ref::WindowGeometry& g) {
   if (ins.op != "Conv" || ins.inputs.size() < 2 || ins.outputs.size() != 1) return false;
   const int32_t x = ins.inputs[0], w = ins.inputs[1];
   if (x < 0 || w < 0 || size_t(x) >= p.tensors.size() || size_t(w) >= p.tensors.size())
@@ -27,89 +25,54 @@ bool candidate(const program::Instruction& ins, const program::ProgramData& p) {
     return false;
   if (wd.shape[2] != 3 || wd.shape[3] != 3) return false;
   try {
-    const ref::WindowGeometry g = ref::conv_geometry(ins.attrs, xd.shape, wd.shape);
-    return g.group == 1 && g.stride[0] == 1 && g.stride[1] == 1 && g.dilation[0] == 1 &&
-           g.dilation[1] == 1;
+    g = ref::conv_geometry(ins.attrs, xd.shape, wd.shape);
   } catch (const Error&) {
+    return false;
+  }
+  return g.group == 1 && g.stride[0] == 1 && g.stride[1] == 1 && g.dilation[0] == 1 &&
+         g.dilation[1] == 1;
+}
+
+/// Whether oneDNN has a Winograd kernel for the instruction on this CPU.
+bool available(const program::Instruction& ins, const program::ProgramData& p, OneDnnContext& ctx) {
+  program::Instruction wino = ins;
+  wino.attrs.set(kWinogradAttr, int64_t(1));
+  onednn::OpContext oc{wino, p, ctx};
+  onednn::WeightPlan wp;
+  try {
+    // The plan falls back to direct convolution when Winograd is missing:
+    // its weight layout says which one it got.
+    return onednn::weight_plan(oc, wp) && wp.target.data.format_kind == dnnl_format_kind_wino;
+  } catch (const std::exception&) {
     return false;
   }
 }
 
-/// Best time (ms) of `reps` runs of the instruction's oneDNN kernel on
-/// random data; negative when oneDNN does not take it.
-double time_kernel(const program::Instruction& ins, const program::ProgramData& p,
-                   OneDnnContext& ctx, int reps) {
-  std::unique_ptr<runtime::Kernel> k;
-  try {
-    k = make_onednn_kernel(ins, p, ctx);
-  } catch (const Error&) {
-    return -1;
-  }
-  if (!k) return -1;
-  std::mt19937 rng(1);
-  std::normal_distribution<float> normal;
-  std::vector<std::vector<float>> buffers;
-  auto bind = [&](int32_t t) -> void* {
-    if (t < 0) return nullptr;
-    const program::TensorDesc& d = p.tensors[size_t(t)];
-    if (d.storage == program::Storage::weight) return const_cast<uint8_t*>(p.weights) + d.offset;
-    buffers.emplace_back(d.bytes / sizeof(float) + 1);
-    for (float& v : buffers.back()) v = normal(rng);
-    return buffers.back().data();
-  };
-  std::vector<void*> in, out;
-  buffers.reserve(ins.inputs.size() + ins.outputs.size());
-  for (int32_t t : ins.inputs) in.push_back(bind(t));
-  for (int32_t t : ins.outputs) out.push_back(bind(t));
-  dnnl::stream stream(ctx.engine);
-  runtime::ExecContext ec{0, 1, &stream};
-  double best = 1e300;
-  for (int r = 0; r <= reps; ++r) {  // the first run warms up
-    const auto t0 = std::chrono::steady_clock::now();
-    k->execute(ec, in, out);
-    const double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (r) best = std::min(best, ms);
-  }
-  return best;
-}
-
 }  // namespace
 
-int choose_conv_algorithms(program::ProgramData& p, double min_gain,
+int choose_conv_algorithms(program::ProgramData& p, WinogradPolicy policy,
                            const std::function<void(const std::string&)>& log) {
+  if (policy == WinogradPolicy::none) return 0;
   OneDnnContext ctx;
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);  // a cluster's view: one core
-  int marked = 0, tried = 0;
-  double direct_total = 0, chosen_total = 0;
-  try {
-    for (program::Instruction& ins : p.instructions) {
-      if (!candidate(ins, p)) continue;
-      program::Instruction wino = ins;
-      wino.attrs.set(kWinogradAttr, int64_t(1));
-      const double direct = time_kernel(ins, p, ctx, 3);
-      const double winograd = time_kernel(wino, p, ctx, 3);
-      if (direct <= 0) continue;
-      ++tried;
-      direct_total += direct;
-      if (winograd > 0 && winograd <= (1.0 - min_gain) * direct) {
-        ins.attrs.set(kWinogradAttr, int64_t(1));
-        ++marked;
-        chosen_total += winograd;
-      } else {
-        chosen_total += direct;
-      }
+  int marked = 0, candidates = 0;
+  for (program::Instruction& ins : p.instructions) {
+    ref::WindowGeometry g;
+    if (!candidate(ins, p, g)) continue;
+    ++candidates;
+    // Measured on AVX-512 (docs/PERFORMANCE.md): Winograd saves 35-55% on
+    // 56x56 to 14x14 maps with 64 channels or more, about 10% on 7x7 maps
+    // (where its weights, 1.8-4x larger, are not worth it), and nothing on
+    // small layers.
+    const int64_t area = g.out[0] * g.out[1];
+    const bool worth = area >= 14 * 14 && g.c_in >= 64 && g.c_out >= 64;
+    if ((policy == WinogradPolicy::all || worth) && available(ins, p, ctx)) {
+      ins.attrs.set(kWinogradAttr, int64_t(1));
+      ++marked;
     }
-  } catch (...) {
-    omp_set_num_threads(threads);
-    throw;
   }
-  omp_set_num_threads(threads);
-  if (log && tried)
-    log("winograd: " + std::to_string(marked) + " of " + std::to_string(tried) +
-        " 3x3 stride-1 convolutions (measured on one core: " + std::to_string(direct_total) +
-        " ms direct -> " + std::to_string(chosen_total) + " ms)");
+  if (log && candidates)
+    log("winograd: " + std::to_string(marked) + " of " + std::to_string(candidates) +
+        " 3x3 stride-1 convolutions");
   return marked;
 }
 

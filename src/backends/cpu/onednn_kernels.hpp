@@ -64,15 +64,18 @@ void prepack_weights(program::ProgramData& p,
 /// oneDNN's Winograd convolution; a CPU without one runs the direct one.
 inline constexpr const char* kWinogradAttr = "shoal_winograd";
 
-/// Marks with kWinogradAttr each convolution for which oneDNN's Winograd
-/// kernel, measured here on one thread against the direct one (each as the
-/// whole kernel, layout conversions included, on random data), takes at most
-/// (1 - min_gain) of the time. Winograd applies to 3x3 stride-1 layers and
-/// sums in another order: results differ from direct convolution by about
-/// 1e-6 of their magnitude. Returns how many it marked. Run before
-/// prepack_weights (Winograd weights stay plain and are transformed at
-/// load: their layout cannot be stored).
-int choose_conv_algorithms(program::ProgramData& p, double min_gain,
+/// Which 3x3 stride-1 convolutions get oneDNN's Winograd kernel: none; those
+/// where it pays (output maps of 14x14 or more, 64 channels or more in and
+/// out: 35-55% faster there on AVX-512); or all (tests).
+enum class WinogradPolicy { none, worthwhile, all };
+
+/// Marks with kWinogradAttr the convolutions the policy picks, where this
+/// CPU has a Winograd kernel for them. Winograd sums in another order:
+/// outputs differ from direct convolution by about 1e-6 of their magnitude
+/// per layer. Returns how many it marked. Deterministic (the same program
+/// for the same model and CPU). Run before prepack_weights (Winograd weights
+/// stay plain and are transformed at load: their layout cannot be stored).
+int choose_conv_algorithms(program::ProgramData& p, WinogradPolicy policy,
                            const std::function<void(const std::string&)>& log);
 
 /// The plain (dense row-major, ONNX) values of weight `t` whose bytes are at
