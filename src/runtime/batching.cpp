@@ -2,6 +2,7 @@
 
 #include "ops/op_table.hpp"
 #include "runtime/instruction_check.hpp"
+#include "shoal/error.hpp"
 
 namespace shoal::runtime {
 
@@ -49,6 +50,12 @@ std::string stacking_blocker(const program::ProgramData& pd) {
 }
 
 void stack_samples(program::ProgramData& view, int64_t n) {
+  uint64_t arena = 0;
+  if (n < 1 || __builtin_mul_overflow(view.arena_bytes, uint64_t(n), &arena) ||
+      arena > (uint64_t(1) << 62))
+    throw Error(ErrorKind::out_of_memory, "an arena for " + std::to_string(n) +
+                                              " stacked samples of " +
+                                              std::to_string(view.arena_bytes) + " bytes each");
   for (program::TensorDesc& d : view.tensors) {
     if (d.storage != program::Storage::activation || d.shape.empty()) continue;
     d.shape[0] *= n;

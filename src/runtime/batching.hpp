@@ -22,6 +22,10 @@ std::string stacking_blocker(const program::ProgramData& pd);
 /// for `n` stacked samples: dim 0, offset and reserved bytes of every arena
 /// tensor, and the arena size, multiplied by n. Each sample's arena bytes
 /// stay contiguous, so the liveness plan stays valid.
+/// Throws Error(out_of_memory) when the stacked arena's size overflows.
 void stack_samples(program::ProgramData& view, int64_t n);
+
+/// The largest stack a runtime accepts (RuntimeOptions::micro_batch).
+inline constexpr int kMaxMicroBatch = 4096;
 
 }  // namespace shoal::runtime

@@ -155,9 +155,10 @@ Session::Session(const Program& program, const RuntimeOptions& options)
     throw Error(ErrorKind::invalid_argument, "the program was compiled for target '" + pd.target +
                                                  "'; this runtime runs target 'cpu'");
   check_program_io(pd);  // samples are copied in and out byte for byte
-  if (options.micro_batch < 1)
-    throw Error(ErrorKind::invalid_argument,
-                "micro_batch must be at least 1, got " + std::to_string(options.micro_batch));
+  if (options.micro_batch < 1 || options.micro_batch > kMaxMicroBatch)
+    throw Error(ErrorKind::invalid_argument, "micro_batch must be at least 1 and at most " +
+                                                 std::to_string(kMaxMicroBatch) + ", got " +
+                                                 std::to_string(options.micro_batch));
   stacking_ = stacking_blocker(pd);
   max_stack_ = stacking_.empty() ? options.micro_batch : 1;
   std::vector<DeviceInfo> host = devices();
@@ -325,7 +326,7 @@ void Session::check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) co
     for (size_t d = 1; ok && d < want.size(); ++d) ok = t.shape()[d] == want[d];
     if (!ok) {
       std::string w = shape_str(want);
-      w.replace(1, 2, "N");
+      w = "[N" + w.substr(3);  // "[-1,..." (replace() trips a GCC 12 -Wrestrict false positive)
       throw Error(ErrorKind::invalid_argument, "input '" + info.name + "' must have shape " + w +
                                                    " (N samples), got " + shape_str(t.shape()));
     }

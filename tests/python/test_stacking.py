@@ -104,8 +104,9 @@ def test_stacked_pipeline():
 
 def test_micro_batch_must_be_positive():
     program = shoal.compile(conv_net().SerializeToString())
-    with pytest.raises(shoal.InvalidArgumentError, match="micro_batch must be at least 1"):
-        shoal.Runtime(program, micro_batch=0)
+    for bad in (0, -3, 4097, 2**31 - 1):
+        with pytest.raises(shoal.InvalidArgumentError, match="micro_batch must be at least 1"):
+            shoal.Runtime(program, micro_batch=bad)
 
 
 def one_node(op, out_shape, attrs=None, in_shape=(1, 4), inits=None, extra_inputs=()):
