@@ -11,8 +11,9 @@ std::string stacking_blocker(const program::ProgramData& pd) {
     return t >= 0 && pd.tensors[size_t(t)].storage == program::Storage::activation;
   };
   auto no_batch_dim = [&](int32_t t) -> std::string {
+    if (!batched(t)) return "";  // absent (-1) or a weight
     const program::TensorDesc& d = pd.tensors[size_t(t)];
-    if (!batched(t) || (!d.shape.empty() && d.shape[0] == 1)) return "";
+    if (!d.shape.empty() && d.shape[0] == 1) return "";
     return "tensor '" + d.name + "' " + shape_str(d.shape) + " has no batch dim (dim 0 of 1)";
   };
   for (int32_t t : pd.inputs)
