@@ -67,8 +67,8 @@ struct CompileOptions {
   /// Input shape for one sample, NCHW (e.g. {1,3,224,224}); empty = the
   /// model's own (which must then be static). See parse_shape().
   Shape input_shape;
-  int devices = 1;       ///< devices the program will run on
-  int clusters = 1;      ///< clusters per device
+  int devices = 1;   ///< devices the program will run on
+  int clusters = 1;  ///< clusters per device
   /// How clusters share a batch; automatic: per run, a batch with at least
   /// one input per cluster runs in batch mode, a smaller one in split mode.
   /// Mode::split is the SDK's "nobatch".
@@ -94,8 +94,7 @@ Shape parse_shape(const std::string& text);
 /// Compiles an ONNX model file (or bytes) into a program. Throws Error; an
 /// unsupported model gets one message listing every unsupported node.
 Program compile(const std::string& onnx_path, const CompileOptions& options = {});
-Program compile_bytes(const void* onnx_bytes, size_t size,
-                      const CompileOptions& options = {});
+Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions& options = {});
 
 /// A dense float32/other tensor, owning or viewing its data.
 class Tensor {
@@ -127,6 +126,8 @@ struct LayerProfile {
   int64_t calls = 0;  ///< samples it ran (a stack of n counts n)
 };
 
+enum class WeightPlacement { automatic, copy, shared };
+
 struct RuntimeOptions {
   /// Device ids to use (see devices()). Naming devices claims them: another
   /// runtime naming one of them gets Error(device) until this one is gone.
@@ -142,13 +143,21 @@ struct RuntimeOptions {
   /// program computes samples independently (Runtime::plan() says); 1 runs
   /// one sample at a time. The arena grows to hold the largest stack used.
   int micro_batch = 8;
+  /// Where each device's weights live. copy: every device gets its own copy,
+  /// first touched by its own thread (NUMA-local). shared: the devices read
+  /// the program's weights in place (from the mapped program file's pages,
+  /// or the loaded bytes): no copy, no extra memory. automatic: shared on a
+  /// host with one NUMA node (all its memory is equally near every core, so
+  /// copies only cost load time and memory), copy on a host with several.
+  /// SHOAL_WEIGHTS=copy|shared overrides automatic.
+  WeightPlacement weights = WeightPlacement::automatic;
 };
 
 struct DeviceInfo {
   int id = 0;
-  std::string kind;          ///< "cpu"
-  std::vector<int> cores;    ///< host cores it owns
-  int clusters = 1;          ///< default clusters (one per core)
+  std::string kind;        ///< "cpu"
+  std::vector<int> cores;  ///< host cores it owns
+  int clusters = 1;        ///< default clusters (one per core)
   uint64_t memory_bytes = 0;
   std::string describe() const;
 };
@@ -159,7 +168,7 @@ struct OperatorInfo {
   std::string name;
   int min_opset = 1;
   int min_inputs = 1, max_inputs = 1;
-  bool runtime = true;  ///< false: folded at compile time only (e.g. Shape)
+  bool runtime = true;        ///< false: folded at compile time only (e.g. Shape)
   std::vector<DType> dtypes;  ///< dtypes its run-time kernels take
   std::string summary;
 };
@@ -197,7 +206,7 @@ class Runtime {
   bool get(std::vector<Tensor>& outputs, uint64_t& tag, double timeout_ms = -1);
   size_t queue_capacity() const;
   void set_queue_capacity(size_t capacity);  ///< >= 1; default 2 x clusters
-  size_t pending() const;  ///< puts not yet taken by get()
+  size_t pending() const;                    ///< puts not yet taken by get()
 
   const Program& program() const;
   /// What runs where: devices, clusters, mode (batch or split).

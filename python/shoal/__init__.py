@@ -217,6 +217,11 @@ class Runtime:
     micro_batch: at most this many inputs of a batch go through each kernel
         at once on a cluster (when every operator of the program computes
         inputs independently; plan() says); 1 runs one input at a time.
+    weights: "copy" gives every device its own copy of the weights (first
+        touched by its own thread: NUMA-local); "shared" reads them in place
+        from the program (the mapped file's pages), with no copy and no extra
+        memory; "auto" is shared on a host with one NUMA node, else copy
+        (SHOAL_WEIGHTS=copy|shared overrides auto).
 
     Asynchronous pipeline: put(x, tag) starts a batch and returns; get()
     returns (outputs, tag) in put order. At most queue_capacity batches are
@@ -224,7 +229,7 @@ class Runtime:
     """
 
     def __init__(self, program, devices=None, profile=False, share_devices=False,
-                 micro_batch=8):
+                 micro_batch=8, weights="auto"):
         if not isinstance(program, Program):
             program = load(program)
         if devices is not None:
@@ -233,7 +238,7 @@ class Runtime:
                                 f"got {type(devices).__name__}")
             devices = [operator.index(d) for d in devices]
         self._rt = _shoal.Runtime(program, devices, bool(profile), bool(share_devices),
-                                  operator.index(micro_batch))
+                                  operator.index(micro_batch), str(weights))
         self._program = program
         self._inputs = program.inputs
         self._names = [i.name for i in self._inputs]

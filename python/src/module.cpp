@@ -142,8 +142,8 @@ shoal::Program compile_file(const std::filesystem::path& path, std::vector<int64
 }
 
 shoal::Program compile_bytes(const py::object& data, std::vector<int64_t> shape, int devices,
-                             int clusters, const std::string& mode, bool optimize,
-                             bool winograd, const py::object& log) {
+                             int clusters, const std::string& mode, bool optimize, bool winograd,
+                             const py::object& log) {
   auto opts = make_options(std::move(shape), devices, clusters, mode, optimize, winograd, &log);
   ByteView bytes(data);
   py::gil_scoped_release nogil;
@@ -425,11 +425,11 @@ PYBIND11_MODULE(_shoal, m) {
           }));
 
   m.def("compile_file", &compile_file, py::arg("path"), py::arg("shape"), py::arg("devices"),
-        py::arg("clusters"), py::arg("mode"), py::arg("optimize"),
-        py::arg("winograd"), py::arg("log").none(true));
+        py::arg("clusters"), py::arg("mode"), py::arg("optimize"), py::arg("winograd"),
+        py::arg("log").none(true));
   m.def("compile_bytes", &compile_bytes, py::arg("data"), py::arg("shape"), py::arg("devices"),
-        py::arg("clusters"), py::arg("mode"), py::arg("optimize"),
-        py::arg("winograd"), py::arg("log").none(true));
+        py::arg("clusters"), py::arg("mode"), py::arg("optimize"), py::arg("winograd"),
+        py::arg("log").none(true));
 
   py::class_<shoal::DeviceInfo>(m, "Device")
       .def_readonly("id", &shoal::DeviceInfo::id)
@@ -472,18 +472,28 @@ PYBIND11_MODULE(_shoal, m) {
 
   py::class_<shoal::Runtime>(m, "Runtime")
       .def(py::init([](const shoal::Program& p, std::optional<std::vector<int>> devices,
-                       bool profile, bool share_devices, int micro_batch) {
+                       bool profile, bool share_devices, int micro_batch,
+                       const std::string& weights) {
              checked(p);
              shoal::RuntimeOptions o;
              if (devices) o.devices = *devices;
              o.profile = profile;
              o.share_devices = share_devices;
              o.micro_batch = micro_batch;
+             if (weights == "copy")
+               o.weights = shoal::WeightPlacement::copy;
+             else if (weights == "shared")
+               o.weights = shoal::WeightPlacement::shared;
+             else if (weights != "auto")
+               throw shoal::Error(
+                   shoal::ErrorKind::invalid_argument,
+                   "weights must be 'auto', 'copy' or 'shared', got '" + weights + "'");
              py::gil_scoped_release nogil;
              return std::make_unique<shoal::Runtime>(p, o);
            }),
            py::arg("program"), py::arg("devices") = py::none(), py::arg("profile") = false,
-           py::arg("share_devices") = false, py::arg("micro_batch") = 8)
+           py::arg("share_devices") = false, py::arg("micro_batch") = 8,
+           py::arg("weights") = "auto")
       .def("run", &run, py::arg("inputs"),
            "Runs a batch: a sequence of C-contiguous arrays, one per model input.")
       .def("put", &put, py::arg("inputs"), py::arg("tag"), py::arg("timeout_ms"),

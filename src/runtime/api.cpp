@@ -1,4 +1,10 @@
 // The public C++ classes Program, Tensor and Runtime.
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <sstream>
 
 #include "program/program_data.hpp"
@@ -16,8 +22,7 @@ Program::Program(std::shared_ptr<const program::ProgramData> data) : data_(std::
 Program Program::load(const std::string& path) { return Program(program::load_file(path)); }
 
 Program Program::from_bytes(const void* data, size_t size) {
-  if (!data && size)
-    throw Error(ErrorKind::invalid_argument, "program bytes: null pointer");
+  if (!data && size) throw Error(ErrorKind::invalid_argument, "program bytes: null pointer");
   return Program(program::deserialize(static_cast<const uint8_t*>(data), size, nullptr));
 }
 
@@ -30,11 +35,20 @@ std::vector<uint8_t> Program::to_bytes() const { return program::serialize(data(
 
 void Program::save(const std::string& path) const {
   const std::vector<uint8_t> bytes = to_bytes();
-  FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) throw Error(ErrorKind::invalid_argument, "cannot write program file '" + path + "'");
+  // Written to a new file that then replaces `path`: runtimes may be reading
+  // the old file's weights in place (mapped), and must never see it change.
+  static std::atomic<unsigned> counter{0};
+  const std::string tmp =
+      path + ".tmp" + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
+  auto fail = [&](const std::string& why) {
+    std::remove(tmp.c_str());
+    throw Error(ErrorKind::invalid_argument, "cannot write program file '" + path + "': " + why);
+  };
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) fail(std::strerror(errno));
   const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  if (std::fclose(f) != 0 || !ok)
-    throw Error(ErrorKind::invalid_argument, "cannot write program file '" + path + "'");
+  if (std::fclose(f) != 0 || !ok) fail(std::strerror(errno));
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(std::strerror(errno));
 }
 
 static TensorInfo info_of(const program::TensorDesc& d) { return {d.name, d.dtype, d.shape}; }
@@ -78,8 +92,8 @@ std::string Program::describe() const {
   };
   o << "program: " << (p.model_name.empty() ? "(unnamed model)" : p.model_name) << "\n"
     << "  produced by " << p.producer << ", format v" << p.version << ", target " << p.target
-    << "\n  devices " << p.devices << " x clusters " << p.clusters
-    << " (mode " << mode_name(p.mode) << ")\n"
+    << "\n  devices " << p.devices << " x clusters " << p.clusters << " (mode " << mode_name(p.mode)
+    << ")\n"
     << "  arena " << p.arena_bytes << " bytes per cluster, weights " << p.weights_bytes
     << " bytes\n";
   size_t packed = 0;
@@ -115,10 +129,12 @@ std::string Program::describe() const {
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
   for (int64_t d : shape_)
-    if (d < 0) throw Error(ErrorKind::invalid_argument, "negative dimension in " + shape_str(shape_));
+    if (d < 0)
+      throw Error(ErrorKind::invalid_argument, "negative dimension in " + shape_str(shape_));
   const size_t n = bytes();
   owner_ = std::shared_ptr<void>(std::calloc(std::max<size_t>(n, 1), 1), std::free);
-  if (!owner_) throw Error(ErrorKind::out_of_memory, "cannot allocate " + std::to_string(n) + " bytes");
+  if (!owner_)
+    throw Error(ErrorKind::out_of_memory, "cannot allocate " + std::to_string(n) + " bytes");
   data_ = owner_.get();
 }
 
@@ -147,8 +163,9 @@ Runtime::~Runtime() = default;
 Runtime::Runtime(Runtime&&) noexcept = default;
 Runtime& Runtime::operator=(Runtime&&) noexcept = default;
 
-
-std::vector<Tensor> Runtime::run(const std::vector<Tensor>& inputs) { return live(impl_).run(inputs); }
+std::vector<Tensor> Runtime::run(const std::vector<Tensor>& inputs) {
+  return live(impl_).run(inputs);
+}
 bool Runtime::put(const std::vector<Tensor>& inputs, uint64_t tag, double timeout_ms) {
   return live(impl_).put(inputs, tag, timeout_ms);
 }

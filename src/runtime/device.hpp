@@ -37,6 +37,9 @@ class Device {
 /// with `team`, one more cluster (the last) spans all of them.
 std::unique_ptr<Device> make_cpu_device(const DeviceInfo& info, int clusters, bool team = false);
 
+/// How many NUMA nodes hold cores this process may use (at least 1).
+int numa_node_count();
+
 /// A kernel running the op table's reference implementation.
 std::unique_ptr<Kernel> make_reference_kernel(const program::Instruction& ins,
                                               const program::ProgramData& prog);

@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "runtime/device.hpp"
 #include "shoal/shoal.hpp"
 
 namespace shoal {
@@ -20,8 +21,8 @@ std::vector<int> parse_cpulist(const std::string& text, const std::string& what)
   std::string part;
   auto num = [&](const std::string& s) {
     if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 6)
-      throw Error(ErrorKind::invalid_argument,
-                  what + ": bad core list '" + text + "' (expected e.g. 0-3,4-7 or a device count)");
+      throw Error(ErrorKind::invalid_argument, what + ": bad core list '" + text +
+                                                   "' (expected e.g. 0-3,4-7 or a device count)");
     return std::stoi(s);
   };
   while (std::getline(ss, part, ',')) {
@@ -29,7 +30,8 @@ std::vector<int> parse_cpulist(const std::string& text, const std::string& what)
     part.erase(std::remove(part.begin(), part.end(), '\n'), part.end());
     if (part.empty()) continue;
     auto dash = part.find('-');
-    int lo = num(part.substr(0, dash)), hi = dash == std::string::npos ? lo : num(part.substr(dash + 1));
+    int lo = num(part.substr(0, dash)),
+        hi = dash == std::string::npos ? lo : num(part.substr(dash + 1));
     if (hi < lo) throw Error(ErrorKind::invalid_argument, what + ": bad range '" + part + "'");
     for (int c = lo; c <= hi; ++c) cores.push_back(c);
   }
@@ -64,7 +66,8 @@ std::vector<std::vector<int>> numa_nodes(const std::vector<int>& allowed) {
     std::string text;
     std::getline(f, text);
     std::vector<int> cores;
-    for (int c : parse_cpulist(text, "numa node")) if (ok.count(c)) cores.push_back(c);
+    for (int c : parse_cpulist(text, "numa node"))
+      if (ok.count(c)) cores.push_back(c);
     if (!cores.empty()) nodes.push_back(cores);
   }
   if (nodes.empty()) nodes.push_back(allowed);
@@ -73,13 +76,17 @@ std::vector<std::vector<int>> numa_nodes(const std::vector<int>& allowed) {
 
 }  // namespace
 
+namespace runtime {
+int numa_node_count() { return int(numa_nodes(allowed_cores()).size()); }
+}  // namespace runtime
+
 std::string DeviceInfo::describe() const {
   std::ostringstream o;
   o << "device " << id << ": " << kind << ", " << cores.size() << " core"
     << (cores.size() == 1 ? "" : "s") << " [";
   for (size_t i = 0; i < cores.size(); ++i) o << (i ? "," : "") << cores[i];
-  o << "], " << clusters << " cluster" << (clusters == 1 ? "" : "s") << ", "
-    << (memory_bytes >> 20) << " MiB";
+  o << "], " << clusters << " cluster" << (clusters == 1 ? "" : "s") << ", " << (memory_bytes >> 20)
+    << " MiB";
   return o.str();
 }
 
@@ -98,7 +105,8 @@ std::vector<DeviceInfo> devices() {
                       std::to_string(allowed.size()) + " cores, so 1 to " +
                       std::to_string(allowed.size()) + " devices");
     for (int d = 0; d < n; ++d) {
-      size_t lo = allowed.size() * size_t(d) / size_t(n), hi = allowed.size() * size_t(d + 1) / size_t(n);
+      size_t lo = allowed.size() * size_t(d) / size_t(n),
+             hi = allowed.size() * size_t(d + 1) / size_t(n);
       groups.emplace_back(allowed.begin() + long(lo), allowed.begin() + long(hi));
     }
   } else {
@@ -125,9 +133,9 @@ std::vector<DeviceInfo> devices() {
     for (auto& g : groups)
       for (int c : g)
         if (!ok.count(c))
-          throw Error(ErrorKind::invalid_argument,
-                      "SHOAL_CPU_DEVICES=" + spec + ": core " + std::to_string(c) +
-                          " is not available to this process");
+          throw Error(ErrorKind::invalid_argument, "SHOAL_CPU_DEVICES=" + spec + ": core " +
+                                                       std::to_string(c) +
+                                                       " is not available to this process");
   }
   std::vector<DeviceInfo> out;
   const uint64_t mem = host_memory();

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <set>
@@ -101,6 +102,21 @@ void copy_weights(uint8_t* dst, const program::ProgramData& pd, bool drop) {
   }
 }
 
+/// The placement `requested` resolves to: SHOAL_WEIGHTS overrides automatic,
+/// which means shared on a host with one NUMA node and copy on others.
+WeightPlacement resolve_weight_placement(WeightPlacement requested) {
+  if (requested != WeightPlacement::automatic) return requested;
+  if (const char* env = std::getenv("SHOAL_WEIGHTS"); env && *env) {
+    const std::string v = env;
+    if (v == "copy") return WeightPlacement::copy;
+    if (v == "shared") return WeightPlacement::shared;
+    if (v != "auto")
+      throw Error(ErrorKind::invalid_argument,
+                  "SHOAL_WEIGHTS=" + v + ": expected copy, shared or auto");
+  }
+  return numa_node_count() > 1 ? WeightPlacement::copy : WeightPlacement::shared;
+}
+
 }  // namespace
 
 struct Session::Job {
@@ -194,6 +210,7 @@ Session::Session(const Program& program, const RuntimeOptions& options)
     exclusive_ = true;
   }
   device_ids_ = ids;
+  shared_weights_ = resolve_weight_placement(options.weights) == WeightPlacement::shared;
   try {
     init_devices(host);
   } catch (...) {
@@ -204,7 +221,7 @@ Session::Session(const Program& program, const RuntimeOptions& options)
   capacity_ = 2 * executors_.size();
   // The devices hold their own copies now: let the kernel drop the mapped
   // file's pages rather than count the weights twice in resident memory.
-  if (pd.weights_mapped) drop_pages(pd.weights, pd.weights_bytes);
+  if (pd.weights_mapped && !shared_weights_) drop_pages(pd.weights, pd.weights_bytes);
 }
 
 void Session::init_devices(const std::vector<DeviceInfo>& host) {
@@ -220,8 +237,8 @@ void Session::init_devices(const std::vector<DeviceInfo>& host) {
     ds->device = make_cpu_device(host[size_t(id)], pd.mode == Mode::split ? 1 : pd.clusters, team);
     Device& dev = *ds->device;
     // Broadcast the weights into the device's own memory, copied (and so
-    // first touched) by the device's own thread.
-    ds->weights = static_cast<uint8_t*>(dev.allocate(pd.weights_bytes));
+    // first touched) by the device's own thread; or, shared, read in place.
+    if (!shared_weights_) ds->weights = static_cast<uint8_t*>(dev.allocate(pd.weights_bytes));
     ds->view.version = pd.version;
     ds->view.target = pd.target;
     ds->view.devices = pd.devices;
@@ -232,25 +249,27 @@ void Session::init_devices(const std::vector<DeviceInfo>& host) {
     ds->view.instructions = pd.instructions;
     ds->view.inputs = pd.inputs;
     ds->view.outputs = pd.outputs;
-    ds->view.weights = ds->weights;
+    ds->view.weights = shared_weights_ ? pd.weights : ds->weights;
     ds->view.weights_bytes = pd.weights_bytes;
     for (int c = 0; c < dev.num_clusters(); ++c)
       ds->executors.push_back(std::make_unique<Executor>(dev, c, ds->view, max_stack_));
-    Completion init(dev.num_clusters());
-    for (auto& exp : ds->executors) {
-      Executor* ex = exp.get();
-      DeviceState* d = ds.get();
-      const bool drop = pd.weights_mapped && device_ids_.size() == 1;
-      dev.submit(ex->cluster(), [ex, d, &pd, &init, drop](ExecContext&) {
-        try {
-          if (ex->cluster() == 0 && pd.weights_bytes) copy_weights(d->weights, pd, drop);
-          init.done();
-        } catch (...) {
-          init.done(std::current_exception());
-        }
-      });
+    if (!shared_weights_) {
+      Completion init(dev.num_clusters());
+      for (auto& exp : ds->executors) {
+        Executor* ex = exp.get();
+        DeviceState* d = ds.get();
+        const bool drop = pd.weights_mapped && device_ids_.size() == 1;
+        dev.submit(ex->cluster(), [ex, d, &pd, &init, drop](ExecContext&) {
+          try {
+            if (ex->cluster() == 0 && pd.weights_bytes) copy_weights(d->weights, pd, drop);
+            init.done();
+          } catch (...) {
+            init.done(std::current_exception());
+          }
+        });
+      }
+      init.wait();
     }
-    init.wait();
     // Kernels for one sample are created on each cluster's thread (memory
     // first-touched there); those for stacks of samples on first use.
     Completion kernels(dev.num_clusters());
@@ -292,6 +311,8 @@ std::string Session::plan() const {
     o << "; up to " << max_stack_ << " inputs at once through each kernel";
   else if (options_.micro_batch > 1)
     o << "; one input at a time through the kernels (" << stacking_ << ")";
+  o << (shared_weights_ ? "; weights read in place from the program (one copy in host memory)"
+                        : "; weights copied into each device's memory");
   return o.str();
 }
 

@@ -45,7 +45,8 @@ class Session {
   Program program_;
   RuntimeOptions options_;
   std::vector<int> device_ids_;
-  bool exclusive_ = false;  // this runtime claimed device_ids_
+  bool exclusive_ = false;       // this runtime claimed device_ids_
+  bool shared_weights_ = false;  // devices read the program's weights in place
   std::vector<std::unique_ptr<DeviceState>> devices_;
   std::vector<Executor*> executors_;  // one per cluster (split mode: per device)
   std::vector<Executor*> teams_;      // auto mode: one per device, all its cores

@@ -200,6 +200,35 @@ def test_runtime_device_ids(digits_program):
         shoal.Runtime(digits_program, devices=[9999])
 
 
+def test_weight_placement(digits_model, digits_program, digits_rt, tmp_path, monkeypatch):
+    """Weights copied into each device or read in place from the program
+    (its mapped file, or its bytes) compute the same; plan() says which."""
+    x = digits_input(5)
+    (ref,) = digits_rt.run(x)
+    path = tmp_path / "digits.shoal"
+    digits_program.save(path)
+    for source in (digits_program, shoal.load(path)):
+        for weights, said in (("copy", "copied"), ("shared", "in place")):
+            rt = shoal.Runtime(source, weights=weights)
+            assert said in rt.plan()
+            np.testing.assert_array_equal(rt.run(x)[0], ref)
+    # Saving over the file a runtime reads its weights from replaces the
+    # file; the runtime keeps the old one's pages.
+    rt = shoal.Runtime(shoal.load(path), weights="shared")
+    shoal.compile(digits_model, optimize=False, clusters=2).save(path)
+    np.testing.assert_array_equal(rt.run(x)[0], ref)
+    assert not list(tmp_path.glob("*.tmp*"))
+    monkeypatch.setenv("SHOAL_WEIGHTS", "copy")  # overrides auto only
+    assert "copied" in shoal.Runtime(digits_program).plan()
+    assert "in place" in shoal.Runtime(digits_program, weights="shared").plan()
+    monkeypatch.setenv("SHOAL_WEIGHTS", "everywhere")
+    with pytest.raises(errors.InvalidArgumentError, match="SHOAL_WEIGHTS"):
+        shoal.Runtime(digits_program)
+    monkeypatch.delenv("SHOAL_WEIGHTS")
+    with pytest.raises(errors.InvalidArgumentError, match="weights must be"):
+        shoal.Runtime(digits_program, weights="nowhere")
+
+
 def test_profile(digits_program):
     rt = shoal.Runtime(digits_program, profile=True)
     rt.run(digits_input(3))
