@@ -8,6 +8,7 @@ The outputs are committed; rerun only to change the seeds. Every file is kept
 small (a few hundred bytes) so that mutations stay cheap.
 """
 
+import os
 import pathlib
 import sys
 
@@ -121,6 +122,16 @@ def main():
             noopt = shoal.compile(data, optimize=False).to_bytes()
             if noopt != p.to_bytes():
                 (prog_dir / f"{name}_noopt.shoal").write_bytes(noopt)
+    # A Winograd layer's weight (packing kind 2: plain bytes, then oneDNN's
+    # transformed copy), forced onto a small 3x3 convolution.
+    os.environ["SHOAL_WINOGRAD"] = "all"
+    wino = model("winograd_conv",
+                 [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1],
+                                   kernel_shape=[3, 3])],
+                 [("x", F, [1, 4, 4, 4])], [("y", F, [1, 4, 4, 4])], [("w", w(4, 4, 3, 3))])
+    (prog_dir / "winograd_conv.shoal").write_bytes(
+        shoal.compile(wino.SerializeToString()).to_bytes())
+    del os.environ["SHOAL_WINOGRAD"]
     for d in (onnx_dir, prog_dir):
         for f in sorted(d.iterdir()):
             print(f"{f.relative_to(ROOT)}: {f.stat().st_size} bytes")

@@ -38,12 +38,10 @@ std::string source_dir() {
 std::string digits_dir() { return source_dir() + "/models/digits/"; }
 
 bool takes_weight(const std::string& op) {
-  return op == "Conv" || op == "ConvTranspose" || op == "Gemm" ||
-         op == "MatMul";
+  return op == "Conv" || op == "ConvTranspose" || op == "Gemm" || op == "MatMul";
 }
 
-Program compile_digits(bool prepack, bool optimize,
-                       std::vector<std::string>* log = nullptr) {
+Program compile_digits(bool prepack, bool optimize, std::vector<std::string>* log = nullptr) {
   CompileOptions o;
   o.prepack = prepack;
   o.optimize = optimize;
@@ -80,8 +78,8 @@ std::vector<float> run(const Program& p) {
 std::vector<int> classes(const std::vector<float>& logits) {
   std::vector<int> c;
   for (size_t i = 0; i + 10 <= logits.size(); i += 10)
-    c.push_back(int(std::max_element(logits.begin() + i, logits.begin() + i + 10) -
-                    (logits.begin() + i)));
+    c.push_back(
+        int(std::max_element(logits.begin() + i, logits.begin() + i + 10) - (logits.begin() + i)));
   return c;
 }
 
@@ -153,8 +151,7 @@ TEST(PrepackDigits, ConvAndGemmWeightsArePacked) {
   for (const std::string& line : log)
     logged = logged || line.find("prepacked 4 of 4") != std::string::npos;
   EXPECT_TRUE(logged) << "no 'prepacked 4 of 4' line in the compile log";
-  EXPECT_NE(p.describe().find("packed weights: 4 tensors"), std::string::npos)
-      << p.describe();
+  EXPECT_NE(p.describe().find("packed weights: 4 tensors"), std::string::npos) << p.describe();
 
   for (const TensorDesc& t : plain_program().data().tensors)
     EXPECT_EQ(t.layout == Layout::packed, false) << t.name;
@@ -236,8 +233,8 @@ TEST(PrepackDigits, ReferenceKernelsUnpackPackedWeights) {
 
 TEST(PrepackDigits, SaveLoadRunRoundTrip) {
   const Program& p = packed_program();
-  const std::string path = ::testing::TempDir() + "prepack_digits_" +
-                           std::to_string(getpid()) + ".shoal";
+  const std::string path =
+      ::testing::TempDir() + "prepack_digits_" + std::to_string(getpid()) + ".shoal";
   p.save(path);
   Program loaded = Program::load(path);  // memory-mapped weights
   Program copied = Program::from_bytes(p.to_bytes().data(), p.to_bytes().size());
@@ -319,8 +316,7 @@ TEST(PrepackPacking, UnreadableDescriptionIsAnErrorNamingTheTensor) {
       ADD_FAILURE() << what << ": no error";
     } catch (const Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::invalid_argument) << what;
-      EXPECT_NE(std::string(e.what()).find(t.name), std::string::npos)
-          << what << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find(t.name), std::string::npos) << what << ": " << e.what();
     }
   };
   TensorDesc t = *w;
@@ -356,8 +352,7 @@ TEST(PrepackPacking, EncodeDecodeRoundTrip) {
   using dnnl::memory;
   cpu::onednn::Packing p;
   p.plain = memory::desc({8, 4, 3, 3}, memory::data_type::f32, memory::format_tag::abcd);
-  p.packed = memory::desc({8, 4, 3, 3}, memory::data_type::f32,
-                          memory::format_tag::ABcd8b8a);
+  p.packed = memory::desc({8, 4, 3, 3}, memory::data_type::f32, memory::format_tag::ABcd8b8a);
   p.scale = 0.5f;
   TensorDesc t;
   t.name = "w";
@@ -384,6 +379,120 @@ TEST(PrepackPacking, EncodeDecodeRoundTrip) {
   HostTensor u = cpu::unpack_weight(t, reinterpret_cast<const uint8_t*>(stored.data()));
   ASSERT_EQ(u.numel(), int64_t(plain.size()));
   EXPECT_EQ(std::memcmp(u.data(), plain.data(), u.bytes()), 0);
+}
+
+// Winograd layers (forced on the digits CNN's 3x3 convolutions) store a
+// transformed copy after the plain bytes: kernels use it in place, and fall
+// back to transforming the plain copy when their primitive wants another
+// Winograd layout. (The Winograd choice is one of the optimizing passes.)
+const Program& winograd_program() {
+  static const Program p = [] {
+    EnvGuard all("SHOAL_WINOGRAD", "all");
+    return compile_digits(true, true);
+  }();
+  return p;
+}
+
+const Program& direct_program() {
+  static const Program p = [] {
+    CompileOptions o;
+    o.winograd = false;
+    return compile(digits_dir() + "digits_cnn.onnx", o);
+  }();
+  return p;
+}
+
+std::vector<const TensorDesc*> winograd_weights(const ProgramData& d) {
+  std::vector<const TensorDesc*> out;
+  for (const TensorDesc& t : d.tensors)
+    if (t.layout == Layout::packed &&
+        cpu::onednn::decode_packing(t).wino.data.format_kind == dnnl_format_kind_wino)
+      out.push_back(&t);
+  return out;
+}
+
+TEST(PrepackWinograd, TransformedCopyIsStoredAndUsedInPlace) {
+  const ProgramData& d = winograd_program().data();
+  const auto wino = winograd_weights(d);
+  ASSERT_EQ(wino.size(), 3u) << "this CPU has oneDNN's Winograd kernel (AVX-512)";
+  for (const TensorDesc* t : wino) {
+    // The plain copy comes first and unpacks to the weights a program
+    // without Winograd has.
+    const ProgramData& direct = direct_program().data();
+    const TensorDesc* other = find_tensor(direct, t->name);
+    ASSERT_NE(other, nullptr) << t->name;
+    HostTensor u = cpu::unpack_weight(*t, d.weights + t->offset);
+    HostTensor v = cpu::unpack_weight(*other, direct.weights + other->offset);
+    ASSERT_EQ(u.bytes(), v.bytes());
+    EXPECT_EQ(std::memcmp(u.data(), v.data(), u.bytes()), 0) << t->name;
+  }
+  for (const program::Instruction& ins : d.instructions) {
+    if (!takes_weight(ins.op)) continue;
+    cpu::OneDnnContext ctx;
+    ASSERT_TRUE(cpu::make_onednn_kernel(ins, d, ctx)) << ins.name;
+    EXPECT_EQ(ctx.packed_bytes(), 0u) << ins.name << ": no weight transformed at load";
+  }
+  EXPECT_LE(max_abs_diff(run(winograd_program()), run(direct_program())), 1e-4f);
+}
+
+TEST(PrepackWinograd, AnotherWinogradLayoutFallsBackToThePlainCopy) {
+  // As if another CPU's kernel wanted other blocks: the stored descriptor no
+  // longer matches, so the kernel transforms the plain copy (once) instead.
+  auto d = copy_of(winograd_program());
+  int changed = 0;
+  for (TensorDesc& t : d->tensors) {
+    if (t.layout != Layout::packed) continue;
+    cpu::onednn::Packing pk = cpu::onednn::decode_packing(t);
+    if (pk.wino.data.format_kind != dnnl_format_kind_wino) continue;
+    dnnl_memory_desc_t md = pk.wino.data;
+    md.format_desc.wino_desc.oc2_block += 1;
+    pk.wino = dnnl::memory::desc(md);
+    t.packing = cpu::onednn::encode_packing(pk);
+    ++changed;
+  }
+  ASSERT_EQ(changed, 3);
+  cpu::OneDnnContext ctx;
+  for (const program::Instruction& ins : d->instructions) {
+    if (!takes_weight(ins.op)) continue;
+    ASSERT_TRUE(cpu::make_onednn_kernel(ins, *d, ctx)) << ins.name;
+  }
+  EXPECT_GT(ctx.packed_bytes(), 0u);
+  EXPECT_EQ(run(Program(d)), run(winograd_program()));
+}
+
+TEST(PrepackWinograd, BadWinogradFieldsAreAnErrorNamingTheTensor) {
+  const ProgramData& d = winograd_program().data();
+  const auto wino = winograd_weights(d);
+  ASSERT_FALSE(wino.empty());
+  const TensorDesc& w = *wino.front();
+  cpu::onednn::Packing pk = cpu::onednn::decode_packing(w);
+  auto expect_invalid = [&](const TensorDesc& t, const char* what) {
+    try {
+      cpu::onednn::decode_packing(t);
+      ADD_FAILURE() << what << ": no error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::invalid_argument) << what;
+      EXPECT_NE(std::string(e.what()).find(t.name), std::string::npos) << what << ": " << e.what();
+    }
+  };
+  TensorDesc t = w;
+  t.bytes = pk.wino_offset + pk.wino.get_size() - 1;
+  expect_invalid(t, "Winograd copy past the tensor's bytes");
+  t = w;
+  cpu::onednn::Packing q = pk;
+  q.wino_offset = 0;
+  t.packing = cpu::onednn::encode_packing(q);
+  expect_invalid(t, "Winograd copy over the plain one");
+  q = pk;
+  q.wino_offset += 4;
+  t.packing = cpu::onednn::encode_packing(q);
+  expect_invalid(t, "misaligned Winograd copy");
+  q = pk;
+  dnnl_memory_desc_t md = pk.wino.data;
+  md.format_desc.wino_desc.alpha = 0;
+  q.wino = dnnl::memory::desc(md);
+  t.packing = cpu::onednn::encode_packing(q);
+  expect_invalid(t, "zero block field");
 }
 
 }  // namespace

@@ -186,3 +186,24 @@ def test_winograd_layers_stack(monkeypatch):
     for micro_batch in (1, 4, 16):
         (y,) = shoal.Runtime(program, micro_batch=micro_batch).run(x)
         np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_winograd_weights_from_a_program_file(monkeypatch, tmp_path):
+    """A program file stores Winograd layers' transformed weights next to the
+    plain ones; read in place from the mapped file or copied to the device,
+    one at a time or stacked, they give the in-memory program's results."""
+    monkeypatch.setenv("SHOAL_WINOGRAD", "all")
+    program = shoal.compile(conv_net().SerializeToString())
+    monkeypatch.delenv("SHOAL_WINOGRAD")
+    path = tmp_path / "wino.shoal"
+    program.save(path)
+    x = np.random.default_rng(10).standard_normal((9, 3, 12, 12)).astype(np.float32)
+    (ref,) = shoal.Runtime(program, micro_batch=1).run(x)
+    for weights in ("shared", "copy"):
+        for micro_batch in (1, 9):
+            rt = shoal.Runtime(shoal.load(path), micro_batch=micro_batch, weights=weights)
+            (y,) = rt.run(x)
+            if micro_batch == 1:
+                np.testing.assert_array_equal(y, ref)
+            else:  # stacked kernels may pick another Winograd variant
+                np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5)

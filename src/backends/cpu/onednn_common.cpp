@@ -51,8 +51,7 @@ char* thread_workspace(size_t bytes) {
     size_t n = round_up(bytes);
     ws.p = std::aligned_alloc(kAlign, n);
     if (!ws.p)
-      throw Error(ErrorKind::out_of_memory,
-                  "oneDNN workspace of " + std::to_string(n) + " bytes");
+      throw Error(ErrorKind::out_of_memory, "oneDNN workspace of " + std::to_string(n) + " bytes");
     ws.n = n;
   }
   return static_cast<char*>(ws.p);
@@ -70,15 +69,14 @@ std::string desc_key(const dnnl::memory::desc& md) {
     os << 's';
     for (int i = 0; i < d.ndims; ++i) os << b.strides[i] << ',';
     os << 'b';
-    for (int i = 0; i < b.inner_nblks; ++i)
-      os << b.inner_idxs[i] << 'x' << b.inner_blks[i] << ',';
+    for (int i = 0; i < b.inner_nblks; ++i) os << b.inner_idxs[i] << 'x' << b.inner_blks[i] << ',';
   } else if (d.format_kind == dnnl_format_kind_wino) {
     // Winograd weights: 2x3 and 4x3 kernels (chosen per batch size) want
     // different layouts of the same dims.
     const auto& w = d.format_desc.wino_desc;
-    os << 'w' << int(w.wino_format) << ',' << w.r << ',' << w.alpha << ',' << w.ic << ','
-       << w.oc << ',' << w.ic_block << ',' << w.oc_block << ',' << w.ic2_block << ','
-       << w.oc2_block << ',' << w.adj_scale << ',' << w.size;
+    os << 'w' << int(w.wino_format) << ',' << w.r << ',' << w.alpha << ',' << w.ic << ',' << w.oc
+       << ',' << w.ic_block << ',' << w.oc_block << ',' << w.ic2_block << ',' << w.oc2_block << ','
+       << w.adj_scale << ',' << w.size;
   } else if (d.format_kind != dnnl_format_kind_undef) {
     // Anything else: every byte of the descriptor.
     const auto* bytes = reinterpret_cast<const unsigned char*>(&d);
@@ -96,10 +94,9 @@ const program::TensorDesc* OpContext::in(int i) const {
   int id = ins.inputs[i];
   if (id < 0) return nullptr;
   if (size_t(id) >= prog.tensors.size())
-    throw Error(ErrorKind::invalid_argument,
-                what() + ": input " + std::to_string(i) + " names tensor " +
-                    std::to_string(id) + " of " +
-                    std::to_string(prog.tensors.size()));
+    throw Error(ErrorKind::invalid_argument, what() + ": input " + std::to_string(i) +
+                                                 " names tensor " + std::to_string(id) + " of " +
+                                                 std::to_string(prog.tensors.size()));
   return &prog.tensors[id];
 }
 
@@ -125,23 +122,18 @@ const void* OpContext::weight_data(const program::TensorDesc& t) const {
                       : uint64_t(shape_numel(t.shape)) * dtype_size(t.dtype);
   if (!base || t.offset > size || size - t.offset < need)
     throw Error(ErrorKind::invalid_argument,
-                what() + ": weight '" + t.name + "' (offset " +
-                    std::to_string(t.offset) + ", " + std::to_string(need) +
-                    " bytes) lies outside the weight section of " +
+                what() + ": weight '" + t.name + "' (offset " + std::to_string(t.offset) + ", " +
+                    std::to_string(need) + " bytes) lies outside the weight section of " +
                     std::to_string(size) + " bytes");
   return base + t.offset;
 }
 
 std::string OpContext::what() const { return ins.op + " '" + ins.name + "'"; }
 
-bool is_weight(const program::TensorDesc& t) {
-  return t.storage == program::Storage::weight;
-}
+bool is_weight(const program::TensorDesc& t) { return t.storage == program::Storage::weight; }
 
 bool read_scalar(const OpContext& oc, const program::TensorDesc* t, float& v) {
-  if (!t || !is_weight(*t) || t->dtype != DType::f32 ||
-      shape_numel(t->shape) != 1)
-    return false;
+  if (!t || !is_weight(*t) || t->dtype != DType::f32 || shape_numel(t->shape) != 1) return false;
   std::memcpy(&v, oc.weight_data(*t), sizeof(float));
   return true;
 }
@@ -166,8 +158,7 @@ dnnl::memory::desc plain_md(const dims& d) {
 }
 
 dnnl::memory::desc user_md(const program::TensorDesc& t, const dims& d) {
-  if (t.layout != program::Layout::channels_last || d.size() < 3 ||
-      d.size() != t.shape.size())
+  if (t.layout != program::Layout::channels_last || d.size() < 3 || d.size() != t.shape.size())
     return plain_md(d);
   // Strides of the (N, spatial..., C) order, expressed per logical dim.
   dims st(d.size());
@@ -190,9 +181,7 @@ dnnl::memory::desc strided_md(const dims& d, const dims& strides) {
   return dnnl::memory::desc(d, dt::f32, strides);
 }
 
-dnnl::memory::desc any_md(const dims& d) {
-  return dnnl::memory::desc(d, dt::f32, tag::any);
-}
+dnnl::memory::desc any_md(const dims& d) { return dnnl::memory::desc(d, dt::f32, tag::any); }
 
 dnnl::primitive_attr base_attr() {
   dnnl::primitive_attr a;
@@ -232,8 +221,7 @@ bool eltwise_chain(const ref::Activation& act, std::vector<EltOp>& ops) {
     case A::hard_swish: {
       // oneDNN 2.6's hardswish is x * relu6(x + 3) / 6, ONNX's fixed form.
       bool unset = act.alpha == 0 && act.beta == 0;
-      bool onnx = std::fabs(act.alpha - 1.0f / 6) < 1e-6f &&
-                  std::fabs(act.beta - 0.5f) < 1e-6f;
+      bool onnx = std::fabs(act.alpha - 1.0f / 6) < 1e-6f && std::fabs(act.beta - 0.5f) < 1e-6f;
       if (!unset && !onnx) return false;
       ops.push_back({alg::eltwise_hardswish, 0, 0});
       return true;
@@ -249,17 +237,15 @@ bool append_activation(dnnl::post_ops& po, const ref::Activation& act) {
   return true;
 }
 
-bool fused_attr(const OpContext& oc, const program::TensorDesc* r,
-                dnnl::primitive_attr& attr) {
+bool fused_attr(const OpContext& oc, const program::TensorDesc* r, dnnl::primitive_attr& attr) {
   const program::TensorDesc& y = oc.out(0);
   if (r && r->shape != y.shape)
-    throw Error(ErrorKind::invalid_argument,
-                oc.what() + ": residual '" + r->name + "' has shape " +
-                    shape_str(r->shape) + ", expected " + shape_str(y.shape));
+    throw Error(ErrorKind::invalid_argument, oc.what() + ": residual '" + r->name + "' has shape " +
+                                                 shape_str(r->shape) + ", expected " +
+                                                 shape_str(y.shape));
   dnnl::post_ops po;
   if (r) po.append_sum(1.0f);
-  if (!append_activation(po, ref::activation_from_attrs(oc.ins.attrs)))
-    return false;
+  if (!append_activation(po, ref::activation_from_attrs(oc.ins.attrs))) return false;
   attr = base_attr();
   attr.set_post_ops(po);
   return true;
@@ -270,10 +256,9 @@ dims window_out_dims(const OpContext& oc, const ref::WindowGeometry& g) {
   dims yd = {g.n, g.c_out};
   yd.insert(yd.end(), g.out.begin(), g.out.end());
   if (to_dims(y.shape) != yd)
-    throw Error(ErrorKind::invalid_argument,
-                oc.what() + ": output '" + y.name + "' has shape " +
-                    shape_str(y.shape) + ", the geometry gives " +
-                    shape_str(Shape(yd.begin(), yd.end())));
+    throw Error(ErrorKind::invalid_argument, oc.what() + ": output '" + y.name + "' has shape " +
+                                                 shape_str(y.shape) + ", the geometry gives " +
+                                                 shape_str(Shape(yd.begin(), yd.end())));
   return yd;
 }
 
@@ -291,11 +276,9 @@ dnnl::memory DnnlKernel::bind_output(int index, const dnnl::memory::desc& md) {
   return m;
 }
 
-dnnl::memory DnnlKernel::operand(const OpContext& oc, int index,
-                                 const dnnl::memory::desc& md) {
+dnnl::memory DnnlKernel::operand(const OpContext& oc, int index, const dnnl::memory::desc& md) {
   const program::TensorDesc* t = oc.in(index);
-  if (t && is_weight(*t))
-    return dnnl::memory(md, engine_, const_cast<void*>(oc.weight_data(*t)));
+  if (t && is_weight(*t)) return dnnl::memory(md, engine_, const_cast<void*>(oc.weight_data(*t)));
   return bind_input(index, md);
 }
 
@@ -306,8 +289,7 @@ dnnl::memory DnnlKernel::temp(const dnnl::memory::desc& md) {
   return m;
 }
 
-void DnnlKernel::add(dnnl::primitive p, const dnnl::primitive_desc_base& pd,
-                     Args args) {
+void DnnlKernel::add(dnnl::primitive p, const dnnl::primitive_desc_base& pd, Args args) {
   Step s;
   s.prim = std::move(p);
   s.args = std::move(args);
@@ -320,8 +302,7 @@ void DnnlKernel::add(dnnl::primitive p, const dnnl::primitive_desc_base& pd,
   steps_.push_back(std::move(s));
 }
 
-void DnnlKernel::add_reorder(const dnnl::memory& src, const dnnl::memory& dst,
-                             bool skip_if_same) {
+void DnnlKernel::add_reorder(const dnnl::memory& src, const dnnl::memory& dst, bool skip_if_same) {
   dnnl::reorder::primitive_desc pd(src, dst, base_attr());
   add(dnnl::reorder(pd), pd, {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}});
   steps_.back().skip_if_same = skip_if_same;
@@ -335,15 +316,13 @@ void DnnlKernel::execute(runtime::ExecContext& ctx, std::span<void* const> in,
                          std::span<void* const> out) {
   auto* stream = static_cast<dnnl::stream*>(ctx.backend_state);
   if (!stream)
-    throw Error(ErrorKind::internal,
-                "oneDNN kernel " + impl_ + " executed without a dnnl::stream");
+    throw Error(ErrorKind::internal, "oneDNN kernel " + impl_ + " executed without a dnnl::stream");
   for (const Binding& b : bindings_) {
     std::span<void* const> ops = b.output ? out : in;
     if (size_t(b.index) >= ops.size() || ops[b.index] == nullptr)
       throw Error(ErrorKind::internal, "oneDNN kernel " + impl_ + ": " +
                                            (b.output ? "output " : "input ") +
-                                           std::to_string(b.index) +
-                                           " was not given");
+                                           std::to_string(b.index) + " was not given");
     b.mem.set_data_handle(ops[b.index]);
   }
   if (temp_bytes_ + scratch_bytes_ > 0) {
@@ -354,27 +333,24 @@ void DnnlKernel::execute(runtime::ExecContext& ctx, std::span<void* const> in,
   }
   try {
     for (Step& s : steps_) {
-      if (s.skip_if_same && s.args.at(DNNL_ARG_FROM).get_data_handle() ==
-                                s.args.at(DNNL_ARG_TO).get_data_handle())
+      if (s.skip_if_same &&
+          s.args.at(DNNL_ARG_FROM).get_data_handle() == s.args.at(DNNL_ARG_TO).get_data_handle())
         continue;
       s.prim.execute(*stream, s.args);
     }
     stream->wait();
   } catch (const dnnl::error& e) {
-    throw Error(ErrorKind::device,
-                "oneDNN kernel " + impl_ + " failed: " + e.what());
+    throw Error(ErrorKind::device, "oneDNN kernel " + impl_ + " failed: " + e.what());
   }
 }
 
 // --- packed weights
 // ------------------------------------------------------------
 
-std::shared_ptr<dnnl::memory> packed_weight(const OpContext& oc,
-                                            const program::TensorDesc& t,
+std::shared_ptr<dnnl::memory> packed_weight(const OpContext& oc, const program::TensorDesc& t,
                                             const dnnl::memory::desc& plain,
                                             const dnnl::memory::desc& target,
-                                            const std::string& tag,
-                                            float scale) {
+                                            const std::string& tag, float scale) {
   const dnnl::engine& eng = oc.ctx.engine;
   void* data = const_cast<void*>(oc.weight_data(t));
   dnnl::memory::desc from = plain;  // the layout of the stored bytes
@@ -390,8 +366,10 @@ std::shared_ptr<dnnl::memory> packed_weight(const OpContext& oc,
                   oc.what() + ": weight '" + t.name +
                       "' was packed for another use of it (its packing "
                       "records another view or scale)");
-    if (p.packed == target)
-      return std::make_shared<dnnl::memory>(target, eng, data);
+    if (p.packed == target) return std::make_shared<dnnl::memory>(target, eng, data);
+    if (same_wino(p.wino, target))  // the stored Winograd copy
+      return std::make_shared<dnnl::memory>(target, eng,
+                                            static_cast<uint8_t*>(data) + p.wino_offset);
     from = p.packed;
     scale = 1.0f;
     key << "|from=" << desc_key(from);
@@ -405,8 +383,7 @@ std::shared_ptr<dnnl::memory> packed_weight(const OpContext& oc,
     dnnl::primitive_attr attr;
     if (scale != 1.0f) attr.set_output_scales(0, {scale});
     dnnl::stream s(eng);
-    dnnl::reorder(dnnl::reorder::primitive_desc(src, dst, attr))
-        .execute(s, src, dst);
+    dnnl::reorder(dnnl::reorder::primitive_desc(src, dst, attr)).execute(s, src, dst);
     s.wait();
     return dst;
   });

@@ -20,6 +20,7 @@ namespace {
 constexpr char kMagic[4] = {'S', 'P', 'K', 'D'};  // shoal packing description
 constexpr uint16_t kVersion = 1;
 constexpr uint8_t kKindOneDnn = 1;      // a oneDNN memory descriptor pair
+constexpr uint8_t kKindOneDnnWino = 2;  // ... and a Winograd copy
 constexpr uint8_t kTransformNone = 0;   // the stored values are the plain ones
 constexpr uint8_t kTransformScale = 1;  // ... times `scale`
 constexpr uint8_t kDtypeF32 = 1;        // the ONNX code of float32
@@ -34,8 +35,8 @@ class Reader {
   [[noreturn]] void fail(const std::string& what) const {
     throw Error(ErrorKind::invalid_argument,
                 "weight '" + t_.name + "': unreadable packing description (" +
-                    std::to_string(t_.packing.size()) + " bytes, at byte " +
-                    std::to_string(pos_) + "): " + what);
+                    std::to_string(t_.packing.size()) + " bytes, at byte " + std::to_string(pos_) +
+                    "): " + what);
   }
   const uint8_t* take(size_t n) {
     if (t_.packing.size() - pos_ < n) fail("it ends early");
@@ -63,12 +64,8 @@ class Reader {
   size_t pos_ = 0;
 };
 
-bool mul(uint64_t a, uint64_t b, uint64_t& r) {
-  return !__builtin_mul_overflow(a, b, &r);
-}
-bool add(uint64_t a, uint64_t b, uint64_t& r) {
-  return !__builtin_add_overflow(a, b, &r);
-}
+bool mul(uint64_t a, uint64_t b, uint64_t& r) { return !__builtin_mul_overflow(a, b, &r); }
+bool add(uint64_t a, uint64_t b, uint64_t& r) { return !__builtin_add_overflow(a, b, &r); }
 
 /// Elements spanned by a checked blocked descriptor (1 + the largest element
 /// offset); false on overflow.
@@ -77,16 +74,14 @@ bool span_elems(const dnnl_memory_desc_t& d, uint64_t& n) {
   uint64_t blk[DNNL_MAX_NDIMS], inner = 1;
   for (int i = 0; i < d.ndims; ++i) blk[i] = 1;
   for (int k = 0; k < b.inner_nblks; ++k) {
-    if (!mul(blk[b.inner_idxs[k]], uint64_t(b.inner_blks[k]),
-             blk[b.inner_idxs[k]]) ||
+    if (!mul(blk[b.inner_idxs[k]], uint64_t(b.inner_blks[k]), blk[b.inner_idxs[k]]) ||
         !mul(inner, uint64_t(b.inner_blks[k]), inner))
       return false;
   }
   uint64_t last = inner - 1;
   for (int i = 0; i < d.ndims; ++i) {
     uint64_t outer = uint64_t(d.padded_dims[i]) / blk[i], step;
-    if (!mul(outer - 1, uint64_t(b.strides[i]), step) || !add(last, step, last))
-      return false;
+    if (!mul(outer - 1, uint64_t(b.strides[i]), step) || !add(last, step, last)) return false;
   }
   return add(last, 1, n);
 }
@@ -116,9 +111,7 @@ void write_md(program::ByteWriter& w, const dnnl::memory::desc& md) {
 /// layout of positive dims (the data access of a reorder over it stays
 /// within span_elems elements).
 dnnl::memory::desc read_md(Reader& r, const char* which) {
-  auto bad = [&](const std::string& what) {
-    r.fail(std::string(which) + " layout: " + what);
-  };
+  auto bad = [&](const std::string& what) { r.fail(std::string(which) + " layout: " + what); };
   dnnl_memory_desc_t d;
   std::memset(&d, 0, sizeof d);
   dnnl_blocking_desc_t& b = d.format_desc.blocking;
@@ -142,31 +135,27 @@ dnnl::memory::desc read_md(Reader& r, const char* which) {
     if (d.dims[i] < 1 || d.dims[i] > kMaxDim)
       bad("dim " + std::to_string(i) + " is " + std::to_string(d.dims[i]));
     if (d.padded_dims[i] < d.dims[i] || d.padded_dims[i] > kMaxDim)
-      bad("padded dim " + std::to_string(i) + " is " +
-          std::to_string(d.padded_dims[i]));
+      bad("padded dim " + std::to_string(i) + " is " + std::to_string(d.padded_dims[i]));
     if (d.padded_offsets[i] != 0) bad("a padded offset is not 0");
     if (b.strides[i] < 0 || b.strides[i] > kMaxDim)
-      bad("stride " + std::to_string(i) + " is " +
-          std::to_string(b.strides[i]));
+      bad("stride " + std::to_string(i) + " is " + std::to_string(b.strides[i]));
   }
   int64_t blk[DNNL_MAX_NDIMS];
   for (int i = 0; i < nd; ++i) blk[i] = 1;
   for (int k = 0; k < nb; ++k) {
     b.inner_blks[k] = r.i64();
     b.inner_idxs[k] = r.i64();
-    if (b.inner_blks[k] < 1 || b.inner_blks[k] > kMaxDim ||
-        b.inner_idxs[k] < 0 || b.inner_idxs[k] >= nd)
-      bad("inner block " + std::to_string(k) + " is " +
-          std::to_string(b.inner_blks[k]) + " of dim " +
-          std::to_string(b.inner_idxs[k]));
+    if (b.inner_blks[k] < 1 || b.inner_blks[k] > kMaxDim || b.inner_idxs[k] < 0 ||
+        b.inner_idxs[k] >= nd)
+      bad("inner block " + std::to_string(k) + " is " + std::to_string(b.inner_blks[k]) +
+          " of dim " + std::to_string(b.inner_idxs[k]));
     int64_t& bl = blk[b.inner_idxs[k]];
     if (__builtin_mul_overflow(bl, b.inner_blks[k], &bl) || bl > kMaxDim)
       bad("inner blocks overflow");
   }
   for (int i = 0; i < nd; ++i)
     if (d.padded_dims[i] % blk[i])
-      bad("padded dim " + std::to_string(i) + " is not a multiple of its " +
-          "blocks");
+      bad("padded dim " + std::to_string(i) + " is not a multiple of its " + "blocks");
   d.extra.flags = r.u64();
   if (d.extra.flags != 0) bad("extra flags are set");
   uint64_t n;
@@ -174,26 +163,93 @@ dnnl::memory::desc read_md(Reader& r, const char* which) {
   return dnnl::memory::desc(d);
 }
 
+void write_wino(program::ByteWriter& w, const dnnl::memory::desc& md, uint64_t offset) {
+  const dnnl_wino_desc_t& x = md.data.format_desc.wino_desc;
+  w.u8(uint8_t(x.wino_format));
+  for (int v : {x.r, x.alpha, x.ic, x.oc, x.ic_block, x.oc_block, x.ic2_block, x.oc2_block})
+    w.i64(v);
+  w.f32(x.adj_scale);
+  w.u64(uint64_t(x.size));
+  w.u64(offset);
+}
+
+/// Reads the Winograd block: a descriptor of `plain`'s dims, and where its
+/// bytes lie. Only compared with the descriptors oneDNN itself makes, never
+/// handed to oneDNN, so the checks only keep the fields in range.
+dnnl::memory::desc read_wino(Reader& r, const dnnl::memory::desc& plain, uint64_t& offset) {
+  auto bad = [&](const std::string& what) { r.fail("Winograd layout: " + what); };
+  dnnl_memory_desc_t d;
+  std::memset(&d, 0, sizeof d);
+  const dnnl_memory_desc_t& pl = plain.data;
+  d.ndims = pl.ndims;
+  d.data_type = dnnl_f32;
+  d.format_kind = dnnl_format_kind_wino;
+  for (int i = 0; i < pl.ndims; ++i) d.dims[i] = d.padded_dims[i] = pl.dims[i];
+  dnnl_wino_desc_t& x = d.format_desc.wino_desc;
+  const int format = r.u8();
+  if (format < dnnl_wino_wei_aaOIoi || format > dnnl_wino_wei_OBaaIBOIio)
+    bad("format " + std::to_string(format));
+  x.wino_format = dnnl_wino_memory_format_t(format);
+  for (int* f :
+       {&x.r, &x.alpha, &x.ic, &x.oc, &x.ic_block, &x.oc_block, &x.ic2_block, &x.oc2_block}) {
+    const int64_t v = r.i64();
+    if (v < 1 || v > (int64_t(1) << 30)) bad("a block field is " + std::to_string(v));
+    *f = int(v);
+  }
+  x.adj_scale = r.f32();
+  if (!std::isfinite(x.adj_scale) || x.adj_scale == 0.0f) bad("scale is not finite and non-zero");
+  const uint64_t size = r.u64();
+  offset = r.u64();
+  if (size == 0 || size > uint64_t(kMaxDim)) bad("size " + std::to_string(size));
+  if (offset % program::kWeightAlign)
+    bad("offset " + std::to_string(offset) + " is not a multiple of " +
+        std::to_string(program::kWeightAlign));
+  x.size = size_t(size);
+  return dnnl::memory::desc(d);
+}
+
 }  // namespace
+
+bool can_encode_wino(const dnnl::memory::desc& md, const dnnl::memory::desc& dims_of) {
+  const dnnl_memory_desc_t &d = md.data, &p = dims_of.data;
+  return d.format_kind == dnnl_format_kind_wino && d.data_type == dnnl_f32 && d.ndims == p.ndims &&
+         std::equal(d.dims, d.dims + d.ndims, p.dims) && d.extra.flags == 0 && d.offset0 == 0 &&
+         d.format_desc.wino_desc.size > 0;
+}
+
+bool same_wino(const dnnl::memory::desc& a, const dnnl::memory::desc& b) {
+  const dnnl_memory_desc_t &d = a.data, &e = b.data;
+  if (d.format_kind != dnnl_format_kind_wino || e.format_kind != dnnl_format_kind_wino ||
+      d.data_type != e.data_type || d.ndims != e.ndims ||
+      !std::equal(d.dims, d.dims + d.ndims, e.dims) || d.extra.flags != e.extra.flags)
+    return false;
+  const dnnl_wino_desc_t &x = d.format_desc.wino_desc, &y = e.format_desc.wino_desc;
+  return x.wino_format == y.wino_format && x.r == y.r && x.alpha == y.alpha && x.ic == y.ic &&
+         x.oc == y.oc && x.ic_block == y.ic_block && x.oc_block == y.oc_block &&
+         x.ic2_block == y.ic2_block && x.oc2_block == y.oc2_block && x.adj_scale == y.adj_scale &&
+         x.size == y.size;
+}
 
 bool can_encode(const dnnl::memory::desc& md) {
   const dnnl_memory_desc_t& d = md.data;
-  return d.ndims >= 1 && d.ndims <= DNNL_MAX_NDIMS &&
-         d.data_type == dnnl_f32 && d.format_kind == dnnl_blocked &&
-         d.extra.flags == 0 && d.offset0 == 0;
+  return d.ndims >= 1 && d.ndims <= DNNL_MAX_NDIMS && d.data_type == dnnl_f32 &&
+         d.format_kind == dnnl_blocked && d.extra.flags == 0 && d.offset0 == 0;
 }
 
 std::vector<uint8_t> encode_packing(const Packing& p) {
   std::vector<uint8_t> out;
+  out.reserve(512);  // also keeps GCC 12 from a -Wstringop-overflow false positive
   program::ByteWriter w(out);
   w.raw(kMagic, sizeof kMagic);
   w.u8(uint8_t(kVersion & 0xff));
   w.u8(uint8_t(kVersion >> 8));
-  w.u8(kKindOneDnn);
+  const bool wino = p.wino.data.format_kind == dnnl_format_kind_wino;
+  w.u8(wino ? kKindOneDnnWino : kKindOneDnn);
   w.u8(p.scale == 1.0f ? kTransformNone : kTransformScale);
   w.f32(p.scale);
   write_md(w, p.plain);
   write_md(w, p.packed);
+  if (wino) write_wino(w, p.wino, p.wino_offset);
   return out;
 }
 
@@ -203,20 +259,23 @@ Packing decode_packing(const program::TensorDesc& t) {
     r.fail("no SPKD tag (not written by this backend)");
   uint16_t version = r.u16();
   if (version != kVersion)
-    r.fail("version " + std::to_string(version) + ", this build reads " +
-           std::to_string(kVersion));
-  if (r.u8() != kKindOneDnn) r.fail("not a oneDNN layout");
+    r.fail("version " + std::to_string(version) + ", this build reads " + std::to_string(kVersion));
+  const uint8_t kind = r.u8();
+  if (kind != kKindOneDnn && kind != kKindOneDnnWino) r.fail("not a oneDNN layout");
   uint8_t transform = r.u8();
   Packing p;
   p.scale = r.f32();
-  if (transform == kTransformNone ? p.scale != 1.0f
-                                  : transform != kTransformScale ||
-                                        !std::isfinite(p.scale) ||
-                                        p.scale == 0.0f)
+  if (transform == kTransformNone
+          ? p.scale != 1.0f
+          : transform != kTransformScale || !std::isfinite(p.scale) || p.scale == 0.0f)
     r.fail("transformation " + std::to_string(transform) + " with scale " +
            std::to_string(p.scale));
   p.plain = read_md(r, "plain");
   p.packed = read_md(r, "packed");
+  if (kind == kKindOneDnnWino) {
+    if (p.scale != 1.0f) r.fail("a Winograd copy with a scale");
+    p.wino = read_wino(r, p.plain, p.wino_offset);
+  }
   if (!r.done()) r.fail("trailing bytes");
 
   // Both views must be of the tensor: the same dims, as many elements as its
@@ -224,25 +283,25 @@ Packing decode_packing(const program::TensorDesc& t) {
   const dnnl_memory_desc_t &pl = p.plain.data, &pk = p.packed.data;
   if (t.dtype != DType::f32)
     r.fail("the tensor is " + std::string(dtype_name(t.dtype)) + ", not f32");
-  if (pl.ndims != pk.ndims ||
-      !std::equal(pl.dims, pl.dims + pl.ndims, pk.dims))
+  if (pl.ndims != pk.ndims || !std::equal(pl.dims, pl.dims + pl.ndims, pk.dims))
     r.fail("the plain and packed layouts have different dims");
   uint64_t numel = 1;
   for (int i = 0; i < pl.ndims; ++i)
     if (!mul(numel, uint64_t(pl.dims[i]), numel)) r.fail("its dims overflow");
   if (numel != uint64_t(shape_numel(t.shape)))
-    r.fail("its layouts hold " + std::to_string(numel) +
-           " elements, the shape " + shape_str(t.shape) + " " +
-           std::to_string(shape_numel(t.shape)));
+    r.fail("its layouts hold " + std::to_string(numel) + " elements, the shape " +
+           shape_str(t.shape) + " " + std::to_string(shape_numel(t.shape)));
   uint64_t span = 0;
-  if (pl.format_desc.blocking.inner_nblks != 0 || !span_elems(pl, span) ||
-      span > numel)
+  if (pl.format_desc.blocking.inner_nblks != 0 || !span_elems(pl, span) || span > numel)
     r.fail("the plain layout is not a dense view of the tensor");
-  if (!span_elems(pk, span) || span > t.bytes / sizeof(float) ||
-      p.packed.get_size() > t.bytes)
-    r.fail("the packed layout needs " +
-           std::to_string(p.packed.get_size()) + " bytes, the tensor has " +
-           std::to_string(t.bytes));
+  if (!span_elems(pk, span) || span > t.bytes / sizeof(float) || p.packed.get_size() > t.bytes)
+    r.fail("the packed layout needs " + std::to_string(p.packed.get_size()) +
+           " bytes, the tensor has " + std::to_string(t.bytes));
+  if (kind == kKindOneDnnWino && (p.wino_offset < p.packed.get_size() || p.wino_offset > t.bytes ||
+                                  t.bytes - p.wino_offset < p.wino.get_size()))
+    r.fail("the Winograd copy (" + std::to_string(p.wino.get_size()) + " bytes at " +
+           std::to_string(p.wino_offset) + ") overlaps the packed one or leaves the tensor's " +
+           std::to_string(t.bytes) + " bytes");
   return p;
 }
 
@@ -251,14 +310,12 @@ Packing decode_packing(const program::TensorDesc& t) {
 HostTensor unpack_weight(const program::TensorDesc& t, const uint8_t* bytes) {
   HostTensor out(t.dtype, t.shape);
   if (!bytes && (out.bytes() || t.bytes))
-    throw Error(ErrorKind::invalid_argument,
-                "weight '" + t.name + "': no bytes to unpack");
+    throw Error(ErrorKind::invalid_argument, "weight '" + t.name + "': no bytes to unpack");
   if (t.layout != program::Layout::packed) {
     if (t.bytes < out.bytes())
       throw Error(ErrorKind::invalid_argument,
-                  "weight '" + t.name + "' has " + std::to_string(t.bytes) +
-                      " bytes, its shape " + shape_str(t.shape) + " needs " +
-                      std::to_string(out.bytes()));
+                  "weight '" + t.name + "' has " + std::to_string(t.bytes) + " bytes, its shape " +
+                      shape_str(t.shape) + " needs " + std::to_string(out.bytes()));
     if (out.bytes()) std::memcpy(out.data(), bytes, out.bytes());
     return out;
   }
@@ -271,8 +328,7 @@ HostTensor unpack_weight(const program::TensorDesc& t, const uint8_t* bytes) {
     dnnl::reorder(src, dst).execute(s, src, dst);
     s.wait();
   } catch (const dnnl::error& e) {
-    throw Error(ErrorKind::device,
-                "weight '" + t.name + "': unpacking failed: " + e.what());
+    throw Error(ErrorKind::device, "weight '" + t.name + "': unpacking failed: " + e.what());
   }
   if (p.scale != 1.0f) {
     float* v = out.as<float>();

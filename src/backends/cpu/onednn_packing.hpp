@@ -19,10 +19,22 @@ struct Packing {
   dnnl::memory::desc packed;
   /// The stored values are the plain ones times `scale` (Gemm's alpha).
   float scale = 1.0f;
+  /// Optionally, a second copy of the weights transformed for oneDNN's
+  /// Winograd convolution (wino.format_kind == wino; its bytes lie at
+  /// `wino_offset` in the tensor's bytes). oneDNN cannot reorder out of that
+  /// layout, so `packed` stays the portable copy: a kernel uses the Winograd
+  /// bytes only when its primitive wants exactly this descriptor.
+  dnnl::memory::desc wino;
+  uint64_t wino_offset = 0;
 };
 
 /// Whether `md` can be encoded: f32, blocked format, no extra flags.
 bool can_encode(const dnnl::memory::desc& md);
+/// Whether `md` is a f32 Winograd weights layout of `dims_of`'s dims, which
+/// can be encoded as Packing::wino.
+bool can_encode_wino(const dnnl::memory::desc& md, const dnnl::memory::desc& dims_of);
+/// Whether the Winograd descriptors `a` and `b` describe the same layout.
+bool same_wino(const dnnl::memory::desc& a, const dnnl::memory::desc& b);
 /// The description's bytes; `p`'s descriptors must pass can_encode.
 std::vector<uint8_t> encode_packing(const Packing& p);
 /// Decodes t.packing and checks it against `t` (f32, logical shape, reserved

@@ -21,8 +21,7 @@ using program::Storage;
 using program::TensorDesc;
 
 uint64_t align_up(uint64_t n) {
-  return (n + program::kWeightAlign - 1) / program::kWeightAlign *
-         program::kWeightAlign;
+  return (n + program::kWeightAlign - 1) / program::kWeightAlign * program::kWeightAlign;
 }
 
 /// Weight tensors whose bytes overlap another weight tensor's (a dedup or
@@ -30,11 +29,9 @@ uint64_t align_up(uint64_t n) {
 std::vector<bool> shared_weights(const ProgramData& p) {
   std::vector<int> ids;
   for (size_t i = 0; i < p.tensors.size(); ++i)
-    if (p.tensors[i].storage == Storage::weight && p.tensors[i].bytes)
-      ids.push_back(int(i));
-  std::sort(ids.begin(), ids.end(), [&](int a, int b) {
-    return p.tensors[a].offset < p.tensors[b].offset;
-  });
+    if (p.tensors[i].storage == Storage::weight && p.tensors[i].bytes) ids.push_back(int(i));
+  std::sort(ids.begin(), ids.end(),
+            [&](int a, int b) { return p.tensors[a].offset < p.tensors[b].offset; });
   std::vector<bool> shared(p.tensors.size(), false);
   uint64_t end = 0;
   int last = -1;  // the tensor reaching furthest so far
@@ -57,8 +54,8 @@ struct Packed {
 
 /// Packs weight `id` (input 1 of `ins`) when its kernel wants another layout
 /// or a folded scale; false when it stays as it is.
-bool pack_one(const program::Instruction& ins, const ProgramData& p, int id,
-              OneDnnContext& ctx, const uint8_t* base, Packed& out) {
+bool pack_one(const program::Instruction& ins, const ProgramData& p, int id, OneDnnContext& ctx,
+              const uint8_t* base, Packed& out) {
   const TensorDesc& t = p.tensors[size_t(id)];
   onednn::OpContext oc{ins, p, ctx};
   onednn::WeightPlan wp;
@@ -70,20 +67,34 @@ bool pack_one(const program::Instruction& ins, const ProgramData& p, int id,
     return false;  // the kernel would fail the same way at load; not ours
   }
   if (wp.plain == wp.target && wp.scale == 1.0f) return false;
-  if (!onednn::can_encode(wp.plain) || !onednn::can_encode(wp.target))
-    return false;
-  out.tensor = id;
-  out.bytes.assign(wp.target.get_size(), 0);
+  if (!onednn::can_encode(wp.plain)) return false;
   const dnnl::engine& eng = ctx.engine;
   dnnl::memory src(wp.plain, eng, const_cast<uint8_t*>(base + t.offset));
-  dnnl::memory dst(wp.target, eng, out.bytes.data());
-  dnnl::primitive_attr attr;
-  if (wp.scale != 1.0f) attr.set_output_scales(0, {wp.scale});
   dnnl::stream s(eng);
-  dnnl::reorder(dnnl::reorder::primitive_desc(src, dst, attr))
-      .execute(s, src, dst);
-  s.wait();
-  out.packing = onednn::encode_packing({wp.plain, wp.target, wp.scale});
+  auto reorder_to = [&](const dnnl::memory::desc& md, uint8_t* at) {
+    dnnl::memory dst(md, eng, at);
+    dnnl::primitive_attr attr;
+    if (wp.scale != 1.0f) attr.set_output_scales(0, {wp.scale});
+    dnnl::reorder(dnnl::reorder::primitive_desc(src, dst, attr)).execute(s, src, dst);
+    s.wait();
+  };
+  out.tensor = id;
+  if (wp.scale == 1.0f && onednn::can_encode_wino(wp.target, wp.plain)) {
+    // Winograd: oneDNN cannot reorder out of its layout, so the plain bytes
+    // stay (for another CPU, a stacked kernel wanting other blocks, and the
+    // reference kernels) and the transformed copy follows them: the kernel
+    // uses it in place instead of transforming the weights at every load.
+    const uint64_t plain_bytes = wp.plain.get_size(), at = align_up(plain_bytes);
+    out.bytes.assign(at + wp.target.get_size(), 0);
+    std::memcpy(out.bytes.data(), base + t.offset, plain_bytes);
+    reorder_to(wp.target, out.bytes.data() + at);
+    out.packing = onednn::encode_packing({wp.plain, wp.plain, 1.0f, wp.target, at});
+    return true;
+  }
+  if (!onednn::can_encode(wp.target)) return false;
+  out.bytes.assign(wp.target.get_size(), 0);
+  reorder_to(wp.target, out.bytes.data());
+  out.packing = onednn::encode_packing({wp.plain, wp.target, wp.scale, {}, 0});
   return true;
 }
 
@@ -96,9 +107,8 @@ void rebuild_section(ProgramData& p, const uint8_t* base, uint64_t size,
   std::vector<int> ids;
   for (size_t i = 0; i < p.tensors.size(); ++i)
     if (p.tensors[i].storage == Storage::weight) ids.push_back(int(i));
-  std::stable_sort(ids.begin(), ids.end(), [&](int a, int b) {
-    return p.tensors[a].offset < p.tensors[b].offset;
-  });
+  std::stable_sort(ids.begin(), ids.end(),
+                   [&](int a, int b) { return p.tensors[a].offset < p.tensors[b].offset; });
   std::vector<uint8_t> out;
   std::map<std::pair<uint64_t, uint64_t>, uint64_t> placed;  // old -> new
   for (int id : ids) {
@@ -120,8 +130,7 @@ void rebuild_section(ProgramData& p, const uint8_t* base, uint64_t size,
       continue;
     }
     if (t.offset > size || size - t.offset < t.bytes)
-      throw Error(ErrorKind::internal,
-                  "weight '" + t.name + "' lies outside the weight section");
+      throw Error(ErrorKind::internal, "weight '" + t.name + "' lies outside the weight section");
     uint64_t at = align_up(out.size());
     out.resize(at);
     out.insert(out.end(), base + t.offset, base + t.offset + t.bytes);
@@ -135,8 +144,7 @@ void rebuild_section(ProgramData& p, const uint8_t* base, uint64_t size,
 
 }  // namespace
 
-void prepack_weights(ProgramData& p,
-                     const std::function<void(const std::string&)>& log) {
+void prepack_weights(ProgramData& p, const std::function<void(const std::string&)>& log) {
   const uint8_t* base = p.weights ? p.weights : p.owned_weights.data();
   const uint64_t size = p.weights ? p.weights_bytes : p.owned_weights.size();
   // Candidates: a weight read by exactly one instruction (as its input 1)
@@ -154,17 +162,15 @@ void prepack_weights(ProgramData& p,
   uint64_t plain_bytes = 0, packed_bytes = 0;
   int candidates = 0;
   for (const program::Instruction& ins : p.instructions) {
-    if (ins.op != "Conv" && ins.op != "ConvTranspose" && ins.op != "Gemm" &&
-        ins.op != "MatMul")
+    if (ins.op != "Conv" && ins.op != "ConvTranspose" && ins.op != "Gemm" && ins.op != "MatMul")
       continue;
     if (ins.inputs.size() < 2) continue;
     const int id = ins.inputs[1];
     if (id < 0 || size_t(id) >= p.tensors.size()) continue;
     const TensorDesc& t = p.tensors[size_t(id)];
     const uint64_t logical = uint64_t(shape_numel(t.shape)) * sizeof(float);
-    if (t.storage != Storage::weight || t.layout != Layout::plain ||
-        t.dtype != DType::f32 || logical == 0 || t.offset > size ||
-        size - t.offset < logical)
+    if (t.storage != Storage::weight || t.layout != Layout::plain || t.dtype != DType::f32 ||
+        logical == 0 || t.offset > size || size - t.offset < logical)
       continue;
     ++candidates;
     if (uses[size_t(id)] != 1 || shared[size_t(id)]) continue;
@@ -183,12 +189,10 @@ void prepack_weights(ProgramData& p,
   const uint64_t before = size;
   rebuild_section(p, base, size, packed);
   if (log)
-    log("prepacked " + std::to_string(packed.size()) + " of " +
-        std::to_string(candidates) + " conv/matmul weights for oneDNN: " +
-        std::to_string(plain_bytes) + " plain bytes -> " +
-        std::to_string(packed_bytes) + " packed; weight section " +
-        std::to_string(before) + " -> " + std::to_string(p.weights_bytes) +
-        " bytes");
+    log("prepacked " + std::to_string(packed.size()) + " of " + std::to_string(candidates) +
+        " conv/matmul weights for oneDNN: " + std::to_string(plain_bytes) + " plain bytes -> " +
+        std::to_string(packed_bytes) + " packed; weight section " + std::to_string(before) +
+        " -> " + std::to_string(p.weights_bytes) + " bytes");
 }
 
 }  // namespace shoal::cpu
