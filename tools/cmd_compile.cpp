@@ -23,7 +23,9 @@ Command spec() {
               "input shape for one sample: WxHxC (224x224x3) or NCHW "
               "(1,3,224,224); default: the model's own")
       .option("devices", 'd', "N", "devices the program will run on (1)")
-      .option("clusters", 'c', "M", "clusters per device (1)")
+      .option("clusters", 'c', "M",
+              "clusters per device (0, the default: one per core of each device, decided "
+              "at load)")
       .option("mode", 'm', "MODE",
               "how clusters share a batch: batch (an input per cluster), split "
               "(clusters share each input) or auto (per run: batch when the "
@@ -74,7 +76,7 @@ int cmd_compile(const std::vector<std::string>& argv) {
     }
   }
   options.devices = args.int_value("devices", 1, 1);
-  options.clusters = args.int_value("clusters", 1, 1);
+  options.clusters = args.int_value("clusters", 0, 0);
   const std::string mode = args.has("mode") ? args.value("mode") : "auto";
   if (mode == "batch")
     options.mode = Mode::batch;
@@ -103,9 +105,11 @@ int cmd_compile(const std::vector<std::string>& argv) {
   program.save(out);
 
   std::printf("compiled %s -> %s in %.1f ms\n", model.c_str(), out.c_str(), ms);
-  std::printf("  %zu instructions, %d device(s) x %d cluster(s), %s mode\n",
-              program.num_instructions(), program.devices(), program.clusters(),
-              mode_name(program.mode()));
+  const std::string clusters = program.clusters()
+                                   ? std::to_string(program.clusters()) + " cluster(s)"
+                                   : std::string("a cluster per core");
+  std::printf("  %zu instructions, %d device(s) x %s, %s mode\n", program.num_instructions(),
+              program.devices(), clusters.c_str(), mode_name(program.mode()));
   print_tensors("inputs", program.inputs());
   print_tensors("outputs", program.outputs());
   std::printf("arena:   %s per cluster (%llu bytes)\n", human_bytes(program.arena_bytes()).c_str(),

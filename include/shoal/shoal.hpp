@@ -67,8 +67,11 @@ struct CompileOptions {
   /// Input shape for one sample, NCHW (e.g. {1,3,224,224}); empty = the
   /// model's own (which must then be static). See parse_shape().
   Shape input_shape;
-  int devices = 1;   ///< devices the program will run on
-  int clusters = 1;  ///< clusters per device
+  int devices = 1;  ///< devices the program will run on
+  /// Clusters per device; 0 (the default) = one per core of each device,
+  /// decided when the program is loaded (with auto mode: per-core clusters
+  /// for batches, the whole device for a single input).
+  int clusters = 0;
   /// How clusters share a batch; automatic: per run, a batch with at least
   /// one input per cluster runs in batch mode, a smaller one in split mode.
   /// Mode::split is the SDK's "nobatch".
@@ -211,6 +214,9 @@ class Runtime {
   const Program& program() const;
   /// What runs where: devices, clusters, mode (batch or split).
   std::string plan() const;
+  /// Clusters per device taking whole inputs (the program's count, or with
+  /// clusters = 0 one per core; the first device's; 1 in split mode).
+  int clusters() const;
   double last_run_ms() const;
   std::vector<LayerProfile> profile() const;
   void reset_profile();

@@ -83,15 +83,15 @@ def load(path):
     return Program.load(os.fspath(path))
 
 
-def _positive_int(value, what):
+def _positive_int(value, what, minimum=1):
     if isinstance(value, bool):
         raise TypeError(f"{what} must be an int, got bool")
     try:
         v = operator.index(value)
     except TypeError:
         raise TypeError(f"{what} must be an int, got {type(value).__name__}") from None
-    if v < 1:
-        raise InvalidArgumentError(f"{what} must be >= 1, got {v}")
+    if v < minimum:
+        raise InvalidArgumentError(f"{what} must be >= {minimum}, got {v}")
     return v
 
 
@@ -143,7 +143,7 @@ def _mode_arg(mode, split):
     return mode
 
 
-def compile(model, shape=None, devices=1, clusters=1, split=False, optimize=True,
+def compile(model, shape=None, devices=1, clusters=0, split=False, optimize=True,
             verbose=False, log=None, mode=None, winograd=True):
     """Compiles an ONNX model into a Program.
 
@@ -151,7 +151,8 @@ def compile(model, shape=None, devices=1, clusters=1, split=False, optimize=True
         onnx.ModelProto.
     shape: the input shape of one sample: "WxHxC" (e.g. "224x224x3"), an NCHW
         tuple/list such as (1, 3, 224, 224), or None for the model's own.
-    devices, clusters: devices the program will run on, clusters per device.
+    devices, clusters: devices the program will run on, clusters per device
+        (0, the default: one per core of each device, decided at load).
     mode: how the clusters of a device share a batch: "batch" (one input per
         cluster: throughput), "split" (the clusters share each input: latency)
         or "auto" (the default: per run, batch when the batch has an input for
@@ -160,15 +161,15 @@ def compile(model, shape=None, devices=1, clusters=1, split=False, optimize=True
     optimize: run the fusion passes.
     winograd: use Winograd convolution for the 3x3 stride-1 layers where it
         pays (maps of 14x14 or more, 64+ channels; outputs differ from direct
-        convolution by about 1e-6 of their magnitude per layer; loads are
-        slower: its weights are transformed at load).
+        convolution by about 1e-6 of their magnitude per layer; the program
+        stores those weights twice, plain and transformed).
     verbose: print the compile log to stderr; log: a callable receiving each
         log line (both may be given).
     """
     args = (
         _shape_arg(shape),
         _positive_int(devices, "devices"),
-        _positive_int(clusters, "clusters"),
+        _positive_int(clusters, "clusters", 0),
         _mode_arg(mode, split),
         bool(optimize),
         bool(winograd),
@@ -274,6 +275,12 @@ class Runtime:
     def plan(self):
         """What runs where: devices, clusters, mode (batch or split)."""
         return self._live().plan()
+
+    @property
+    def clusters(self):
+        """Clusters per device taking whole inputs: the program's count, or
+        one per core (clusters=0); 1 in split mode."""
+        return self._live().clusters
 
     def profile(self):
         """Per-layer timings: a list of dicts {name, op, impl, ms, flops, calls}."""

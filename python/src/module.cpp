@@ -509,6 +509,7 @@ PYBIND11_MODULE(_shoal, m) {
                     })
       .def_property_readonly("pending", &shoal::Runtime::pending)
       .def("plan", &shoal::Runtime::plan)
+      .def_property_readonly("clusters", &shoal::Runtime::clusters)
       .def_property_readonly("program", [](const shoal::Runtime& rt) { return rt.program(); })
       .def_property_readonly("last_run_ms", &shoal::Runtime::last_run_ms)
       .def("profile", &profile)

@@ -97,8 +97,9 @@ shoal::CompileOptions compile_options(const char* function, const int64_t* input
   if (ndim > 0) require(input_shape, function, "input_shape");
   if (devices < 1)
     invalid(std::string(function) + ": devices must be >= 1, got " + std::to_string(devices));
-  if (clusters < 1)
-    invalid(std::string(function) + ": clusters must be >= 1, got " + std::to_string(clusters));
+  if (clusters < 0)
+    invalid(std::string(function) + ": clusters must be >= 0 (0: one per core), got " +
+            std::to_string(clusters));
   shoal::CompileOptions options;
   if (ndim > 0) options.input_shape.assign(input_shape, input_shape + ndim);
   options.devices = devices;

@@ -22,11 +22,9 @@ std::vector<uint8_t> read_file(const std::string& path) {
     throw Error(ErrorKind::invalid_argument,
                 "cannot read model file '" + path + "': it is a directory");
   std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f)
-    throw Error(ErrorKind::invalid_argument, "cannot open model file '" + path + "'");
+  if (!f) throw Error(ErrorKind::invalid_argument, "cannot open model file '" + path + "'");
   const std::streamoff size = f.tellg();
-  if (size < 0)
-    throw Error(ErrorKind::invalid_argument, "cannot read model file '" + path + "'");
+  if (size < 0) throw Error(ErrorKind::invalid_argument, "cannot read model file '" + path + "'");
   // Checked before reading, so that a huge file is not read in vain.
   if (size > std::streamoff(std::numeric_limits<int>::max()))
     throw Error(ErrorKind::unsupported,
@@ -52,8 +50,7 @@ Shape parse_shape(const std::string& text) {
   std::stringstream ss(text);
   std::string part;
   while (std::getline(ss, part, sep)) {
-    if (part.empty() || part.find_first_not_of(" 0123456789") != std::string::npos)
-      throw fail();
+    if (part.empty() || part.find_first_not_of(" 0123456789") != std::string::npos) throw fail();
     try {
       dims.push_back(std::stoll(part));
     } catch (...) {
@@ -73,14 +70,14 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
   if (o.devices < 1 || o.devices > 1024)
     throw Error(ErrorKind::invalid_argument,
                 "devices must be 1..1024, got " + std::to_string(o.devices));
-  if (o.clusters < 1 || o.clusters > 1024)
+  if (o.clusters < 0 || o.clusters > 1024)
     throw Error(ErrorKind::invalid_argument,
-                "clusters must be 1..1024, got " + std::to_string(o.clusters));
+                "clusters must be 0 (one per core) to 1024, got " + std::to_string(o.clusters));
   const auto t0 = std::chrono::steady_clock::now();
   auto log = [&](const std::string& s) {
     if (!o.log) return;
-    const double ms = std::chrono::duration<double, std::milli>(
-                          std::chrono::steady_clock::now() - t0).count();
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     char stamp[32];
     std::snprintf(stamp, sizeof stamp, "[%8.1f ms] ", ms);
     o.log(stamp + s);

@@ -26,20 +26,16 @@ std::string hex32(uint32_t v) {
   return buf;
 }
 
-[[noreturn]] void fail(const std::string& what) {
-  throw Error(ErrorKind::invalid_argument, what);
-}
+[[noreturn]] void fail(const std::string& what) { throw Error(ErrorKind::invalid_argument, what); }
 
 [[noreturn]] void fail_at(uint64_t at, const std::string& what) {
   fail("invalid program file at offset " + num(at) + ": " + what);
 }
 
-[[noreturn]] void truncated(uint64_t at, uint64_t expected,
-                            const std::string& of, uint64_t size) {
+[[noreturn]] void truncated(uint64_t at, uint64_t expected, const std::string& of, uint64_t size) {
   uint64_t has = size > at ? size - at : 0;
-  fail("truncated at offset " + num(at) + ": expected " + num(expected) +
-       " bytes of " + of + ", file has " + num(has) + " from there (" +
-       num(size) + " in all)");
+  fail("truncated at offset " + num(at) + ": expected " + num(expected) + " bytes of " + of +
+       ", file has " + num(has) + " from there (" + num(size) + " in all)");
 }
 
 struct Section {
@@ -59,62 +55,51 @@ struct Regions {
 
 // Checks magic, version, header fields and header checksum; returns the
 // section table, validated against the file's bounds.
-std::vector<Section> read_header(const uint8_t* b, uint64_t size,
-                                 bool verify_checksums) {
+std::vector<Section> read_header(const uint8_t* b, uint64_t size, bool verify_checksums) {
   uint64_t n = std::min<uint64_t>(size, sizeof(format::kMagic));
   if (std::memcmp(b, format::kMagic, n) != 0)
     fail(
         "not a shoal program file: bad magic at offset 0 (expected "
         "\"SHOALPRG\")");
-  if (size < format::kOffVersion + 4)
-    truncated(0, format::kFixedHeaderSize, "header", size);
+  if (size < format::kOffVersion + 4) truncated(0, format::kFixedHeaderSize, "header", size);
   uint32_t version = load_u32(b + format::kOffVersion);
   if (version > kFormatVersion)
-    fail("program format version " + num(version) +
-         " is newer than this shoal (" + num(kFormatVersion) +
-         "); recompile or upgrade (version at offset " +
+    fail("program format version " + num(version) + " is newer than this shoal (" +
+         num(kFormatVersion) + "); recompile or upgrade (version at offset " +
          num(format::kOffVersion) + ")");
   if (version < kFormatVersion)
-    fail("program format version " + num(version) +
-         " is older than this shoal (" + num(kFormatVersion) +
-         "); recompile the model (version at offset " +
+    fail("program format version " + num(version) + " is older than this shoal (" +
+         num(kFormatVersion) + "); recompile the model (version at offset " +
          num(format::kOffVersion) + ")");
-  if (size < format::kFixedHeaderSize)
-    truncated(0, format::kFixedHeaderSize, "header", size);
+  if (size < format::kFixedHeaderSize) truncated(0, format::kFixedHeaderSize, "header", size);
 
   uint32_t count = load_u32(b + format::kOffSectionCount);
   if (count != format::kSectionCount)
-    fail_at(format::kOffSectionCount, "section count is " + num(count) +
-                                          ", format version 1 has " +
+    fail_at(format::kOffSectionCount, "section count is " + num(count) + ", format version 1 has " +
                                           num(format::kSectionCount));
   uint32_t header_size = load_u32(b + format::kOffHeaderSize);
   if (header_size != format::kHeaderSize)
-    fail_at(format::kOffHeaderSize, "header size is " + num(header_size) +
-                                        ", expected " +
-                                        num(format::kHeaderSize));
+    fail_at(format::kOffHeaderSize,
+            "header size is " + num(header_size) + ", expected " + num(format::kHeaderSize));
   if (size < header_size)
-    truncated(format::kFixedHeaderSize, header_size - format::kFixedHeaderSize,
-              "section table", size);
+    truncated(format::kFixedHeaderSize, header_size - format::kFixedHeaderSize, "section table",
+              size);
 
   if (verify_checksums) {
     uint32_t stored = load_u32(b + format::kOffHeaderCrc);
     static const uint8_t kZero[4] = {0, 0, 0, 0};
     uint32_t crc = crc32c(b, format::kOffHeaderCrc);
     crc = crc32c(kZero, 4, crc);
-    crc = crc32c(b + format::kOffHeaderCrc + 4,
-                 header_size - format::kOffHeaderCrc - 4, crc);
+    crc = crc32c(b + format::kOffHeaderCrc + 4, header_size - format::kOffHeaderCrc - 4, crc);
     if (crc != stored)
-      fail("checksum mismatch in the header (offset 0, " + num(header_size) +
-           " bytes): stored " + hex32(stored) + ", computed " + hex32(crc) +
-           "; the file is corrupt");
+      fail("checksum mismatch in the header (offset 0, " + num(header_size) + " bytes): stored " +
+           hex32(stored) + ", computed " + hex32(crc) + "; the file is corrupt");
   }
   uint32_t flags = load_u32(b + format::kOffFlags);
-  if (flags != 0)
-    fail_at(format::kOffFlags, "unknown header flags " + hex32(flags));
+  if (flags != 0) fail_at(format::kOffFlags, "unknown header flags " + hex32(flags));
   uint32_t reserved = load_u32(b + format::kOffReserved);
   if (reserved != 0)
-    fail_at(format::kOffReserved,
-            "reserved header field is " + hex32(reserved) + ", expected 0");
+    fail_at(format::kOffReserved, "reserved header field is " + hex32(reserved) + ", expected 0");
   uint64_t file_size = load_u64(b + format::kOffFileSize);
 
   std::vector<Section> sections(count);
@@ -123,11 +108,9 @@ std::vector<Section> read_header(const uint8_t* b, uint64_t size,
     uint32_t kind = load_u32(b + e);
     SectionKind want = format::kSectionOrder[i];
     if (kind != uint32_t(want))
-      fail_at(e, "section table entry " + num(i) + " has kind " + num(kind) +
-                     ", expected " + num(uint32_t(want)) + " (" +
-                     format::section_name(want) + ")");
-    sections[i] = {want, load_u32(b + e + 4), load_u64(b + e + 8),
-                   load_u64(b + e + 16)};
+      fail_at(e, "section table entry " + num(i) + " has kind " + num(kind) + ", expected " +
+                     num(uint32_t(want)) + " (" + format::section_name(want) + ")");
+    sections[i] = {want, load_u32(b + e + 4), load_u64(b + e + 8), load_u64(b + e + 16)};
   }
 
   // Truncation: name the first section the file is too short for.
@@ -135,13 +118,12 @@ std::vector<Section> read_header(const uint8_t* b, uint64_t size,
     for (const Section& s : sections)
       if (s.offset > size || s.size > size - s.offset)
         truncated(s.offset, s.size, std::string("section ") + s.name(), size);
-    fail("truncated at offset " + num(size) +
-         ": the header says the file has " + num(file_size) +
+    fail("truncated at offset " + num(size) + ": the header says the file has " + num(file_size) +
          " bytes, it has " + num(size));
   }
   if (size > file_size)
-    fail_at(file_size, "the header says the file has " + num(file_size) +
-                           " bytes, it has " + num(size) + " (trailing data)");
+    fail_at(file_size, "the header says the file has " + num(file_size) + " bytes, it has " +
+                           num(size) + " (trailing data)");
 
   // Layout: in order, in bounds, aligned, no overlap, zero padding between.
   uint64_t prev_end = header_size;
@@ -149,37 +131,30 @@ std::vector<Section> read_header(const uint8_t* b, uint64_t size,
     const Section& s = sections[i];
     uint64_t e = format::kFixedHeaderSize + i * format::kSectionEntrySize;
     if (s.offset > file_size || s.size > file_size - s.offset)
-      fail_at(e + 8, std::string("section ") + s.name() + " (offset " +
-                         num(s.offset) + ", " + num(s.size) +
-                         " bytes) is out of bounds of the " + num(file_size) +
+      fail_at(e + 8, std::string("section ") + s.name() + " (offset " + num(s.offset) + ", " +
+                         num(s.size) + " bytes) is out of bounds of the " + num(file_size) +
                          "-byte file");
-    uint64_t align =
-        s.kind == SectionKind::weights ? kWeightAlign : format::kSectionAlign;
+    uint64_t align = s.kind == SectionKind::weights ? kWeightAlign : format::kSectionAlign;
     if (s.offset % align)
-      fail_at(e + 8, std::string("section ") + s.name() + " offset " +
-                         num(s.offset) + " is not a multiple of " + num(align));
+      fail_at(e + 8, std::string("section ") + s.name() + " offset " + num(s.offset) +
+                         " is not a multiple of " + num(align));
     if (s.offset < prev_end)
-      fail_at(e + 8, std::string("section ") + s.name() + " at offset " +
-                         num(s.offset) +
-                         " overlaps what precedes it (ends at " +
-                         num(prev_end) + ")");
+      fail_at(e + 8, std::string("section ") + s.name() + " at offset " + num(s.offset) +
+                         " overlaps what precedes it (ends at " + num(prev_end) + ")");
     for (uint64_t k = prev_end; k < s.offset; ++k)
-      if (b[k])
-        fail_at(k, "padding byte before section " + std::string(s.name()) +
-                       " is not zero");
+      if (b[k]) fail_at(k, "padding byte before section " + std::string(s.name()) + " is not zero");
     prev_end = s.offset + s.size;
   }
   if (prev_end != file_size)
-    fail_at(prev_end, num(file_size - prev_end) +
-                          " bytes after the last section belong to no section");
+    fail_at(prev_end,
+            num(file_size - prev_end) + " bytes after the last section belong to no section");
 
   if (verify_checksums) {
     for (const Section& s : sections) {
       uint32_t crc = crc32c(b + s.offset, s.size);
       if (crc != s.crc)
-        fail("checksum mismatch in section " + std::string(s.name()) +
-             " (offset " + num(s.offset) + ", " + num(s.size) +
-             " bytes): stored " + hex32(s.crc) + ", computed " + hex32(crc) +
+        fail("checksum mismatch in section " + std::string(s.name()) + " (offset " + num(s.offset) +
+             ", " + num(s.size) + " bytes): stored " + hex32(s.crc) + ", computed " + hex32(crc) +
              "; the file is corrupt");
     }
   }
@@ -211,13 +186,12 @@ MetaIds read_meta(ByteReader& r, ProgramData& p) {
                    num(format::kMaxDevices) + "]");
   at = r.offset();
   int32_t clusters = r.i32("clusters");
-  if (clusters < 1 || clusters > format::kMaxClusters)
-    r.fail(at, "cluster count " + std::to_string(clusters) + " is not in [1, " +
+  if (clusters < 0 || clusters > format::kMaxClusters)
+    r.fail(at, "cluster count " + std::to_string(clusters) + " is not in [0, " +
                    num(format::kMaxClusters) + "]");
   at = r.offset();
   uint8_t mode = r.u8("mode");
-  if (mode > 2)
-    r.fail(at, "mode is " + num(mode) + ", expected 0 (batch), 1 (split) or 2 (auto)");
+  if (mode > 2) r.fail(at, "mode is " + num(mode) + ", expected 0 (batch), 1 (split) or 2 (auto)");
   at = r.offset();
   uint64_t arena = r.u64("arena_bytes");
   if (arena > format::kMaxArenaBytes)
@@ -237,15 +211,13 @@ MetaIds read_meta(ByteReader& r, ProgramData& p) {
 
 // Checks ids read at `at` (by read_ids: a u32 count, then 4 bytes each)
 // against [min_id, n).
-void check_ids(const ByteReader& r, uint64_t at,
-               const std::vector<int32_t>& ids, int32_t min_id, size_t n,
-               const char* what) {
+void check_ids(const ByteReader& r, uint64_t at, const std::vector<int32_t>& ids, int32_t min_id,
+               size_t n, const char* what) {
   for (size_t k = 0; k < ids.size(); ++k)
     if (ids[k] < min_id || (ids[k] >= 0 && uint64_t(ids[k]) >= n))
-      r.fail(at + 4 + 4 * k, std::string(what) + " " + num(k) +
-                                 " is tensor id " + std::to_string(ids[k]) +
-                                 ", out of range [" + std::to_string(min_id) +
-                                 ", " + num(n) + ")");
+      r.fail(at + 4 + 4 * k, std::string(what) + " " + num(k) + " is tensor id " +
+                                 std::to_string(ids[k]) + ", out of range [" +
+                                 std::to_string(min_id) + ", " + num(n) + ")");
 }
 
 // --- TENSORS ----------------------------------------------------------------
@@ -256,17 +228,14 @@ uint64_t read_shape(ByteReader& r, DType dtype, Shape& shape) {
   uint64_t at = r.offset();
   uint32_t rank = r.count("rank", 8);
   if (rank > format::kMaxRank)
-    r.fail(at, "rank " + num(rank) + " exceeds the limit of " +
-                   num(format::kMaxRank));
+    r.fail(at, "rank " + num(rank) + " exceeds the limit of " + num(format::kMaxRank));
   shape.resize(rank);
   uint64_t numel = 1, nonzero = 1;
   bool overflow = false;
   for (uint32_t k = 0; k < rank; ++k) {
     uint64_t dim_at = r.offset();
     int64_t d = r.i64("dimension");
-    if (d < 0)
-      r.fail(dim_at, "dimension " + num(k) + " is negative (" +
-                         std::to_string(d) + ")");
+    if (d < 0) r.fail(dim_at, "dimension " + num(k) + " is negative (" + std::to_string(d) + ")");
     shape[k] = d;
     overflow = overflow || __builtin_mul_overflow(numel, uint64_t(d), &numel);
     // Zero dims counted as one: no partial product of the dims (shape_numel
@@ -278,11 +247,9 @@ uint64_t read_shape(ByteReader& r, DType dtype, Shape& shape) {
   uint64_t elem = dtype_size(dtype);
   uint64_t bytes = 0;
   // numel itself must fit an int64 (shape_numel), even for 0-byte dtypes.
-  if (overflow || numel > format::kMaxTensorBytes ||
-      __builtin_mul_overflow(numel, elem, &bytes) ||
+  if (overflow || numel > format::kMaxTensorBytes || __builtin_mul_overflow(numel, elem, &bytes) ||
       bytes > format::kMaxTensorBytes)
-    r.fail(at, "shape " + shape_str(shape) +
-                   " overflows (element count or size " + "beyond 2^62)");
+    r.fail(at, "shape " + shape_str(shape) + " overflows (element count or size " + "beyond 2^62)");
   return bytes;
 }
 
@@ -316,22 +283,20 @@ TensorDesc read_tensor(ByteReader& r, const Regions& regions) {
   t.packing = r.blob("packing");
 
   if (t.layout != Layout::packed && t.bytes < logical)
-    r.fail(bytes_at, "reserves " + num(t.bytes) + " bytes but its shape " +
-                         shape_str(t.shape) + " of " + dtype_name(t.dtype) +
-                         " needs " + num(logical));
+    r.fail(bytes_at, "reserves " + num(t.bytes) + " bytes but its shape " + shape_str(t.shape) +
+                         " of " + dtype_name(t.dtype) + " needs " + num(logical));
   if (t.layout != Layout::packed && !t.packing.empty())
-    r.fail(packing_at, "a plain tensor has " + num(t.packing.size()) +
-                           " bytes of packing description");
+    r.fail(packing_at,
+           "a plain tensor has " + num(t.packing.size()) + " bytes of packing description");
   bool weight = t.storage == Storage::weight;
   uint64_t limit = weight ? regions.weights_bytes : regions.arena_bytes;
   const char* region = weight ? "the weight section" : "the arena";
   if (t.offset > limit || t.bytes > limit - t.offset)
-    r.fail(offset_at, "bytes [" + num(t.offset) + ", +" + num(t.bytes) +
-                          ") lie outside " + region + " (" + num(limit) +
-                          " bytes)");
+    r.fail(offset_at, "bytes [" + num(t.offset) + ", +" + num(t.bytes) + ") lie outside " + region +
+                          " (" + num(limit) + " bytes)");
   if (weight && t.offset % kWeightAlign)
-    r.fail(offset_at, "weight offset " + num(t.offset) +
-                          " is not a multiple of " + num(kWeightAlign));
+    r.fail(offset_at,
+           "weight offset " + num(t.offset) + " is not a multiple of " + num(kWeightAlign));
   return t;
 }
 
@@ -377,16 +342,14 @@ AttrValue read_attr(ByteReader& r) {
       uint64_t bytes_at = r.offset();
       uint64_t bytes = r.u64("tensor attribute byte size");
       if (bytes != logical)
-        r.fail(bytes_at, "tensor attribute has " + num(bytes) +
-                             " bytes, its shape " + shape_str(shape) + " of " +
-                             dtype_name(dtype) + " needs " + num(logical));
+        r.fail(bytes_at, "tensor attribute has " + num(bytes) + " bytes, its shape " +
+                             shape_str(shape) + " of " + dtype_name(dtype) + " needs " +
+                             num(logical));
       const uint8_t* data = r.take(bytes, "tensor attribute data");
       // HostTensor's own size limit (it would throw out_of_memory).
       uint64_t numel = uint64_t(shape_numel(shape));
-      if (numel >
-          (uint64_t(1) << 40) / std::max<uint64_t>(1, dtype_size(dtype)))
-        r.fail(at, "tensor attribute of shape " + shape_str(shape) +
-                       " has too many elements");
+      if (numel > (uint64_t(1) << 40) / std::max<uint64_t>(1, dtype_size(dtype)))
+        r.fail(at, "tensor attribute of shape " + shape_str(shape) + " has too many elements");
       HostTensor t(dtype, std::move(shape));
       if (bytes) std::memcpy(t.data(), data, bytes);
       return t;
@@ -405,8 +368,7 @@ void read_instructions(ByteReader& r, ProgramData& p) {
     Instruction ins;
     ins.op = r.str("op name");
     ins.name = r.str("node name");
-    std::string item =
-        "instruction " + num(i) + " " + ins.op + " '" + ins.name + "'";
+    std::string item = "instruction " + num(i) + " " + ins.op + " '" + ins.name + "'";
     r.set_item(item);
     uint64_t at = r.offset();
     ins.inputs = read_ids(r, "inputs");
@@ -417,8 +379,7 @@ void read_instructions(ByteReader& r, ProgramData& p) {
     at = r.offset();
     ins.flops = r.f64("flops");
     if (!std::isfinite(ins.flops) || ins.flops < 0)
-      r.fail(at, "flops " + std::to_string(ins.flops) +
-                     " is not a finite non-negative number");
+      r.fail(at, "flops " + std::to_string(ins.flops) + " is not a finite non-negative number");
     // Smallest attribute: name len 4, tag 1, payload 4.
     uint32_t na = r.count("attribute count", 9);
     for (uint32_t k = 0; k < na; ++k) {
@@ -435,19 +396,15 @@ void read_instructions(ByteReader& r, ProgramData& p) {
 }
 
 void expect_end(const ByteReader& r) {
-  if (r.left())
-    r.fail(r.offset(),
-           num(r.left()) + " unexpected bytes at the end of the section");
+  if (r.left()) r.fail(r.offset(), num(r.left()) + " unexpected bytes at the end of the section");
 }
 
 }  // namespace
 
 namespace format {
 
-std::shared_ptr<ProgramData> parse(const uint8_t* bytes, size_t size,
-                                   const ParseOptions& options) {
-  if (!bytes && size)
-    throw Error(ErrorKind::invalid_argument, "program bytes: null pointer");
+std::shared_ptr<ProgramData> parse(const uint8_t* bytes, size_t size, const ParseOptions& options) {
+  if (!bytes && size) throw Error(ErrorKind::invalid_argument, "program bytes: null pointer");
   static const uint8_t kEmpty[1] = {0};
   if (!bytes) bytes = kEmpty;
   std::vector<Section> s = read_header(bytes, size, options.verify_checksums);
@@ -464,19 +421,16 @@ std::shared_ptr<ProgramData> parse(const uint8_t* bytes, size_t size,
   expect_end(rm);
 
   Regions regions{p->arena_bytes, weights.size};
-  ByteReader rt(bytes, tensors.offset, tensors.offset + tensors.size,
-                tensors.name());
+  ByteReader rt(bytes, tensors.offset, tensors.offset + tensors.size, tensors.name());
   read_tensors(rt, *p, regions);
   expect_end(rt);
 
   // Program inputs/outputs are checked now that the tensor count is known.
-  check_ids(rm, meta_ids.inputs_at, p->inputs, 0, p->tensors.size(),
-            "program input");
-  check_ids(rm, meta_ids.outputs_at, p->outputs, 0, p->tensors.size(),
-            "program output");
+  check_ids(rm, meta_ids.inputs_at, p->inputs, 0, p->tensors.size(), "program input");
+  check_ids(rm, meta_ids.outputs_at, p->outputs, 0, p->tensors.size(), "program output");
 
-  ByteReader ri(bytes, instructions.offset,
-                instructions.offset + instructions.size, instructions.name());
+  ByteReader ri(bytes, instructions.offset, instructions.offset + instructions.size,
+                instructions.name());
   read_instructions(ri, *p);
   expect_end(ri);
 
@@ -489,8 +443,7 @@ std::shared_ptr<ProgramData> parse(const uint8_t* bytes, size_t size,
     p->owned_weights.resize(weights.size + kWeightAlign - 1);
     uintptr_t addr = reinterpret_cast<uintptr_t>(p->owned_weights.data());
     size_t pad = (kWeightAlign - addr % kWeightAlign) % kWeightAlign;
-    std::memcpy(p->owned_weights.data() + pad, bytes + weights.offset,
-                weights.size);
+    std::memcpy(p->owned_weights.data() + pad, bytes + weights.offset, weights.size);
     p->weights = p->owned_weights.data() + pad;
   }
   return p;

@@ -92,8 +92,9 @@ std::string Program::describe() const {
   };
   o << "program: " << (p.model_name.empty() ? "(unnamed model)" : p.model_name) << "\n"
     << "  produced by " << p.producer << ", format v" << p.version << ", target " << p.target
-    << "\n  devices " << p.devices << " x clusters " << p.clusters << " (mode " << mode_name(p.mode)
-    << ")\n"
+    << "\n  devices " << p.devices << " x clusters "
+    << (p.clusters ? std::to_string(p.clusters) : std::string("one per core")) << " (mode "
+    << mode_name(p.mode) << ")\n"
     << "  arena " << p.arena_bytes << " bytes per cluster, weights " << p.weights_bytes
     << " bytes\n";
   size_t packed = 0;
@@ -177,6 +178,7 @@ void Runtime::set_queue_capacity(size_t c) { live(impl_).set_queue_capacity(c); 
 size_t Runtime::pending() const { return live(impl_).pending(); }
 const Program& Runtime::program() const { return live(impl_).program(); }
 std::string Runtime::plan() const { return live(impl_).plan(); }
+int Runtime::clusters() const { return live(impl_).clusters(); }
 double Runtime::last_run_ms() const { return live(impl_).last_run_ms(); }
 std::vector<LayerProfile> Runtime::profile() const { return live(impl_).profile(); }
 void Runtime::reset_profile() { live(impl_).reset_profile(); }

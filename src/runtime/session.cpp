@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -226,6 +227,13 @@ Session::Session(const Program& program, const RuntimeOptions& options)
 
 void Session::init_devices(const std::vector<DeviceInfo>& host) {
   const program::ProgramData& pd = program_.data();
+  // Clusters per device: the program's count, or (0) one per core.
+  auto clusters_of = [&](int id) {
+    return pd.clusters > 0 ? pd.clusters : std::max(1, int(host[size_t(id)].cores.size()));
+  };
+  clusters_ = clusters_of(device_ids_.front());
+  auto_ = false;
+  for (int id : device_ids_) auto_ = auto_ || (pd.mode == Mode::automatic && clusters_of(id) > 1);
   for (int id : device_ids_) {
     auto ds = std::make_unique<DeviceState>();
     // Batch mode: one worker per cluster, each taking whole samples. Split
@@ -234,7 +242,8 @@ void Session::init_devices(const std::vector<DeviceInfo>& host) {
     // over the team's threads), which cuts latency instead. Auto mode: both,
     // the team as one more cluster over all the device's cores.
     const bool team = auto_mode();
-    ds->device = make_cpu_device(host[size_t(id)], pd.mode == Mode::split ? 1 : pd.clusters, team);
+    ds->device =
+        make_cpu_device(host[size_t(id)], pd.mode == Mode::split ? 1 : clusters_of(id), team);
     Device& dev = *ds->device;
     // Broadcast the weights into the device's own memory, copied (and so
     // first touched) by the device's own thread; or, shared, read in place.
@@ -296,8 +305,8 @@ std::string Session::plan() const {
   std::ostringstream o;
   o << device_ids_.size() << " device" << (device_ids_.size() == 1 ? "" : "s") << " [";
   for (size_t i = 0; i < device_ids_.size(); ++i) o << (i ? "," : "") << device_ids_[i];
-  o << "]" << (exclusive_ ? " (owned)" : " (shared)") << " x " << pd.clusters << " cluster"
-    << (pd.clusters == 1 ? "" : "s") << "; ";
+  o << "]" << (exclusive_ ? " (owned)" : " (shared)") << " x " << clusters_ << " cluster"
+    << (clusters_ == 1 ? "" : "s") << (pd.clusters == 0 ? " (one per core)" : "") << "; ";
   const size_t n = executors_.size();
   if (pd.mode == Mode::split)
     o << "split mode: the clusters of each device share every operator of one input";

@@ -28,6 +28,8 @@ class Session {
   size_t pending() const;
   const Program& program() const { return program_; }
   std::string plan() const;
+  /// Clusters per device taking whole inputs (1 in split mode).
+  int clusters() const { return program_.data().mode == Mode::split ? 1 : clusters_; }
   double last_run_ms() const { return last_ms_.load(); }
   std::vector<LayerProfile> profile() const;
   void reset_profile();
@@ -47,13 +49,13 @@ class Session {
   std::vector<int> device_ids_;
   bool exclusive_ = false;       // this runtime claimed device_ids_
   bool shared_weights_ = false;  // devices read the program's weights in place
+  int clusters_ = 1;             // clusters per device (the first device's)
+  bool auto_ = false;            // auto mode with a team per device
   std::vector<std::unique_ptr<DeviceState>> devices_;
   std::vector<Executor*> executors_;  // one per cluster (split mode: per device)
   std::vector<Executor*> teams_;      // auto mode: one per device, all its cores
   /// Auto mode with clusters to choose between (one cluster is both modes).
-  bool auto_mode() const {
-    return program_.data().mode == Mode::automatic && program_.data().clusters > 1;
-  }
+  bool auto_mode() const { return auto_; }
   std::vector<Executor*> all_executors() const {
     std::vector<Executor*> all = executors_;
     all.insert(all.end(), teams_.begin(), teams_.end());

@@ -24,29 +24,25 @@ std::string source_dir() {
 #endif
 }
 
-std::string digits_model() {
-  return source_dir() + "/models/digits/digits_cnn.onnx";
-}
+std::string digits_model() { return source_dir() + "/models/digits/digits_cnn.onnx"; }
 
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
 // Expects `status` to be INVALID_ARGUMENT with a message containing `text`.
-#define EXPECT_INVALID(status, text)                                       \
-  do {                                                                     \
-    EXPECT_EQ((status), SHOAL_ERR_INVALID_ARGUMENT);                       \
-    EXPECT_TRUE(contains(shoal_last_error(), (text)))                      \
-        << "message: '" << shoal_last_error() << "', expected '" << (text) \
-        << "'";                                                            \
+#define EXPECT_INVALID(status, text)                                               \
+  do {                                                                             \
+    EXPECT_EQ((status), SHOAL_ERR_INVALID_ARGUMENT);                               \
+    EXPECT_TRUE(contains(shoal_last_error(), (text)))                              \
+        << "message: '" << shoal_last_error() << "', expected '" << (text) << "'"; \
   } while (0)
 
 TEST(CApiTest, VersionAndStatusNames) {
   ASSERT_NE(shoal_version(), nullptr);
   EXPECT_GT(std::string(shoal_version()).size(), 0u);
   EXPECT_STREQ(shoal_status_name(SHOAL_OK), "ok");
-  EXPECT_STREQ(shoal_status_name(SHOAL_ERR_INVALID_ARGUMENT),
-               "invalid_argument");
+  EXPECT_STREQ(shoal_status_name(SHOAL_ERR_INVALID_ARGUMENT), "invalid_argument");
   EXPECT_STREQ(shoal_status_name(SHOAL_ERR_UNSUPPORTED), "unsupported");
   EXPECT_STREQ(shoal_status_name(SHOAL_ERR_OUT_OF_MEMORY), "out_of_memory");
   EXPECT_STREQ(shoal_status_name(SHOAL_ERR_DEVICE), "device");
@@ -68,29 +64,24 @@ TEST(CApiTest, NullArgumentsAreInvalid) {
   EXPECT_INVALID(shoal_program_save(nullptr, "x.shoal"), "program");
   EXPECT_INVALID(shoal_compile(nullptr, shape, 4, 1, 1, 0, &prog), "onnx_path");
   EXPECT_INVALID(shoal_compile("m.onnx", shape, 4, 1, 1, 0, nullptr), "out");
-  EXPECT_INVALID(shoal_compile("m.onnx", nullptr, 4, 1, 1, 0, &prog),
-                 "input_shape");
+  EXPECT_INVALID(shoal_compile("m.onnx", nullptr, 4, 1, 1, 0, &prog), "input_shape");
   EXPECT_INVALID(shoal_compile("m.onnx", shape, 4, 0, 1, 0, &prog), "devices");
-  EXPECT_INVALID(shoal_compile("m.onnx", shape, 4, 1, 0, 0, &prog), "clusters");
+  EXPECT_INVALID(shoal_compile("m.onnx", shape, 4, 1, -1, 0, &prog), "clusters");
   EXPECT_INVALID(shoal_compile("m.onnx", shape, 4, 1, 1, 3, &prog), "mode must be");
-  EXPECT_INVALID(shoal_compile_bytes(nullptr, 0, shape, 4, 1, 1, 0, &prog),
-                 "onnx_bytes");
+  EXPECT_INVALID(shoal_compile_bytes(nullptr, 0, shape, 4, 1, 1, 0, &prog), "onnx_bytes");
   EXPECT_INVALID(shoal_program_num_inputs(nullptr, &n), "program");
   EXPECT_INVALID(shoal_program_num_outputs(nullptr, &n), "program");
   EXPECT_INVALID(shoal_program_input_size(nullptr, 0, &size), "program");
   EXPECT_INVALID(shoal_program_output_size(nullptr, 0, &size), "program");
-  EXPECT_INVALID(shoal_program_input_shape(nullptr, 0, nullptr, 0, &n),
-                 "program");
-  EXPECT_INVALID(shoal_program_output_shape(nullptr, 0, nullptr, 0, &n),
-                 "program");
+  EXPECT_INVALID(shoal_program_input_shape(nullptr, 0, nullptr, 0, &n), "program");
+  EXPECT_INVALID(shoal_program_output_shape(nullptr, 0, nullptr, 0, &n), "program");
   EXPECT_INVALID(shoal_runtime_create(nullptr, nullptr, 0, &rt), "program");
   float in[64] = {}, out[10] = {};
   EXPECT_INVALID(shoal_runtime_run(nullptr, in, 1, out, 10), "runtime");
   const float* ins[1] = {in};
   float* outs[1] = {out};
   const size_t caps[1] = {10};
-  EXPECT_INVALID(shoal_runtime_run_multi(nullptr, ins, 1, 1, outs, caps, 1),
-                 "runtime");
+  EXPECT_INVALID(shoal_runtime_run_multi(nullptr, ins, 1, 1, outs, caps, 1), "runtime");
   double ms = 0;
   EXPECT_INVALID(shoal_runtime_last_run_ms(nullptr, &ms), "runtime");
   EXPECT_INVALID(shoal_device_count(nullptr), "count");
@@ -141,12 +132,10 @@ class CApiDigitsTest : public ::testing::Test {
     if (!std::filesystem::exists(digits_model()))
       GTEST_SKIP() << "model missing: " << digits_model();
     const int64_t shape[4] = {1, 1, 8, 8};
-    ASSERT_EQ(shoal_compile(digits_model().c_str(), shape, 4, 1, 1, 0, &prog_),
-              SHOAL_OK)
+    ASSERT_EQ(shoal_compile(digits_model().c_str(), shape, 4, 1, 1, 0, &prog_), SHOAL_OK)
         << shoal_last_error();
     ASSERT_NE(prog_, nullptr);
-    ASSERT_EQ(shoal_runtime_create(prog_, nullptr, 0, &rt_), SHOAL_OK)
-        << shoal_last_error();
+    ASSERT_EQ(shoal_runtime_create(prog_, nullptr, 0, &rt_), SHOAL_OK) << shoal_last_error();
     ASSERT_NE(rt_, nullptr);
   }
   void TearDown() override {
@@ -187,16 +176,13 @@ TEST_F(CApiDigitsTest, Describes) {
   EXPECT_EQ(dims[2], 8);
   EXPECT_EQ(dims[3], 8);
   ndim = 0;
-  EXPECT_INVALID(shoal_program_input_shape(prog_, 0, dims, 2, &ndim),
-                 "capacity");
+  EXPECT_INVALID(shoal_program_input_shape(prog_, 0, dims, 2, &ndim), "capacity");
   EXPECT_EQ(ndim, 4u) << "the rank is reported even when capacity is short";
   ndim = 0;
-  ASSERT_EQ(shoal_program_output_shape(prog_, 0, nullptr, 0, &ndim), SHOAL_OK)
-      << "a rank query";
+  ASSERT_EQ(shoal_program_output_shape(prog_, 0, nullptr, 0, &ndim), SHOAL_OK) << "a rank query";
   ASSERT_GE(ndim, 1u);
   std::vector<int64_t> out_dims(ndim);
-  ASSERT_EQ(shoal_program_output_shape(prog_, 0, out_dims.data(), ndim, &ndim),
-            SHOAL_OK);
+  ASSERT_EQ(shoal_program_output_shape(prog_, 0, out_dims.data(), ndim, &ndim), SHOAL_OK);
   EXPECT_EQ(out_dims[0], 1);
   EXPECT_EQ(out_dims.back(), 10);
 }
@@ -205,8 +191,7 @@ TEST_F(CApiDigitsTest, RunsABatchOfThree) {
   const size_t batch = 3;
   const std::vector<float> x = inputs(batch);
   std::vector<float> y(batch * 10, NAN);
-  ASSERT_EQ(shoal_runtime_run(rt_, x.data(), batch, y.data(), y.size()),
-            SHOAL_OK)
+  ASSERT_EQ(shoal_runtime_run(rt_, x.data(), batch, y.data(), y.size()), SHOAL_OK)
       << shoal_last_error();
   for (float v : y) EXPECT_TRUE(std::isfinite(v));
 
@@ -228,8 +213,7 @@ TEST_F(CApiDigitsTest, RunsABatchOfThree) {
   const float* ins[1] = {x.data()};
   float* outs[1] = {z.data()};
   const size_t caps[1] = {z.size()};
-  ASSERT_EQ(shoal_runtime_run_multi(rt_, ins, 1, batch, outs, caps, 1),
-            SHOAL_OK)
+  ASSERT_EQ(shoal_runtime_run_multi(rt_, ins, 1, batch, outs, caps, 1), SHOAL_OK)
       << shoal_last_error();
   for (size_t i = 0; i < z.size(); ++i) EXPECT_NEAR(z[i], y[i], 1e-4f);
 }
@@ -246,39 +230,29 @@ TEST_F(CApiDigitsTest, RejectsBadRunArguments) {
   const float* ins[1] = {x.data()};
   float* outs[1] = {y.data()};
   const size_t caps[1] = {30};
-  EXPECT_INVALID(shoal_runtime_run_multi(rt_, ins, 2, 3, outs, caps, 1),
-                 "inputs");
-  EXPECT_INVALID(shoal_runtime_run_multi(rt_, ins, 1, 3, outs, caps, 2),
-                 "outputs");
-  EXPECT_INVALID(shoal_runtime_run_multi(rt_, ins, 1, 3, outs, nullptr, 1),
-                 "output_capacities");
+  EXPECT_INVALID(shoal_runtime_run_multi(rt_, ins, 2, 3, outs, caps, 1), "inputs");
+  EXPECT_INVALID(shoal_runtime_run_multi(rt_, ins, 1, 3, outs, caps, 2), "outputs");
+  EXPECT_INVALID(shoal_runtime_run_multi(rt_, ins, 1, 3, outs, nullptr, 1), "output_capacities");
   const float* null_in[1] = {nullptr};
-  EXPECT_INVALID(shoal_runtime_run_multi(rt_, null_in, 1, 3, outs, caps, 1),
-                 "input 0");
+  EXPECT_INVALID(shoal_runtime_run_multi(rt_, null_in, 1, 3, outs, caps, 1), "input 0");
 }
 
 TEST_F(CApiDigitsTest, SaveLoadAndFromBytes) {
-  const std::string path =
-      (std::filesystem::temp_directory_path() /
-       ("shoal_capi_test_" + std::to_string(getpid()) + ".shoal"))
-          .string();
-  ASSERT_EQ(shoal_program_save(prog_, path.c_str()), SHOAL_OK)
-      << shoal_last_error();
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("shoal_capi_test_" + std::to_string(getpid()) + ".shoal"))
+                               .string();
+  ASSERT_EQ(shoal_program_save(prog_, path.c_str()), SHOAL_OK) << shoal_last_error();
 
   const std::vector<float> x = inputs(2);
   std::vector<float> want(20), got(20);
-  ASSERT_EQ(shoal_runtime_run(rt_, x.data(), 2, want.data(), 20), SHOAL_OK)
-      << shoal_last_error();
+  ASSERT_EQ(shoal_runtime_run(rt_, x.data(), 2, want.data(), 20), SHOAL_OK) << shoal_last_error();
 
   shoal_program* loaded = nullptr;
-  ASSERT_EQ(shoal_program_load(path.c_str(), &loaded), SHOAL_OK)
-      << shoal_last_error();
+  ASSERT_EQ(shoal_program_load(path.c_str(), &loaded), SHOAL_OK) << shoal_last_error();
   shoal_runtime* rt = nullptr;
-  ASSERT_EQ(shoal_runtime_create(loaded, nullptr, 0, &rt), SHOAL_OK)
-      << shoal_last_error();
+  ASSERT_EQ(shoal_runtime_create(loaded, nullptr, 0, &rt), SHOAL_OK) << shoal_last_error();
   shoal_program_free(loaded);  // the runtime keeps its own reference
-  ASSERT_EQ(shoal_runtime_run(rt, x.data(), 2, got.data(), 20), SHOAL_OK)
-      << shoal_last_error();
+  ASSERT_EQ(shoal_runtime_run(rt, x.data(), 2, got.data(), 20), SHOAL_OK) << shoal_last_error();
   shoal_runtime_free(rt);
   for (size_t i = 0; i < 20; ++i) EXPECT_NEAR(got[i], want[i], 1e-5f);
 
@@ -288,8 +262,7 @@ TEST_F(CApiDigitsTest, SaveLoadAndFromBytes) {
   f.close();
   std::filesystem::remove(path);
   shoal_program* from_bytes = nullptr;
-  ASSERT_EQ(shoal_program_from_bytes(bytes.data(), bytes.size(), &from_bytes),
-            SHOAL_OK)
+  ASSERT_EQ(shoal_program_from_bytes(bytes.data(), bytes.size(), &from_bytes), SHOAL_OK)
       << shoal_last_error();
   size_t n = 0;
   EXPECT_EQ(shoal_program_num_outputs(from_bytes, &n), SHOAL_OK);

@@ -457,7 +457,8 @@ TEST(PrepackWinograd, AnotherWinogradLayoutFallsBackToThePlainCopy) {
     ASSERT_TRUE(cpu::make_onednn_kernel(ins, *d, ctx)) << ins.name;
   }
   EXPECT_GT(ctx.packed_bytes(), 0u);
-  EXPECT_EQ(run(Program(d)), run(winograd_program()));
+  // (Not bitwise: each run's stacked kernels may pick another Winograd variant.)
+  EXPECT_LE(max_abs_diff(run(Program(d)), run(winograd_program())), 1e-5f);
 }
 
 TEST(PrepackWinograd, BadWinogradFieldsAreAnErrorNamingTheTensor) {

@@ -115,7 +115,7 @@ def test_digits_compile_path_bytes_proto(digits_model):
 
 def test_digits_program_properties(digits_program):
     p = digits_program
-    assert (p.devices, p.clusters, p.split) == (1, 1, False)
+    assert (p.devices, p.clusters, p.split) == (1, 0, False)  # 0: one per core
     assert p.arena_bytes > 0 and p.weight_bytes > 0 and p.num_instructions > 0
     assert isinstance(p.describe(), str) and p.describe()
     assert "shoal.Program" in repr(p)
@@ -179,7 +179,7 @@ def test_clusters_and_split(digits_model, digits_rt):
     (ref,) = digits_rt.run(x)
     for kw in (dict(clusters=2), dict(clusters=2, split=True), dict(optimize=False)):
         p = shoal.compile(digits_model, **kw)
-        assert p.clusters == kw.get("clusters", 1)
+        assert p.clusters == kw.get("clusters", 0)
         assert p.split == kw.get("split", False)
         np.testing.assert_allclose(shoal.Runtime(p).run(x)[0], ref, **TOL)
 
@@ -385,7 +385,7 @@ def test_bad_compile_arguments(make_onnx):
     with pytest.raises(shoal.InvalidArgumentError):
         shoal.compile(model, shape="abc")
     with pytest.raises(shoal.InvalidArgumentError):
-        shoal.compile(model, clusters=0)
+        shoal.compile(model, clusters=-1)
 
 
 # ------------------------------------------------------ compile options ----

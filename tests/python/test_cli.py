@@ -77,8 +77,8 @@ def test_usage_errors(cli, tmp_path):
                  "--shape: bad input shape 'abc'", status=2)
     expect_error(shoal_cli(cli, "compile", model, "--shape", "1,-3,4,4"),
                  "bad input shape '1,-3,4,4'", status=2)
-    expect_error(shoal_cli(cli, "compile", model, "--clusters", "0"),
-                 "--clusters expects an integer >= 1, got '0'", status=2)
+    expect_error(shoal_cli(cli, "compile", model, "--clusters", "-1"),
+                 "--clusters expects an integer >= 0, got '-1'", status=2)
     expect_error(shoal_cli(cli, "compile", model, "--devices", "99999999999"),
                  "--devices expects an integer", status=2)
     expect_error(shoal_cli(cli, "run", "p.shoal"), "missing argument", status=2)

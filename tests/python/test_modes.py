@@ -64,6 +64,7 @@ def second_model(make_onnx):
 
 def single_device_run(model, x, **compile_kw):
     """The reference: one device, one cluster, batch mode."""
+    compile_kw.setdefault("clusters", 1)
     rt = shoal.Runtime(shoal.compile(model, shape="8x8x1", **compile_kw), devices=[0],
                        share_devices=True)
     (y,) = rt.run(x)
@@ -209,6 +210,34 @@ def test_auto_mode_is_the_default(digits_model, second_model, digits_x, monkeypa
         for n in (1, 2, 3, 1, 9):
             (y,) = rt.run(digits_x[:n])
             np.testing.assert_allclose(y, ref[:n], rtol=1e-5, atol=1e-5)
+
+
+def test_default_clusters_one_per_core(digits_model, digits_x, monkeypatch):
+    """clusters=0 (the default): one cluster per core of each device, decided
+    at load; with auto mode, a whole-device team for small batches."""
+    monkeypatch.delenv("SHOAL_CPU_DEVICES", raising=False)
+    program = shoal.compile(digits_model, shape="8x8x1")
+    assert program.clusters == 0
+    rt = shoal.Runtime(program)
+    cores = len(shoal.devices()[0].cores)
+    assert rt.clusters == cores
+    assert f"x {cores} cluster" in rt.plan() and "(one per core)" in rt.plan(), rt.plan()
+    if cores > 1:
+        assert f"auto mode: a batch of {cores} inputs or more" in rt.plan(), rt.plan()
+    ref = single_device_run(digits_model, digits_x)
+    for n in (1, 2, 3, 9):
+        (y,) = rt.run(digits_x[:n])
+        np.testing.assert_allclose(y, ref[:n], rtol=1e-5, atol=1e-5)
+    assert shoal.Runtime(shoal.compile(digits_model, shape="8x8x1", split=True)).clusters == 1
+
+
+def test_default_clusters_on_one_core_devices(digits_model, digits_x, two_devices):
+    rt = shoal.Runtime(shoal.compile(digits_model, shape="8x8x1", devices=2))
+    assert rt.clusters == 1 and "batch mode" in rt.plan(), rt.plan()
+    ref = single_device_run(digits_model, digits_x)
+    for n in (1, 2, 5):
+        (y,) = rt.run(digits_x[:n])
+        np.testing.assert_allclose(y, ref[:n], rtol=1e-5, atol=1e-5)
 
 
 def test_auto_mode_on_two_devices_and_pipeline(digits_model, digits_x, two_devices):

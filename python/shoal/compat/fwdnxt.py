@@ -469,12 +469,14 @@ class FWDNXT:
         p = self._program or self._compiled
         if key == "hwtime":
             return float(self._hwtime)
+        # A native program compiled with clusters=0 has one per core.
+        clusters = (p.clusters or max((d.clusters for d in _devices()), default=1)) if p else 0
         if key == "numcluster":
-            return p.clusters if p else 0
+            return clusters
         if key == "numfpga":
             return p.devices if p else 0
         if key == "numbatch":
-            return p.devices * (1 if p.split else p.clusters) if p else 0
+            return p.devices * (1 if p.split else clusters) if p else 0
         if key == "freq":
             return _cpu_mhz()
         if key == "maxcluster":
