@@ -188,6 +188,28 @@ def test_winograd_layers_stack(monkeypatch):
         np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("c_in,c_out,size,chosen", [
+    (64, 64, 14, True),     # ResNet's 3x3 layers down to 14x14
+    (32, 128, 27, True),    # SqueezeNet's fire 6-7 expand3x3
+    (16, 64, 55, False),    # too few input channels to pay
+    (64, 256, 13, False),   # maps under 14x14
+    (64, 32, 28, False),    # too few output channels
+])
+def test_winograd_rule(c_in, c_out, size, chosen):
+    """The fixed rule choosing Winograd per 3x3 stride-1 layer (on a CPU
+    that has oneDNN's Winograd kernel, as CI's AVX-512 machine does)."""
+    from onnx import helper, numpy_helper
+    w = numpy_helper.from_array(np.zeros((c_out, c_in, 3, 3), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], kernel_shape=[3, 3])],
+        "g", [helper.make_tensor_value_info("x", 1, [1, c_in, size, size])],
+        [helper.make_tensor_value_info("y", 1, [1, c_out, size, size])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    lines = []
+    shoal.compile(model.SerializeToString(), log=lines.append)
+    assert any(f"winograd: {int(chosen)} of 1" in line for line in lines), lines
+
+
 def test_winograd_weights_from_a_program_file(monkeypatch, tmp_path):
     """A program file stores Winograd layers' transformed weights next to the
     plain ones; read in place from the mapped file or copied to the device,
