@@ -11,6 +11,8 @@
 namespace shoal::runtime {
 namespace {
 
+constexpr int kStackedTuningRuns = 2;  // then one run a sample at a time
+
 double now_ms() {
   return std::chrono::duration<double, std::milli>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -31,6 +33,11 @@ struct Executor::Stack {
   std::vector<int32_t> carry;
   std::vector<std::unique_ptr<Kernel>> kernels;  // null for [0, split)
   std::vector<std::vector<void*>> ins, outs;
+  // Until tuned: the fastest time seen per instruction, stacked and (per
+  // sample) one at a time, and how many runs were measured.
+  bool tuned = false;
+  int tuning_runs = 0;
+  std::vector<double> stacked_ms, single_ms;
 };
 
 Executor::Executor(Device& device, int cluster, const program::ProgramData& view, int64_t max_stack)
@@ -50,7 +57,7 @@ Executor::~Executor() {
   if (arena_) device_.release(arena_);
 }
 
-void Executor::init(ExecContext& ctx) { stack(ctx, 1); }
+void Executor::init(ExecContext&) { stack(1); }
 
 void* Executor::address(const Stack& s, int32_t t, int64_t sample) const {
   if (t < 0) return nullptr;
@@ -71,53 +78,14 @@ void Executor::bind(Stack& s) {
   }
 }
 
-void Executor::tune(ExecContext& ctx, Stack& s) {
-  // Stacking reuses weights across samples and gives the kernels larger
-  // matrices, but multiplies the working set: layers with large maps (early
-  // in a CNN) run faster a sample at a time, with each sample's data staying
-  // in cache from one layer to the next. Measure both per instruction (the
-  // time does not depend on the arena's values) and pick the split point.
-  Stack& one = *stacks_[1];
-  const size_t count = s.kernels.size();
-  if (const char* forced = std::getenv("SHOAL_STACK_SPLIT")) {  // tests and experiments
-    s.split = std::min<size_t>(count, size_t(std::strtoull(forced, nullptr, 10)));
-  } else {
-    std::vector<double> stacked(count, 1e300), single(count, 1e300);
-    for (int rep = 0; rep < 3; ++rep)
-      for (size_t i = 0; i < count; ++i) {
-        const double t0 = now_ms();
-        s.kernels[i]->execute(ctx, s.ins[i], s.outs[i]);
-        if (rep) stacked[i] = std::min(stacked[i], now_ms() - t0);
-      }
-    for (int rep = 0; rep < 2; ++rep)
-      for (size_t i = 0; i < count; ++i) {
-        const double t0 = now_ms();
-        one.kernels[i]->execute(ctx, one.ins[i], one.outs[i]);
-        single[i] = std::min(single[i], now_ms() - t0);
-      }
-    // Cost of a split at k: the first k a sample at a time, the rest stacked.
-    double cost = 0;
-    for (size_t i = 0; i < count; ++i) cost += stacked[i];
-    double best = cost;
-    s.split = 0;
-    for (size_t k = 1; k <= count; ++k) {
-      cost += double(s.n) * single[k - 1] - stacked[k - 1];
-      if (cost < best) {
-        best = cost;
-        s.split = k;
-      }
-    }
-    if (std::getenv("SHOAL_DEBUG_STACK"))
-      std::fprintf(stderr,
-                   "shoal: stack of %lld on cluster %d: the first %zu of %zu "
-                   "instructions a sample at a time (estimated %.3f ms)\n",
-                   static_cast<long long>(s.n), cluster_, s.split, count, best);
-  }
+void Executor::set_split(Stack& s, size_t split) {
+  s.split = split;
   // What the stacked part reads of what the one-sample part wrote (or of
   // the inputs): carried over, a sample at a time.
+  s.carry.clear();
   std::vector<bool> written(s.view.tensors.size(), false), carried = written;
   for (int32_t t : s.view.inputs) written[size_t(t)] = true;
-  for (size_t i = 0; i < s.split; ++i)
+  for (size_t i = 0; i < split; ++i)
     for (int32_t t : s.view.instructions[i].outputs)
       if (t >= 0) written[size_t(t)] = true;
   auto need = [&](int32_t t) {
@@ -127,13 +95,51 @@ void Executor::tune(ExecContext& ctx, Stack& s) {
       s.carry.push_back(t);
     }
   };
-  for (size_t i = s.split; i < count; ++i)
+  for (size_t i = split; i < s.kernels.size(); ++i)
     for (int32_t t : s.view.instructions[i].inputs) need(t);
   for (int32_t t : s.view.outputs) need(t);
-  for (size_t i = 0; i < s.split; ++i) s.kernels[i].reset();
 }
 
-Executor::Stack& Executor::stack(ExecContext& ctx, int64_t n) {
+void Executor::tune(Stack& s, const std::vector<double>& times) {
+  // Stacking reuses weights across samples and gives the kernels larger
+  // matrices, but multiplies the working set: layers with large maps (early
+  // in a CNN) run faster a sample at a time, with each sample's data staying
+  // in cache from one layer to the next. The stack's first runs measure both
+  // per instruction, on the real work (no extra passes): two stacked (the
+  // first one warms up), then one a sample at a time.
+  const size_t count = s.kernels.size();
+  const bool stacked = s.tuning_runs < kStackedTuningRuns;
+  std::vector<double>& best = stacked ? s.stacked_ms : s.single_ms;
+  for (size_t i = 0; i < count; ++i) best[i] = std::min(best[i], times[i]);
+  ++s.tuning_runs;
+  if (s.tuning_runs < kStackedTuningRuns) return;
+  if (s.tuning_runs == kStackedTuningRuns) {
+    set_split(s, count);  // next: a sample at a time throughout
+    return;
+  }
+  // Cost of a split at k: the first k a sample at a time, the rest stacked.
+  double cost = 0;
+  for (size_t i = 0; i < count; ++i) cost += s.stacked_ms[i];
+  double lowest = cost;
+  size_t split = 0;
+  for (size_t k = 1; k <= count; ++k) {
+    cost += double(s.n) * s.single_ms[k - 1] - s.stacked_ms[k - 1];
+    if (cost < lowest) {
+      lowest = cost;
+      split = k;
+    }
+  }
+  if (std::getenv("SHOAL_DEBUG_STACK"))
+    std::fprintf(stderr,
+                 "shoal: stack of %lld on cluster %d: the first %zu of %zu "
+                 "instructions a sample at a time (estimated %.3f ms)\n",
+                 static_cast<long long>(s.n), cluster_, split, count, lowest);
+  set_split(s, split);
+  for (size_t i = 0; i < split; ++i) s.kernels[i].reset();
+  s.tuned = true;
+}
+
+Executor::Stack& Executor::stack(int64_t n) {
   if (stacks_[size_t(n)]) return *stacks_[size_t(n)];
   auto s = std::make_unique<Stack>();
   s->n = n;
@@ -156,7 +162,17 @@ Executor::Stack& Executor::stack(ExecContext& ctx, int64_t n) {
   for (const auto& ins : s->view.instructions)
     s->kernels.push_back(device_.make_kernel(ins, s->view, cluster_));
   bind(*s);
-  if (n > 1) tune(ctx, *s);
+  if (n == 1) {
+    s->tuned = true;
+  } else if (const char* forced = std::getenv("SHOAL_STACK_SPLIT")) {  // tests, experiments
+    const size_t split = std::min(s->kernels.size(), size_t(std::strtoull(forced, nullptr, 10)));
+    set_split(*s, split);
+    for (size_t i = 0; i < split; ++i) s->kernels[i].reset();
+    s->tuned = true;
+  } else {
+    s->stacked_ms.assign(s->kernels.size(), 1e300);
+    s->single_ms.assign(s->kernels.size(), 1e300);
+  }
   stacks_[size_t(n)] = std::move(s);
   return *stacks_[size_t(n)];
 }
@@ -167,7 +183,7 @@ int64_t Executor::run(ExecContext& ctx, const std::vector<Tensor>& inputs,
   Stack* s = nullptr;
   if (m > 1) {
     try {
-      s = &stack(ctx, m);
+      s = &stack(m);
     } catch (const std::exception&) {
       // No kernels for this stack (a backend refused the shapes, or memory
       // ran out): one sample at a time from now on.
@@ -175,15 +191,20 @@ int64_t Executor::run(ExecContext& ctx, const std::vector<Tensor>& inputs,
       m = 1;
     }
   }
-  if (!s) s = &stack(ctx, 1);
+  if (!s) s = &stack(1);
   const program::ProgramData& v = s->view;
+  std::vector<double> tuning;  // per instruction, while the stack is tuned
+  if (!s->tuned) tuning.assign(s->kernels.size(), 1e300);
   auto timed = [&](size_t i, Kernel& k, std::span<void* const> in, std::span<void* const> out,
                    int64_t samples) {
-    if (!profile) return k.execute(ctx, in, out);
+    if (!profile && tuning.empty()) return k.execute(ctx, in, out);
     const double t0 = now_ms();
     k.execute(ctx, in, out);
+    const double ms = now_ms() - t0;
+    if (!tuning.empty()) tuning[i] = std::min(tuning[i], ms);
+    if (!profile) return;
     // One writer (this cluster): load + store, no read-modify-write needed.
-    ms_[i].store(ms_[i].load(std::memory_order_relaxed) + now_ms() - t0, std::memory_order_relaxed);
+    ms_[i].store(ms_[i].load(std::memory_order_relaxed) + ms, std::memory_order_relaxed);
     samples_[i].store(samples_[i].load(std::memory_order_relaxed) + samples,
                       std::memory_order_relaxed);
   };
@@ -211,6 +232,7 @@ int64_t Executor::run(ExecContext& ctx, const std::vector<Tensor>& inputs,
   }
   for (size_t i = s->split; i < s->kernels.size(); ++i)
     timed(i, *s->kernels[i], s->ins[i], s->outs[i], m);
+  if (!s->tuned) tune(*s, tuning);
   for (size_t k = 0; k < v.outputs.size(); ++k) {
     const auto& d = v.tensors[size_t(v.outputs[k])];
     uint8_t* dst = static_cast<uint8_t*>(outputs[k].data());

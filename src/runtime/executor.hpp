@@ -47,9 +47,13 @@ class Executor {
   struct Stack;
   /// The kernels for n samples, made on first use. For n > 1 a first part
   /// of the program may run a sample at a time where that measured faster.
-  Stack& stack(ExecContext& ctx, int64_t n);
+  Stack& stack(int64_t n);
   void bind(Stack& s);
-  void tune(ExecContext& ctx, Stack& s);
+  /// Runs the first `split` instructions a sample at a time from now on.
+  void set_split(Stack& s, size_t split);
+  /// Learns from the per-instruction times of the stack's first runs
+  /// (stacked, then a sample at a time) where to split it.
+  void tune(Stack& s, const std::vector<double>& times);
   /// Where sample `sample` of tensor t of stack s lives.
   void* address(const Stack& s, int32_t t, int64_t sample) const;
 

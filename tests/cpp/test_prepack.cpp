@@ -458,7 +458,7 @@ TEST(PrepackWinograd, AnotherWinogradLayoutFallsBackToThePlainCopy) {
   }
   EXPECT_GT(ctx.packed_bytes(), 0u);
   // (Not bitwise: each run's stacked kernels may pick another Winograd variant.)
-  EXPECT_LE(max_abs_diff(run(Program(d)), run(winograd_program())), 1e-5f);
+  EXPECT_LE(max_abs_diff(run(Program(d)), run(winograd_program())), 1e-4f);
 }
 
 TEST(PrepackWinograd, BadWinogradFieldsAreAnErrorNamingTheTensor) {

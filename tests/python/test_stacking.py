@@ -77,6 +77,23 @@ def test_first_layers_a_sample_at_a_time(monkeypatch, split):
     assert_close(stacked, single)
 
 
+def test_stack_tunes_itself_on_its_first_runs(monkeypatch, capfd):
+    """A new stack size learns its split point from its first three runs
+    (two stacked, one a sample at a time: no extra passes); every one of
+    them, and the runs after, give the one-at-a-time results."""
+    monkeypatch.setenv("SHOAL_DEBUG_STACK", "1")
+    program = shoal.compile(conv_net().SerializeToString(), clusters=1)
+    x = np.random.default_rng(6).standard_normal((4, 3, 12, 12)).astype(np.float32)
+    (ref,) = shoal.Runtime(program, micro_batch=1).run(x)
+    rt = shoal.Runtime(program, micro_batch=4)
+    capfd.readouterr()
+    for run in range(1, 6):
+        (y,) = rt.run(x)
+        assert_close(y, ref)
+        tuned = "stack of 4 on cluster 0: the first" in capfd.readouterr().err
+        assert tuned == (run == 3), run
+
+
 def test_stacked_on_two_clusters(monkeypatch):
     monkeypatch.setenv("SHOAL_CPU_DEVICES", "0-1")
     x = np.random.default_rng(3).standard_normal((13, 3, 12, 12)).astype(np.float32)
