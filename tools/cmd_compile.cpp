@@ -34,7 +34,8 @@ Command spec() {
       .flag("no-optimize", 0, "skip fusion passes (folding still runs)")
       .flag("no-winograd", 0,
             "never use Winograd convolution (by default 3x3 stride-1 layers with "
-            "14x14+ maps and 64+ channels use it: faster runs, slower loads)")
+            "14x14+ maps, 32+ input and 64+ output channels use it: faster runs, "
+            "larger programs)")
       .flag("verbose", 'v', "print compiler progress to stderr")
       .positionals(1, 1);
 }

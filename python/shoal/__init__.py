@@ -160,9 +160,10 @@ def compile(model, shape=None, devices=1, clusters=0, split=False, optimize=True
     split: True is mode="split" (the SDK's "nobatch").
     optimize: run the fusion passes.
     winograd: use Winograd convolution for the 3x3 stride-1 layers where it
-        pays (maps of 14x14 or more, 64+ channels; outputs differ from direct
-        convolution by about 1e-6 of their magnitude per layer; the program
-        stores those weights twice, plain and transformed).
+        pays (maps of 14x14 or more, 32+ input and 64+ output channels;
+        outputs differ from direct convolution by about 1e-6 of their
+        magnitude per layer; the program stores those weights twice, plain
+        and transformed).
     verbose: print the compile log to stderr; log: a callable receiving each
         log line (both may be given).
     """
