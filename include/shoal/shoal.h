@@ -144,7 +144,10 @@ SHOAL_API int shoal_program_output_shape(const shoal_program* program,
 /* Loads a program onto devices. device_ids lists n_devices device ids (see
  * `shoal devices`); n_devices == 0 (device_ids may then be NULL) means the
  * program's device count, starting at the first free device. The runtime
- * keeps its own reference to the program. */
+ * keeps its own reference to the program. Other options are the C++ API's
+ * defaults (micro_batch 8; weights read in place on a one-NUMA-node host,
+ * else copied to each device: SHOAL_WEIGHTS=copy|shared overrides that, see
+ * docs/DEVICES.md). */
 SHOAL_API int shoal_runtime_create(const shoal_program* program,
                                    const int* device_ids, size_t n_devices,
                                    shoal_runtime** out);
