@@ -91,6 +91,7 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
   passes::remove_dead_and_identity(g, log);
   if (o.optimize) {
     passes::fold_batchnorm(g, log);
+    passes::split_concat_conv(g, log);
     passes::fuse_residual_add(g, log);
     passes::fuse_activations(g, log);
     passes::assign_layouts(g, log);

@@ -18,6 +18,9 @@ void infer_and_fold(ir::Graph& g, const Log& log);
 void remove_dead_and_identity(ir::Graph& g, const Log& log);
 /// Folds an inference BatchNormalization into the preceding Conv or Gemm.
 void fold_batchnorm(ir::Graph& g, const Log& log);
+/// Replaces a channel Concat read only by a 1x1 Conv (possibly through a
+/// MaxPool) by partial convolutions over its parts, summed.
+void split_concat_conv(ir::Graph& g, const Log& log);
 /// Fuses a residual Add into the Conv producing one of its operands, then
 /// activations into the Conv/Gemm/MatMul producing their input.
 void fuse_residual_add(ir::Graph& g, const Log& log);

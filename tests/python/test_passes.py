@@ -1,0 +1,107 @@
+"""Graph passes seen from outside: what the compile log says a pass did, and
+that the optimized program computes what the unoptimized one (the reference
+path, no passes) and numpy compute."""
+
+import numpy as np
+import pytest
+
+import shoal
+
+onnx = pytest.importorskip("onnx")
+from onnx import helper  # noqa: E402
+
+RNG = np.random.default_rng(11)
+
+
+def randn(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def fire_pair(make_onnx, pool=False, out_channels=8, stride=1, extra_use=False, parts=2):
+    """Relu'd 1x1 and 3x3 "expand" convs concatenated, (MaxPool,) then a 1x1
+    "squeeze" conv + Relu: the shape of a SqueezeNet fire module boundary."""
+    c_in, widths = 4, [6, 10, 4][:parts]
+    inits = {"s": randn(out_channels, sum(widths), 1, 1), "sb": randn(out_channels)}
+    nodes, names = [], []
+    for k, c in enumerate(widths):
+        ks = 1 if k % 2 == 0 else 3
+        inits[f"e{k}"] = randn(c, c_in, ks, ks)
+        nodes += [helper.make_node("Conv", ["x", f"e{k}"], [f"c{k}"], pads=[ks // 2] * 4),
+                  helper.make_node("Relu", [f"c{k}"], [f"r{k}"])]
+        names.append(f"r{k}")
+    nodes.append(helper.make_node("Concat", names, ["cat"], axis=1))
+    src = "cat"
+    if pool:
+        nodes.append(helper.make_node("MaxPool", ["cat"], ["pooled"], kernel_shape=[3, 3],
+                                      strides=[2, 2]))
+        src = "pooled"
+    nodes += [helper.make_node("Conv", [src, "s", "sb"], ["q"], strides=[stride, stride]),
+              helper.make_node("Relu", ["q"], ["y"])]
+    size = 9
+    if pool:
+        size = (size - 3) // 2 + 1
+    size = (size - 1) // stride + 1
+    outputs = [("y", [1, out_channels, size, size])]
+    if extra_use:
+        outputs.append(("cat", [1, sum(widths), 9, 9]))
+    return make_onnx.graph(nodes, [("x", [1, c_in, 9, 9])], outputs, inits), inits
+
+
+def numpy_fire(x, inits, pool, parts=2):
+    def conv(x, w, pad):
+        n, c, h, wd = x.shape
+        xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        k = w.shape[2]
+        out = np.zeros((n, w.shape[0], h, wd), np.float64)
+        for i in range(k):
+            for j in range(k):
+                out += np.einsum("nchw,oc->nohw", xp[:, :, i:i + h, j:j + wd], w[:, :, i, j])
+        return out
+
+    cat = np.concatenate([np.maximum(conv(x, inits[f"e{k}"], 1 if k % 2 else 0), 0)
+                          for k in range(parts)], axis=1)
+    if pool:
+        h = (cat.shape[2] - 3) // 2 + 1
+        cat = np.stack([np.stack([cat[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max(axis=(2, 3))
+                                  for j in range(h)], -1) for i in range(h)], -2)
+    q = np.einsum("nchw,oc->nohw", cat, inits["s"][:, :, 0, 0]) + inits["sb"][None, :, None, None]
+    return np.maximum(q, 0)
+
+
+@pytest.mark.parametrize("pool", [False, True])
+@pytest.mark.parametrize("parts", [2, 3])
+def test_concat_into_1x1_conv_is_split(make_onnx, pool, parts):
+    model, inits = fire_pair(make_onnx, pool=pool, parts=parts)
+    lines = []
+    program = shoal.compile(model, log=lines.append)
+    said = [line for line in lines if "Concat -> 1x1 Conv" in line]
+    assert said and "split 1 Concat" in said[0] and f"({int(pool)} through a MaxPool)" in said[0]
+    assert "Concat" not in [layer["op"] for layer in program_layers(program)]
+    x = np.stack([randn(4, 9, 9) for _ in range(5)])
+    (y,) = shoal.Runtime(program).run(x)
+    (ref,) = shoal.Runtime(shoal.compile(model, optimize=False)).run(x)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, numpy_fire(x.astype(np.float64), inits, pool, parts),
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", ["wider_output", "strided", "concat_also_an_output"])
+def test_concat_kept_where_splitting_does_not_pay_or_apply(make_onnx, case):
+    model, _ = fire_pair(make_onnx, out_channels=32 if case == "wider_output" else 8,
+                         stride=2 if case == "strided" else 1,
+                         extra_use=case == "concat_also_an_output")
+    lines = []
+    program = shoal.compile(model, log=lines.append)
+    assert not any("Concat -> 1x1 Conv" in line for line in lines), lines
+    assert "Concat" in [layer["op"] for layer in program_layers(program)]
+    x = randn(2, 4, 9, 9)
+    got = shoal.Runtime(program).run(x)
+    ref = shoal.Runtime(shoal.compile(model, optimize=False)).run(x)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def program_layers(program):
+    rt = shoal.Runtime(program, profile=True)
+    rt.run(np.zeros((1, 4, 9, 9), np.float32))
+    return rt.profile()
