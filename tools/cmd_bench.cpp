@@ -35,8 +35,7 @@ Command spec() {
                  "-> runtime ready),\nfirst result, then K timed runs. An .onnx "
                  "model is compiled first (compile time\nis reported apart and "
                  "not counted in the load time).")
-      .option("shape", 's', "SHAPE",
-              ".onnx only: input shape for one sample, WxHxC or NCHW")
+      .option("shape", 's', "SHAPE", ".onnx only: input shape for one sample, WxHxC or NCHW")
       .option("batch", 'b', "N", "samples per run (1)")
       .option("threads", 't', "T",
               "run on a device of the first T cores this process may use "
@@ -87,10 +86,8 @@ double double_value(const Args& args, const std::string& name) {
   char* end = nullptr;
   errno = 0;
   const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v) ||
-      v <= 0)
-    throw UsageError("--" + name + " expects a positive number, got '" + text +
-                     "'");
+  if (text.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v) || v <= 0)
+    throw UsageError("--" + name + " expects a positive number, got '" + text + "'");
   return v;
 }
 
@@ -112,13 +109,11 @@ std::vector<int> allowed_cores() {
 std::string device_spec(int threads, int devices) {
   const std::vector<int> cores = allowed_cores();
   if (threads > int(cores.size()))
-    throw UsageError("--threads " + std::to_string(threads) +
-                     ": this process may use " + std::to_string(cores.size()) +
-                     " cores");
+    throw UsageError("--threads " + std::to_string(threads) + ": this process may use " +
+                     std::to_string(cores.size()) + " cores");
   if (threads < devices)
-    throw UsageError("--threads " + std::to_string(threads) +
-                     ": the program runs on " + std::to_string(devices) +
-                     " devices, which need at least one core each");
+    throw UsageError("--threads " + std::to_string(threads) + ": the program runs on " +
+                     std::to_string(devices) + " devices, which need at least one core each");
   // Each device is one "a-b" range (a plain "3" would read as a device
   // count), so its cores must be consecutive.
   std::string spec;
@@ -128,8 +123,7 @@ std::string device_spec(int threads, int devices) {
     if (last - first != hi - 1 - lo)
       throw Error(ErrorKind::invalid_argument,
                   "--threads " + std::to_string(threads) + ": cores " +
-                      int_ranges(std::vector<int>(cores.begin() + lo,
-                                                  cores.begin() + hi)) +
+                      int_ranges(std::vector<int>(cores.begin() + lo, cores.begin() + hi)) +
                       " are not consecutive; set SHOAL_CPU_DEVICES instead");
     if (d) spec += ',';
     spec += std::to_string(first) + "-" + std::to_string(last);
@@ -148,10 +142,9 @@ std::vector<Tensor> random_inputs(const Program& p, int64_t n,
   for (size_t i = 0; i < infos.size(); ++i) {
     const TensorInfo& info = infos[i];
     if (info.dtype != DType::f32)
-      throw Error(ErrorKind::unsupported,
-                  "input " + std::to_string(i) + " ('" + info.name +
-                      "') has type " + dtype_name(info.dtype) +
-                      "; shoal bench feeds float32 only");
+      throw Error(ErrorKind::unsupported, "input " + std::to_string(i) + " ('" + info.name +
+                                              "') has type " + dtype_name(info.dtype) +
+                                              "; shoal bench feeds float32 only");
     Shape shape = info.shape;
     if (!shape.empty() && shape[0] == 1)
       shape[0] = n;
@@ -192,47 +185,34 @@ struct Result {
   }
   // % of the peak of the cores used; -1 when no peak was given.
   double pct_peak(double gflops) const {
-    return peak_gflops_core > 0 && threads > 0
-               ? 100.0 * gflops / (peak_gflops_core * threads)
-               : -1;
+    return peak_gflops_core > 0 && threads > 0 ? 100.0 * gflops / (peak_gflops_core * threads) : -1;
   }
 };
 
 // Per-iteration milliseconds and GFLOP/s of one profiled layer.
-double layer_ms(const LayerProfile& l, size_t iters) {
-  return iters ? l.ms / double(iters) : 0;
-}
+double layer_ms(const LayerProfile& l, size_t iters) { return iters ? l.ms / double(iters) : 0; }
 double layer_gflops(const LayerProfile& l) {
   return l.ms > 0 ? l.flops * double(l.calls) / (l.ms * 1e6) : 0;
 }
 
 std::string result_json(const Result& r) {
-  std::string s = "{\"engine\": \"shoal\", \"version\": " +
-                  json_string(shoal::version()) +
-                  ", \"file\": " + json_string(r.path) +
-                  ", \"model\": " + json_string(r.model) +
-                  ", \"batch\": " + std::to_string(r.batch) +
-                  ", \"threads\": " + std::to_string(r.threads) +
-                  ", \"cores\": " + json_string(r.cores) +
-                  ", \"devices\": " + std::to_string(r.devices) +
-                  ", \"clusters\": " + std::to_string(r.clusters) +
-                  ", \"compile_ms\": " +
-                  (r.compile_ms < 0 ? "null" : json_number(r.compile_ms)) +
-                  ", \"load_ms\": " + json_number(r.load_ms) +
-                  ", \"first_run_ms\": " + json_number(r.first_run_ms) +
-                  ", \"first_result_ms\": " + json_number(r.first_result_ms) +
-                  ", \"iters_ms\": [";
-  for (size_t i = 0; i < r.iter_ms.size(); ++i)
-    s += (i ? ", " : "") + json_number(r.iter_ms[i]);
+  std::string s =
+      "{\"engine\": \"shoal\", \"version\": " + json_string(shoal::version()) +
+      ", \"file\": " + json_string(r.path) + ", \"model\": " + json_string(r.model) +
+      ", \"batch\": " + std::to_string(r.batch) + ", \"threads\": " + std::to_string(r.threads) +
+      ", \"cores\": " + json_string(r.cores) + ", \"devices\": " + std::to_string(r.devices) +
+      ", \"clusters\": " + std::to_string(r.clusters) +
+      ", \"compile_ms\": " + (r.compile_ms < 0 ? "null" : json_number(r.compile_ms)) +
+      ", \"load_ms\": " + json_number(r.load_ms) +
+      ", \"first_run_ms\": " + json_number(r.first_run_ms) +
+      ", \"first_result_ms\": " + json_number(r.first_result_ms) + ", \"iters_ms\": [";
+  for (size_t i = 0; i < r.iter_ms.size(); ++i) s += (i ? ", " : "") + json_number(r.iter_ms[i]);
   s += "], \"median_ms\": " + json_number(r.median_ms) +
-       ", \"mean_ms\": " + json_number(r.mean_ms) +
-       ", \"min_ms\": " + json_number(r.min_ms) +
+       ", \"mean_ms\": " + json_number(r.mean_ms) + ", \"min_ms\": " + json_number(r.min_ms) +
        ", \"images_per_s\": " + json_number(r.images_per_s()) +
        ", \"gflop_per_sample\": " + json_number(r.gflop_per_sample) +
-       ", \"gflops\": " + json_number(r.gflops()) +
-       ", \"peak_gflops_core\": " +
-       (r.peak_gflops_core > 0 ? json_number(r.peak_gflops_core) : "null") +
-       ", \"pct_peak\": " +
+       ", \"gflops\": " + json_number(r.gflops()) + ", \"peak_gflops_core\": " +
+       (r.peak_gflops_core > 0 ? json_number(r.peak_gflops_core) : "null") + ", \"pct_peak\": " +
        (r.peak_gflops_core > 0 ? json_number(r.pct_peak(r.gflops())) : "null") +
        ", \"rss_start_mib\": " + json_number(r.rss_start_mib) +
        ", \"peak_rss_mib\": " + json_number(r.rss_peak_mib);
@@ -242,11 +222,10 @@ std::string result_json(const Result& r) {
       const LayerProfile& l = r.profile[i];
       const double g = layer_gflops(l);
       s += std::string(i ? ", " : "") + "{\"layer\": " + json_string(l.name) +
-           ", \"op\": " + json_string(l.op) +
-           ", \"impl\": " + json_string(l.impl) +
+           ", \"op\": " + json_string(l.op) + ", \"impl\": " + json_string(l.impl) +
            ", \"ms\": " + json_number(layer_ms(l, r.iter_ms.size())) +
-           ", \"gflops\": " + json_number(g) + ", \"pct_peak\": " +
-           (r.peak_gflops_core > 0 ? json_number(r.pct_peak(g)) : "null") +
+           ", \"gflops\": " + json_number(g) +
+           ", \"pct_peak\": " + (r.peak_gflops_core > 0 ? json_number(r.pct_peak(g)) : "null") +
            "}";
     }
     s += "]";
@@ -269,40 +248,38 @@ void print_profile(const Result& r) {
   std::printf("\nprofile, per run of %lld (%zu layers, %.3f ms):\n",
               static_cast<long long>(r.batch), r.profile.size(),
               iters ? total / double(iters) : 0.0);
-  std::printf("%-*s  %-*s  %-*s  %9s  %9s  %6s%s\n", wn, "layer", wo, "op", wi,
-              "impl", "ms", "GFLOP/s", "time", peak ? "  % peak" : "");
+  std::printf("%-*s  %-*s  %-*s  %9s  %9s  %6s%s\n", wn, "layer", wo, "op", wi, "impl", "ms",
+              "GFLOP/s", "time", peak ? "  % peak" : "");
   for (const LayerProfile& l : r.profile) {
     const double g = layer_gflops(l);
-    std::printf("%-*.*s  %-*s  %-*.*s  %9.3f  %9.2f  %5.1f%%", wn, wn,
-                l.name.c_str(), wo, l.op.c_str(), wi, wi, l.impl.c_str(),
-                layer_ms(l, iters), g, total > 0 ? 100.0 * l.ms / total : 0.0);
+    std::printf("%-*.*s  %-*s  %-*.*s  %9.3f  %9.2f  %5.1f%%", wn, wn, l.name.c_str(), wo,
+                l.op.c_str(), wi, wi, l.impl.c_str(), layer_ms(l, iters), g,
+                total > 0 ? 100.0 * l.ms / total : 0.0);
     if (peak) std::printf("  %6.1f%%", r.pct_peak(g));
     std::printf("\n");
   }
 }
 
 void print_result(const Result& r) {
-  std::printf("%s: batch %lld, %d thread%s (cores %s), %d device%s x %d "
-              "cluster%s\n",
-              r.path.c_str(),
-              static_cast<long long>(r.batch), r.threads,
-              r.threads == 1 ? "" : "s", r.cores.c_str(), r.devices,
-              r.devices == 1 ? "" : "s", r.clusters,
-              r.clusters == 1 ? "" : "s");
+  std::printf(
+      "%s: batch %lld, %d thread%s (cores %s), %d device%s x %d "
+      "cluster%s\n",
+      r.path.c_str(), static_cast<long long>(r.batch), r.threads, r.threads == 1 ? "" : "s",
+      r.cores.c_str(), r.devices, r.devices == 1 ? "" : "s", r.clusters,
+      r.clusters == 1 ? "" : "s");
   if (r.compile_ms >= 0) std::printf("  compile       %10.1f ms\n", r.compile_ms);
   std::printf("  load + init   %10.1f ms\n", r.load_ms);
-  std::printf("  first result  %10.1f ms (first run %.1f ms)\n",
-              r.first_result_ms, r.first_run_ms);
-  std::printf("  median        %10.3f ms over %zu runs (mean %.3f, min %.3f)\n",
-              r.median_ms, r.iter_ms.size(), r.mean_ms, r.min_ms);
+  std::printf("  first result  %10.1f ms (first run %.1f ms)\n", r.first_result_ms, r.first_run_ms);
+  std::printf("  median        %10.3f ms over %zu runs (mean %.3f, min %.3f)\n", r.median_ms,
+              r.iter_ms.size(), r.mean_ms, r.min_ms);
   std::printf("  throughput    %10.1f images/s\n", r.images_per_s());
-  std::printf("  compute       %10.2f GFLOP/s (%.3f GFLOP per sample)",
-              r.gflops(), r.gflop_per_sample);
+  std::printf("  compute       %10.2f GFLOP/s (%.3f GFLOP per sample)", r.gflops(),
+              r.gflop_per_sample);
   if (r.peak_gflops_core > 0)
     std::printf(", %.1f%% of %.1f GFLOP/s peak", r.pct_peak(r.gflops()),
                 r.peak_gflops_core * r.threads);
-  std::printf("\n  peak RSS      %10.1f MiB (%.1f MiB at start)\n",
-              r.rss_peak_mib, r.rss_start_mib);
+  std::printf("\n  peak RSS      %10.1f MiB (%.1f MiB at start)\n", r.rss_peak_mib,
+              r.rss_start_mib);
   std::printf("  runs (ms):");
   for (double ms : r.iter_ms) std::printf(" %.2f", ms);
   std::printf("\n");
@@ -326,13 +303,13 @@ int cmd_bench(const std::vector<std::string>& argv) {
   const int iters = args.int_value("iters", 10, 1);
   const bool json = args.has("json");
   if (args.has("peak-gflops")) r.peak_gflops_core = double_value(args, "peak-gflops");
-  const double max_ms =
-      args.has("max-time") ? 1e3 * double_value(args, "max-time")
-                           : std::numeric_limits<double>::infinity();
+  const double max_ms = args.has("max-time") ? 1e3 * double_value(args, "max-time")
+                                             : std::numeric_limits<double>::infinity();
   const bool onnx = ends_with(r.path, ".onnx");
   if (args.has("shape") && !onnx)
-    throw UsageError("--shape applies to .onnx models; a program's shape is "
-                     "fixed when it is compiled");
+    throw UsageError(
+        "--shape applies to .onnx models; a program's shape is "
+        "fixed when it is compiled");
 
   // File -> Program. A .onnx model is compiled first, timed apart.
   Program program;
@@ -360,15 +337,13 @@ int cmd_bench(const std::vector<std::string>& argv) {
   r.devices = program.devices();
   r.clusters = program.clusters();
   if (args.has("threads")) {
-    const std::string spec =
-        device_spec(args.int_value("threads", 1, 1), r.devices);
+    const std::string spec = device_spec(args.int_value("threads", 1, 1), r.devices);
     setenv("SHOAL_CPU_DEVICES", spec.c_str(), 1);
   }
   const std::vector<DeviceInfo> host = devices();
   std::vector<int> used;
   for (int d = 0; d < r.devices && d < int(host.size()); ++d)
-    used.insert(used.end(), host[size_t(d)].cores.begin(),
-                host[size_t(d)].cores.end());
+    used.insert(used.end(), host[size_t(d)].cores.begin(), host[size_t(d)].cores.end());
   r.threads = int(used.size());
   r.cores = int_ranges(used);
 
@@ -376,6 +351,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
   ropts.profile = args.has("profile");
   Runtime rt(program, ropts);
   r.load_ms = ms_since(t_load);
+  r.clusters = rt.clusters();  // clusters=0 programs: one per core
   r.model = program.data().model_name;
   for (const program::Instruction& ins : program.data().instructions)
     r.gflop_per_sample += ins.flops / 1e9;
@@ -404,9 +380,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
   if (ropts.profile) {
     r.profile = rt.profile();
     std::stable_sort(r.profile.begin(), r.profile.end(),
-                     [](const LayerProfile& a, const LayerProfile& b) {
-                       return a.ms > b.ms;
-                     });
+                     [](const LayerProfile& a, const LayerProfile& b) { return a.ms > b.ms; });
   }
   r.rss_peak_mib = peak_rss_mib();
 

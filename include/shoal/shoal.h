@@ -78,7 +78,7 @@ SHOAL_API int shoal_device_count(int* count);
  *     {1,3,224,224}); input_shape may be NULL when ndim is 0, meaning the
  *     model's own (static) input shape.
  *   devices:  devices the program will run on (>= 1).
- *   clusters: clusters per device (>= 1; 0 = one per core of each device).
+ *   clusters: clusters per device (>= 0; 0 = one per core of each device).
  *   mode:     how clusters share a batch: SHOAL_MODE_BATCH (one input per
  *             cluster), SHOAL_MODE_SPLIT (the SDK's "nobatch": clusters
  *             share each input) or SHOAL_MODE_AUTO (per run: batch when the

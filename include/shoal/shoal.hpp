@@ -85,7 +85,8 @@ struct CompileOptions {
   /// faster there) and the compiling CPU has it. It sums in another order:
   /// outputs differ from direct convolution by about 1e-6 of their magnitude
   /// per layer. The program stores those weights twice, plain and transformed
-  /// (larger programs, no transform at load).
+  /// (larger programs; no transform at load, except for a stack of samples
+  /// whose kernel picks another Winograd variant).
   bool winograd = true;
   /// Progress and diagnostics; receives one line at a time.
   std::function<void(const std::string&)> log;

@@ -22,25 +22,22 @@ PadPlan pad_plan(const Attrs& a, const Shape& s, std::vector<int64_t> pads,
                  const std::vector<int64_t>* axes) {
   PadPlan p;
   p.mode = a.s("mode", "constant");
-  if (p.mode != "constant" && p.mode != "reflect" && p.mode != "edge" &&
-      p.mode != "wrap")
+  if (p.mode != "constant" && p.mode != "reflect" && p.mode != "edge" && p.mode != "wrap")
     fail(ErrorKind::unsupported, kOp + ": mode '" + p.mode +
                                      "' is not supported (constant, reflect, "
                                      "edge, wrap)");
   const size_t r = s.size();
   std::vector<int64_t> dims;  // the dims the pads apply to
   if (axes) {
-    for (int64_t ax : *axes)
-      dims.push_back(norm_axis(kOp, ax, int64_t(r), "axes value"));
+    for (int64_t ax : *axes) dims.push_back(norm_axis(kOp, ax, int64_t(r), "axes value"));
   } else {
     for (size_t i = 0; i < r; ++i) dims.push_back(int64_t(i));
   }
   if (pads.size() != 2 * dims.size())
-    fail(ErrorKind::invalid_argument,
-         kOp + ": pads " + ints_str(pads) + " has " +
-             std::to_string(pads.size()) + " values, expected " +
-             std::to_string(2 * dims.size()) + " for input of shape " +
-             shape_str(s));
+    fail(ErrorKind::invalid_argument, kOp + ": pads " + ints_str(pads) + " has " +
+                                          std::to_string(pads.size()) + " values, expected " +
+                                          std::to_string(2 * dims.size()) + " for input of shape " +
+                                          shape_str(s));
   for (int64_t v : pads)
     if (v > (int64_t(1) << 40) || v < -(int64_t(1) << 40))
       fail(ErrorKind::invalid_argument,
@@ -54,16 +51,15 @@ PadPlan pad_plan(const Attrs& a, const Shape& s, std::vector<int64_t> pads,
   p.out.resize(r);
   for (size_t i = 0; i < r; ++i) {
     p.out[i] = s[i] + p.begin[i] + p.end[i];
-    int64_t kept = s[i] - std::max<int64_t>(0, -p.begin[i]) -
-                   std::max<int64_t>(0, -p.end[i]);
+    int64_t kept = s[i] - std::max<int64_t>(0, -p.begin[i]) - std::max<int64_t>(0, -p.end[i]);
     if (p.out[i] < 0 || kept < 0)
-      fail(ErrorKind::invalid_argument,
-           kOp + ": pads " + ints_str(pads) + " crop more than dim " +
-               std::to_string(i) + " of input " + shape_str(s) + " holds");
+      fail(ErrorKind::invalid_argument, kOp + ": pads " + ints_str(pads) + " crop more than dim " +
+                                            std::to_string(i) + " of input " + shape_str(s) +
+                                            " holds");
     if (p.mode != "constant" && kept == 0 && p.out[i] > 0)
-      fail(ErrorKind::invalid_argument,
-           kOp + ": mode '" + p.mode + "' cannot pad dim " + std::to_string(i) +
-               " of input " + shape_str(s) + ", which is empty");
+      fail(ErrorKind::invalid_argument, kOp + ": mode '" + p.mode + "' cannot pad dim " +
+                                            std::to_string(i) + " of input " + shape_str(s) +
+                                            ", which is empty");
   }
   return p;
 }
@@ -84,9 +80,8 @@ std::vector<TypeShape> pad_infer(const Attrs& a, Infos in) {
   if (const ValueInfo* v = opt_input(in, 2)) {
     require_f32(kOp, "constant_value", *v);
     if (v->shape.size() > 1 || shape_numel(v->shape) > 1)
-      fail(ErrorKind::invalid_argument, kOp + ": constant_value has shape " +
-                                            shape_str(v->shape) +
-                                            ", expected a scalar");
+      fail(ErrorKind::invalid_argument,
+           kOp + ": constant_value has shape " + shape_str(v->shape) + ", expected a scalar");
   }
   std::vector<int64_t> axes;
   const ValueInfo* va = opt_input(in, 3);
@@ -95,8 +90,7 @@ std::vector<TypeShape> pad_infer(const Attrs& a, Infos in) {
 }
 
 // Source index along one dim for output index o, or -1 for the constant.
-int64_t source_index(const std::string& mode, int64_t o, int64_t in,
-                     int64_t begin, int64_t end) {
+int64_t source_index(const std::string& mode, int64_t o, int64_t in, int64_t begin, int64_t end) {
   const int64_t lo = std::max<int64_t>(0, -begin);     // first kept index
   const int64_t hi = in - std::max<int64_t>(0, -end);  // one past the last
   const int64_t j = o - begin;                         // input coordinate
@@ -120,8 +114,7 @@ void pad_ref(const Attrs& a, Refs in, Refs out) {
   } else if (const TensorRef* tp = opt_input(in, 1)) {
     pads = read_ints(*tp, kOp, "pads");
   } else {
-    fail(ErrorKind::invalid_argument,
-         kOp + ": required input 1 (pads) is missing");
+    fail(ErrorKind::invalid_argument, kOp + ": required input 1 (pads) is missing");
   }
   std::vector<int64_t> axes;
   const TensorRef* ta = opt_input(in, 3);
@@ -129,8 +122,11 @@ void pad_ref(const Attrs& a, Refs in, Refs out) {
   PadPlan p = pad_plan(a, s, pads, ta ? &axes : nullptr);
   check_out(kOp, out[0], p.out);
   float value = a.f("value", 0.0f);
-  if (const TensorRef* v = opt_input(in, 2); v && v->numel() > 0)
-    value = v->as<const float>()[0];
+  if (const TensorRef* v = opt_input(in, 2); v && v->numel() > 0) value = v->as<const float>()[0];
+  const int64_t n = shape_numel(p.out);
+  // An empty output has nothing to compute; its other dims may still be huge
+  // (2^40), too many for the per-dim index tables below.
+  if (n == 0) return;
   const size_t r = s.size();
   std::vector<std::vector<int64_t>> src(r);
   for (size_t d = 0; d < r; ++d)
@@ -139,7 +135,6 @@ void pad_ref(const Attrs& a, Refs in, Refs out) {
   const Shape st = strides_of(s);
   const float* x = in[0].as<const float>();
   float* y = out[0].as<float>();
-  const int64_t n = shape_numel(p.out);
   Shape pos(r, 0);
   for (int64_t i = 0; i < n; ++i) {
     int64_t xi = 0;
@@ -160,11 +155,10 @@ void pad_ref(const Attrs& a, Refs in, Refs out) {
 }  // namespace
 
 void add_pad_ops(std::vector<OpSpec>& t) {
-  t.push_back(
-      make_spec("Pad", 1, 1, 4,
-                "pad (negative pads crop): constant, reflect, edge, wrap; "
-                "pads/value as attributes or inputs",
-                pad_infer, pad_ref));
+  t.push_back(make_spec("Pad", 1, 1, 4,
+                        "pad (negative pads crop): constant, reflect, edge, wrap; "
+                        "pads/value as attributes or inputs",
+                        pad_infer, pad_ref));
 }
 
 }  // namespace shoal::ref::nn

@@ -1,10 +1,12 @@
 // The public C++ classes Program, Tensor and Runtime.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
 
 #include "program/program_data.hpp"
@@ -33,20 +35,30 @@ const program::ProgramData& Program::data() const {
 
 std::vector<uint8_t> Program::to_bytes() const { return program::serialize(data()); }
 
-void Program::save(const std::string& path) const {
+void Program::save(const std::string& path_given) const {
   const std::vector<uint8_t> bytes = to_bytes();
   // Written to a new file that then replaces `path`: runtimes may be reading
   // the old file's weights in place (mapped), and must never see it change.
+  // Through a symlink to the file it names; an existing file's mode is kept.
+  std::string path = path_given;
+  std::error_code ec;
+  if (std::filesystem::is_symlink(path, ec)) {
+    const auto target = std::filesystem::canonical(path, ec);
+    if (!ec) path = target.string();
+  }
   static std::atomic<unsigned> counter{0};
   const std::string tmp =
       path + ".tmp" + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
   auto fail = [&](const std::string& why) {
     std::remove(tmp.c_str());
-    throw Error(ErrorKind::invalid_argument, "cannot write program file '" + path + "': " + why);
+    throw Error(ErrorKind::invalid_argument,
+                "cannot write program file '" + path_given + "': " + why);
   };
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) fail(std::strerror(errno));
-  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  struct stat old;
+  if (ok && ::stat(path.c_str(), &old) == 0) ok = ::fchmod(::fileno(f), old.st_mode & 07777) == 0;
   if (std::fclose(f) != 0 || !ok) fail(std::strerror(errno));
   if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(std::strerror(errno));
 }

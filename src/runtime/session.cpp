@@ -206,12 +206,13 @@ Session::Session(const Program& program, const RuntimeOptions& options)
         throw Error(ErrorKind::invalid_argument,
                     "device " + std::to_string(ids[i]) + " listed twice");
   }
+  // Before claiming: it may throw (a bad SHOAL_WEIGHTS).
+  shared_weights_ = resolve_weight_placement(options.weights) == WeightPlacement::shared;
   if (!options.devices.empty() && !options.share_devices) {
     registry.claim(ids);
     exclusive_ = true;
   }
   device_ids_ = ids;
-  shared_weights_ = resolve_weight_placement(options.weights) == WeightPlacement::shared;
   try {
     init_devices(host);
   } catch (...) {

@@ -218,13 +218,24 @@ def test_weight_placement(digits_model, digits_program, digits_rt, tmp_path, mon
     shoal.compile(digits_model, optimize=False, clusters=2).save(path)
     np.testing.assert_array_equal(rt.run(x)[0], ref)
     assert not list(tmp_path.glob("*.tmp*"))
+    # Saving through a symlink replaces the file it names, keeping its mode.
+    link = tmp_path / "link.shoal"
+    link.symlink_to(path)
+    path.chmod(0o640)
+    digits_program.save(link)
+    assert link.is_symlink() and (path.stat().st_mode & 0o777) == 0o640
+    np.testing.assert_array_equal(shoal.Runtime(shoal.load(link)).run(x)[0], ref)
     monkeypatch.setenv("SHOAL_WEIGHTS", "copy")  # overrides auto only
     assert "copied" in shoal.Runtime(digits_program).plan()
     assert "in place" in shoal.Runtime(digits_program, weights="shared").plan()
     monkeypatch.setenv("SHOAL_WEIGHTS", "everywhere")
     with pytest.raises(errors.InvalidArgumentError, match="SHOAL_WEIGHTS"):
         shoal.Runtime(digits_program)
+    device = shoal.devices()[0].id
+    with pytest.raises(errors.InvalidArgumentError, match="SHOAL_WEIGHTS"):
+        shoal.Runtime(digits_program, devices=[device])
     monkeypatch.delenv("SHOAL_WEIGHTS")
+    shoal.Runtime(digits_program, devices=[device]).close()  # the failed one claimed nothing
     with pytest.raises(errors.InvalidArgumentError, match="weights must be"):
         shoal.Runtime(digits_program, weights="nowhere")
 

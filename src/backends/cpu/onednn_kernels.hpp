@@ -24,8 +24,8 @@ struct OneDnnContext {
   /// Packed (reordered) weights shared by the kernels of all clusters of the
   /// device, so a device stores each weight once. `make` runs at most once per
   /// key; thread-safe.
-  std::shared_ptr<dnnl::memory> packed_weight(
-      const std::string& key, const std::function<dnnl::memory()>& make);
+  std::shared_ptr<dnnl::memory> packed_weight(const std::string& key,
+                                              const std::function<dnnl::memory()>& make);
 
   /// Bytes held by packed weights, for reports.
   size_t packed_bytes() const;
@@ -45,28 +45,28 @@ struct OneDnnContext {
 /// cluster's dnnl::stream* (on ctx.engine). A kernel must only be executed by
 /// one thread at a time; it uses a thread-local workspace for its temporary
 /// blocked tensors and oneDNN scratchpads.
-std::unique_ptr<runtime::Kernel> make_onednn_kernel(
-    const program::Instruction& ins, const program::ProgramData& prog,
-    OneDnnContext& ctx);
+std::unique_ptr<runtime::Kernel> make_onednn_kernel(const program::Instruction& ins,
+                                                    const program::ProgramData& prog,
+                                                    OneDnnContext& ctx);
 
 /// Compile-time weight prepacking: stores the weight of each Conv,
 /// ConvTranspose, Gemm and MatMul whose weight is a constant used by that
 /// instruction alone in the layout its oneDNN kernel wants on this machine's
 /// CPU (with Gemm's alpha folded in), so that loading does no repacking. Such
-/// tensors get layout packed, `bytes` = the packed size and `packing` = the
+/// tensors get layout packed, `bytes` = the packed size (for a Winograd layer:
+/// the plain bytes, padded to 64, then the transformed copy) and `packing` = the
 /// description of docs/PROGRAM_FORMAT.md; the weight section is rebuilt (every
 /// offset stays 64-aligned). Kernels on a CPU that wants another layout
 /// reorder from the stored one once; other consumers use unpack_weight.
-void prepack_weights(program::ProgramData& p,
-                     const std::function<void(const std::string&)>& log);
+void prepack_weights(program::ProgramData& p, const std::function<void(const std::string&)>& log);
 
 /// The instruction attribute (int, 1 = yes) by which the compiler asks for
 /// oneDNN's Winograd convolution; a CPU without one runs the direct one.
 inline constexpr const char* kWinogradAttr = "shoal_winograd";
 
 /// Which 3x3 stride-1 convolutions get oneDNN's Winograd kernel: none; those
-/// where it pays (output maps of 14x14 or more, 64 channels or more in and
-/// out: 35-55% faster there on AVX-512); or all (tests).
+/// where it pays (output maps of 14x14 or more, 32+ input and 64+ output
+/// channels: 24-55% faster there on AVX-512); or all (tests).
 enum class WinogradPolicy { none, worthwhile, all };
 
 /// Marks with kWinogradAttr the convolutions the policy picks, where this
