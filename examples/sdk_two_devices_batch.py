@@ -46,7 +46,7 @@ def main():
               f"{len(shoal.devices())}", file=sys.stderr)
         return 2
 
-    # The reference: a plain shoal runtime, one device, one cluster.
+    # The reference: a plain shoal runtime on one device.
     with shoal.Runtime(shoal.compile(model, shape="8x8x1")) as rt:
         (reference,) = rt.run(images)
 
