@@ -16,6 +16,16 @@ void replace_uses(ir::Graph& g, int from, int to) {
     if (o == from) o = to;
 }
 
+int add_constant(ir::Graph& g, std::string name, HostTensor data) {
+  ir::Value v;
+  v.name = std::move(name);
+  v.dtype = data.dtype();
+  v.shape = data.shape();
+  v.shape_known = true;
+  v.constant = std::move(data);
+  return g.add_value(std::move(v));
+}
+
 void remove_dead_and_identity(ir::Graph& g, const Log& log) {
   int removed = 0;
   // Identity and inference Dropout forward their input, unless the output is

@@ -25,8 +25,7 @@ void fold_batchnorm(ir::Graph& g, const Log& log) {
       if (extra) continue;
     }
     const int x = bn.inputs[0];
-    if (prod[size_t(x)] < 0 || cons[size_t(x)].size() != 1 || is_graph_output(g, x))
-      continue;
+    if (prod[size_t(x)] < 0 || cons[size_t(x)].size() != 1 || is_graph_output(g, x)) continue;
     ir::Node& p = g.nodes[size_t(prod[size_t(x)])];
     if (p.dead) continue;
     const HostTensor *scale = const_f32(g, bn.inputs[1]), *beta = const_f32(g, bn.inputs[2]),
@@ -41,8 +40,7 @@ void fold_batchnorm(ir::Graph& g, const Log& log) {
     bool rows;
     if (p.op == "Conv") {
       rows = true;
-    } else if (p.op == "Gemm" && p.attrs.f("alpha", 1.f) == 1.f &&
-               p.attrs.i("transA", 0) == 0) {
+    } else if (p.op == "Gemm" && p.attrs.f("alpha", 1.f) == 1.f && p.attrs.i("transA", 0) == 0) {
       rows = p.attrs.i("transB", 0) != 0;
     } else {
       continue;
@@ -72,12 +70,8 @@ void fold_batchnorm(ir::Graph& g, const Log& log) {
     }
     HostTensor nb(DType::f32, {c});
     std::copy(t.begin(), t.end(), nb.as<float>());
-    ir::Value wv{g.values[size_t(p.inputs[1])].name + "_bnfold", DType::f32, nw.shape(), true, {}};
-    wv.constant = std::move(nw);
-    ir::Value bv{bn.name + "_bias", DType::f32, {c}, true, {}};
-    bv.constant = std::move(nb);
-    const int wid = g.add_value(std::move(wv));
-    const int bid = g.add_value(std::move(bv));
+    const int wid = add_constant(g, g.values[size_t(p.inputs[1])].name + "_bnfold", std::move(nw));
+    const int bid = add_constant(g, bn.name + "_bias", std::move(nb));
     p.inputs[1] = wid;
     if (p.inputs.size() < 3) p.inputs.resize(3, -1);
     p.inputs[2] = bid;

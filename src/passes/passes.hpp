@@ -36,5 +36,7 @@ void assign_layouts(ir::Graph& g, const Log& log);
 bool is_graph_output(const ir::Graph& g, int value);
 /// Replaces every use of value `from` by value `to` (nodes and outputs).
 void replace_uses(ir::Graph& g, int from, int to);
+/// Adds a constant value holding `data` (its dtype and shape); returns its id.
+int add_constant(ir::Graph& g, std::string name, HostTensor data);
 
 }  // namespace shoal::passes

@@ -93,22 +93,16 @@ int weight_slice(ir::Graph& g, const ir::Value& w, int64_t c0, int64_t c, const 
   float* dst = part.as<float>();
   for (int64_t o = 0; o < m; ++o)
     std::memcpy(dst + o * c, src + o * total + c0, size_t(c) * sizeof(float));
-  ir::Value v;
-  v.name = name;
-  v.dtype = DType::f32;
-  v.shape = part.shape();
-  v.shape_known = true;
-  v.constant = std::move(part);
-  return g.add_value(std::move(v));
+  return add_constant(g, name, std::move(part));
 }
 
 }  // namespace
 
 void split_concat_conv(ir::Graph& g, const Log& log) {
   int split = 0, pools = 0;
+  auto cons = g.consumers();  // recomputed after each rewrite
   for (size_t ci = 0; ci < g.nodes.size(); ++ci) {
     if (!channel_concat(g, g.nodes[ci])) continue;
-    auto cons = g.consumers();
     const int cat_out = g.nodes[ci].outputs[0];
     int user = sole_consumer(g, cons, cat_out);
     if (user < 0) continue;
@@ -180,6 +174,7 @@ void split_concat_conv(ir::Graph& g, const Log& log) {
       ++pools;
     }
     ++split;
+    cons = g.consumers();
   }
   if (!split) return;
   g.compact();
