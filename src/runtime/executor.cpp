@@ -134,8 +134,12 @@ void Executor::tune(Stack& s, const std::vector<double>& times) {
                  "shoal: stack of %lld on cluster %d: the first %zu of %zu "
                  "instructions a sample at a time (estimated %.3f ms)\n",
                  static_cast<long long>(s.n), cluster_, split, count, lowest);
+  settle(s, split);
+}
+
+void Executor::settle(Stack& s, size_t split) {
   set_split(s, split);
-  for (size_t i = 0; i < split; ++i) s.kernels[i].reset();
+  for (size_t i = 0; i < split; ++i) s.kernels[i].reset();  // those run a sample at a time
   s.tuned = true;
 }
 
@@ -165,10 +169,7 @@ Executor::Stack& Executor::stack(int64_t n) {
   if (n == 1) {
     s->tuned = true;
   } else if (const char* forced = std::getenv("SHOAL_STACK_SPLIT")) {  // tests, experiments
-    const size_t split = std::min(s->kernels.size(), size_t(std::strtoull(forced, nullptr, 10)));
-    set_split(*s, split);
-    for (size_t i = 0; i < split; ++i) s->kernels[i].reset();
-    s->tuned = true;
+    settle(*s, std::min(s->kernels.size(), size_t(std::strtoull(forced, nullptr, 10))));
   } else {
     s->stacked_ms.assign(s->kernels.size(), 1e300);
     s->single_ms.assign(s->kernels.size(), 1e300);

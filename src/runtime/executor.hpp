@@ -51,6 +51,8 @@ class Executor {
   void bind(Stack& s);
   /// Runs the first `split` instructions a sample at a time from now on.
   void set_split(Stack& s, size_t split);
+  /// set_split for good: frees the stacked kernels it no longer runs.
+  void settle(Stack& s, size_t split);
   /// Learns from the per-instruction times of the stack's first runs
   /// (stacked, then a sample at a time) where to split it.
   void tune(Stack& s, const std::vector<double>& times);

@@ -233,8 +233,10 @@ void Session::init_devices(const std::vector<DeviceInfo>& host) {
     return pd.clusters > 0 ? pd.clusters : std::max(1, int(host[size_t(id)].cores.size()));
   };
   clusters_ = clusters_of(device_ids_.front());
-  auto_ = false;
-  for (int id : device_ids_) auto_ = auto_ || (pd.mode == Mode::automatic && clusters_of(id) > 1);
+  // Auto mode gives every device a team when some device has clusters to
+  // choose between (with one cluster everywhere the modes coincide).
+  bool team = false;
+  for (int id : device_ids_) team = team || (pd.mode == Mode::automatic && clusters_of(id) > 1);
   for (int id : device_ids_) {
     auto ds = std::make_unique<DeviceState>();
     // Batch mode: one worker per cluster, each taking whole samples. Split
@@ -242,7 +244,6 @@ void Session::init_devices(const std::vector<DeviceInfo>& host) {
     // share every operator of ONE sample (oneDNN partitions each op's output
     // over the team's threads), which cuts latency instead. Auto mode: both,
     // the team as one more cluster over all the device's cores.
-    const bool team = auto_mode();
     ds->device =
         make_cpu_device(host[size_t(id)], pd.mode == Mode::split ? 1 : clusters_of(id), team);
     Device& dev = *ds->device;

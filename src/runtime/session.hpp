@@ -50,12 +50,11 @@ class Session {
   bool exclusive_ = false;       // this runtime claimed device_ids_
   bool shared_weights_ = false;  // devices read the program's weights in place
   int clusters_ = 1;             // clusters per device (the first device's)
-  bool auto_ = false;            // auto mode with a team per device
   std::vector<std::unique_ptr<DeviceState>> devices_;
   std::vector<Executor*> executors_;  // one per cluster (split mode: per device)
   std::vector<Executor*> teams_;      // auto mode: one per device, all its cores
   /// Auto mode with clusters to choose between (one cluster is both modes).
-  bool auto_mode() const { return auto_; }
+  bool auto_mode() const { return !teams_.empty(); }
   std::vector<Executor*> all_executors() const {
     std::vector<Executor*> all = executors_;
     all.insert(all.end(), teams_.begin(), teams_.end());
