@@ -79,13 +79,7 @@ int cmd_compile(const std::vector<std::string>& argv) {
   options.devices = args.int_value("devices", 1, 1);
   options.clusters = args.int_value("clusters", 0, 0);
   const std::string mode = args.has("mode") ? args.value("mode") : "auto";
-  if (mode == "batch")
-    options.mode = Mode::batch;
-  else if (mode == "split")
-    options.mode = Mode::split;
-  else if (mode == "auto")
-    options.mode = Mode::automatic;
-  else
+  if (!mode_from_name(mode, options.mode))
     throw UsageError("--mode expects auto, batch or split, got '" + mode + "'");
   if (args.has("split")) {
     if (args.has("mode") && mode != "split") throw UsageError("--split contradicts --mode " + mode);

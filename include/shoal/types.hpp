@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace shoal {
@@ -37,6 +38,8 @@ enum class Mode : uint8_t {
   automatic = 2,  ///< per run: batch when the batch fills the clusters, else split
 };
 const char* mode_name(Mode m) noexcept;  ///< "batch", "split", "auto"
+/// The mode mode_name() calls `name`; false when none is.
+bool mode_from_name(std::string_view name, Mode& mode) noexcept;
 
 /// Name, element type and shape of one model input or output, for one input
 /// sample (the leading dimension is the batch and is 1 here).

@@ -105,13 +105,7 @@ shoal::CompileOptions make_options(std::vector<int64_t> shape, int devices, int 
   o.input_shape = std::move(shape);
   o.devices = devices;
   o.clusters = clusters;
-  if (mode == "batch")
-    o.mode = shoal::Mode::batch;
-  else if (mode == "split")
-    o.mode = shoal::Mode::split;
-  else if (mode == "auto")
-    o.mode = shoal::Mode::automatic;
-  else
+  if (!shoal::mode_from_name(mode, o.mode))
     throw shoal::Error(shoal::ErrorKind::invalid_argument,
                        "mode must be 'auto', 'batch' or 'split', got '" + mode + "'");
   o.optimize = optimize;

@@ -39,6 +39,15 @@ const char* mode_name(Mode m) noexcept {
   return "unknown";
 }
 
+bool mode_from_name(std::string_view name, Mode& mode) noexcept {
+  for (Mode m : {Mode::batch, Mode::split, Mode::automatic})
+    if (name == mode_name(m)) {
+      mode = m;
+      return true;
+    }
+  return false;
+}
+
 const char* dtype_name(DType t) noexcept {
   switch (t) {
     case DType::f32: return "float32";
