@@ -103,14 +103,20 @@ class CpuDevice final : public Device {
   }
 
   std::unique_ptr<Kernel> make_kernel(const program::Instruction& ins,
-                                      const program::ProgramData& prog, int) override {
+                                      const program::ProgramData& prog, int cluster) override {
     if (!supports(ins, prog))
       throw Error(ErrorKind::unsupported,
                   ins.op + " node '" + ins.name + "' is not supported on CPU devices");
     check_instruction(ins, prog);  // a program file is untrusted input
     if (!disable_onednn_)
-      if (auto k = cpu::make_onednn_kernel(ins, prog, onednn_)) return k;
+      if (auto k = cpu::make_onednn_kernel(ins, prog, onednn_, cluster_threads(cluster))) return k;
     return make_reference_kernel(ins, prog);
+  }
+
+  int cluster_threads(int cluster) const {
+    return cluster >= 0 && size_t(cluster) < clusters_.size()
+               ? int(clusters_[size_t(cluster)]->cores.size())
+               : 1;
   }
 
   void submit(int cluster, std::function<void(ExecContext&)> work) override {

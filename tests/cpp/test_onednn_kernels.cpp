@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "backends/cpu/onednn_kernels.hpp"
+#include "env_guard.hpp"
 #include "ops/op_table.hpp"
 #include "reference/geometry.hpp"
 #include "shoal/error.hpp"
@@ -58,7 +59,7 @@ class Net {
   std::unique_ptr<runtime::Kernel> build(const std::string& op,
                                          std::vector<int32_t> ins,
                                          std::vector<int32_t> outs,
-                                         Attrs attrs = {}) {
+                                         Attrs attrs = {}, int threads = 1) {
     program::Instruction i;
     i.op = op;
     i.name = "test_" + op;
@@ -68,7 +69,7 @@ class Net {
     prog_.instructions = {i};
     prog_.weights = prog_.owned_weights.data();
     prog_.weights_bytes = prog_.owned_weights.size();
-    return make_onednn_kernel(prog_.instructions[0], prog_, ctx_);
+    return make_onednn_kernel(prog_.instructions[0], prog_, ctx_, threads);
   }
 
   /// Runs the kernel; `alias` makes input `alias` share output 0's buffer
@@ -325,9 +326,10 @@ struct ConvCase {
   std::string auto_pad;
 };
 
-/// Runs one Conv case through the kernel and the naive loop.
-void check_conv(const ConvCase& cc, const Attrs& extra = {},
-                bool residual = false, bool alias_residual = false) {
+/// Runs one Conv case through the kernel (made for a cluster of `threads`)
+/// and the naive loop; returns the kernel's impl().
+std::string check_conv(const ConvCase& cc, const Attrs& extra = {},
+                       bool residual = false, bool alias_residual = false, int threads = 1) {
   Attrs a = extra;
   if (!cc.s.empty()) a.set("strides", cc.s);
   if (!cc.d.empty()) a.set("dilations", cc.d);
@@ -347,8 +349,9 @@ void check_conv(const ConvCase& cc, const Attrs& extra = {},
   int y = net.output(ys);
   std::vector<int32_t> ins = {x, w, b};
   if (residual) ins.push_back(r);
-  auto k = net.build("Conv", ins, {y}, a);
-  ASSERT_NE(k, nullptr);
+  auto k = net.build("Conv", ins, {y}, a, threads);
+  EXPECT_NE(k, nullptr);
+  if (!k) return "";
   EXPECT_EQ(k->impl().rfind("onednn:", 0), 0u) << k->impl();
   net.run(*k, alias_residual ? 3 : -1);
 
@@ -360,6 +363,7 @@ void check_conv(const ConvCase& cc, const Attrs& extra = {},
     for (size_t i = 0; i < want.size(); ++i) want[i] += net.data(r)[i];
   want = activate(want, ref::activation_from_attrs(a));
   expect_near(net.data(y), want);
+  return k->impl();
 }
 
 TEST(OneDnnConv, Basic3x3Pad1) {
@@ -440,6 +444,61 @@ TEST(OneDnnConv, FusedActivations) {
   check_conv(c, fused("HardSwish"));
   check_conv(c, fused("Elu", 0.7f));
   check_conv(c, fused("LeakyRelu", 0.2f), true);
+}
+
+// --- Row bands: a team's convolution, one band of output rows per thread --
+
+bool banded(const std::string& impl) { return impl.find("row bands") != std::string::npos; }
+
+TEST(OneDnnConvRowBands, EveryGeometryGivesTheLayersResults) {
+  // Forced on every convolution: strides, dilations, asymmetric and
+  // same-upper pads, groups, 1-D and 3-D, a fused residual
+  // (also written in place), on teams of 2 and 3 threads.
+  testing::EnvGuard all("SHOAL_ROW_BANDS", "all");
+  for (int t : {2, 3}) {
+    SCOPED_TRACE("threads " + std::to_string(t));
+    ConvCase same{{1, 6, 10, 9}, 8, {3, 3}, {2, 2}, {}, {}};
+    same.auto_pad = "SAME_UPPER";
+    for (const ConvCase& c : {
+             ConvCase{{1, 3, 7, 9}, 8, {3, 3}, {}, {}, {1, 1, 1, 1}},
+             ConvCase{{1, 5, 13, 11}, 7, {3, 5}, {2, 2}, {}, {0, 1, 2, 1}},
+             ConvCase{{1, 4, 12, 10}, 6, {3, 3}, {1, 1}, {2, 3}, {2, 3, 2, 3}},
+             ConvCase{{1, 8, 9, 9}, 6, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}, 2},
+             ConvCase{{1, 16, 11, 11}, 16, {3, 3}, {2, 2}, {}, {1, 1, 1, 1}, 16},
+             ConvCase{{1, 32, 7, 7}, 24, {1, 1}, {}, {}, {}, 1, false},
+             ConvCase{{1, 5, 17}, 6, {3}, {2}, {}, {1, 1}},
+             ConvCase{{1, 3, 5, 6, 7}, 4, {3, 3, 3}, {1, 2, 1}, {}, {1, 1, 1, 1, 1, 1}},
+             ConvCase{{1, 32, 14, 14}, 64, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}},
+             same}) {
+      EXPECT_TRUE(banded(check_conv(c, {}, false, false, t)));
+    }
+    ConvCase res{{1, 16, 8, 8}, 32, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}};
+    EXPECT_TRUE(banded(check_conv(res, fused("Relu"), true, false, t)));
+    EXPECT_TRUE(banded(check_conv(res, fused("Relu"), true, true, t)));
+  }
+}
+
+TEST(OneDnnConvRowBands, TooFewRowsStayWhole) {
+  testing::EnvGuard all("SHOAL_ROW_BANDS", "all");
+  // One output row: nothing to share.
+  EXPECT_FALSE(banded(check_conv({{1, 4, 3, 9}, 8, {3, 3}, {}, {}, {}}, {}, false, false, 2)));
+}
+
+TEST(OneDnnConvRowBands, DefaultIsWinogradWithSmallWeights) {
+  // By default a team bands only Winograd layers whose weights are no larger
+  // than their input; a one-thread cluster never bands.
+  Attrs wino;
+  wino.set(kWinogradAttr, int64_t(1));
+  const ConvCase big_maps{{1, 32, 28, 28}, 64, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}};
+  const ConvCase small_maps{{1, 64, 7, 7}, 64, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}};
+  const std::string w2 = check_conv(big_maps, wino, true, false, 2);
+  if (w2.find("wino") == std::string::npos) GTEST_SKIP() << "no Winograd kernel on this CPU";
+  EXPECT_TRUE(banded(w2)) << w2;
+  EXPECT_FALSE(banded(check_conv(big_maps, wino, false, false, 1)));
+  EXPECT_FALSE(banded(check_conv(small_maps, wino, false, false, 2)));
+  EXPECT_FALSE(banded(check_conv(big_maps, {}, false, false, 2)));  // direct
+  testing::EnvGuard none("SHOAL_ROW_BANDS", "none");
+  EXPECT_FALSE(banded(check_conv(big_maps, wino, false, false, 2)));
 }
 
 // --- ConvTranspose

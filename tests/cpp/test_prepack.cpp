@@ -17,6 +17,7 @@
 
 #include "backends/cpu/onednn_kernels.hpp"
 #include "backends/cpu/onednn_packing.hpp"
+#include "env_guard.hpp"
 #include "program/program_data.hpp"
 #include "shoal/shoal.hpp"
 
@@ -96,24 +97,7 @@ const TensorDesc* find_tensor(const ProgramData& p, const std::string& name) {
   return nullptr;
 }
 
-/// Sets an environment variable for the guard's lifetime.
-class EnvGuard {
- public:
-  EnvGuard(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    setenv(name, value, 1);
-  }
-  ~EnvGuard() {
-    if (old_)
-      setenv(name_, old_->c_str(), 1);
-    else
-      unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using testing::EnvGuard;
 
 /// Decodes each packed weight's description and lets `edit` change it (and
 /// the tensor); stores the description again where `edit` returns true.

@@ -197,6 +197,53 @@ def test_mode4_split_on_two_devices(digits_model, digits_x, two_devices):
         np.testing.assert_allclose(y, ref[:n], rtol=1e-5, atol=1e-5)
 
 
+def winograd_net():
+    """Two 3x3 convolutions 32->64->64 on 28x28 maps, the second with a
+    residual: both Winograd layers (CI's AVX-512 CPU) with weights smaller
+    than their input, which a team cuts into bands of rows."""
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    inits = [numpy_helper.from_array(a, n) for n, a in (
+        ("w1", (rng.standard_normal((64, 32, 3, 3)) * 0.1).astype(np.float32)),
+        ("b1", rng.standard_normal(64).astype(np.float32)),
+        ("w2", (rng.standard_normal((64, 64, 3, 3)) * 0.05).astype(np.float32)))]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+        helper.make_node("Add", ["c2", "r1"], ["y"], name="residual"),
+    ]
+    graph = helper.make_graph(
+        nodes, "wino", [helper.make_tensor_value_info("x", 1, [1, 32, 28, 28])],
+        [helper.make_tensor_value_info("y", 1, [1, 64, 28, 28])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("bands", ["default", "all"])
+def test_mode4_split_row_bands(bands, monkeypatch):
+    """Split mode on a two-core team runs Winograd layers (or, forced, every
+    convolution) as one band of output rows per thread: the results are one
+    cluster's, for one input and for stacked batches."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores")
+    monkeypatch.delenv("SHOAL_CPU_DEVICES", raising=False)
+    if bands == "all":
+        monkeypatch.setenv("SHOAL_ROW_BANDS", "all")
+    model = winograd_net().SerializeToString()
+    program = shoal.compile(model, clusters=2, split=True)
+    rt = shoal.Runtime(program, profile=True)
+    one = shoal.Runtime(shoal.compile(model, clusters=1, mode="batch"), micro_batch=1)
+    x = np.random.default_rng(4).standard_normal((5, 32, 28, 28)).astype(np.float32)
+    (ref,) = one.run(x)
+    for n in (1, 2, 5):
+        (y,) = rt.run(x[:n])
+        np.testing.assert_allclose(y, ref[:n], rtol=1e-4, atol=1e-4)
+    impls = {layer["name"]: layer["impl"] for layer in rt.profile()}
+    if bands == "all" or "wino" in impls["conv1"]:
+        assert all("row bands" in impls[n] for n in ("conv1", "conv2")), impls
+
+
 def test_auto_mode_is_the_default(digits_model, second_model, digits_x, monkeypatch):
     """mode="auto": a batch with an input for every cluster runs in batch
     mode, a smaller one in split mode; the results are the same either way."""

@@ -26,6 +26,8 @@ struct OpContext {
   const program::Instruction& ins;
   const program::ProgramData& prog;
   OneDnnContext& ctx;
+  /// Threads of the cluster that will run the kernel (its OpenMP team).
+  int threads = 1;
 
   int num_inputs() const { return int(ins.inputs.size()); }
   /// The descriptor of input i, or nullptr when absent (or beyond the list).
@@ -140,6 +142,37 @@ class DnnlKernel : public runtime::Kernel {
   size_t temp_bytes_ = 0;     // workspace bytes of the temporaries
   size_t scratch_bytes_ = 0;  // largest scratchpad, after the temporaries
   std::string impl_ = "onednn";
+};
+
+/// A kernel made of parts that write disjoint pieces of the outputs (bands
+/// of output rows), run at once, one per thread of the cluster's OpenMP team.
+/// Each part is single-threaded: its primitives were made while oneDNN saw
+/// one thread, and oneDNN runs nested in the team's parallel region with one.
+class TeamKernel : public runtime::Kernel {
+ public:
+  TeamKernel(const dnnl::engine& eng, std::vector<std::unique_ptr<DnnlKernel>> parts,
+             std::string impl);
+  void execute(runtime::ExecContext& ctx, std::span<void* const> in,
+               std::span<void* const> out) override;
+  std::string impl() const override { return impl_; }
+
+ private:
+  std::vector<std::unique_ptr<DnnlKernel>> parts_;
+  std::vector<dnnl::stream> streams_;  // one per part
+  std::string impl_;
+};
+
+/// While alive, oneDNN plans the primitives made on this thread for one
+/// thread (it reads OpenMP's thread count when a primitive is made).
+class OneThreadPlanning {
+ public:
+  OneThreadPlanning();
+  ~OneThreadPlanning();
+  OneThreadPlanning(const OneThreadPlanning&) = delete;
+  OneThreadPlanning& operator=(const OneThreadPlanning&) = delete;
+
+ private:
+  int saved_;
 };
 
 /// Returns weight `t` (whose plain layout is `plain`) in layout `target`,

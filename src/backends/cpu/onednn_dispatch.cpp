@@ -45,8 +45,7 @@ const std::unordered_map<std::string_view, Builder>& builders() {
 
 /// Ops whose weight (input 1) the compiler may store packed for them.
 bool takes_packed_weight(const std::string& op) {
-  return op == "Conv" || op == "ConvTranspose" || op == "Gemm" ||
-         op == "MatMul";
+  return op == "Conv" || op == "ConvTranspose" || op == "Gemm" || op == "MatMul";
 }
 
 /// Every operand must be dense f32, plain or channels-last (the builders
@@ -62,9 +61,8 @@ bool operands_supported(const OpContext& oc) {
   };
   for (int i = 0; i < oc.num_inputs(); ++i) {
     const program::TensorDesc* t = oc.in(i);
-    if (t && i == 1 && t->layout == program::Layout::packed &&
-        t->dtype == DType::f32 && onednn::is_weight(*t) &&
-        takes_packed_weight(oc.ins.op))
+    if (t && i == 1 && t->layout == program::Layout::packed && t->dtype == DType::f32 &&
+        onednn::is_weight(*t) && takes_packed_weight(oc.ins.op))
       continue;
     if (t && !ok(*t) && !(oc.ins.op == "Clip" && i > 0)) return false;
   }
@@ -85,22 +83,20 @@ bool onednn::weight_plan(const OpContext& oc, WeightPlan& wp) {
   return false;
 }
 
-std::unique_ptr<runtime::Kernel> make_onednn_kernel(
-    const program::Instruction& ins, const program::ProgramData& prog,
-    OneDnnContext& ctx) {
+std::unique_ptr<runtime::Kernel> make_onednn_kernel(const program::Instruction& ins,
+                                                    const program::ProgramData& prog,
+                                                    OneDnnContext& ctx, int threads) {
   auto it = builders().find(ins.op);
   if (it == builders().end()) return nullptr;
-  OpContext oc{ins, prog, ctx};
+  OpContext oc{ins, prog, ctx, threads};
   if (!operands_supported(oc)) return nullptr;
   try {
     return it->second(oc);
   } catch (const dnnl::error& e) {
     // Primitive creation failing as unimplemented or with arguments oneDNN
     // rejects means "not for oneDNN": the reference kernel takes over.
-    if (e.status == dnnl_unimplemented || e.status == dnnl_invalid_arguments)
-      return nullptr;
-    throw Error(e.status == dnnl_out_of_memory ? ErrorKind::out_of_memory
-                                               : ErrorKind::device,
+    if (e.status == dnnl_unimplemented || e.status == dnnl_invalid_arguments) return nullptr;
+    throw Error(e.status == dnnl_out_of_memory ? ErrorKind::out_of_memory : ErrorKind::device,
                 oc.what() + ": oneDNN failed: " + e.what());
   }
 }

@@ -45,9 +45,13 @@ struct OneDnnContext {
 /// cluster's dnnl::stream* (on ctx.engine). A kernel must only be executed by
 /// one thread at a time; it uses a thread-local workspace for its temporary
 /// blocked tensors and oneDNN scratchpads.
+///
+/// `threads` is the size of the running cluster's team: with more than one,
+/// a Winograd convolution is cut into bands of output rows, one per thread
+/// (see make_conv).
 std::unique_ptr<runtime::Kernel> make_onednn_kernel(const program::Instruction& ins,
                                                     const program::ProgramData& prog,
-                                                    OneDnnContext& ctx);
+                                                    OneDnnContext& ctx, int threads = 1);
 
 /// Compile-time weight prepacking: stores the weight of each Conv,
 /// ConvTranspose, Gemm and MatMul whose weight is a constant used by that
