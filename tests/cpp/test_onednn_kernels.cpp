@@ -38,28 +38,19 @@ std::vector<float> random_data(int64_t n, uint32_t seed) {
 /// A one-instruction program built by hand, with its tensors' data.
 class Net {
  public:
-  int input(const Shape& s) {
-    return input(s, random_data(shape_numel(s), seed_++));
-  }
-  int input(const Shape& s, Vec v) {
-    return add(s, Storage::activation, std::move(v));
-  }
-  int weight(const Shape& s) {
-    return weight(s, random_data(shape_numel(s), seed_++));
-  }
-  int weight(const Shape& s, Vec v) {
-    return add(s, Storage::weight, std::move(v));
-  }
+  int input(const Shape& s) { return input(s, random_data(shape_numel(s), seed_++)); }
+  int input(const Shape& s, Vec v) { return add(s, Storage::activation, std::move(v)); }
+  int weight(const Shape& s) { return weight(s, random_data(shape_numel(s), seed_++)); }
+  int weight(const Shape& s, Vec v) { return add(s, Storage::weight, std::move(v)); }
   int output(const Shape& s) {
     return add(s, Storage::activation, Vec(size_t(shape_numel(s)), 1e30f));
   }
   const Vec& data(int id) const { return data_[id]; }
   TensorDesc& desc(int id) { return prog_.tensors[id]; }
 
-  std::unique_ptr<runtime::Kernel> build(const std::string& op,
-                                         std::vector<int32_t> ins,
-                                         std::vector<int32_t> outs,
-                                         Attrs attrs = {}, int threads = 1) {
+  std::unique_ptr<runtime::Kernel> build(const std::string& op, std::vector<int32_t> ins,
+                                         std::vector<int32_t> outs, Attrs attrs = {},
+                                         int threads = 1) {
     program::Instruction i;
     i.op = op;
     i.name = "test_" + op;
@@ -92,8 +83,7 @@ class Net {
   OneDnnContext& ctx() { return ctx_; }
   void* ptr(int id) {
     const TensorDesc& t = prog_.tensors[id];
-    if (t.storage == Storage::weight)
-      return const_cast<uint8_t*>(prog_.weights) + t.offset;
+    if (t.storage == Storage::weight) return const_cast<uint8_t*>(prog_.weights) + t.offset;
     return data_[id].data();
   }
 
@@ -135,8 +125,8 @@ void expect_near(const Vec& got, const Vec& want, double rel = 1e-4) {
     double d = std::fabs(double(got[i]) - want[i]);
     if (!(d <= worst)) worst = d, at = i;
   }
-  EXPECT_LE(worst, rel * scale)
-      << "at element " << at << ": got " << got[at] << ", want " << want[at];
+  EXPECT_LE(worst, rel * scale) << "at element " << at << ": got " << got[at] << ", want "
+                                << want[at];
 }
 
 // --- naive references --------------------------------------------------------
@@ -147,8 +137,7 @@ struct Win {
   Ints in, out, k, s, d, pb, pe;
 };
 
-Win win3(const Shape& x, const Shape& y, const Ints& k, Ints s, Ints d, Ints pb,
-         Ints pe) {
+Win win3(const Shape& x, const Shape& y, const Ints& k, Ints s, Ints d, Ints pb, Ints pe) {
   size_t n = k.size();
   Win w;
   auto pad = [n](Ints v, int64_t def, size_t want) {
@@ -166,8 +155,8 @@ Win win3(const Shape& x, const Shape& y, const Ints& k, Ints s, Ints d, Ints pb,
   return w;
 }
 
-Vec conv_naive(const Vec& x, const Shape& xs, const Vec& w, int64_t m,
-               const Vec* bias, const Win& g) {
+Vec conv_naive(const Vec& x, const Shape& xs, const Vec& w, int64_t m, const Vec* bias,
+               const Win& g) {
   int64_t c = xs[1], cg = c / g.group, mg = m / g.group;
   const Ints &I = g.in, &O = g.out, &K = g.k;
   Vec y(size_t(m * O[0] * O[1] * O[2]));
@@ -184,13 +173,11 @@ Vec conv_naive(const Vec& x, const Shape& xs, const Vec& w, int64_t m,
                   int64_t i0 = o0 * g.s[0] - g.pb[0] + k0 * g.d[0];
                   int64_t i1 = o1 * g.s[1] - g.pb[1] + k1 * g.d[1];
                   int64_t i2 = o2 * g.s[2] - g.pb[2] + k2 * g.d[2];
-                  if (i0 < 0 || i0 >= I[0] || i1 < 0 || i1 >= I[1] || i2 < 0 ||
-                      i2 >= I[2])
+                  if (i0 < 0 || i0 >= I[0] || i1 < 0 || i1 >= I[1] || i2 < 0 || i2 >= I[2])
                     continue;
                   int64_t ci = grp * cg + ic;
-                  acc +=
-                      double(x[((ci * I[0] + i0) * I[1] + i1) * I[2] + i2]) *
-                      w[(((oc * cg + ic) * K[0] + k0) * K[1] + k1) * K[2] + k2];
+                  acc += double(x[((ci * I[0] + i0) * I[1] + i1) * I[2] + i2]) *
+                         w[(((oc * cg + ic) * K[0] + k0) * K[1] + k1) * K[2] + k2];
                 }
           y[((oc * O[0] + o0) * O[1] + o1) * O[2] + o2] = float(acc);
         }
@@ -198,8 +185,8 @@ Vec conv_naive(const Vec& x, const Shape& xs, const Vec& w, int64_t m,
   return y;
 }
 
-Vec deconv_naive(const Vec& x, const Shape& xs, const Vec& w, int64_t m,
-                 const Vec* bias, const Win& g) {
+Vec deconv_naive(const Vec& x, const Shape& xs, const Vec& w, int64_t m, const Vec* bias,
+                 const Win& g) {
   int64_t c = xs[1], cg = c / g.group, mg = m / g.group;
   const Ints &I = g.in, &O = g.out, &K = g.k;
   std::vector<double> acc(size_t(m * O[0] * O[1] * O[2]), 0.0);
@@ -215,8 +202,7 @@ Vec deconv_naive(const Vec& x, const Shape& xs, const Vec& w, int64_t m,
                   int64_t o0 = i0 * g.s[0] - g.pb[0] + k0 * g.d[0];
                   int64_t o1 = i1 * g.s[1] - g.pb[1] + k1 * g.d[1];
                   int64_t o2 = i2 * g.s[2] - g.pb[2] + k2 * g.d[2];
-                  if (o0 < 0 || o0 >= O[0] || o1 < 0 || o1 >= O[1] || o2 < 0 ||
-                      o2 >= O[2])
+                  if (o0 < 0 || o0 >= O[0] || o1 < 0 || o1 >= O[1] || o2 < 0 || o2 >= O[2])
                     continue;
                   int64_t oc = grp * mg + om;
                   acc[((oc * O[0] + o0) * O[1] + o1) * O[2] + o2] +=
@@ -226,8 +212,7 @@ Vec deconv_naive(const Vec& x, const Shape& xs, const Vec& w, int64_t m,
   }
   Vec y(acc.size());
   int64_t per = O[0] * O[1] * O[2];
-  for (size_t i = 0; i < y.size(); ++i)
-    y[i] = float(acc[i] + (bias ? (*bias)[i / per] : 0.0));
+  for (size_t i = 0; i < y.size(); ++i) y[i] = float(acc[i] + (bias ? (*bias)[i / per] : 0.0));
   return y;
 }
 
@@ -269,8 +254,7 @@ Vec pool_naive(const Vec& x, int64_t c, const Win& g, PoolKind kind) {
 }
 
 /// C[b] = A[b] (MxK) * B[b] (KxN), row-major, batches consecutive.
-Vec matmul_naive(const Vec& a, const Vec& b, int64_t batch, int64_t m,
-                 int64_t k, int64_t n) {
+Vec matmul_naive(const Vec& a, const Vec& b, int64_t batch, int64_t m, int64_t k, int64_t n) {
   Vec c(size_t(batch * m * n));
   for (int64_t bi = 0; bi < batch; ++bi)
     for (int64_t i = 0; i < m; ++i)
@@ -308,8 +292,8 @@ Attrs fused(const std::string& act, float alpha = 0, float beta = 0) {
 // ----------------------------------------------------------------------
 
 struct ConvCase {
-  ConvCase(Shape x_, int64_t m_, Ints k_, Ints s_, Ints d_, Ints pads_,
-           int64_t group_ = 1, bool bias_ = true)
+  ConvCase(Shape x_, int64_t m_, Ints k_, Ints s_, Ints d_, Ints pads_, int64_t group_ = 1,
+           bool bias_ = true)
       : x(std::move(x_)),
         m(m_),
         k(std::move(k_)),
@@ -328,8 +312,8 @@ struct ConvCase {
 
 /// Runs one Conv case through the kernel (made for a cluster of `threads`)
 /// and the naive loop; returns the kernel's impl().
-std::string check_conv(const ConvCase& cc, const Attrs& extra = {},
-                       bool residual = false, bool alias_residual = false, int threads = 1) {
+std::string check_conv(const ConvCase& cc, const Attrs& extra = {}, bool residual = false,
+                       bool alias_residual = false, int threads = 1) {
   Attrs a = extra;
   if (!cc.s.empty()) a.set("strides", cc.s);
   if (!cc.d.empty()) a.set("dilations", cc.d);
@@ -357,8 +341,7 @@ std::string check_conv(const ConvCase& cc, const Attrs& extra = {},
 
   Win wn = win3(cc.x, ys, cc.k, g.stride, g.dilation, g.pad_begin, g.pad_end);
   wn.group = cc.group;
-  Vec want = conv_naive(net.data(x), cc.x, net.data(w), cc.m,
-                        cc.bias ? &net.data(b) : nullptr, wn);
+  Vec want = conv_naive(net.data(x), cc.x, net.data(w), cc.m, cc.bias ? &net.data(b) : nullptr, wn);
   if (residual)
     for (size_t i = 0; i < want.size(); ++i) want[i] += net.data(r)[i];
   want = activate(want, ref::activation_from_attrs(a));
@@ -366,9 +349,7 @@ std::string check_conv(const ConvCase& cc, const Attrs& extra = {},
   return k->impl();
 }
 
-TEST(OneDnnConv, Basic3x3Pad1) {
-  check_conv({{1, 3, 7, 9}, 8, {3, 3}, {}, {}, {1, 1, 1, 1}});
-}
+TEST(OneDnnConv, Basic3x3Pad1) { check_conv({{1, 3, 7, 9}, 8, {3, 3}, {}, {}, {1, 1, 1, 1}}); }
 
 TEST(OneDnnConv, Stride2OddSizesAsymmetricPads) {
   check_conv({{1, 5, 13, 11}, 7, {3, 5}, {2, 2}, {}, {0, 1, 2, 1}});
@@ -378,9 +359,7 @@ TEST(OneDnnConv, Dilation) {
   check_conv({{1, 4, 12, 10}, 6, {3, 3}, {1, 1}, {2, 3}, {2, 3, 2, 3}});
 }
 
-TEST(OneDnnConv, Groups) {
-  check_conv({{1, 8, 9, 9}, 6, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}, 2});
-}
+TEST(OneDnnConv, Groups) { check_conv({{1, 8, 9, 9}, 6, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}, 2}); }
 
 TEST(OneDnnConv, Depthwise) {
   check_conv({{1, 16, 10, 10}, 16, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}, 16});
@@ -391,9 +370,7 @@ TEST(OneDnnConv, DepthwiseMultiplier) {
   check_conv({{1, 8, 9, 7}, 16, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}, 8});
 }
 
-TEST(OneDnnConv, PointwiseNoBias) {
-  check_conv({{1, 32, 7, 7}, 24, {1, 1}, {}, {}, {}, 1, false});
-}
+TEST(OneDnnConv, PointwiseNoBias) { check_conv({{1, 32, 7, 7}, 24, {1, 1}, {}, {}, {}, 1, false}); }
 
 TEST(OneDnnConv, BlockedChannels) {
   check_conv({{1, 32, 14, 14}, 64, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}});
@@ -411,26 +388,20 @@ TEST(OneDnnConv, AutoPadSameUpper) {
 TEST(OneDnnConv, Conv1D) { check_conv({{1, 5, 17}, 6, {3}, {2}, {}, {1, 1}}); }
 
 TEST(OneDnnConv, Conv3D) {
-  check_conv(
-      {{1, 3, 5, 6, 7}, 4, {3, 3, 3}, {1, 2, 1}, {}, {1, 1, 1, 1, 1, 1}});
+  check_conv({{1, 3, 5, 6, 7}, 4, {3, 3, 3}, {1, 2, 1}, {}, {1, 1, 1, 1, 1, 1}});
 }
 
 TEST(OneDnnConv, FusedReluResidual) {
-  check_conv({{1, 16, 8, 8}, 16, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}},
-             fused("Relu"), true);
-  check_conv({{1, 3, 7, 5}, 5, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}}, fused("Relu"),
-             true);
+  check_conv({{1, 16, 8, 8}, 16, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}}, fused("Relu"), true);
+  check_conv({{1, 3, 7, 5}, 5, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}}, fused("Relu"), true);
 }
 
 TEST(OneDnnConv, FusedResidualInPlace) {
   // The runtime may give the output the residual's buffer.
-  check_conv({{1, 16, 8, 8}, 32, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}},
-             fused("Relu"), true, true);
-  check_conv({{1, 3, 7, 5}, 5, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}}, {}, true,
-             true);
+  check_conv({{1, 16, 8, 8}, 32, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}}, fused("Relu"), true, true);
+  check_conv({{1, 3, 7, 5}, 5, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}}, {}, true, true);
   // Grouped: oneDNN keeps the plain layout, the output is the sum's source.
-  check_conv({{1, 6, 7, 5}, 4, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}, 2},
-             fused("Relu"), true, true);
+  check_conv({{1, 6, 7, 5}, 4, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}, 2}, fused("Relu"), true, true);
 }
 
 TEST(OneDnnConv, FusedActivations) {
@@ -459,17 +430,16 @@ TEST(OneDnnConvRowBands, EveryGeometryGivesTheLayersResults) {
     SCOPED_TRACE("threads " + std::to_string(t));
     ConvCase same{{1, 6, 10, 9}, 8, {3, 3}, {2, 2}, {}, {}};
     same.auto_pad = "SAME_UPPER";
-    for (const ConvCase& c : {
-             ConvCase{{1, 3, 7, 9}, 8, {3, 3}, {}, {}, {1, 1, 1, 1}},
-             ConvCase{{1, 5, 13, 11}, 7, {3, 5}, {2, 2}, {}, {0, 1, 2, 1}},
-             ConvCase{{1, 4, 12, 10}, 6, {3, 3}, {1, 1}, {2, 3}, {2, 3, 2, 3}},
-             ConvCase{{1, 8, 9, 9}, 6, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}, 2},
-             ConvCase{{1, 16, 11, 11}, 16, {3, 3}, {2, 2}, {}, {1, 1, 1, 1}, 16},
-             ConvCase{{1, 32, 7, 7}, 24, {1, 1}, {}, {}, {}, 1, false},
-             ConvCase{{1, 5, 17}, 6, {3}, {2}, {}, {1, 1}},
-             ConvCase{{1, 3, 5, 6, 7}, 4, {3, 3, 3}, {1, 2, 1}, {}, {1, 1, 1, 1, 1, 1}},
-             ConvCase{{1, 32, 14, 14}, 64, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}},
-             same}) {
+    for (const ConvCase& c :
+         {ConvCase{{1, 3, 7, 9}, 8, {3, 3}, {}, {}, {1, 1, 1, 1}},
+          ConvCase{{1, 5, 13, 11}, 7, {3, 5}, {2, 2}, {}, {0, 1, 2, 1}},
+          ConvCase{{1, 4, 12, 10}, 6, {3, 3}, {1, 1}, {2, 3}, {2, 3, 2, 3}},
+          ConvCase{{1, 8, 9, 9}, 6, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}, 2},
+          ConvCase{{1, 16, 11, 11}, 16, {3, 3}, {2, 2}, {}, {1, 1, 1, 1}, 16},
+          ConvCase{{1, 32, 7, 7}, 24, {1, 1}, {}, {}, {}, 1, false},
+          ConvCase{{1, 5, 17}, 6, {3}, {2}, {}, {1, 1}},
+          ConvCase{{1, 3, 5, 6, 7}, 4, {3, 3, 3}, {1, 2, 1}, {}, {1, 1, 1, 1, 1, 1}},
+          ConvCase{{1, 32, 14, 14}, 64, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}}, same}) {
       EXPECT_TRUE(banded(check_conv(c, {}, false, false, t)));
     }
     ConvCase res{{1, 16, 8, 8}, 32, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}};
@@ -484,9 +454,10 @@ TEST(OneDnnConvRowBands, TooFewRowsStayWhole) {
   EXPECT_FALSE(banded(check_conv({{1, 4, 3, 9}, 8, {3, 3}, {}, {}, {}}, {}, false, false, 2)));
 }
 
-TEST(OneDnnConvRowBands, DefaultIsWinogradWithSmallWeights) {
-  // By default a team bands only Winograd layers whose weights are no larger
-  // than their input; a one-thread cluster never bands.
+TEST(OneDnnConvRowBands, DefaultRule) {
+  // By default a team bands Winograd layers whose weights are no larger than
+  // their input and pointwise layers with a residual on 14+ rows; a
+  // one-thread cluster never bands.
   Attrs wino;
   wino.set(kWinogradAttr, int64_t(1));
   const ConvCase big_maps{{1, 32, 28, 28}, 64, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}};
@@ -497,6 +468,12 @@ TEST(OneDnnConvRowBands, DefaultIsWinogradWithSmallWeights) {
   EXPECT_FALSE(banded(check_conv(big_maps, wino, false, false, 1)));
   EXPECT_FALSE(banded(check_conv(small_maps, wino, false, false, 2)));
   EXPECT_FALSE(banded(check_conv(big_maps, {}, false, false, 2)));  // direct
+  // Pointwise with a residual on 14+ rows: banded; without, or on 7 rows, not.
+  const ConvCase pointwise{{1, 64, 14, 14}, 128, {1, 1}, {}, {}, {}};
+  EXPECT_TRUE(banded(check_conv(pointwise, {}, true, false, 2)));
+  EXPECT_TRUE(banded(check_conv(pointwise, fused("Relu"), true, true, 2)));
+  EXPECT_FALSE(banded(check_conv(pointwise, {}, false, false, 2)));
+  EXPECT_FALSE(banded(check_conv({{1, 64, 7, 7}, 128, {1, 1}, {}, {}, {}}, {}, true, false, 2)));
   testing::EnvGuard none("SHOAL_ROW_BANDS", "none");
   EXPECT_FALSE(banded(check_conv(big_maps, wino, false, false, 2)));
 }
@@ -504,8 +481,8 @@ TEST(OneDnnConvRowBands, DefaultIsWinogradWithSmallWeights) {
 // --- ConvTranspose
 // --------------------------------------------------------------
 
-void check_deconv(const Shape& xs, int64_t m, const Ints& k, Attrs a,
-                  int64_t group = 1, bool bias = true) {
+void check_deconv(const Shape& xs, int64_t m, const Ints& k, Attrs a, int64_t group = 1,
+                  bool bias = true) {
   if (group != 1) a.set("group", group);
   Shape ws = {xs[1], m / group};
   ws.insert(ws.end(), k.begin(), k.end());
@@ -521,8 +498,8 @@ void check_deconv(const Shape& xs, int64_t m, const Ints& k, Attrs a,
   net.run(*kern);
   Win wn = win3(xs, ys, k, g.stride, g.dilation, g.pad_begin, g.pad_end);
   wn.group = group;
-  expect_near(net.data(y), deconv_naive(net.data(x), xs, net.data(w), m,
-                                        bias ? &net.data(b) : nullptr, wn));
+  expect_near(net.data(y),
+              deconv_naive(net.data(x), xs, net.data(w), m, bias ? &net.data(b) : nullptr, wn));
 }
 
 TEST(OneDnnConvTranspose, Stride2Pads) {
@@ -553,8 +530,7 @@ TEST(OneDnnConvTranspose, OutputShape) {
 // --- pools
 // ------------------------------------------------------------------------
 
-void check_pool(const std::string& op, const Shape& xs, const Attrs& a,
-                PoolKind kind) {
+void check_pool(const std::string& op, const Shape& xs, const Attrs& a, PoolKind kind) {
   ref::WindowGeometry g = ref::pool_geometry(a, xs);
   Shape ys = {xs[0], xs[1]};
   ys.insert(ys.end(), g.out.begin(), g.out.end());
@@ -577,13 +553,11 @@ Attrs pool_attrs(Ints k, Ints s, Ints pads, int64_t ceil = 0) {
 }
 
 TEST(OneDnnPool, MaxStride2Pad1) {
-  check_pool("MaxPool", {1, 5, 11, 12},
-             pool_attrs({3, 3}, {2, 2}, {1, 1, 1, 1}), PoolKind::max);
+  check_pool("MaxPool", {1, 5, 11, 12}, pool_attrs({3, 3}, {2, 2}, {1, 1, 1, 1}), PoolKind::max);
 }
 
 TEST(OneDnnPool, MaxCeilModeAndDilation) {
-  check_pool("MaxPool", {1, 3, 10, 11},
-             pool_attrs({3, 2}, {2, 2}, {0, 0, 0, 0}, 1), PoolKind::max);
+  check_pool("MaxPool", {1, 3, 10, 11}, pool_attrs({3, 2}, {2, 2}, {0, 0, 0, 0}, 1), PoolKind::max);
   Attrs a = pool_attrs({2, 3}, {1, 2}, {1, 0, 1, 1});
   a.set("dilations", Ints{2, 2});
   check_pool("MaxPool", {1, 4, 9, 10}, a, PoolKind::max);
@@ -597,8 +571,7 @@ TEST(OneDnnPool, AverageIncludeExclude) {
 }
 
 TEST(OneDnnPool, AverageCeilMode) {
-  check_pool("AveragePool", {1, 3, 10, 7},
-             pool_attrs({3, 3}, {2, 2}, {0, 0, 0, 0}, 1),
+  check_pool("AveragePool", {1, 3, 10, 7}, pool_attrs({3, 3}, {2, 2}, {0, 0, 0, 0}, 1),
              PoolKind::avg_exclude);
   // Counting padding with ceil_mode windows past the pads: not oneDNN's.
   Attrs a = pool_attrs({3, 3}, {2, 2}, {0, 0, 0, 0}, 1);
@@ -609,17 +582,15 @@ TEST(OneDnnPool, AverageCeilMode) {
 }
 
 TEST(OneDnnPool, Pool1DAnd3D) {
-  check_pool("MaxPool", {1, 3, 15}, pool_attrs({3}, {2}, {1, 1}),
-             PoolKind::max);
-  check_pool("AveragePool", {1, 2, 5, 6, 7},
-             pool_attrs({2, 2, 3}, {2, 2, 2}, {}), PoolKind::avg_exclude);
+  check_pool("MaxPool", {1, 3, 15}, pool_attrs({3}, {2}, {1, 1}), PoolKind::max);
+  check_pool("AveragePool", {1, 2, 5, 6, 7}, pool_attrs({2, 2, 3}, {2, 2, 2}, {}),
+             PoolKind::avg_exclude);
 }
 
 TEST(OneDnnPool, Global) {
   Shape xs = {1, 7, 5, 9};
   Net net;
-  int x = net.input(xs), ya = net.output({1, 7, 1, 1}),
-      ym = net.output({1, 7, 1, 1});
+  int x = net.input(xs), ya = net.output({1, 7, 1, 1}), ym = net.output({1, 7, 1, 1});
   auto ka = net.build("GlobalAveragePool", {x}, {ya});
   ASSERT_NE(ka, nullptr);
   net.run(*ka);
@@ -643,8 +614,8 @@ TEST(OneDnnPool, Global) {
 // ------------------------------------------------------------
 
 struct GemmCase {
-  GemmCase(int64_t m_, int64_t k_, int64_t n_, bool ta_ = false,
-           bool tb_ = false, float alpha_ = 1, float beta_ = 1)
+  GemmCase(int64_t m_, int64_t k_, int64_t n_, bool ta_ = false, bool tb_ = false, float alpha_ = 1,
+           float beta_ = 1)
       : m(m_), k(k_), n(n_), ta(ta_), tb(tb_), alpha(alpha_), beta(beta_) {}
   int64_t m, k, n;
   bool ta = false, tb = false;
@@ -684,8 +655,7 @@ void check_gemm(const GemmCase& gc) {
       if (gc.has_c) {
         Shape c2(2 - gc.c.size(), 1);
         c2.insert(c2.end(), gc.c.begin(), gc.c.end());
-        v += gc.beta *
-             net.data(C)[(c2[0] == 1 ? 0 : i) * c2[1] + (c2[1] == 1 ? 0 : j)];
+        v += gc.beta * net.data(C)[(c2[0] == 1 ? 0 : i) * c2[1] + (c2[1] == 1 ? 0 : j)];
       }
       if (gc.residual) v += net.data(R)[i * gc.n + j];
     }
@@ -702,8 +672,7 @@ TEST(OneDnnGemm, Transposes) {
 }
 
 TEST(OneDnnGemm, AlphaBetaAndBiasShapes) {
-  for (Shape c : {Shape{}, Shape{1}, Shape{13}, Shape{1, 13}, Shape{6, 1},
-                  Shape{6, 13}}) {
+  for (Shape c : {Shape{}, Shape{1}, Shape{13}, Shape{1, 13}, Shape{6, 1}, Shape{6, 13}}) {
     GemmCase g{6, 20, 13, false, true, 0.5f, 2.0f};
     g.c = c;
     check_gemm(g);
@@ -748,11 +717,9 @@ void check_matmul(const Shape& as, const Shape& bs, bool b_const) {
   int64_t m = as[as.size() - 2], kk = as.back(), n = bs.back();
   Vec want;
   if (bs.size() == 2)
-    want =
-        matmul_naive(net.data(A), net.data(B), 1, shape_numel(as) / kk, kk, n);
+    want = matmul_naive(net.data(A), net.data(B), 1, shape_numel(as) / kk, kk, n);
   else
-    want = matmul_naive(net.data(A), net.data(B), shape_numel(as) / (m * kk), m,
-                        kk, n);
+    want = matmul_naive(net.data(A), net.data(B), shape_numel(as) / (m * kk), m, kk, n);
   expect_near(net.data(Y), want);
 }
 
@@ -766,8 +733,7 @@ TEST(OneDnnMatMul, Shapes) {
 
 TEST(OneDnnMatMul, BroadcastBatchNotHandled) {
   Net net;
-  int A = net.input({2, 5, 4}), B = net.input({1, 4, 3}),
-      Y = net.output({2, 5, 3});
+  int A = net.input({2, 5, 4}), B = net.input({1, 4, 3}), Y = net.output({2, 5, 3});
   EXPECT_EQ(net.build("MatMul", {A, B}, {Y}), nullptr);
 }
 
@@ -779,8 +745,8 @@ void check_bn(const Shape& xs) {
   Vec var = random_data(c, 99);
   for (float& v : var) v = std::fabs(v) + 0.1f;
   Net net;
-  int x = net.input(xs), s = net.weight({c}), b = net.weight({c}),
-      mean = net.weight({c}), v = net.weight({c}, var), y = net.output(xs);
+  int x = net.input(xs), s = net.weight({c}), b = net.weight({c}), mean = net.weight({c}),
+      v = net.weight({c}, var), y = net.output(xs);
   Attrs a;
   a.set("epsilon", 1e-3f);
   auto k = net.build("BatchNormalization", {x, s, b, mean, v}, {y}, a);
@@ -790,9 +756,9 @@ void check_bn(const Shape& xs) {
   Vec want(net.data(x));
   for (size_t i = 0; i < want.size(); ++i) {
     int64_t ch = (int64_t(i) / inner) % c;
-    want[i] = float((want[i] - net.data(mean)[ch]) /
-                        std::sqrt(double(var[ch]) + 1e-3) * net.data(s)[ch] +
-                    net.data(b)[ch]);
+    want[i] =
+        float((want[i] - net.data(mean)[ch]) / std::sqrt(double(var[ch]) + 1e-3) * net.data(s)[ch] +
+              net.data(b)[ch]);
   }
   expect_near(net.data(y), want);
 }
@@ -807,9 +773,8 @@ TEST(OneDnnBatchNorm, Shapes) {
 // --- activations
 // ---------------------------------------------------------------------
 
-void check_act(const std::string& op, const Attrs& a,
-               const ref::Activation& act, std::vector<int32_t> extra = {},
-               Net* pnet = nullptr) {
+void check_act(const std::string& op, const Attrs& a, const ref::Activation& act,
+               std::vector<int32_t> extra = {}, Net* pnet = nullptr) {
   Net own;
   Net& net = pnet ? *pnet : own;
   Shape xs = {1, 3, 17, 5};
@@ -851,8 +816,7 @@ TEST(OneDnnEltwise, Clip) {
   {
     Net net;  // max only
     int hi = net.weight({}, {1.5f});
-    check_act("Clip", {}, activation_of("Clip", -3.4e38f, 1.5f), {-1, hi},
-              &net);
+    check_act("Clip", {}, activation_of("Clip", -3.4e38f, 1.5f), {-1, hi}, &net);
   }
   Attrs a;  // opset 6: attributes
   a.set("min", 0.0f);
@@ -891,8 +855,8 @@ int64_t bcast_offset(int64_t idx, const Shape& ys, const Shape& s) {
   return off;
 }
 
-void check_binary(const std::string& op, const Shape& as, const Shape& bs,
-                  const Shape& ys, bool b_const = false) {
+void check_binary(const std::string& op, const Shape& as, const Shape& bs, const Shape& ys,
+                  bool b_const = false) {
   Net net;
   Vec bv = random_data(shape_numel(bs), 5);
   for (float& v : bv) v = v >= 0 ? v + 0.5f : v - 0.5f;  // safe divisors
@@ -903,8 +867,7 @@ void check_binary(const std::string& op, const Shape& as, const Shape& bs,
   net.run(*k);
   Vec want(size_t(shape_numel(ys)));
   for (int64_t i = 0; i < int64_t(want.size()); ++i)
-    want[i] = binop(op, net.data(A)[bcast_offset(i, ys, as)],
-                    net.data(B)[bcast_offset(i, ys, bs)]);
+    want[i] = binop(op, net.data(A)[bcast_offset(i, ys, as)], net.data(B)[bcast_offset(i, ys, bs)]);
   expect_near(net.data(Y), want);
 }
 
@@ -931,27 +894,22 @@ TEST(OneDnnBinary, UnsupportedBroadcasts) {
 // --- Softmax
 // ---------------------------------------------------------------------
 
-Vec softmax_naive(const Vec& x, int64_t outer, int64_t n, int64_t inner,
-                  bool log) {
+Vec softmax_naive(const Vec& x, int64_t outer, int64_t n, int64_t inner, bool log) {
   Vec y(x.size());
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i) {
       double mx = -1e300, sum = 0;
-      for (int64_t j = 0; j < n; ++j)
-        mx = std::max(mx, double(x[(o * n + j) * inner + i]));
-      for (int64_t j = 0; j < n; ++j)
-        sum += std::exp(x[(o * n + j) * inner + i] - mx);
+      for (int64_t j = 0; j < n; ++j) mx = std::max(mx, double(x[(o * n + j) * inner + i]));
+      for (int64_t j = 0; j < n; ++j) sum += std::exp(x[(o * n + j) * inner + i] - mx);
       for (int64_t j = 0; j < n; ++j) {
         double v = x[(o * n + j) * inner + i] - mx;
-        y[(o * n + j) * inner + i] =
-            float(log ? v - std::log(sum) : std::exp(v) / sum);
+        y[(o * n + j) * inner + i] = float(log ? v - std::log(sum) : std::exp(v) / sum);
       }
     }
   return y;
 }
 
-void check_softmax(const std::string& op, const Shape& xs, int64_t axis,
-                   bool coerce) {
+void check_softmax(const std::string& op, const Shape& xs, int64_t axis, bool coerce) {
   Attrs a;
   a.set("axis", axis);
   if (coerce) a.set("coerce_2d", int64_t(1));
@@ -966,8 +924,7 @@ void check_softmax(const std::string& op, const Shape& xs, int64_t axis,
   for (int64_t i = ax + 1; i < int64_t(xs.size()); ++i) inner *= xs[i];
   int64_t n = xs[ax];
   if (coerce) n *= inner, inner = 1;
-  expect_near(net.data(y),
-              softmax_naive(net.data(x), outer, n, inner, op == "LogSoftmax"));
+  expect_near(net.data(y), softmax_naive(net.data(x), outer, n, inner, op == "LogSoftmax"));
 }
 
 TEST(OneDnnSoftmax, Axes) {
@@ -983,16 +940,14 @@ TEST(OneDnnSoftmax, Axes) {
 // --- Concat
 // ------------------------------------------------------------------------
 
-void check_concat(const std::vector<Shape>& shapes, int64_t axis,
-                  int const_input = -1) {
+void check_concat(const std::vector<Shape>& shapes, int64_t axis, int const_input = -1) {
   Net net;
   std::vector<int32_t> ins;
   Shape ys = shapes[0];
   size_t ax = size_t(axis < 0 ? axis + int64_t(ys.size()) : axis);
   ys[ax] = 0;
   for (size_t i = 0; i < shapes.size(); ++i) {
-    ins.push_back(int(i) == const_input ? net.weight(shapes[i])
-                                        : net.input(shapes[i]));
+    ins.push_back(int(i) == const_input ? net.weight(shapes[i]) : net.input(shapes[i]));
     ys[ax] += shapes[i][ax];
   }
   int y = net.output(ys);
@@ -1008,8 +963,7 @@ void check_concat(const std::vector<Shape>& shapes, int64_t axis,
     for (size_t i = 0; i < shapes.size(); ++i) {
       int64_t chunk = shape_numel(shapes[i]) / outer;
       const Vec& d = net.data(ins[i]);
-      want.insert(want.end(), d.begin() + o * chunk,
-                  d.begin() + (o + 1) * chunk);
+      want.insert(want.end(), d.begin() + o * chunk, d.begin() + (o + 1) * chunk);
     }
   expect_near(net.data(y), want);
 }
@@ -1025,8 +979,7 @@ TEST(OneDnnConcat, Axes) {
 
 TEST(OneDnnContext, PackedWeightsSharedAcrossKernels) {
   Net net;
-  int x = net.input({1, 32, 8, 8}), w = net.weight({64, 32, 3, 3}),
-      y = net.output({1, 64, 8, 8});
+  int x = net.input({1, 32, 8, 8}), w = net.weight({64, 32, 3, 3}), y = net.output({1, 64, 8, 8});
   Attrs a;
   a.set("pads", Ints{1, 1, 1, 1});
   auto k1 = net.build("Conv", {x, w, -1}, {y}, a);
@@ -1042,9 +995,9 @@ TEST(OneDnnContext, PackedWeightsSharedAcrossKernels) {
   int calls = 0;
   auto make = [&] {
     ++calls;
-    return dnnl::memory(dnnl::memory::desc({4}, dnnl::memory::data_type::f32,
-                                           dnnl::memory::format_tag::a),
-                        net.ctx().engine);
+    return dnnl::memory(
+        dnnl::memory::desc({4}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::a),
+        net.ctx().engine);
   };
   auto m1 = net.ctx().packed_weight("k", make);
   auto m2 = net.ctx().packed_weight("k", make);
@@ -1056,13 +1009,12 @@ TEST(OneDnnContext, ConcurrentClusters) {
   // Two clusters: one kernel each, shared packed weights, one thread and one
   // stream each, running at the same time.
   Net net;
-  int x = net.input({1, 16, 12, 12}), w = net.weight({32, 16, 3, 3}),
-      b = net.weight({32}), y = net.output({1, 32, 12, 12});
+  int x = net.input({1, 16, 12, 12}), w = net.weight({32, 16, 3, 3}), b = net.weight({32}),
+      y = net.output({1, 32, 12, 12});
   Attrs a = fused("Relu");
   a.set("pads", Ints{1, 1, 1, 1});
-  std::unique_ptr<runtime::Kernel> k[2] = {
-      net.build("Conv", {x, w, b}, {y}, a),
-      net.build("Conv", {x, w, b}, {y}, a)};
+  std::unique_ptr<runtime::Kernel> k[2] = {net.build("Conv", {x, w, b}, {y}, a),
+                                           net.build("Conv", {x, w, b}, {y}, a)};
   ASSERT_NE(k[0], nullptr);
   ASSERT_NE(k[1], nullptr);
   net.run(*k[0]);
@@ -1095,8 +1047,7 @@ TEST(OneDnnDispatch, DeclinesWhatItCannotDo) {
   net.desc(x).layout = program::Layout::packed;
   EXPECT_EQ(net.build("Relu", {x}, {y}), nullptr);
   // Conv whose weight is computed at run time.
-  int cx = net.input({1, 2, 5, 5}), cw = net.input({3, 2, 3, 3}),
-      cy = net.output({1, 3, 3, 3});
+  int cx = net.input({1, 2, 5, 5}), cw = net.input({3, 2, 3, 3}), cy = net.output({1, 3, 3, 3});
   EXPECT_EQ(net.build("Conv", {cx, cw}, {cy}), nullptr);
 }
 
@@ -1157,8 +1108,7 @@ void check_vs_reference(const RefCase& c) {
     v.shape = s;
     if (w) {
       consts.emplace_back(DType::f32, s);
-      std::memcpy(consts.back().data(), net.data(ids.back()).data(),
-                  consts.back().bytes());
+      std::memcpy(consts.back().data(), net.data(ids.back()).data(), consts.back().bytes());
       v.constant = &consts.back();
     }
     infos.push_back(v);
@@ -1201,24 +1151,19 @@ TEST(OneDnnVsReference, Ops) {
   same.set("dilations", Ints{2, 2});
   same.set("strides", Ints{2, 2});
   same.set("activation", std::string("HardSigmoid"));
-  check_vs_reference(
-      {"Conv", {Shape{1, 4, 10, 11}, Shape{5, 4, 3, 3}}, {false, true}, same});
+  check_vs_reference({"Conv", {Shape{1, 4, 10, 11}, Shape{5, 4, 3, 3}}, {false, true}, same});
   Attrs dw = fused("Clip", 0.0f, 6.0f);
   dw.set("group", int64_t(16));
   dw.set("pads", Ints{1, 1, 1, 1});
-  check_vs_reference({"Conv",
-                      {Shape{1, 16, 7, 7}, Shape{16, 1, 3, 3}, Shape{16}},
-                      {false, true, true},
-                      dw});
+  check_vs_reference(
+      {"Conv", {Shape{1, 16, 7, 7}, Shape{16, 1, 3, 3}, Shape{16}}, {false, true, true}, dw});
   Attrs tr;
   tr.set("strides", Ints{2, 2});
   tr.set("output_padding", Ints{1, 0});
   tr.set("pads", Ints{1, 1, 0, 1});
   tr.set("group", int64_t(2));
-  check_vs_reference({"ConvTranspose",
-                      {Shape{1, 4, 5, 6}, Shape{4, 3, 3, 3}, Shape{6}},
-                      {false, true, true},
-                      tr});
+  check_vs_reference(
+      {"ConvTranspose", {Shape{1, 4, 5, 6}, Shape{4, 3, 3, 3}, Shape{6}}, {false, true, true}, tr});
   for (int64_t include : {0, 1})
     for (int64_t ceil : {0, 1}) {
       // (counting padding with ceil_mode: declined, see AverageCeilMode)
@@ -1226,8 +1171,7 @@ TEST(OneDnnVsReference, Ops) {
       Attrs p = pool_attrs({3, 3}, {2, 2}, {1, 1, 1, 1}, ceil);
       p.set("count_include_pad", include);
       check_vs_reference({"AveragePool", {Shape{1, 3, 10, 9}}, {}, p});
-      if (include == 0)
-        check_vs_reference({"MaxPool", {Shape{1, 3, 10, 9}}, {}, p});
+      if (include == 0) check_vs_reference({"MaxPool", {Shape{1, 3, 10, 9}}, {}, p});
     }
   check_vs_reference({"GlobalAveragePool", {Shape{1, 5, 4, 3}}, {}, {}});
   Attrs g;
@@ -1235,18 +1179,12 @@ TEST(OneDnnVsReference, Ops) {
   g.set("alpha", 0.5f);
   g.set("beta", 2.0f);
   g.set("activation", std::string("Tanh"));
-  check_vs_reference({"Gemm",
-                      {Shape{3, 20}, Shape{7, 20}, Shape{3, 1}},
-                      {false, true, true},
-                      g});
-  check_vs_reference(
-      {"MatMul", {Shape{2, 3, 8}, Shape{8, 5}}, {false, true}, fused("Elu")});
+  check_vs_reference({"Gemm", {Shape{3, 20}, Shape{7, 20}, Shape{3, 1}}, {false, true, true}, g});
+  check_vs_reference({"MatMul", {Shape{2, 3, 8}, Shape{8, 5}}, {false, true}, fused("Elu")});
   check_vs_reference({"MatMul", {Shape{2, 3, 8}, Shape{2, 8, 5}}, {}, {}});
-  for (std::string op : {"Relu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid",
-                         "LeakyRelu", "Elu"})
+  for (std::string op : {"Relu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu", "Elu"})
     check_vs_reference({op, {Shape{2, 3, 4}}, {}, {}});
-  check_vs_reference(
-      {"Clip", {Shape{2, 9}, Shape{}, Shape{}}, {false, true, true}, {}});
+  check_vs_reference({"Clip", {Shape{2, 9}, Shape{}, Shape{}}, {false, true, true}, {}});
   for (std::string op : {"Add", "Sub", "Mul", "Div"})
     check_vs_reference({op, {Shape{1, 4, 3, 2}, Shape{4, 1, 1}}, {}, {}});
   Attrs sm;
@@ -1256,8 +1194,7 @@ TEST(OneDnnVsReference, Ops) {
   check_vs_reference({"LogSoftmax", {Shape{1, 3, 4, 5}}, {}, sm});
   Attrs cat;
   cat.set("axis", int64_t(-2));
-  check_vs_reference(
-      {"Concat", {Shape{1, 2, 3}, Shape{1, 4, 3}}, {false, true}, cat});
+  check_vs_reference({"Concat", {Shape{1, 2, 3}, Shape{1, 4, 3}}, {false, true}, cat});
 }
 
 }  // namespace

@@ -264,22 +264,25 @@ dims window_out_dims(const OpContext& oc, const ref::WindowGeometry& g) {
 
 // --- DnnlKernel --------------------------------------------------------------
 
-dnnl::memory DnnlKernel::bind_input(int index, const dnnl::memory::desc& md) {
+dnnl::memory DnnlKernel::bind_input(int index, const dnnl::memory::desc& md, size_t offset) {
   dnnl::memory m(md, engine_, DNNL_MEMORY_NONE);
-  bindings_.push_back({m, index, false});
+  bindings_.push_back({m, index, false, offset});
   return m;
 }
 
-dnnl::memory DnnlKernel::bind_output(int index, const dnnl::memory::desc& md) {
+dnnl::memory DnnlKernel::bind_output(int index, const dnnl::memory::desc& md, size_t offset) {
   dnnl::memory m(md, engine_, DNNL_MEMORY_NONE);
-  bindings_.push_back({m, index, true});
+  bindings_.push_back({m, index, true, offset});
   return m;
 }
 
-dnnl::memory DnnlKernel::operand(const OpContext& oc, int index, const dnnl::memory::desc& md) {
+dnnl::memory DnnlKernel::operand(const OpContext& oc, int index, const dnnl::memory::desc& md,
+                                 size_t offset) {
   const program::TensorDesc* t = oc.in(index);
-  if (t && is_weight(*t)) return dnnl::memory(md, engine_, const_cast<void*>(oc.weight_data(*t)));
-  return bind_input(index, md);
+  if (t && is_weight(*t))
+    return dnnl::memory(md, engine_,
+                        static_cast<uint8_t*>(const_cast<void*>(oc.weight_data(*t))) + offset);
+  return bind_input(index, md, offset);
 }
 
 dnnl::memory DnnlKernel::temp(const dnnl::memory::desc& md) {
@@ -323,7 +326,7 @@ void DnnlKernel::execute(runtime::ExecContext& ctx, std::span<void* const> in,
       throw Error(ErrorKind::internal, "oneDNN kernel " + impl_ + ": " +
                                            (b.output ? "output " : "input ") +
                                            std::to_string(b.index) + " was not given");
-    b.mem.set_data_handle(ops[b.index]);
+    b.mem.set_data_handle(static_cast<uint8_t*>(ops[b.index]) + b.offset);
   }
   if (temp_bytes_ + scratch_bytes_ > 0) {
     char* base = thread_workspace(temp_bytes_ + scratch_bytes_);

@@ -76,8 +76,7 @@ bool append_activation(dnnl::post_ops& po, const ref::Activation& act);
 /// The attribute of a fused op: base_attr with a sum post-op for the
 /// residual `r` (when not null; it must have output 0's shape) and then the
 /// instruction's fused activation. False when oneDNN cannot express it.
-bool fused_attr(const OpContext& oc, const program::TensorDesc* r,
-                dnnl::primitive_attr& attr);
+bool fused_attr(const OpContext& oc, const program::TensorDesc* r, dnnl::primitive_attr& attr);
 
 /// [N, C_out, out...], the output dims of a window op (Conv, pools);
 /// throws invalid_argument when output 0 does not have them.
@@ -93,13 +92,15 @@ class DnnlKernel : public runtime::Kernel {
 
   explicit DnnlKernel(const OpContext& oc) : engine_(oc.ctx.engine) {}
 
-  /// A memory whose handle is in[index] (or out[index]) at execution.
-  dnnl::memory bind_input(int index, const dnnl::memory::desc& md);
-  dnnl::memory bind_output(int index, const dnnl::memory::desc& md);
-  /// Input `index` as a memory of layout `md`: over the weight section when
-  /// the operand is a weight, else bound at execution.
-  dnnl::memory operand(const OpContext& oc, int index,
-                       const dnnl::memory::desc& md);
+  /// A memory whose handle is in[index] (or out[index]) at execution, plus
+  /// `offset` bytes.
+  dnnl::memory bind_input(int index, const dnnl::memory::desc& md, size_t offset = 0);
+  dnnl::memory bind_output(int index, const dnnl::memory::desc& md, size_t offset = 0);
+  /// Input `index`, from byte `offset` on, as a memory of layout `md`: over
+  /// the weight section when the operand is a weight, else bound at
+  /// execution.
+  dnnl::memory operand(const OpContext& oc, int index, const dnnl::memory::desc& md,
+                       size_t offset = 0);
   /// A temporary memory in the thread-local workspace.
   dnnl::memory temp(const dnnl::memory::desc& md);
   /// Keeps a shared packed weight alive as long as the kernel.
@@ -109,8 +110,7 @@ class DnnlKernel : public runtime::Kernel {
   void add(dnnl::primitive p, const dnnl::primitive_desc_base& pd, Args args);
   /// Appends a reorder (a copy between layouts). With skip_if_same, the copy
   /// is skipped when both memories have the same data handle at execution.
-  void add_reorder(const dnnl::memory& src, const dnnl::memory& dst,
-                   bool skip_if_same = false);
+  void add_reorder(const dnnl::memory& src, const dnnl::memory& dst, bool skip_if_same = false);
   void set_impl(const dnnl::primitive_desc_base& pd);
 
   void execute(runtime::ExecContext& ctx, std::span<void* const> in,
@@ -122,6 +122,7 @@ class DnnlKernel : public runtime::Kernel {
     dnnl::memory mem;
     int index;
     bool output;
+    size_t offset;
   };
   struct Temp {
     dnnl::memory mem;
@@ -182,12 +183,10 @@ class OneThreadPlanning {
 /// the compiler stored packed (layout packed, see prepack_weights) is used in
 /// place when stored in `target`, else reordered once from its stored layout;
 /// its packing must record the same `plain` view and `scale`.
-std::shared_ptr<dnnl::memory> packed_weight(const OpContext& oc,
-                                            const program::TensorDesc& t,
+std::shared_ptr<dnnl::memory> packed_weight(const OpContext& oc, const program::TensorDesc& t,
                                             const dnnl::memory::desc& plain,
                                             const dnnl::memory::desc& target,
-                                            const std::string& tag,
-                                            float scale = 1.0f);
+                                            const std::string& tag, float scale = 1.0f);
 
 /// Builders, one per op family; each returns nullptr for what it cannot do.
 KernelPtr make_conv(const OpContext& oc);

@@ -153,23 +153,32 @@ void add_conv_steps(DnnlKernel& k, const OpContext& oc, const ConvPlan& p, bool 
                     const RowBand* band = nullptr) {
   const dnnl::primitive_desc& pd = p.pd;
   // An operand as the program lays it out, or rows [first, first + dims[2])
-  // of it.
+  // of it: when they are contiguous (one sample, channels-last) a dense
+  // tensor from a byte offset on, which a primitive may read or write in
+  // place, else a view of the whole.
+  struct View {
+    dnnl::memory::desc md;
+    size_t offset = 0;
+  };
   auto rows = [&](const program::TensorDesc& t, const dims& piece, int64_t first) {
     dnnl::memory::desc whole = user_md(t, to_dims(t.shape));
-    if (!band) return whole;
+    if (!band) return View{whole};
+    if (piece[0] == 1 && t.layout == program::Layout::channels_last)
+      return View{user_md(t, piece),
+                  size_t(first * whole.data.format_desc.blocking.strides[2]) * sizeof(float)};
     dims at(piece.size(), 0);
     at[2] = first;
-    return whole.submemory_desc(piece, at);
+    return View{whole.submemory_desc(piece, at)};
   };
   DnnlKernel::Args args;
   // Source: the user tensor, reordered when the primitive wants a blocked
   // layout.
-  dnnl::memory::desc xu = rows(*p.x, p.xd, band ? band->in0 : 0);
+  const View xu = rows(*p.x, p.xd, band ? band->in0 : 0);
   dnnl::memory::desc src_md = pd.query_md(dnnl::query::src_md);
-  if (src_md == xu) {
-    args[DNNL_ARG_SRC] = k.operand(oc, 0, xu);
+  if (src_md == xu.md) {
+    args[DNNL_ARG_SRC] = k.operand(oc, 0, xu.md, xu.offset);
   } else {
-    dnnl::memory user = k.operand(oc, 0, xu);
+    dnnl::memory user = k.operand(oc, 0, xu.md, xu.offset);
     args[DNNL_ARG_SRC] = k.temp(src_md);
     k.add_reorder(user, args[DNNL_ARG_SRC]);
   }
@@ -181,14 +190,17 @@ void add_conv_steps(DnnlKernel& k, const OpContext& oc, const ConvPlan& p, bool 
   // Destination: blocked in the workspace, or the plain output itself. The
   // sum post-op adds what the destination holds: the residual.
   const int64_t out0 = band ? band->out0 : 0;
-  dnnl::memory::desc yu = rows(oc.out(0), p.yd, out0);
+  const View yu = rows(oc.out(0), p.yd, out0);
   dnnl::memory::desc dst_md = pd.query_md(dnnl::query::dst_md);
-  bool dst_plain = dst_md == yu;
-  dnnl::memory dst = dst_plain ? k.bind_output(0, yu) : k.temp(dst_md);
+  bool dst_plain = dst_md == yu.md;
+  dnnl::memory dst = dst_plain ? k.bind_output(0, yu.md, yu.offset) : k.temp(dst_md);
   args[DNNL_ARG_DST] = dst;
-  if (p.r) k.add_reorder(k.operand(oc, 3, rows(*p.r, p.yd, out0)), dst, /*skip_if_same=*/true);
+  if (p.r) {
+    const View ru = rows(*p.r, p.yd, out0);
+    k.add_reorder(k.operand(oc, 3, ru.md, ru.offset), dst, /*skip_if_same=*/true);
+  }
   k.add(dnnl::primitive(pd), pd, std::move(args));
-  if (!dst_plain) k.add_reorder(dst, k.bind_output(0, yu));
+  if (!dst_plain) k.add_reorder(dst, k.bind_output(0, yu.md, yu.offset));
   k.set_impl(pd);
 }
 
@@ -200,20 +212,30 @@ KernelPtr build(const OpContext& oc, bool transpose) {
   return k;
 }
 
-/// Whether a team cuts convolution `whole` into row bands. By default only
-/// Winograd layers whose weights are no larger than their input (ResNet's
-/// 56x56 layers): measured on two Zen 5 cores, bands run them 2.0-2.2x
-/// faster than one thread, where oneDNN's own threading gets 1.3-1.8x.
-/// Elsewhere bands lose: each band reads all the weights (a 14x14 layer with
-/// 256 channels ran slower on two bands than on one thread), and oneDNN's
-/// threading of direct convolutions already scales 1.8-1.9x.
+/// Whether a team cuts convolution `whole` into row bands. Measured per
+/// layer on two Zen 5 cores (docs/PERFORMANCE.md), by default:
+/// - Winograd layers whose weights are no larger than their input (ResNet's
+///   56x56 layers): bands run 2.0-2.2x faster than one thread, where oneDNN's
+///   own threading gets 1.3-1.8x. With larger weights bands lose: each reads
+///   all of them (a 14x14 layer with 256 channels ran slower on two bands
+///   than on one thread).
+/// - 1x1 stride-1 convolutions with a fused residual on 14+ rows (ResNet's
+///   and MobileNetV2's projections): as fast as oneDNN's threading on a quiet
+///   machine, up to 10% faster on a busy one; each band reads and writes its
+///   rows of the channels-last operands in place.
+/// oneDNN's threading of the other direct convolutions scales 1.8-1.9x and
+/// beats bands, which lose 10-30% on 7x7 maps, strided and 3x3 layers.
 /// SHOAL_ROW_BANDS=all cuts every convolution it can (tests), =none none.
 bool wants_bands(const ConvPlan& whole) {
   const char* force = std::getenv("SHOAL_ROW_BANDS");
   if (force && std::strcmp(force, "all") == 0) return true;
   if (force && std::strcmp(force, "none") == 0) return false;
-  if (whole.pd.query_md(dnnl::query::weights_md).data.format_kind != dnnl_format_kind_wino)
-    return false;
+  if (whole.pd.query_md(dnnl::query::weights_md).data.format_kind != dnnl_format_kind_wino) {
+    bool pointwise = true;
+    for (int i = 0; i < whole.g.spatial(); ++i)
+      pointwise = pointwise && whole.g.kernel[i] == 1 && whole.g.stride[i] == 1;
+    return pointwise && whole.r && whole.g.out[0] >= 14;
+  }
   int64_t input = whole.g.c_in, weights = whole.g.c_out * whole.g.c_in;
   for (int i = 0; i < whole.g.spatial(); ++i) {
     input *= whole.g.in[i];
