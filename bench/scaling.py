@@ -16,6 +16,10 @@ For k = 1 .. all cores this process may use, per model:
 
 Efficiency = images/s at k / (k x images/s of one cluster at k = 1). Each
 measurement is a fresh process; engines alternate; medians over --reps.
+Speedups of one input (shoal split, onnxruntime) are paired: each repetition
+at k also times the same engine on one core, and the speedup is the median of
+those per-repetition ratios, so that a noisy minute on a shared machine moves
+both sides of a ratio rather than one.
 Writes a table, bench/results/scaling.json and scaling.png.
 
     /usr/bin/python3 bench/scaling.py [--models resnet50,squeezenet1_1] [--reps 3]
@@ -62,24 +66,38 @@ def ort_case(model_file, k, batch, args):
     return rb.bench_ort(model_file, batch, k, A)
 
 
+def paired_speedup(row, base, kind, one_ms):
+    """The median over repetitions of (one core's ms / this row's ms), each
+    ratio from the same repetition; at k = 1, against the k = 1 row."""
+    reps = row["reps_ms"]
+    if base not in reps:
+        return one_ms / row["ms"][kind]
+    return statistics.median(b / v for b, v in zip(reps[base], reps[kind]))
+
+
 def measure(name, files, shoal, env, out_dir, args):
     rows = []
     for k in range(1, len(args.cores) + 1):
         kinds = ["clusters", "devices", "auto", "split"]
-        samples = {kind: [] for kind in kinds + ["ort_batch", "ort_one"]}
+        paired = ["split_base", "ort_one_base"] if k > 1 else []  # the same on 1 core
+        samples = {kind: [] for kind in kinds + ["ort_batch", "ort_one"] + paired}
         batch = PER_CORE * k
         ort_batch_model = rb.static_batch_model(
             files["onnx"], os.path.join(out_dir, f"{name}_b{batch}.onnx"), batch)
         for rep in range(args.reps):
             rb.wait_for_builds(args.idle_wait)
-            order = kinds + ["ort_batch", "ort_one"]
+            order = kinds + ["ort_batch", "ort_one"] + paired
             if rep % 2:
                 order.reverse()
             for kind in order:
                 if kind == "ort_batch":
                     samples[kind].append(ort_case(ort_batch_model, k, batch, args)["median_ms"])
-                elif kind == "ort_one":
-                    samples[kind].append(ort_case(files["onnx"], k, 1, args)["median_ms"])
+                elif kind in ("ort_one", "ort_one_base"):
+                    cores = k if kind == "ort_one" else 1
+                    samples[kind].append(ort_case(files["onnx"], cores, 1, args)["median_ms"])
+                elif kind == "split_base":
+                    r = shoal_case(shoal, env, files["onnx"], out_dir, 1, "split", args)
+                    samples[kind].append(r["median_ms"])
                 else:
                     r = shoal_case(shoal, env, files["onnx"], out_dir, k, kind, args)
                     samples[kind].append(r["median_ms"])
@@ -95,8 +113,9 @@ def measure(name, files, shoal, env, out_dir, args):
         k = row["cores"]
         row["efficiency"] = {kind: row["images_per_s"][kind] / (k * base)
                              for kind in ("clusters", "devices", "auto", "ort_batch")}
-        row["split_speedup"] = one_ms / row["ms"]["split"]
-        row["ort_one_speedup"] = rows[0]["ms"]["ort_one"] / row["ms"]["ort_one"]
+        row["split_speedup"] = paired_speedup(row, "split_base", "split", one_ms)
+        row["ort_one_speedup"] = paired_speedup(row, "ort_one_base", "ort_one",
+                                                rows[0]["ms"]["ort_one"])
         row["ratio_batch"] = row["ms"]["ort_batch"] / min(row["ms"]["clusters"],
                                                           row["ms"]["auto"])
         row["ratio_one"] = row["ms"]["ort_one"] / row["ms"]["split"]
