@@ -204,12 +204,14 @@ void add_conv_steps(DnnlKernel& k, const OpContext& oc, const ConvPlan& p, bool 
   k.set_impl(pd);
 }
 
-KernelPtr build(const OpContext& oc, bool transpose) {
-  ConvPlan p;
-  if (!plan_conv(oc, transpose, p)) return nullptr;
+KernelPtr build(const OpContext& oc, const ConvPlan& p, bool transpose) {
   auto k = std::make_unique<DnnlKernel>(oc);
   add_conv_steps(*k, oc, p, transpose);
   return k;
+}
+
+bool is_winograd(const ConvPlan& p) {
+  return p.pd.query_md(dnnl::query::weights_md).data.format_kind == dnnl_format_kind_wino;
 }
 
 /// Whether a team cuts convolution `whole` into row bands. Measured per
@@ -230,7 +232,7 @@ bool wants_bands(const ConvPlan& whole) {
   const char* force = std::getenv("SHOAL_ROW_BANDS");
   if (force && std::strcmp(force, "all") == 0) return true;
   if (force && std::strcmp(force, "none") == 0) return false;
-  if (whole.pd.query_md(dnnl::query::weights_md).data.format_kind != dnnl_format_kind_wino) {
+  if (!is_winograd(whole)) {
     bool pointwise = true;
     for (int i = 0; i < whole.g.spatial(); ++i)
       pointwise = pointwise && whole.g.kernel[i] == 1 && whole.g.stride[i] == 1;
@@ -269,14 +271,10 @@ std::vector<RowBand> row_bands(const ref::WindowGeometry& g, int threads, int64_
   return bands;
 }
 
-/// The team's convolution as one band per thread, or nullptr where oneDNN's
-/// own threading of the whole layer runs it.
-KernelPtr build_banded(const OpContext& oc) {
-  ConvPlan whole;
-  if (!plan_conv(oc, false, whole) || !wants_bands(whole)) return nullptr;
-  const bool wino =
-      whole.pd.query_md(dnnl::query::weights_md).data.format_kind == dnnl_format_kind_wino;
-  std::vector<RowBand> bands = row_bands(whole.g, oc.threads, wino ? 4 : 1);
+/// Convolution `whole` as one band per thread of the team, or nullptr when
+/// it has too few rows (or a band is not for oneDNN).
+KernelPtr build_banded(const OpContext& oc, const ConvPlan& whole) {
+  std::vector<RowBand> bands = row_bands(whole.g, oc.threads, is_winograd(whole) ? 4 : 1);
   if (bands.size() < 2) return nullptr;
   std::vector<std::unique_ptr<DnnlKernel>> parts;
   OneThreadPlanning one;  // each band runs on one thread
@@ -294,11 +292,18 @@ KernelPtr build_banded(const OpContext& oc) {
 }  // namespace
 
 KernelPtr make_conv(const OpContext& oc) {
-  if (oc.threads > 1)
-    if (KernelPtr k = build_banded(oc)) return k;
-  return build(oc, false);
+  ConvPlan p;
+  if (!plan_conv(oc, false, p)) return nullptr;
+  if (oc.threads > 1 && wants_bands(p))
+    if (KernelPtr k = build_banded(oc, p)) return k;
+  return build(oc, p, false);
 }
-KernelPtr make_conv_transpose(const OpContext& oc) { return build(oc, true); }
+
+KernelPtr make_conv_transpose(const OpContext& oc) {
+  ConvPlan p;
+  if (!plan_conv(oc, true, p)) return nullptr;
+  return build(oc, p, true);
+}
 
 bool conv_weight_plan(const OpContext& oc, bool transpose, WeightPlan& wp) {
   ConvPlan p;
