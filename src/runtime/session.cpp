@@ -233,10 +233,12 @@ void Session::init_devices(const std::vector<DeviceInfo>& host) {
     return pd.clusters > 0 ? pd.clusters : std::max(1, int(host[size_t(id)].cores.size()));
   };
   clusters_ = clusters_of(device_ids_.front());
-  // Auto mode gives every device a team when some device has clusters to
-  // choose between (with one cluster everywhere the modes coincide).
+  // Auto mode gives a device with clusters to choose between a team over all
+  // its cores; a one-cluster device's cluster already is one (with one
+  // cluster everywhere the modes coincide, and there are no teams).
+  auto has_team = [&](int id) { return pd.mode == Mode::automatic && clusters_of(id) > 1; };
   bool team = false;
-  for (int id : device_ids_) team = team || (pd.mode == Mode::automatic && clusters_of(id) > 1);
+  for (int id : device_ids_) team = team || has_team(id);
   for (int id : device_ids_) {
     auto ds = std::make_unique<DeviceState>();
     // Batch mode: one worker per cluster, each taking whole samples. Split
@@ -244,8 +246,8 @@ void Session::init_devices(const std::vector<DeviceInfo>& host) {
     // share every operator of ONE sample (oneDNN partitions each op's output
     // over the team's threads), which cuts latency instead. Auto mode: both,
     // the team as one more cluster over all the device's cores.
-    ds->device =
-        make_cpu_device(host[size_t(id)], pd.mode == Mode::split ? 1 : clusters_of(id), team);
+    ds->device = make_cpu_device(host[size_t(id)], pd.mode == Mode::split ? 1 : clusters_of(id),
+                                 has_team(id));
     Device& dev = *ds->device;
     // Broadcast the weights into the device's own memory, copied (and so
     // first touched) by the device's own thread; or, shared, read in place.
@@ -297,7 +299,9 @@ void Session::init_devices(const std::vector<DeviceInfo>& host) {
     }
     kernels.wait();
     for (auto& e : ds->executors)
-      (team && e->cluster() == dev.num_clusters() - 1 ? teams_ : executors_).push_back(e.get());
+      (has_team(id) && e->cluster() == dev.num_clusters() - 1 ? teams_ : executors_)
+          .push_back(e.get());
+    if (team && !has_team(id)) teams_.push_back(ds->executors.front().get());
     devices_.push_back(std::move(ds));
   }
 }

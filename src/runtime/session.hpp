@@ -2,6 +2,7 @@
 // kernels, and the scheduling of a batch across all clusters.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -52,12 +53,15 @@ class Session {
   int clusters_ = 1;             // clusters per device (the first device's)
   std::vector<std::unique_ptr<DeviceState>> devices_;
   std::vector<Executor*> executors_;  // one per cluster (split mode: per device)
-  std::vector<Executor*> teams_;      // auto mode: one per device, all its cores
+  /// Auto mode: one per device, over all its cores (a one-cluster device's
+  /// own cluster, which is also in executors_).
+  std::vector<Executor*> teams_;
   /// Auto mode with clusters to choose between (one cluster is both modes).
   bool auto_mode() const { return !teams_.empty(); }
   std::vector<Executor*> all_executors() const {
     std::vector<Executor*> all = executors_;
-    all.insert(all.end(), teams_.begin(), teams_.end());
+    for (Executor* t : teams_)
+      if (std::find(all.begin(), all.end(), t) == all.end()) all.push_back(t);
     return all;
   }
   std::string stacking_;   // why samples cannot be stacked ("" when they can)

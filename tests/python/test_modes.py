@@ -287,6 +287,24 @@ def test_default_clusters_on_one_core_devices(digits_model, digits_x, two_device
         np.testing.assert_allclose(y, ref[:n], rtol=1e-5, atol=1e-5)
 
 
+def test_auto_mode_on_devices_of_different_sizes(digits_model, digits_x, monkeypatch):
+    """Devices of 2 cores and 1 core, a cluster per core: the 2-core device
+    gets a team for small batches, the 1-core device's only cluster serves as
+    its own; every batch size gives the single device's results, and the
+    profile counts each sample once."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        pytest.skip("needs two cores")
+    monkeypatch.setenv("SHOAL_CPU_DEVICES", f"{cores[0]}-{cores[1]},{cores[1]}-{cores[1]}")
+    rt = shoal.Runtime(shoal.compile(digits_model, shape="8x8x1", devices=2), profile=True)
+    assert "auto mode" in rt.plan(), rt.plan()
+    ref = single_device_run(digits_model, digits_x)
+    for n in (1, 2, 3, 5):
+        (y,) = rt.run(digits_x[:n])
+        np.testing.assert_allclose(y, ref[:n], rtol=1e-5, atol=1e-5)
+    assert {layer["calls"] for layer in rt.profile()} == {1 + 2 + 3 + 5}
+
+
 def test_auto_mode_on_two_devices_and_pipeline(digits_model, digits_x, two_devices):
     rt = shoal.Runtime(shoal.compile(digits_model, shape="8x8x1", devices=2, clusters=2))
     assert "a batch of 4 inputs or more" in rt.plan(), rt.plan()
