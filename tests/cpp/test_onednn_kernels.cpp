@@ -478,6 +478,18 @@ TEST(OneDnnConvRowBands, DefaultRule) {
   EXPECT_FALSE(banded(check_conv(big_maps, wino, false, false, 2)));
 }
 
+TEST(OneDnnConv, WinogradF43WhereWeightsAreSmall) {
+  // ResNet's 56x56 64-channel layer: oneDNN would pick F(2,3) for one
+  // sample; the kernel walks to F(4,3) (faster there, and the variant stacks
+  // and row bands use). Values as the naive loop's.
+  Attrs wino;
+  wino.set(kWinogradAttr, int64_t(1));
+  const std::string impl =
+      check_conv({{1, 64, 56, 56}, 64, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}}, wino);
+  if (impl.find("wino") == std::string::npos) GTEST_SKIP() << "no Winograd kernel on this CPU";
+  EXPECT_NE(impl.find("wino_4x3"), std::string::npos) << impl;
+}
+
 // --- ConvTranspose
 // --------------------------------------------------------------
 
