@@ -514,11 +514,15 @@ std::vector<LayerProfile> Session::profile() const {
     out[s].name = pd.instructions[s].name;
     out[s].op = pd.instructions[s].op;
     out[s].flops = pd.instructions[s].flops;
-    out[s].impl = executors_.empty() ? "" : executors_[0]->impl(s);
+    // The kernel of the cluster that ran the instruction most (auto mode's
+    // teams may run other kernels than its clusters).
+    const Executor* busiest = nullptr;
     for (auto* ex : all_executors()) {
       out[s].ms += ex->ms(s);
       out[s].calls += ex->samples(s);
+      if (!busiest || ex->samples(s) > busiest->samples(s)) busiest = ex;
     }
+    out[s].impl = busiest ? busiest->impl(s) : "";
   }
   return out;
 }

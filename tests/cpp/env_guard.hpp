@@ -5,7 +5,7 @@
 #include <optional>
 #include <string>
 
-namespace shoal::testing {
+namespace shoal::test_util {
 
 /// Sets an environment variable for the guard's lifetime.
 class EnvGuard {
@@ -28,4 +28,4 @@ class EnvGuard {
   std::optional<std::string> old_;
 };
 
-}  // namespace shoal::testing
+}  // namespace shoal::test_util

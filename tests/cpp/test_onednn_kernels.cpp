@@ -46,6 +46,7 @@ class Net {
     return add(s, Storage::activation, Vec(size_t(shape_numel(s)), 1e30f));
   }
   const Vec& data(int id) const { return data_[id]; }
+  void set_data(int id, Vec v) { data_[id] = std::move(v); }
   TensorDesc& desc(int id) { return prog_.tensors[id]; }
 
   std::unique_ptr<runtime::Kernel> build(const std::string& op, std::vector<int32_t> ins,
@@ -310,10 +311,24 @@ struct ConvCase {
   std::string auto_pad;
 };
 
+/// [N, C, spatial...] values in channels-last order [N, spatial..., C], or
+/// (back) the other way.
+Vec channels_last_order(const Vec& v, const Shape& s, bool back = false) {
+  const int64_t n = s[0], c = s[1], sp = shape_numel(s) / std::max<int64_t>(n * c, 1);
+  Vec out(v.size());
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t p = 0; p < sp; ++p) {
+        const size_t plain = size_t((i * c + ch) * sp + p), last = size_t((i * sp + p) * c + ch);
+        (back ? out[plain] : out[last]) = back ? v[last] : v[plain];
+      }
+  return out;
+}
+
 /// Runs one Conv case through the kernel (made for a cluster of `threads`)
 /// and the naive loop; returns the kernel's impl().
 std::string check_conv(const ConvCase& cc, const Attrs& extra = {}, bool residual = false,
-                       bool alias_residual = false, int threads = 1) {
+                       bool alias_residual = false, int threads = 1, bool channels_last = false) {
   Attrs a = extra;
   if (!cc.s.empty()) a.set("strides", cc.s);
   if (!cc.d.empty()) a.set("dilations", cc.d);
@@ -333,6 +348,15 @@ std::string check_conv(const ConvCase& cc, const Attrs& extra = {}, bool residua
   int y = net.output(ys);
   std::vector<int32_t> ins = {x, w, b};
   if (residual) ins.push_back(r);
+  // The naive loop reads the plain values; a channels-last kernel gets them
+  // reordered, and its output is reordered back.
+  const Vec xv = net.data(x), rv = residual ? net.data(r) : Vec{};
+  if (channels_last) {
+    for (int t : {x, y, r})
+      if (t >= 0) net.desc(t).layout = program::Layout::channels_last;
+    net.set_data(x, channels_last_order(xv, cc.x));
+    if (residual) net.set_data(r, channels_last_order(rv, ys));
+  }
   auto k = net.build("Conv", ins, {y}, a, threads);
   EXPECT_NE(k, nullptr);
   if (!k) return "";
@@ -341,11 +365,11 @@ std::string check_conv(const ConvCase& cc, const Attrs& extra = {}, bool residua
 
   Win wn = win3(cc.x, ys, cc.k, g.stride, g.dilation, g.pad_begin, g.pad_end);
   wn.group = cc.group;
-  Vec want = conv_naive(net.data(x), cc.x, net.data(w), cc.m, cc.bias ? &net.data(b) : nullptr, wn);
+  Vec want = conv_naive(xv, cc.x, net.data(w), cc.m, cc.bias ? &net.data(b) : nullptr, wn);
   if (residual)
-    for (size_t i = 0; i < want.size(); ++i) want[i] += net.data(r)[i];
+    for (size_t i = 0; i < want.size(); ++i) want[i] += rv[i];
   want = activate(want, ref::activation_from_attrs(a));
-  expect_near(net.data(y), want);
+  expect_near(channels_last ? channels_last_order(net.data(y), ys, true) : net.data(y), want);
   return k->impl();
 }
 
@@ -425,7 +449,7 @@ TEST(OneDnnConvRowBands, EveryGeometryGivesTheLayersResults) {
   // Forced on every convolution: strides, dilations, asymmetric and
   // same-upper pads, groups, 1-D and 3-D, a fused residual
   // (also written in place), on teams of 2 and 3 threads.
-  testing::EnvGuard all("SHOAL_ROW_BANDS", "all");
+  test_util::EnvGuard all("SHOAL_ROW_BANDS", "all");
   for (int t : {2, 3}) {
     SCOPED_TRACE("threads " + std::to_string(t));
     ConvCase same{{1, 6, 10, 9}, 8, {3, 3}, {2, 2}, {}, {}};
@@ -445,11 +469,20 @@ TEST(OneDnnConvRowBands, EveryGeometryGivesTheLayersResults) {
     ConvCase res{{1, 16, 8, 8}, 32, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}};
     EXPECT_TRUE(banded(check_conv(res, fused("Relu"), true, false, t)));
     EXPECT_TRUE(banded(check_conv(res, fused("Relu"), true, true, t)));
+    // Channels-last operands of one sample: each band reads and writes its
+    // rows in place (the residual too, when it is the output's buffer).
+    for (bool alias : {false, true}) {
+      EXPECT_TRUE(banded(check_conv(res, fused("Relu"), true, alias, t, true)));
+      EXPECT_TRUE(
+          banded(check_conv({{1, 32, 14, 14}, 64, {1, 1}, {}, {}, {}}, {}, true, alias, t, true)));
+    }
+    EXPECT_TRUE(banded(check_conv({{1, 5, 13, 11}, 7, {3, 5}, {2, 2}, {}, {0, 1, 2, 1}}, {}, false,
+                                  false, t, true)));
   }
 }
 
 TEST(OneDnnConvRowBands, TooFewRowsStayWhole) {
-  testing::EnvGuard all("SHOAL_ROW_BANDS", "all");
+  test_util::EnvGuard all("SHOAL_ROW_BANDS", "all");
   // One output row: nothing to share.
   EXPECT_FALSE(banded(check_conv({{1, 4, 3, 9}, 8, {3, 3}, {}, {}, {}}, {}, false, false, 2)));
 }
@@ -472,9 +505,10 @@ TEST(OneDnnConvRowBands, DefaultRule) {
   const ConvCase pointwise{{1, 64, 14, 14}, 128, {1, 1}, {}, {}, {}};
   EXPECT_TRUE(banded(check_conv(pointwise, {}, true, false, 2)));
   EXPECT_TRUE(banded(check_conv(pointwise, fused("Relu"), true, true, 2)));
+  EXPECT_TRUE(banded(check_conv(pointwise, fused("Relu"), true, true, 2, true)));
   EXPECT_FALSE(banded(check_conv(pointwise, {}, false, false, 2)));
   EXPECT_FALSE(banded(check_conv({{1, 64, 7, 7}, 128, {1, 1}, {}, {}, {}}, {}, true, false, 2)));
-  testing::EnvGuard none("SHOAL_ROW_BANDS", "none");
+  test_util::EnvGuard none("SHOAL_ROW_BANDS", "none");
   EXPECT_FALSE(banded(check_conv(big_maps, wino, false, false, 2)));
 }
 

@@ -97,7 +97,7 @@ const TensorDesc* find_tensor(const ProgramData& p, const std::string& name) {
   return nullptr;
 }
 
-using testing::EnvGuard;
+using test_util::EnvGuard;
 
 /// Decodes each packed weight's description and lets `edit` change it (and
 /// the tensor); stores the description again where `edit` returns true.

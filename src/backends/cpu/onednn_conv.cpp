@@ -71,10 +71,10 @@ int wino_alpha(const dnnl::primitive_desc& pd) {
 
 /// oneDNN has two Winograd kernels and picks F(2,3) for one sample on some
 /// shapes. Where the weights are no larger than the input (large maps, few
-/// channels) F(4,3) runs faster (15% on ResNet's 56x56 layers, one thread)
-/// and is the one stacks of samples and row bands get, so its weights, which
-/// the program stores, serve them all. Elsewhere F(4,3)'s 2.25x larger
-/// weights are not worth it.
+/// channels) F(4,3) runs faster (4-14% on ResNet's 56x56 layers, one thread)
+/// and its weights, which the program stores, serve stacks of samples too
+/// (row bands get F(4,3) with another blocking and transform their own).
+/// Elsewhere F(4,3)'s 2.25x larger weights are not worth it.
 void prefer_f43(dnnl::primitive_desc& pd, const ref::WindowGeometry& g) {
   int64_t weights = 0, input = 0;
   conv_sizes(g, weights, input);
@@ -90,6 +90,8 @@ void prefer_f43(dnnl::primitive_desc& pd, const ref::WindowGeometry& g) {
 /// What a (de)convolution kernel derives from its instruction, up to the
 /// primitive descriptor. The kernel and the compiler's weight prepacking both
 /// get it from plan_conv, so the packed layout is the one the kernel wants.
+/// `pd`'s implementation iterator refers to an op descriptor that is gone:
+/// never call next_impl() on it (prefer_f43 walks while it lives).
 struct ConvPlan {
   const program::TensorDesc *x = nullptr, *w = nullptr, *b = nullptr, *r = nullptr;
   dims xd, yd, wd, ws;  // source, destination, weights (dims, ONNX strides)
@@ -263,8 +265,11 @@ bool is_winograd(const ConvPlan& p) { return wino_alpha(p.pd) != 0; }
 ///   rows of the channels-last operands in place.
 /// oneDNN's threading of the other direct convolutions scales 1.8-1.9x and
 /// beats bands, which lose 10-30% on 7x7 maps, strided and 3x3 layers.
-/// SHOAL_ROW_BANDS=all cuts every convolution it can (tests), =none none.
+/// Only one-sample kernels are cut (stacks of samples keep oneDNN's
+/// threading). SHOAL_ROW_BANDS=all cuts every one-sample convolution it can
+/// (tests), =none none.
 bool wants_bands(const ConvPlan& whole) {
+  if (whole.xd[0] != 1) return false;  // measured on one sample only
   const char* force = std::getenv("SHOAL_ROW_BANDS");
   if (force && std::strcmp(force, "all") == 0) return true;
   if (force && std::strcmp(force, "none") == 0) return false;
@@ -304,19 +309,26 @@ std::vector<RowBand> row_bands(const ref::WindowGeometry& g, int threads, int64_
   return bands;
 }
 
-/// Convolution `whole` as one band per thread of the team, or nullptr when
-/// it has too few rows (or a band is not for oneDNN).
+/// Convolution `whole` as one band per thread of the team, or nullptr (then
+/// oneDNN's threading runs the whole layer): when the rows do not give every
+/// thread a band, a band would read only padding, or oneDNN declines a band.
 KernelPtr build_banded(const OpContext& oc, const ConvPlan& whole) {
   std::vector<RowBand> bands = row_bands(whole.g, oc.threads, is_winograd(whole) ? 4 : 1);
-  if (bands.size() < 2) return nullptr;
+  if (int(bands.size()) != oc.threads) return nullptr;
+  for (const RowBand& b : bands)
+    if (b.in1 <= b.in0) return nullptr;
   std::vector<std::unique_ptr<DnnlKernel>> parts;
   OneThreadPlanning one;  // each band runs on one thread
-  for (const RowBand& b : bands) {
-    ConvPlan p;
-    if (b.in1 <= b.in0 || !plan_conv(oc, false, p, &b)) return nullptr;
-    auto k = std::make_unique<DnnlKernel>(oc);
-    add_conv_steps(*k, oc, p, false, &b);
-    parts.push_back(std::move(k));
+  try {
+    for (const RowBand& b : bands) {
+      ConvPlan p;
+      if (!plan_conv(oc, false, p, &b)) return nullptr;
+      auto k = std::make_unique<DnnlKernel>(oc);
+      add_conv_steps(*k, oc, p, false, &b);
+      parts.push_back(std::move(k));
+    }
+  } catch (const dnnl::error&) {
+    return nullptr;
   }
   std::string impl = parts.front()->impl() + " x" + std::to_string(parts.size()) + " row bands";
   return std::make_unique<TeamKernel>(oc.ctx.engine, std::move(parts), std::move(impl));

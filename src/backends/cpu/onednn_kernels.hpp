@@ -47,8 +47,9 @@ struct OneDnnContext {
 /// blocked tensors and oneDNN scratchpads.
 ///
 /// `threads` is the size of the running cluster's team: with more than one,
-/// a Winograd convolution is cut into bands of output rows, one per thread
-/// (see make_conv).
+/// some convolutions (Winograd ones with small weights, 1x1 ones with a
+/// residual) are cut into bands of output rows, one per thread (see
+/// wants_bands in onednn_conv.cpp).
 std::unique_ptr<runtime::Kernel> make_onednn_kernel(const program::Instruction& ins,
                                                     const program::ProgramData& prog,
                                                     OneDnnContext& ctx, int threads = 1);
