@@ -6,9 +6,10 @@
 // forms: y = act(conv(x) + bias + residual), with the residual (input 3) as a
 // sum post-op over a destination pre-filled with it.
 //
-// On a cluster of several threads (a team), a Winograd convolution with a
-// large input and small weights is cut into bands of output rows, one
-// single-threaded primitive per thread (see build_banded).
+// On a cluster of several threads (a team), some convolutions of one sample
+// (Winograd ones with small weights, 1x1 ones with a residual) are cut into
+// bands of output rows, one single-threaded primitive per thread (see
+// wants_bands and build_banded).
 #include <cstdlib>
 #include <cstring>
 
@@ -52,14 +53,16 @@ struct RowBand {
   int64_t out0 = 0, out1 = 0, in0 = 0, in1 = 0, pad_begin = 0, pad_end = 0;
 };
 
-/// Weights and input elements of convolution `g` (one sample).
-void conv_sizes(const ref::WindowGeometry& g, int64_t& weights, int64_t& input) {
-  weights = g.c_out * (g.c_in / g.group);
-  input = g.c_in;
+/// Whether convolution `g` has no more weights than input elements (one
+/// sample): large maps, few channels. Both F(4,3) (prefer_f43) and row bands
+/// (wants_bands) pay there.
+bool small_weights(const ref::WindowGeometry& g) {
+  int64_t weights = g.c_out * (g.c_in / g.group), input = g.c_in;
   for (int i = 0; i < g.spatial(); ++i) {
     weights *= g.kernel[i];
     input *= g.in[i];
   }
+  return weights <= input;
 }
 
 /// The alpha (tile size) of a Winograd primitive's weights: 4 for F(2x2,3x3),
@@ -76,9 +79,7 @@ int wino_alpha(const dnnl::primitive_desc& pd) {
 /// (row bands get F(4,3) with another blocking and transform their own).
 /// Elsewhere F(4,3)'s 2.25x larger weights are not worth it.
 void prefer_f43(dnnl::primitive_desc& pd, const ref::WindowGeometry& g) {
-  int64_t weights = 0, input = 0;
-  conv_sizes(g, weights, input);
-  if (wino_alpha(pd) != 4 || weights > input) return;
+  if (wino_alpha(pd) != 4 || !small_weights(g)) return;
   dnnl::primitive_desc other = pd;  // walks oneDNN's other implementations
   while (other.next_impl())
     if (wino_alpha(other) == 6) {
@@ -279,9 +280,7 @@ bool wants_bands(const ConvPlan& whole) {
       pointwise = pointwise && whole.g.kernel[i] == 1 && whole.g.stride[i] == 1;
     return pointwise && whole.r && whole.g.out[0] >= 14;
   }
-  int64_t weights = 0, input = 0;
-  conv_sizes(whole.g, weights, input);
-  return weights <= input;
+  return small_weights(whole.g);
 }
 
 /// Bands of `g`'s output rows for `threads` threads, starting at multiples
