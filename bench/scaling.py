@@ -79,7 +79,8 @@ def measure(name, files, shoal, env, out_dir, args):
     rows = []
     for k in range(1, len(args.cores) + 1):
         kinds = ["clusters", "devices", "auto", "split"]
-        paired = ["split_base", "ort_one_base"] if k > 1 else []  # the same on 1 core
+        base_of = {"split_base": "split", "ort_one_base": "ort_one"}  # the same on 1 core
+        paired = list(base_of) if k > 1 else []
         samples = {kind: [] for kind in kinds + ["ort_batch", "ort_one"] + paired}
         batch = PER_CORE * k
         ort_batch_model = rb.static_batch_model(
@@ -90,17 +91,14 @@ def measure(name, files, shoal, env, out_dir, args):
             if rep % 2:
                 order.reverse()
             for kind in order:
-                if kind == "ort_batch":
-                    samples[kind].append(ort_case(ort_batch_model, k, batch, args)["median_ms"])
-                elif kind in ("ort_one", "ort_one_base"):
-                    cores = k if kind == "ort_one" else 1
-                    samples[kind].append(ort_case(files["onnx"], cores, 1, args)["median_ms"])
-                elif kind == "split_base":
-                    r = shoal_case(shoal, env, files["onnx"], out_dir, 1, "split", args)
-                    samples[kind].append(r["median_ms"])
+                what, cores = base_of.get(kind, kind), 1 if kind in base_of else k
+                if what == "ort_batch":
+                    r = ort_case(ort_batch_model, cores, batch, args)
+                elif what == "ort_one":
+                    r = ort_case(files["onnx"], cores, 1, args)
                 else:
-                    r = shoal_case(shoal, env, files["onnx"], out_dir, k, kind, args)
-                    samples[kind].append(r["median_ms"])
+                    r = shoal_case(shoal, env, files["onnx"], out_dir, cores, what, args)
+                samples[kind].append(r["median_ms"])
         ms = {kind: statistics.median(v) for kind, v in samples.items()}
         row = {"model": name, "cores": k, "batch": batch, "ms": ms, "reps_ms": samples,
                "images_per_s": {kind: batch * 1000.0 / ms[kind]
