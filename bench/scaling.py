@@ -17,8 +17,8 @@ For k = 1 .. all cores this process may use, per model:
 Efficiency = images/s at k / (k x images/s of one cluster at k = 1). Each
 measurement is a fresh process; engines alternate; medians over --reps.
 Speedups of one input (shoal split, onnxruntime) are paired: each repetition
-at k also times the same engine on one core, and the speedup is the median of
-those per-repetition ratios, so that a noisy minute on a shared machine moves
+at k also times the same engine on one core right next to it, and the speedup
+is the median of those per-repetition ratios, so that a noisy minute on a shared machine moves
 both sides of a ratio rather than one.
 Writes a table, bench/results/scaling.json and scaling.png.
 
@@ -87,7 +87,11 @@ def measure(name, files, shoal, env, out_dir, args):
             files["onnx"], os.path.join(out_dir, f"{name}_b{batch}.onnx"), batch)
         for rep in range(args.reps):
             rb.wait_for_builds(args.idle_wait)
-            order = kinds + ["ort_batch", "ort_one"] + paired
+            # A one-core base runs right after the case it is paired with
+            # (before it, on odd repetitions), a second or two apart.
+            order = kinds + ["ort_batch", "ort_one"]
+            for base in paired:
+                order.insert(order.index(base_of[base]) + 1, base)
             if rep % 2:
                 order.reverse()
             for kind in order:
