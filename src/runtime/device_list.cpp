@@ -103,7 +103,9 @@ std::vector<DeviceInfo> devices() {
       throw Error(ErrorKind::invalid_argument,
                   "SHOAL_CPU_DEVICES=" + spec + ": this process may use " +
                       std::to_string(allowed.size()) + " cores, so 1 to " +
-                      std::to_string(allowed.size()) + " devices");
+                      std::to_string(allowed.size()) +
+                      " devices (a plain number is a device count; core " + spec +
+                      " alone is written " + spec + "-" + spec + ")");
     for (int d = 0; d < n; ++d) {
       size_t lo = allowed.size() * size_t(d) / size_t(n),
              hi = allowed.size() * size_t(d + 1) / size_t(n);

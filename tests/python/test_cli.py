@@ -222,7 +222,7 @@ def test_bad_cpu_devices_variable(cli, relu_program, tmp_path):
     np.save(x, np.zeros((1, 3, 4, 4), np.float32))
     for value, words in ((",", "device 0 has no cores"), ("0,,0", "device 1 has no cores"),
                          (";", "names no cores"), ("abc", "bad core list 'abc'"),
-                         ("9999", "devices")):
+                         ("9999", "devices"), ("0", "core 0 alone is written 0-0")):
         expect_error(shoal_cli(cli, "run", relu_program, x, env={"SHOAL_CPU_DEVICES": value}),
                      "SHOAL_CPU_DEVICES", words)
         expect_error(shoal_cli(cli, "devices", env={"SHOAL_CPU_DEVICES": value}), words)
