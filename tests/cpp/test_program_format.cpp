@@ -277,6 +277,27 @@ TEST(ProgramFormatCrc, MatchesBitwiseAndChains) {
   }
 }
 
+// Long inputs take the three-chain path (blocks of 16 KiB, joined): lengths
+// around the block boundaries, and a running CRC carried in.
+TEST(ProgramFormatCrc, LongInputsMatchBitwise) {
+  constexpr size_t kBlock = 16384;
+  std::mt19937 rng(11);
+  Bytes data(8 * kBlock + 100);
+  for (auto& x : data) x = uint8_t(rng());
+  for (size_t n : {3 * kBlock - 1, 3 * kBlock, 3 * kBlock + 1, 3 * kBlock + 8, 6 * kBlock,
+                   7 * kBlock + 13, 8 * kBlock + 100}) {
+    for (size_t start : {size_t(0), size_t(5)}) {
+      if (start + n > data.size()) continue;
+      const uint32_t want = crc32c_bitwise(data.data() + start, n);
+      EXPECT_EQ(crc32c(data.data() + start, n), want) << n << " @" << start;
+      const size_t head = 12345;
+      EXPECT_EQ(crc32c(data.data() + start + head, n - head, crc32c(data.data() + start, head)),
+                want)
+          << n << " @" << start << ", continued";
+    }
+  }
+}
+
 // --- round trips ------------------------------------------------------------
 
 TEST(ProgramFormat, HeaderLayout) {
