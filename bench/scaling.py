@@ -18,8 +18,8 @@ Efficiency = images/s at k / (k x images/s of one cluster at k = 1). Each
 measurement is a fresh process; engines alternate; medians over --reps.
 Speedups of one input (shoal split, onnxruntime) are paired: each repetition
 at k also times the same engine on one core right next to it, and the speedup
-is the median of those per-repetition ratios, so that a noisy minute on a shared machine moves
-both sides of a ratio rather than one.
+is the median of those per-repetition ratios, so that a noisy minute on a
+shared machine moves both sides of a ratio rather than one.
 Writes a table, bench/results/scaling.json and scaling.png.
 
     /usr/bin/python3 bench/scaling.py [--models resnet50,squeezenet1_1] [--reps 3]
