@@ -31,6 +31,7 @@ inline uint32_t load_le32(const uint8_t* p) {
 
 uint32_t crc32c_table(const void* data, size_t n, uint32_t crc) noexcept;
 
+#if defined(__x86_64__)
 // Shifting a CRC over zero bytes is a multiplication by a power of x modulo
 // the polynomial (bit-reflected, as zlib's crc32_combine does it): what
 // joins the CRCs of blocks computed apart.
@@ -63,7 +64,6 @@ inline uint32_t combine(uint32_t crc_a, uint32_t crc_b, uint32_t shift_b) noexce
   return multmodp(shift_b, crc_a) ^ crc_b;
 }
 
-#if defined(__x86_64__)
 // SSE4.2's crc32 instruction computes exactly this CRC, 8 bytes a step, but
 // each step waits for the previous one (3 cycles). Three blocks are run side
 // by side, their CRCs joined: about 3x the speed of one chain (~8 bytes a
