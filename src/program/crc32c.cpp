@@ -68,7 +68,7 @@ inline uint32_t combine(uint32_t crc_a, uint32_t crc_b, uint32_t shift_b) noexce
 // each step waits for the previous one (3 cycles). Three blocks are run side
 // by side, their CRCs joined: about 3x the speed of one chain (~8 bytes a
 // cycle), which is most of a big program's load time.
-__attribute__((target("sse4.2"))) uint64_t chain(uint64_t c, const uint8_t* p, size_t n) noexcept {
+__attribute__((target("sse4.2"))) uint32_t chain(uint64_t c, const uint8_t* p, size_t n) noexcept {
   for (; n >= 8; p += 8, n -= 8) {
     uint64_t v;
     __builtin_memcpy(&v, p, 8);
@@ -100,7 +100,7 @@ __attribute__((target("sse4.2"))) uint32_t crc32c_sse42(const void* data, size_t
     }
     crc = combine(combine(~uint32_t(a), ~uint32_t(b), shift), ~uint32_t(c), shift);
   }
-  return ~uint32_t(chain(~crc, p, n));
+  return ~chain(~crc, p, n);
 }
 #endif
 
