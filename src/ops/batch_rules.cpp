@@ -131,7 +131,8 @@ void assign_batch_rules(std::vector<OpSpec>& table) {
         n == "HardSigmoid" || n == "HardSwish" || n == "LeakyRelu" || n == "Less" || n == "Log" ||
         n == "Max" || n == "Mean" || n == "Min" || n == "Mul" || n == "Neg" || n == "Not" ||
         n == "PRelu" || n == "Pow" || n == "Reciprocal" || n == "Relu" || n == "Sigmoid" ||
-        n == "Sqrt" || n == "Sub" || n == "Sum" || n == "Tanh" || n == "Where")
+        n == "Sqrt" || n == "Sub" || n == "Sum" || n == "Tanh" || n == "Where" ||
+        n == "shoal.Silu" || n == "Gelu")
       s.per_sample = elementwise;
     else if (n == "Conv" || n == "ConvTranspose")
       s.per_sample = [](const Attrs&, std::span<const ValueInfo> in, std::span<const bool> b) {
@@ -154,6 +155,8 @@ void assign_batch_rules(std::vector<OpSpec>& table) {
       s.per_sample = softmax;
     else if (n == "Concat")
       s.per_sample = axis_rule("axis", 1, /*all_batched=*/true);
+    else if (n == "LayerNormalization")
+      s.per_sample = axis_rule("axis", -1, false);
     else if (n == "Split" || n == "Gather")
       s.per_sample = axis_rule("axis", 0, false);
     else if (n == "Transpose")

@@ -26,8 +26,38 @@ int add_constant(ir::Graph& g, std::string name, HostTensor data) {
   return g.add_value(std::move(v));
 }
 
+namespace {
+
+/// A Pad that adds nothing (every pad 0, constants known) is an Identity;
+/// exporters write them before pools (torchvision's DenseNet).
+bool is_zero_pad(const ir::Graph& g, const ir::Node& n) {
+  if (n.op != "Pad" || n.outputs.size() != 1) return false;
+  std::vector<int64_t> pads;
+  if (n.attrs.has("pads")) {
+    pads = n.attrs.ints("pads");
+  } else {
+    if (n.inputs.size() < 2 || n.inputs[1] < 0) return false;
+    const ir::Value& v = g.values[size_t(n.inputs[1])];
+    if (!v.is_const()) return false;
+    pads = v.constant->to_ints();
+  }
+  if (pads.empty()) return false;
+  for (int64_t p : pads)
+    if (p != 0) return false;
+  const ir::Value &x = g.values[size_t(n.inputs[0])], &y = g.values[size_t(n.outputs[0])];
+  return x.shape == y.shape && x.dtype == y.dtype;
+}
+
+}  // namespace
+
 void remove_dead_and_identity(ir::Graph& g, const Log& log) {
   int removed = 0;
+  for (auto& n : g.nodes)
+    if (!n.dead && is_zero_pad(g, n)) {
+      n.op = "Identity";
+      n.inputs.resize(1);
+      n.attrs = Attrs{};
+    }
   // Identity and inference Dropout forward their input, unless the output is
   // a graph output fed by a graph input or a constant (then a copy stays).
   for (auto& n : g.nodes) {

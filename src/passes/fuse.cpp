@@ -94,6 +94,7 @@ void fuse_activations(ir::Graph& g, const Log& log) {
       alpha = act.attrs.f("alpha", alpha);
       beta = act.attrs.f("beta", beta);
     }
+    if (act.op == "Gelu") alpha = act.attrs.s("approximate", "none") == "tanh" ? 1.0f : 0.0f;
     p->attrs.set("activation", act.op);
     p->attrs.set("activation_alpha", alpha);
     p->attrs.set("activation_beta", beta);

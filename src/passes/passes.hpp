@@ -14,13 +14,22 @@ using Log = std::function<void(const std::string&)>;
 /// node whose inputs are all known (constants, Shape of static tensors, the
 /// exporters' Shape/Gather/Concat chains) into a constant.
 void infer_and_fold(ir::Graph& g, const Log& log);
-/// Removes nodes that no output depends on, and Identity/Dropout nodes.
+/// Removes nodes that no output depends on, and Identity/Dropout nodes and
+/// Pads that pad nothing.
 void remove_dead_and_identity(ir::Graph& g, const Log& log);
 /// Folds an inference BatchNormalization into the preceding Conv or Gemm.
 void fold_batchnorm(ir::Graph& g, const Log& log);
 /// Replaces a channel Concat read only by a 1x1 Conv (possibly through a
 /// MaxPool) by partial convolutions over its parts, summed.
 void split_concat_conv(ir::Graph& g, const Log& log);
+/// Rewrites the decomposed forms exporters write as one node each:
+/// Mul(x, Sigmoid(x)) -> shoal.Silu, Mul(x, HardSigmoid(x)) -> HardSwish,
+/// Erf's GELU -> Gelu, and ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div
+/// [/Mul/Add] over trailing axes -> LayerNormalization.
+void recognize_composites(ir::Graph& g, const Log& log);
+/// MatMul(A, constant B) + constant bias of N values -> MatMul with the bias
+/// as input 2.
+void fuse_matmul_bias(ir::Graph& g, const Log& log);
 /// Fuses a residual Add into the Conv producing one of its operands, then
 /// activations into the Conv/Gemm/MatMul producing their input.
 void fuse_residual_add(ir::Graph& g, const Log& log);

@@ -49,6 +49,13 @@ ref::Activation activation(const std::string& op, const Attrs& a) {
   ref::activation_defaults(op, alpha, beta);
   alpha = a.f("alpha", alpha);
   beta = a.f("beta", beta);
+  if (op == "Gelu") {
+    const std::string approx = a.s("approximate", "none");
+    if (approx != "none" && approx != "tanh")
+      throw Error(ErrorKind::invalid_argument,
+                  "Gelu: approximate must be 'none' or 'tanh', got '" + approx + "'");
+    alpha = approx == "tanh" ? 1.0f : 0.0f;
+  }
   return ref::activation_of(op, alpha, beta);
 }
 
@@ -301,6 +308,11 @@ void register_elementwise(std::vector<OpSpec>& t) {
                  "y = max(0, min(1, alpha * x + beta)) (alpha = 0.2, beta = 0.5)");
   add_activation(t, "HardSwish", 14, "y = x * max(0, min(1, x / 6 + 1 / 2))");
   add_activation(t, "Elu", 1, "y = x < 0 ? alpha * (exp(x) - 1) : x (alpha = 1)");
+  add_activation(t, "shoal.Silu", 1,
+                 "y = x * sigmoid(x) (SiLU; the compiler forms it from Sigmoid and Mul)");
+  add_activation(t, "Gelu", 20,
+                 "y = x * (1 + erf(x / sqrt(2))) / 2, or the tanh form with approximate='tanh' "
+                 "(the compiler also forms it from Erf's decomposition)");
 
   add_float_unary(t, "Exp", 1, "y = exp(x)", [](auto x) { return std::exp(x); });
   add_float_unary(t, "Log", 1, "y = ln(x)", [](auto x) { return std::log(x); });

@@ -346,6 +346,15 @@ float Activation::operator()(float x) const {
       return x * std::max(0.0f, std::min(1.0f, alpha * x + beta));
     case Act::elu:
       return x >= 0 ? x : alpha * (std::exp(x) - 1.0f);
+    case Act::silu:
+      return float(double(x) / (1.0 + std::exp(-double(x))));
+    case Act::gelu: {
+      const double v = x;
+      if (alpha != 0)  // approximate = "tanh"
+        return float(0.5 * v *
+                     (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v))));
+      return float(0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))));
+    }
   }
   return x;
 }
@@ -369,6 +378,8 @@ const ActInfo* find_act(const std::string& op) {
       {"HardSigmoid", Act::hard_sigmoid, 0.2f, 0.5f},
       {"HardSwish", Act::hard_swish, 1.0f / 6.0f, 0.5f},
       {"Elu", Act::elu, 1.0f, 0},
+      {"shoal.Silu", Act::silu, 0, 0},
+      {"Gelu", Act::gelu, 0, 0},
   };
   for (const ActInfo& i : table)
     if (op == i.name) return &i;
@@ -380,7 +391,7 @@ const ActInfo& require_act(const std::string& op) {
   throw Error(ErrorKind::unsupported,
               "fused activation '" + op +
                   "' is not supported (supported: Relu, LeakyRelu, Clip, "
-                  "Sigmoid, Tanh, HardSigmoid, HardSwish, Elu)");
+                  "Sigmoid, Tanh, HardSigmoid, HardSwish, Elu, shoal.Silu, Gelu)");
 }
 
 }  // namespace

@@ -39,10 +39,11 @@ WindowGeometry pool_geometry(const Attrs& a, const Shape& x);
 /// "activation_alpha", "activation_beta". The semantics of a fused node are
 /// y = act(op(...) + bias + residual).
 enum class Act { none, relu, leaky_relu, clip, sigmoid, tanh, hard_sigmoid,
-                 hard_swish, elu };
+                 hard_swish, elu, silu, gelu };
 struct Activation {
   Act kind = Act::none;
-  float alpha = 0, beta = 0;  // LeakyRelu/Elu alpha; Clip min/max; HardSigmoid
+  float alpha = 0, beta = 0;  // LeakyRelu/Elu alpha; Clip min/max; HardSigmoid;
+                              // Gelu: alpha 1 = tanh approximation
   float operator()(float x) const;
 };
 Activation activation_from_attrs(const Attrs& a);

@@ -10,6 +10,7 @@ void register_nn(std::vector<OpSpec>& table) {
   ref::nn::add_pool_ops(table);
   ref::nn::add_matmul_ops(table);
   ref::nn::add_reduce_ops(table);
+  ref::nn::add_layernorm_ops(table);
   ref::nn::add_pad_ops(table);
   ref::nn::add_resize_ops(table);
 }

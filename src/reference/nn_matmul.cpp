@@ -164,6 +164,11 @@ void matmul_ref(const Attrs& a, Refs in, Refs out) {
   const float* pa = in[0].as<const float>();
   const float* pb = in[1].as<const float>();
   float* y = out[0].as<float>();
+  const TensorRef* bias_in = opt_input(in, 2);
+  if (bias_in && bias_in->numel() != d.n)
+    fail(ErrorKind::invalid_argument, "MatMul: bias has " + std::to_string(bias_in->numel()) +
+                                          " values, expected N = " + std::to_string(d.n));
+  const float* bias = bias_in ? bias_in->as<const float>() : nullptr;
   const int64_t nb = shape_numel(d.batch);
   Shape pos(d.batch.size(), 0);
   for (int64_t bi = 0; bi < nb; ++bi) {
@@ -175,6 +180,7 @@ void matmul_ref(const Attrs& a, Refs in, Refs out) {
         double acc = 0;
         for (int64_t k = 0; k < d.k; ++k)
           acc += double(a0[i * d.k + k]) * double(b0[k * d.n + j]);
+        if (bias) acc += double(bias[j]);
         y0[i * d.n + j] = act(float(acc));
       }
     for (size_t r = pos.size(); r-- > 0;) {  // next batch position
@@ -191,9 +197,9 @@ void add_matmul_ops(std::vector<OpSpec>& t) {
                         "Y = act(alpha * A' * B' + beta * C): transA, transB, "
                         "C broadcast to [M,N], fused activation",
                         gemm_infer, gemm_ref));
-  t.push_back(make_spec("MatMul", 1, 2, 2,
-                        "numpy matmul: 1-D operands, batch broadcasting; fused "
-                        "activation",
+  t.push_back(make_spec("MatMul", 1, 2, 3,
+                        "numpy matmul: 1-D operands, batch broadcasting; fused bias "
+                        "(input 2, N values) and activation",
                         matmul_infer, matmul_ref));
 }
 

@@ -1,4 +1,5 @@
 // Softmax, LogSoftmax, ReduceMean, ReduceMax, ReduceSum.
+#include "reference/plans.hpp"
 #include <cmath>
 #include <limits>
 
@@ -70,45 +71,6 @@ void softmax_ref(const Attrs& a, Refs in, Refs out) {
 // --- ReduceMean / ReduceMax / ReduceSum --------------------------------------
 
 enum class Reduce { mean, max, sum };
-
-struct ReducePlan {
-  std::vector<bool> reduced;  // per input dim
-  Shape out;                  // output shape (keepdims honoured)
-  bool noop = false;          // empty axes with noop_with_empty_axes
-};
-
-// axes come from the attribute (older opsets) or from input 1.
-ReducePlan reduce_plan(const std::string& op, const Attrs& a, const Shape& s,
-                       const std::vector<int64_t>& axes_in) {
-  const int64_t r = int64_t(s.size());
-  ReducePlan p;
-  p.reduced.assign(s.size(), false);
-  std::vector<int64_t> axes = axes_in;
-  if (axes.empty()) {
-    if (a.i("noop_with_empty_axes", 0) != 0) {
-      p.noop = true;
-      p.out = s;
-      return p;
-    }
-    p.reduced.assign(s.size(), true);
-  }
-  for (int64_t ax : axes) {
-    int64_t k = norm_axis(op, ax, r, "axes value");
-    if (p.reduced[size_t(k)])
-      fail(ErrorKind::invalid_argument, op + ": axes " + ints_str(axes) +
-                                            " name dim " + std::to_string(k) +
-                                            " twice");
-    p.reduced[size_t(k)] = true;
-  }
-  const bool keep = a.i("keepdims", 1) != 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (!p.reduced[i])
-      p.out.push_back(s[i]);
-    else if (keep)
-      p.out.push_back(1);
-  }
-  return p;
-}
 
 ops::InferFn reduce_infer(const std::string& op) {
   return [op](const Attrs& a, Infos in) -> std::vector<TypeShape> {
@@ -195,3 +157,41 @@ void add_reduce_ops(std::vector<OpSpec>& t) {
 }
 
 }  // namespace shoal::ref::nn
+
+namespace shoal::ref {
+
+// axes come from the attribute (older opsets) or from input 1.
+ReducePlan reduce_plan(const std::string& op, const Attrs& a, const Shape& s,
+                       const std::vector<int64_t>& axes_in) {
+  const int64_t r = int64_t(s.size());
+  ReducePlan p;
+  p.reduced.assign(s.size(), false);
+  std::vector<int64_t> axes = axes_in;
+  if (axes.empty()) {
+    if (a.i("noop_with_empty_axes", 0) != 0) {
+      p.noop = true;
+      p.out = s;
+      return p;
+    }
+    p.reduced.assign(s.size(), true);
+  }
+  for (int64_t ax : axes) {
+    int64_t k = nn::norm_axis(op, ax, r, "axes value");
+    if (p.reduced[size_t(k)])
+      fail(ErrorKind::invalid_argument, op + ": axes " + nn::ints_str(axes) +
+                                            " name dim " + std::to_string(k) +
+                                            " twice");
+    p.reduced[size_t(k)] = true;
+  }
+  const bool keep = a.i("keepdims", 1) != 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (!p.reduced[i])
+      p.out.push_back(s[i]);
+    else if (keep)
+      p.out.push_back(1);
+  }
+  return p;
+}
+
+}  // namespace shoal::ref
+

@@ -1,5 +1,6 @@
 // Tensor operators that select or combine elements: Gather, Concat, Split,
 // Slice, Tile. They move bytes, so every dtype is accepted.
+#include "reference/plans.hpp"
 #include <optional>
 #include <set>
 
@@ -183,69 +184,6 @@ void add_split(std::vector<OpSpec>& t) {
 
 // --- Slice ----------------------------------------------------------------------
 
-/// Per-dim start, step and count of a slice of `shape`.
-struct SliceDims {
-  Shape start, step, count;
-};
-
-/// ONNX Slice semantics: negative starts/ends count from the end, then
-/// clamp to [0, dim] (step > 0) or [0, dim-1] / [-1, dim-1] (step < 0).
-SliceDims slice_dims(const Shape& shape, const std::vector<int64_t>& starts,
-                     const std::vector<int64_t>& ends, std::optional<std::vector<int64_t>> axes,
-                     std::optional<std::vector<int64_t>> steps) {
-  size_t n = starts.size();
-  int64_t r = int64_t(shape.size());
-  if (ends.size() != n || (axes && axes->size() != n) || (steps && steps->size() != n))
-    fail(ErrorKind::invalid_argument,
-         "Slice: starts " + shape_str(starts) + ", ends " + shape_str(ends) +
-             (axes ? ", axes " + shape_str(*axes) : "") +
-             (steps ? ", steps " + shape_str(*steps) : "") + " differ in length");
-  SliceDims sd{Shape(size_t(r), 0), Shape(size_t(r), 1), shape};
-  std::set<int64_t> seen;
-  for (size_t i = 0; i < n; ++i) {
-    int64_t ax = axes ? (*axes)[i] : int64_t(i);
-    int64_t d = normalize_axis("Slice", ax, r, "axes entry");
-    if (!seen.insert(d).second)
-      fail(ErrorKind::invalid_argument, "Slice: axis " + std::to_string(ax) + " given twice");
-    int64_t step = steps ? (*steps)[i] : 1;
-    if (step == 0) fail(ErrorKind::invalid_argument, "Slice: step must not be 0");
-    int64_t dim = shape[size_t(d)], s = starts[i], e = ends[i];
-    if (s < 0) s += dim;  // no overflow: dim >= 0
-    if (e < 0) e += dim;
-    if (dim == 0) {
-      s = e = 0;  // empty dim: nothing to select
-    } else if (step > 0) {
-      s = std::clamp<int64_t>(s, 0, dim);
-      e = std::clamp<int64_t>(e, 0, dim);
-    } else {
-      s = std::clamp<int64_t>(s, 0, dim - 1);
-      e = std::clamp<int64_t>(e, -1, dim - 1);
-    }
-    // ceil((e - s) / step); |e - s| <= dim + 1 so nothing overflows.
-    int64_t diff = e - s, cnt = 0;
-    if (step > 0 && diff > 0) cnt = (diff + step - 1) / step;
-    if (step < 0 && diff < 0) cnt = (-diff + (-step) - 1) / (-step);
-    sd.start[size_t(d)] = s;
-    sd.step[size_t(d)] = step;
-    sd.count[size_t(d)] = cnt;
-  }
-  return sd;
-}
-
-/// Slice parameters: attributes starts/ends/axes (opset < 10) when present,
-/// else inputs 1-4. `get(i, name)` reads input i, or nullopt when absent.
-template <class Get>
-SliceDims slice_from(const Attrs& a, const Shape& shape, Get get) {
-  if (a.has("starts") || a.has("ends")) {
-    std::optional<std::vector<int64_t>> axes;
-    if (a.has("axes")) axes = a.ints("axes");
-    return slice_dims(shape, a.ints("starts"), a.ints("ends"), axes, std::nullopt);
-  }
-  auto starts = get(1, "starts"), ends = get(2, "ends");
-  if (!starts || !ends) fail(ErrorKind::invalid_argument, "Slice: missing starts or ends");
-  return slice_dims(shape, *starts, *ends, get(3, "axes"), get(4, "steps"));
-}
-
 void add_slice(std::vector<OpSpec>& t) {
   t.push_back(make_spec(
       "Slice", 1, 1, 5, "y = x[starts:ends:steps] along axes (ONNX clamping)",
@@ -308,6 +246,61 @@ void register_tensor_index(std::vector<OpSpec>& t) {
   add_split(t);
   add_slice(t);
   add_tile(t);
+}
+
+/// ONNX Slice semantics: negative starts/ends count from the end, then
+/// clamp to [0, dim] (step > 0) or [0, dim-1] / [-1, dim-1] (step < 0).
+SliceDims slice_dims(const Shape& shape, const std::vector<int64_t>& starts,
+                     const std::vector<int64_t>& ends, std::optional<std::vector<int64_t>> axes,
+                     std::optional<std::vector<int64_t>> steps) {
+  size_t n = starts.size();
+  int64_t r = int64_t(shape.size());
+  if (ends.size() != n || (axes && axes->size() != n) || (steps && steps->size() != n))
+    fail(ErrorKind::invalid_argument,
+         "Slice: starts " + shape_str(starts) + ", ends " + shape_str(ends) +
+             (axes ? ", axes " + shape_str(*axes) : "") +
+             (steps ? ", steps " + shape_str(*steps) : "") + " differ in length");
+  SliceDims sd{Shape(size_t(r), 0), Shape(size_t(r), 1), shape};
+  std::set<int64_t> seen;
+  for (size_t i = 0; i < n; ++i) {
+    int64_t ax = axes ? (*axes)[i] : int64_t(i);
+    int64_t d = normalize_axis("Slice", ax, r, "axes entry");
+    if (!seen.insert(d).second)
+      fail(ErrorKind::invalid_argument, "Slice: axis " + std::to_string(ax) + " given twice");
+    int64_t step = steps ? (*steps)[i] : 1;
+    if (step == 0) fail(ErrorKind::invalid_argument, "Slice: step must not be 0");
+    int64_t dim = shape[size_t(d)], s = starts[i], e = ends[i];
+    if (s < 0) s += dim;  // no overflow: dim >= 0
+    if (e < 0) e += dim;
+    if (dim == 0) {
+      s = e = 0;  // empty dim: nothing to select
+    } else if (step > 0) {
+      s = std::clamp<int64_t>(s, 0, dim);
+      e = std::clamp<int64_t>(e, 0, dim);
+    } else {
+      s = std::clamp<int64_t>(s, 0, dim - 1);
+      e = std::clamp<int64_t>(e, -1, dim - 1);
+    }
+    // ceil((e - s) / step); |e - s| <= dim + 1 so nothing overflows.
+    int64_t diff = e - s, cnt = 0;
+    if (step > 0 && diff > 0) cnt = (diff + step - 1) / step;
+    if (step < 0 && diff < 0) cnt = (-diff + (-step) - 1) / (-step);
+    sd.start[size_t(d)] = s;
+    sd.step[size_t(d)] = step;
+    sd.count[size_t(d)] = cnt;
+  }
+  return sd;
+}
+
+SliceDims slice_from(const Attrs& a, const Shape& shape, const SliceInputs& get) {
+  if (a.has("starts") || a.has("ends")) {
+    std::optional<std::vector<int64_t>> axes;
+    if (a.has("axes")) axes = a.ints("axes");
+    return slice_dims(shape, a.ints("starts"), a.ints("ends"), axes, std::nullopt);
+  }
+  auto starts = get(1, "starts"), ends = get(2, "ends");
+  if (!starts || !ends) fail(ErrorKind::invalid_argument, "Slice: missing starts or ends");
+  return slice_dims(shape, *starts, *ends, get(3, "axes"), get(4, "steps"));
 }
 
 }  // namespace shoal::ref

@@ -109,7 +109,7 @@ class CpuDevice final : public Device {
                   ins.op + " node '" + ins.name + "' is not supported on CPU devices");
     check_instruction(ins, prog);  // a program file is untrusted input
     if (!disable_onednn_)
-      if (auto k = cpu::make_onednn_kernel(ins, prog, onednn_, cluster_threads(cluster))) return k;
+      if (auto k = cpu::make_cpu_kernel(ins, prog, onednn_, cluster_threads(cluster))) return k;
     return make_reference_kernel(ins, prog);
   }
 

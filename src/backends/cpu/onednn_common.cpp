@@ -226,6 +226,12 @@ bool eltwise_chain(const ref::Activation& act, std::vector<EltOp>& ops) {
       ops.push_back({alg::eltwise_hardswish, 0, 0});
       return true;
     }
+    case A::silu:
+      ops.push_back({alg::eltwise_swish, 1.0f, 0});
+      return true;
+    case A::gelu:
+      ops.push_back({act.alpha != 0 ? alg::eltwise_gelu_tanh : alg::eltwise_gelu_erf, 0, 0});
+      return true;
   }
   return false;
 }

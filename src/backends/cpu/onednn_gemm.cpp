@@ -148,8 +148,9 @@ bool matmul_spec(const OpContext& oc, MatmulSpec& s) {
   const program::TensorDesc* a = oc.in(0);
   const program::TensorDesc* b = oc.in(1);
   if (!a || !b || oc.ins.outputs.size() != 1) return false;
-  // Inputs beyond A and B: only the fused residual at index 3.
-  if (oc.in(2) || oc.num_inputs() > 4) return false;
+  // Inputs beyond A and B: a bias of N values at index 2 (fuse_matmul_bias)
+  // and the fused residual at index 3.
+  if (oc.num_inputs() > 4) return false;
   const Shape& as = a->shape;
   const Shape& bs = b->shape;
   if (as.size() < 2 || bs.size() < 2 || as.size() > 4 || bs.size() > 4)
@@ -177,6 +178,12 @@ bool matmul_spec(const OpContext& oc, MatmulSpec& s) {
   }
   s.a_strides = plain_strides(s.a_dims);
   s.b_strides = plain_strides(s.b_dims);
+  if (const program::TensorDesc* c = oc.in(2)) {
+    if (shape_numel(c->shape) != n || (!c->shape.empty() && c->shape.back() != n)) return false;
+    s.has_bias = true;
+    s.bias_dims = dims(s.y_dims.size(), 1);
+    s.bias_dims.back() = n;
+  }
   return true;
 }
 

@@ -54,6 +54,16 @@ std::unique_ptr<runtime::Kernel> make_onednn_kernel(const program::Instruction& 
                                                     const program::ProgramData& prog,
                                                     OneDnnContext& ctx, int threads = 1);
 
+/// The fastest CPU kernel for the instruction: shoal's native kernel for the
+/// ops it runs first (elementwise, reductions, copies; see
+/// native/native.hpp), else oneDNN's, else a native one where oneDNN has only
+/// its reference implementation. nullptr when neither covers it (the
+/// runtime's reference kernel then runs). Same contract as
+/// make_onednn_kernel.
+std::unique_ptr<runtime::Kernel> make_cpu_kernel(const program::Instruction& ins,
+                                                 const program::ProgramData& prog,
+                                                 OneDnnContext& ctx, int threads = 1);
+
 /// Compile-time weight prepacking: stores the weight of each Conv,
 /// ConvTranspose, Gemm and MatMul whose weight is a constant used by that
 /// instruction alone in the layout its oneDNN kernel wants on this machine's

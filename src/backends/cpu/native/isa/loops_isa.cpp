@@ -1,0 +1,320 @@
+// The innermost loops of the native kernels, written as plain C++ loops the
+// compiler vectorizes. This file is compiled once per instruction set (see
+// CMakeLists.txt: SHOAL_LOOPS_ISA = generic, avx2 or avx512, with that ISA's
+// -m flags, -O3 and -fno-math-errno); loops.cpp picks the table at run time.
+//
+// Transcendentals are branch-free polynomial approximations so that they
+// vectorize: exp (Cephes' degree-6 polynomial after range reduction, max
+// relative error ~2 ulp), erf (Taylor series below 0.5, Abramowitz-Stegun
+// 7.1.26 above: absolute error < 1.5e-7), tanh (odd polynomial below 0.0625,
+// 1 - 2 / (exp(2|x|) + 1) above). NaN inputs give NaN outputs.
+#include <bit>
+#include <cmath>
+#include <cstdint>
+
+#include "backends/cpu/native/loops.hpp"
+
+#ifndef SHOAL_LOOPS_ISA
+#error "compile with -DSHOAL_LOOPS_ISA=generic|avx2|avx512"
+#endif
+#define SHOAL_CAT2(a, b) a##b
+#define SHOAL_CAT(a, b) SHOAL_CAT2(a, b)
+#define SHOAL_STR2(a) #a
+#define SHOAL_STR(a) SHOAL_STR2(a)
+
+namespace shoal::cpu::native {
+namespace {
+
+// --- scalar functions the loops inline -----------------------------------------
+
+inline float exp_f(float x) {
+  // Clamped so that 2^n stays a normal float: n in [-126, 128].
+  float xc = x < -87.0f ? -87.0f : x;
+  xc = xc > 88.72283f ? 88.72283f : xc;
+  const float t = xc * 1.44269504088896341f;
+  const float n = (t + 12582912.0f) - 12582912.0f;  // round to nearest
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t e = int32_t(n) + 126;  // 2^n = 2^(n-1) * 2
+  float y = p * std::bit_cast<float>(e << 23) * 2.0f;
+  y = x > 88.72283f ? INFINITY : y;
+  y = x < -87.0f ? 0.0f : y;
+  return x != x ? x : y;
+}
+
+inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp_f(-x)); }
+
+inline float tanh_f(float x) {
+  const float ax = std::fabs(x);
+  const float big = 1.0f - 2.0f / (exp_f(2.0f * ax) + 1.0f);
+  const float x2 = x * x;
+  const float small = x + x * x2 * (-0.333333333f + x2 * (0.133333333f + x2 * -0.0539682540f));
+  return ax < 0.0625f ? small : std::copysign(big, x);
+}
+
+inline float erf_f(float x) {
+  const float ax = std::fabs(x);
+  const float t = 1.0f / (1.0f + 0.3275911f * ax);
+  const float poly =
+      ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t +
+       0.254829592f) *
+      t;
+  const float big = 1.0f - poly * exp_f(-ax * ax);
+  const float x2 = x * x;
+  const float small =
+      x * (1.1283791671f +
+           x2 * (-0.3761263890f +
+                 x2 * (0.1128379167f +
+                       x2 * (-0.0268661706f + x2 * (0.0052239776f + x2 * -0.0008548327f)))));
+  return ax < 0.5f ? small : std::copysign(big, x);
+}
+
+inline float clamp01(float v) {  // NaN passes through
+  v = v < 0.0f ? 0.0f : v;
+  return v > 1.0f ? 1.0f : v;
+}
+
+// --- loops ------------------------------------------------------------------------
+
+template <class F>
+inline void map1(F f, const float* __restrict x, int64_t sx, float* y, int64_t n) {
+  if (sx == 1) {
+    if (x == y) {
+      for (int64_t i = 0; i < n; ++i) y[i] = f(y[i]);
+    } else {
+      float* __restrict yr = y;
+      for (int64_t i = 0; i < n; ++i) yr[i] = f(x[i]);
+    }
+  } else if (sx == 0) {
+    const float v = f(x[0]);
+    for (int64_t i = 0; i < n; ++i) y[i] = v;
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = f(x[i * sx]);
+  }
+}
+
+void unary(const UnaryOp& op, const float* x, int64_t sx, float* y, int64_t n) {
+  const float al = op.alpha, be = op.beta;
+  switch (op.kind) {
+    case Unary::copy:
+      return map1([](float v) { return v; }, x, sx, y, n);
+    case Unary::relu:
+      return map1([](float v) { return v < 0.0f ? 0.0f : v; }, x, sx, y, n);
+    case Unary::leaky_relu:
+      return map1([al](float v) { return v < 0.0f ? al * v : v; }, x, sx, y, n);
+    case Unary::clip:
+      return map1(
+          [al, be](float v) {
+            v = v < al ? al : v;
+            return v > be ? be : v;
+          },
+          x, sx, y, n);
+    case Unary::sigmoid:
+      return map1([](float v) { return sigmoid_f(v); }, x, sx, y, n);
+    case Unary::tanh:
+      return map1([](float v) { return tanh_f(v); }, x, sx, y, n);
+    case Unary::hard_sigmoid:
+      return map1([al, be](float v) { return clamp01(al * v + be); }, x, sx, y, n);
+    case Unary::hard_swish:
+      return map1([al, be](float v) { return v * clamp01(al * v + be); }, x, sx, y, n);
+    case Unary::elu:
+      return map1([al](float v) { return v < 0.0f ? al * (exp_f(v) - 1.0f) : v; }, x, sx, y, n);
+    case Unary::silu:
+      return map1([](float v) { return v * sigmoid_f(v); }, x, sx, y, n);
+    case Unary::gelu:
+      return map1([](float v) { return 0.5f * v * (1.0f + erf_f(v * 0.70710678118654752f)); }, x,
+                  sx, y, n);
+    case Unary::erf:
+      return map1([](float v) { return erf_f(v); }, x, sx, y, n);
+    case Unary::exp:
+      return map1([](float v) { return exp_f(v); }, x, sx, y, n);
+    case Unary::log:
+      return map1([](float v) { return std::log(v); }, x, sx, y, n);
+    case Unary::sqrt:
+      return map1([](float v) { return std::sqrt(v); }, x, sx, y, n);
+    case Unary::neg:
+      return map1([](float v) { return -v; }, x, sx, y, n);
+    case Unary::abs:
+      return map1([](float v) { return std::fabs(v); }, x, sx, y, n);
+    case Unary::reciprocal:
+      return map1([](float v) { return 1.0f / v; }, x, sx, y, n);
+    case Unary::floor:
+      return map1([](float v) { return std::floor(v); }, x, sx, y, n);
+    case Unary::ceil:
+      return map1([](float v) { return std::ceil(v); }, x, sx, y, n);
+  }
+}
+
+template <class F>
+inline void map2(F f, const float* __restrict a, int64_t sa, const float* __restrict b, int64_t sb,
+                 float* y, int64_t n) {
+  if (sa == 1 && sb == 1) {
+    for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], b[i]);
+  } else if (sa == 1 && sb == 0) {
+    const float bv = b[0];
+    for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], bv);
+  } else if (sa == 0 && sb == 1) {
+    const float av = a[0];
+    for (int64_t i = 0; i < n; ++i) y[i] = f(av, b[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = f(a[i * sa], b[i * sb]);
+  }
+}
+
+void binary(Binary op, const UnaryOp& act, const float* a, int64_t sa, const float* b, int64_t sb,
+            float* y, int64_t n) {
+  switch (op) {
+    case Binary::add:
+      map2([](float p, float q) { return p + q; }, a, sa, b, sb, y, n);
+      break;
+    case Binary::sub:
+      map2([](float p, float q) { return p - q; }, a, sa, b, sb, y, n);
+      break;
+    case Binary::mul:
+      map2([](float p, float q) { return p * q; }, a, sa, b, sb, y, n);
+      break;
+    case Binary::div:
+      map2([](float p, float q) { return p / q; }, a, sa, b, sb, y, n);
+      break;
+    case Binary::max:
+      map2([](float p, float q) { return p > q || p != p ? p : q; }, a, sa, b, sb, y, n);
+      break;
+    case Binary::min:
+      map2([](float p, float q) { return p < q || p != p ? p : q; }, a, sa, b, sb, y, n);
+      break;
+    case Binary::prelu:
+      map2([](float p, float q) { return p < 0.0f ? p * q : p; }, a, sa, b, sb, y, n);
+      break;
+    case Binary::pow:
+      if (sb == 0 && b[0] == 2.0f)
+        map2([](float p, float) { return p * p; }, a, sa, b, sb, y, n);
+      else if (sb == 0 && b[0] == 0.5f)
+        map2([](float p, float) { return std::sqrt(p); }, a, sa, b, sb, y, n);
+      else if (sb == 0 && b[0] == 1.0f)
+        map2([](float p, float) { return p; }, a, sa, b, sb, y, n);
+      else
+        map2([](float p, float q) { return std::pow(p, q); }, a, sa, b, sb, y, n);
+      break;
+  }
+  if (act.kind != Unary::copy) unary(act, y, 1, y, n);
+}
+
+void accumulate(Reduce op, const float* __restrict x, int64_t sx, float* __restrict acc,
+                int64_t n) {
+  switch (op) {
+    case Reduce::sum:
+      if (sx == 1)
+        for (int64_t i = 0; i < n; ++i) acc[i] += x[i];
+      else
+        for (int64_t i = 0; i < n; ++i) acc[i] += x[i * sx];
+      return;
+    case Reduce::max:
+      for (int64_t i = 0; i < n; ++i) {
+        const float v = x[i * sx];
+        acc[i] = v > acc[i] || v != v ? v : acc[i];
+      }
+      return;
+    case Reduce::min:
+      for (int64_t i = 0; i < n; ++i) {
+        const float v = x[i * sx];
+        acc[i] = v < acc[i] || v != v ? v : acc[i];
+      }
+      return;
+  }
+}
+
+/// Folds a contiguous run with 16 independent lanes (vectorizable without
+/// reassociating one accumulator), then the lanes and the tail.
+template <class F>
+inline float fold_lanes(F f, const float* __restrict x, int64_t n, float init) {
+  constexpr int L = 16;
+  float lane[L];
+  for (int j = 0; j < L; ++j) lane[j] = init;
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    for (int j = 0; j < L; ++j) lane[j] = f(lane[j], x[i + j]);
+  float r = init;
+  for (int j = 0; j < L; ++j) r = f(r, lane[j]);
+  for (; i < n; ++i) r = f(r, x[i]);
+  return r;
+}
+
+inline float add_f(float a, float b) { return a + b; }
+inline float max_f(float a, float b) { return b > a || b != b ? b : a; }
+inline float min_f(float a, float b) { return b < a || b != b ? b : a; }
+
+float fold(Reduce op, const float* x, int64_t sx, int64_t n, float init) {
+  if (sx == 1) {
+    switch (op) {
+      case Reduce::sum:
+        return init + fold_lanes(add_f, x, n, 0.0f);
+      case Reduce::max:
+        return max_f(init, fold_lanes(max_f, x, n, init));
+      case Reduce::min:
+        return min_f(init, fold_lanes(min_f, x, n, init));
+    }
+  }
+  float r = init;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i * sx];
+    r = op == Reduce::sum ? r + v : op == Reduce::max ? max_f(r, v) : min_f(r, v);
+  }
+  return r;
+}
+
+void scale(float* y, int64_t n, float s) {
+  for (int64_t i = 0; i < n; ++i) y[i] *= s;
+}
+
+void layernorm(const float* __restrict x, float* __restrict y, int64_t n, const float* __restrict g,
+               const float* __restrict b, float eps) {
+  const float mean = fold_lanes(add_f, x, n, 0.0f) / float(n);
+  constexpr int L = 16;
+  float lane[L] = {};
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    for (int j = 0; j < L; ++j) {
+      const float d = x[i + j] - mean;
+      lane[j] += d * d;
+    }
+  float ss = 0;
+  for (int j = 0; j < L; ++j) ss += lane[j];
+  for (; i < n; ++i) ss += (x[i] - mean) * (x[i] - mean);
+  const float rstd = 1.0f / std::sqrt(ss / float(n) + eps);
+  if (g && b)
+    for (int64_t k = 0; k < n; ++k) y[k] = (x[k] - mean) * rstd * g[k] + b[k];
+  else if (g)
+    for (int64_t k = 0; k < n; ++k) y[k] = (x[k] - mean) * rstd * g[k];
+  else
+    for (int64_t k = 0; k < n; ++k) y[k] = (x[k] - mean) * rstd;
+}
+
+void softmax(const float* __restrict x, float* __restrict y, int64_t n, bool log) {
+  const float m = fold_lanes(max_f, x, n, -INFINITY);
+  for (int64_t i = 0; i < n; ++i) y[i] = exp_f(x[i] - m);
+  const float s = fold_lanes(add_f, y, n, 0.0f);
+  if (log) {
+    const float ls = m + std::log(s);
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] - ls;
+  } else {
+    const float inv = 1.0f / s;
+    for (int64_t i = 0; i < n; ++i) y[i] *= inv;
+  }
+}
+
+}  // namespace
+
+const Loops& SHOAL_CAT(loops_, SHOAL_LOOPS_ISA)() {
+  static const Loops table{
+      SHOAL_STR(SHOAL_LOOPS_ISA), unary, binary, accumulate, fold, scale, layernorm, softmax};
+  return table;
+}
+
+}  // namespace shoal::cpu::native

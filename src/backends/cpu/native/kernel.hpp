@@ -1,0 +1,55 @@
+// The kernel object every native builder returns, and operand helpers.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <utility>
+
+#include "backends/cpu/native/loops.hpp"
+#include "backends/cpu/native/nest.hpp"
+#include "backends/cpu/onednn_common.hpp"
+#include "runtime/kernel.hpp"
+
+namespace shoal::cpu::native {
+
+using onednn::KernelPtr;
+using onednn::OpContext;
+
+/// Runs fn(threads, in, out); impl() is "native:<isa>".
+class NativeKernel final : public runtime::Kernel {
+ public:
+  using Fn =
+      std::function<void(int threads, std::span<void* const> in, std::span<void* const> out)>;
+  explicit NativeKernel(Fn fn) : fn_(std::move(fn)), impl_(std::string("native:") + loops().isa) {}
+  void execute(runtime::ExecContext& ctx, std::span<void* const> in,
+               std::span<void* const> out) override {
+    fn_(ctx.threads, in, out);
+  }
+  std::string impl() const override { return impl_; }
+
+ private:
+  Fn fn_;
+  std::string impl_;
+};
+
+/// An f32 operand in plain or channels-last layout (what native kernels take).
+inline bool dense_f32(const program::TensorDesc* t) {
+  return t && t->dtype == DType::f32 &&
+         (t->layout == program::Layout::plain || t->layout == program::Layout::channels_last);
+}
+
+inline float* f32(void* p) { return static_cast<float*>(p); }
+inline const float* cf32(void* p) { return static_cast<const float*>(p); }
+
+/// Builders, one per family (elementwise.cpp, reduce.cpp, copy.cpp).
+KernelPtr make_unary(const OpContext& oc);
+KernelPtr make_binary(const OpContext& oc);
+KernelPtr make_reduce(const OpContext& oc);
+KernelPtr make_layernorm(const OpContext& oc);
+KernelPtr make_softmax(const OpContext& oc);
+KernelPtr make_transpose(const OpContext& oc);
+KernelPtr make_slice(const OpContext& oc);
+KernelPtr make_concat(const OpContext& oc);
+KernelPtr make_split(const OpContext& oc);
+
+}  // namespace shoal::cpu::native

@@ -1,0 +1,78 @@
+// The innermost loops of shoal's own CPU kernels (the "native" kernels), one
+// table per instruction set. isa/loops_isa.cpp is compiled once per ISA
+// (generic x86-64, AVX2+FMA, AVX-512) and the best table the CPU runs is
+// picked at run time; everything around the loops (broadcasting, layouts,
+// threading) is ISA-independent and lives in the other files of native/.
+//
+// Every loop propagates NaN as ONNX (numpy) semantics say: an activation,
+// Max/Min or a max-reduction of NaN is NaN.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace shoal::cpu::native {
+
+enum class Unary : uint8_t {
+  copy,
+  relu,
+  leaky_relu,
+  clip,
+  sigmoid,
+  tanh,
+  hard_sigmoid,
+  hard_swish,
+  elu,
+  silu,
+  gelu,
+  erf,
+  exp,
+  log,
+  sqrt,
+  neg,
+  abs,
+  reciprocal,
+  floor,
+  ceil
+};
+enum class Binary : uint8_t { add, sub, mul, div, max, min, pow, prelu };
+enum class Reduce : uint8_t { sum, max, min };
+
+struct UnaryOp {
+  Unary kind = Unary::copy;
+  float alpha = 0, beta = 0;  // LeakyRelu/Elu alpha; Clip min/max; HardSigmoid/HardSwish
+};
+
+struct Loops {
+  const char* isa;
+  /// y[i] = f(x[i * sx]), i < n.
+  void (*unary)(const UnaryOp& f, const float* x, int64_t sx, float* y, int64_t n);
+  /// y[i] = f(a[i * sa] op b[i * sb]), i < n; f applied after op (a fused
+  /// activation; Unary::copy for none). Strides 0 and 1 are the fast cases.
+  void (*binary)(Binary op, const UnaryOp& f, const float* a, int64_t sa, const float* b,
+                 int64_t sb, float* y, int64_t n);
+  /// acc[i] = acc[i] op x[i * sx], i < n.
+  void (*accumulate)(Reduce op, const float* x, int64_t sx, float* acc, int64_t n);
+  /// init op x[0] op x[sx] op ... op x[(n-1) sx].
+  float (*fold)(Reduce op, const float* x, int64_t sx, int64_t n, float init);
+  /// y[i] = x[i] * s, i < n (a mean's scale).
+  void (*scale)(float* y, int64_t n, float s);
+  /// One row of LayerNormalization: y = (x - mean) / sqrt(var + eps) * g + b
+  /// (g, b may be null: 1 and 0).
+  void (*layernorm)(const float* x, float* y, int64_t n, const float* g, const float* b, float eps);
+  /// One row of Softmax (or LogSoftmax).
+  void (*softmax)(const float* x, float* y, int64_t n, bool log);
+};
+
+/// The tables compiled in (isa/loops_isa.cpp).
+const Loops& loops_generic();
+const Loops& loops_avx2();
+const Loops& loops_avx512();
+
+/// The fastest table this CPU runs, unless SHOAL_ISA=generic|avx2|avx512
+/// names another (one the CPU runs; for tests and comparisons).
+const Loops& loops();
+/// The table named `isa`, or nullptr when unknown or not runnable here.
+const Loops* loops_named(std::string_view isa);
+
+}  // namespace shoal::cpu::native

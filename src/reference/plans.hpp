@@ -1,0 +1,43 @@
+// Operand plans the reference kernels and the fast CPU kernels share, so
+// both read an op's attributes the same way: which dims a reduction
+// reduces, which elements a Slice selects.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/attrs.hpp"
+#include "core/tensor.hpp"
+
+namespace shoal::ref {
+
+struct ReducePlan {
+  std::vector<bool> reduced;  // per input dim
+  Shape out;                  // output shape (keepdims honoured)
+  bool noop = false;          // empty axes with noop_with_empty_axes
+};
+/// ReduceMean/Max/Sum over `s`: axes from the attribute (older opsets) or
+/// input 1 (`axes_in`), keepdims, noop_with_empty_axes. Throws
+/// invalid_argument naming `op` for a bad axis.
+ReducePlan reduce_plan(const std::string& op, const Attrs& a, const Shape& s,
+                       const std::vector<int64_t>& axes_in);
+
+/// Per-dim start, step and count of a slice of a shape.
+struct SliceDims {
+  Shape start, step, count;
+};
+/// ONNX Slice semantics: negative starts/ends count from the end, then
+/// clamp to [0, dim] (step > 0) or [0, dim-1] / [-1, dim-1] (step < 0).
+SliceDims slice_dims(const Shape& shape, const std::vector<int64_t>& starts,
+                     const std::vector<int64_t>& ends, std::optional<std::vector<int64_t>> axes,
+                     std::optional<std::vector<int64_t>> steps);
+/// Reads Slice input i ("starts", "ends", "axes", "steps"), or nullopt when
+/// absent.
+using SliceInputs = std::function<std::optional<std::vector<int64_t>>(size_t, const char*)>;
+/// Slice parameters: attributes starts/ends/axes (opset < 10) when present,
+/// else inputs 1-4.
+SliceDims slice_from(const Attrs& a, const Shape& shape, const SliceInputs& get);
+
+}  // namespace shoal::ref

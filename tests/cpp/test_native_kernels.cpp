@@ -1,0 +1,354 @@
+// shoal's native CPU kernels against the op table's reference kernels: each
+// test builds a one-instruction program by hand (operands in plain or
+// channels-last layout), runs the native kernel and the reference kernel
+// (which converts channels-last operands itself) and compares. The loop
+// tables of every ISA this CPU runs are checked against scalar formulas,
+// NaN and extreme inputs included.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/native/loops.hpp"
+#include "backends/cpu/native/native.hpp"
+#include "reference/geometry.hpp"
+#include "runtime/device.hpp"
+
+namespace shoal::cpu {
+namespace {
+
+using program::Layout;
+using program::Storage;
+using program::TensorDesc;
+
+/// A one-instruction program with its tensors' bytes.
+class OneOp {
+ public:
+  int input(const Shape& s, Layout layout = Layout::plain, float scale = 1.0f) {
+    std::mt19937 gen(seed_++);
+    std::uniform_real_distribution<float> dist(-scale, scale);
+    std::vector<float> v(size_t(shape_numel(s)));
+    for (float& x : v) x = dist(gen);
+    return add(s, Storage::activation, layout, DType::f32, bytes_of(v));
+  }
+  int weight(const Shape& s, const std::vector<float>& v) {
+    return add(s, Storage::weight, Layout::plain, DType::f32, bytes_of(v));
+  }
+  int ints(const std::vector<int64_t>& v) {
+    std::vector<uint8_t> b(v.size() * 8);
+    std::memcpy(b.data(), v.data(), b.size());
+    return add({int64_t(v.size())}, Storage::weight, Layout::plain, DType::i64, b);
+  }
+  int output(const Shape& s, Layout layout = Layout::plain) {
+    return add(s, Storage::activation, layout, DType::f32,
+               std::vector<uint8_t>(size_t(shape_numel(s)) * 4, 0xff));
+  }
+  std::vector<float>& values(int id) { return vals_[size_t(id)]; }
+
+  /// Runs the native kernel (which must exist) and the reference kernel;
+  /// expects every output equal within `tol` (relative to 1 + |ref|).
+  void compare(const std::string& op, std::vector<int32_t> ins, std::vector<int32_t> outs,
+               Attrs attrs = {}, int threads = 1, double tol = 2e-6) {
+    program::Instruction i;
+    i.op = op;
+    i.name = "test_" + op;
+    i.inputs = std::move(ins);
+    i.outputs = std::move(outs);
+    i.attrs = std::move(attrs);
+    prog_.instructions = {i};
+    finish_weights();
+    const program::Instruction& in = prog_.instructions[0];
+    onednn::OpContext oc{in, prog_, ctx_, threads};
+    auto fast = native::make_native_kernel(oc);
+    ASSERT_TRUE(fast) << op << ": no native kernel";
+    EXPECT_EQ(fast->impl().rfind("native:", 0), 0u);
+    auto ref = runtime::make_reference_kernel(in, prog_);
+    auto got = run(*fast, threads), want = run(*ref, 1);
+    for (size_t o = 0; o < got.size(); ++o) {
+      ASSERT_EQ(got[o].size(), want[o].size());
+      for (size_t k = 0; k < got[o].size(); ++k) {
+        const float g = got[o][k], w = want[o][k];
+        if (std::isnan(w)) {
+          EXPECT_TRUE(std::isnan(g)) << op << " output " << o << " element " << k;
+          continue;
+        }
+        ASSERT_NEAR(g, w, tol * (1 + std::fabs(w))) << op << " output " << o << " element " << k;
+      }
+    }
+  }
+
+ private:
+  static std::vector<uint8_t> bytes_of(const std::vector<float>& v) {
+    std::vector<uint8_t> b(v.size() * 4);
+    if (!b.empty()) std::memcpy(b.data(), v.data(), b.size());
+    return b;
+  }
+  int add(const Shape& s, Storage st, Layout layout, DType dt, std::vector<uint8_t> bytes) {
+    TensorDesc t;
+    t.name = "t" + std::to_string(prog_.tensors.size());
+    t.shape = s;
+    t.storage = st;
+    t.layout = layout;
+    t.dtype = dt;
+    t.bytes = bytes.size();
+    prog_.tensors.push_back(t);
+    raw_.push_back(std::move(bytes));
+    vals_.emplace_back();
+    return int(prog_.tensors.size()) - 1;
+  }
+  void finish_weights() {
+    auto& w = prog_.owned_weights;
+    w.clear();
+    for (size_t id = 0; id < prog_.tensors.size(); ++id) {
+      TensorDesc& t = prog_.tensors[id];
+      if (t.storage != Storage::weight) continue;
+      w.resize((w.size() + 63) / 64 * 64);
+      t.offset = w.size();
+      w.insert(w.end(), raw_[id].begin(), raw_[id].end());
+    }
+    prog_.weights = w.data();
+    prog_.weights_bytes = w.size();
+  }
+  std::vector<std::vector<float>> run(runtime::Kernel& k, int threads) {
+    const program::Instruction& ins = prog_.instructions[0];
+    std::vector<std::vector<uint8_t>> bufs = raw_;
+    std::vector<void*> in, out;
+    for (int32_t id : ins.inputs) {
+      const TensorDesc& t = prog_.tensors[size_t(id)];
+      in.push_back(t.storage == Storage::weight ? const_cast<uint8_t*>(prog_.weights) + t.offset
+                                                : static_cast<void*>(bufs[size_t(id)].data()));
+    }
+    for (int32_t id : ins.outputs) out.push_back(bufs[size_t(id)].data());
+    runtime::ExecContext ec;
+    ec.threads = threads;
+    k.execute(ec, in, out);
+    std::vector<std::vector<float>> res;
+    for (int32_t id : ins.outputs) {
+      // Compared in plain order whatever the output's layout.
+      const TensorDesc& t = prog_.tensors[size_t(id)];
+      std::vector<float> v(size_t(shape_numel(t.shape)));
+      std::memcpy(v.data(), bufs[size_t(id)].data(), v.size() * 4);
+      if (t.layout == Layout::channels_last) v = to_plain(t.shape, v);
+      res.push_back(v);
+    }
+    return res;
+  }
+  static std::vector<float> to_plain(const Shape& s, const std::vector<float>& v) {
+    const int64_t n = s[0], c = s[1], sp = shape_numel(s) / (n * c);
+    std::vector<float> p(v.size());
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t ch = 0; ch < c; ++ch)
+        for (int64_t i = 0; i < sp; ++i)
+          p[size_t((b * c + ch) * sp + i)] = v[size_t((b * sp + i) * c + ch)];
+    return p;
+  }
+
+  program::ProgramData prog_;
+  std::vector<std::vector<uint8_t>> raw_;
+  std::vector<std::vector<float>> vals_;
+  OneDnnContext ctx_;
+  uint32_t seed_ = 7;
+};
+
+constexpr Layout P = Layout::plain, L = Layout::channels_last;
+
+TEST(NativeKernels, UnaryOpsInBothLayouts) {
+  for (const char* op : {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu",
+                         "shoal.Silu", "Gelu", "Erf", "Exp", "Neg", "Abs", "Floor", "Ceil"})
+    for (Layout lx : {P, L})
+      for (Layout ly : {P, L}) {
+        OneOp t;
+        const Shape s{2, 5, 7, 9};
+        int x = t.input(s, lx, 6.0f), y = t.output(s, ly);
+        t.compare(op, {x}, {y});
+      }
+  OneOp t;
+  int x = t.input({3, 40000}, P, 2.0f), y = t.output({3, 40000});
+  t.compare("Sigmoid", {x}, {y}, {}, 2);  // split over a team
+  OneOp c;
+  int cx = c.input({4, 9}, P, 3.0f), lo = c.weight({}, {-0.5f}), hi = c.weight({}, {1.5f});
+  c.compare("Clip", {cx, lo, hi}, {c.output({4, 9})});
+}
+
+TEST(NativeKernels, BinaryBroadcastingAcrossLayouts) {
+  struct Case {
+    Shape a, b;
+    Layout la, lb, ly;
+  };
+  const Case cases[] = {
+      {{2, 6, 5, 7}, {1, 6, 1, 1}, L, L, L},  // squeeze-excitation scale
+      {{2, 6, 5, 7}, {1, 6, 1, 1}, P, P, P}, {{2, 6, 5, 7}, {2, 6, 1, 1}, L, P, L},
+      {{2, 6, 5, 7}, {6, 1, 1}, L, P, P},    {{2, 6, 5, 7}, {7}, L, P, L},
+      {{1}, {2, 6, 5, 7}, P, L, L},  // the broadcast operand first
+      {{2, 6, 5, 7}, {2, 6, 5, 7}, L, P, P}, {{3, 1, 4}, {5, 1}, P, P, P},  // both broadcast
+  };
+  for (const Case& k : cases)
+    for (const char* op : {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "PRelu"}) {
+      Shape ys = k.a.size() >= k.b.size() ? k.a : k.b;
+      if (k.a == Shape{3, 1, 4}) ys = {3, 5, 4};
+      if (std::string(op) == "PRelu" && ys != k.a) continue;  // slope broadcasts to X
+      OneOp t;
+      const bool pow = std::string(op) == "Pow";
+      int a = t.input(k.a, k.la, pow ? 1.0f : 3.0f), b = t.input(k.b, k.lb, 2.0f);
+      if (pow) {  // positive bases
+        OneOp p;
+        a = p.weight(k.a, std::vector<float>(size_t(shape_numel(k.a)), 1.7f));
+        b = p.input(k.b, k.lb, 2.0f);
+        p.compare(op, {a, b}, {p.output(ys, ys.size() == 4 ? k.ly : P)}, {}, 1, 1e-5);
+        continue;
+      }
+      t.compare(op, {a, b}, {t.output(ys, ys.size() == 4 ? k.ly : P)});
+    }
+  OneOp t;
+  int a = t.input({1, 64, 48, 48}, L), b = t.input({1, 64, 1, 1}, L);
+  t.compare("Mul", {a, b}, {t.output({1, 64, 48, 48}, L)}, {}, 2);
+}
+
+TEST(NativeKernels, ReductionsAndGlobalPools) {
+  for (Layout lx : {P, L}) {
+    for (const char* op : {"GlobalAveragePool", "GlobalMaxPool"}) {
+      OneOp t;
+      int x = t.input({2, 24, 9, 11}, lx);
+      t.compare(op, {x}, {t.output({2, 24, 1, 1}, lx)}, {}, 1, 1e-5);
+      OneOp u;
+      int x2 = u.input({1, 96, 56, 56}, lx);
+      u.compare(op, {x2}, {u.output({1, 96, 1, 1}, lx)}, {}, 2, 1e-5);
+    }
+    Attrs a;
+    a.set("axes", std::vector<int64_t>{2, 3});
+    OneOp t;
+    int x = t.input({2, 24, 9, 11}, lx);
+    t.compare("ReduceMean", {x}, {t.output({2, 24, 1, 1}, lx)}, a, 1, 1e-5);
+  }
+  Attrs last;
+  last.set("axes", std::vector<int64_t>{-1});
+  for (const char* op : {"ReduceMean", "ReduceSum", "ReduceMax"}) {
+    OneOp t;
+    int x = t.input({3, 5, 37});
+    t.compare(op, {x}, {t.output({3, 5, 1})}, last, 1, 1e-5);
+  }
+  Attrs mid;
+  mid.set("axes", std::vector<int64_t>{1});
+  mid.set("keepdims", int64_t(0));
+  OneOp t;
+  int x = t.input({3, 5, 37});
+  t.compare("ReduceSum", {x}, {t.output({3, 37})}, mid, 1, 1e-5);
+  OneOp u;  // axes as an input (opset 18)
+  int ux = u.input({4, 6, 8});
+  u.compare("ReduceMax", {ux, u.ints({0, 2})}, {u.output({1, 6, 1})}, {}, 1, 1e-5);
+}
+
+TEST(NativeKernels, LayerNormAndSoftmax) {
+  Attrs a;
+  a.set("axis", int64_t(-1));
+  a.set("epsilon", 1e-6f);
+  std::vector<float> g(96), b(96);
+  for (size_t i = 0; i < 96; ++i) {
+    g[i] = 0.5f + float(i) / 96;
+    b[i] = float(i % 7) - 3;
+  }
+  OneOp t;
+  int x = t.input({1, 14, 14, 96}, P, 4.0f);
+  t.compare("LayerNormalization", {x, t.weight({96}, g), t.weight({96}, b)},
+            {t.output({1, 14, 14, 96})}, a, 2, 1e-5);
+  OneOp u;
+  int ux = u.input({3, 7, 96}, P, 4.0f);
+  u.compare("LayerNormalization", {ux, u.weight({96}, g)}, {u.output({3, 7, 96})}, a, 1, 1e-5);
+  for (const char* op : {"Softmax", "LogSoftmax"}) {
+    OneOp s;
+    int sx = s.input({4, 3, 1000}, P, 10.0f);
+    s.compare(op, {sx}, {s.output({4, 3, 1000})}, {}, 1, 1e-5);
+  }
+}
+
+TEST(NativeKernels, Copies) {
+  for (Layout lx : {P, L})
+    for (Layout ly : {P, L}) {
+      Attrs perm;
+      perm.set("perm", std::vector<int64_t>{0, 2, 3, 1});
+      OneOp t;
+      int x = t.input({2, 6, 5, 7}, lx);
+      t.compare("Transpose", {x}, {t.output({2, 5, 7, 6}, ly)}, perm);
+      Attrs ax;
+      ax.set("axis", int64_t(1));
+      OneOp c;
+      int a = c.input({2, 3, 5, 7}, lx), b = c.input({2, 4, 5, 7}, ly);
+      c.compare("Concat", {a, b}, {c.output({2, 7, 5, 7}, ly)}, ax);
+      OneOp s;
+      int sx = s.input({2, 7, 5, 7}, lx);
+      s.compare("Split", {sx, s.ints({3, 4})},
+                {s.output({2, 3, 5, 7}, ly), s.output({2, 4, 5, 7}, lx)}, ax);
+      OneOp sl;  // every other channel, from the end, and a window of rows
+      int slx = sl.input({2, 8, 6, 5}, lx);
+      sl.compare("Slice",
+                 {slx, sl.ints({-1, 1}), sl.ints({-9, 5}), sl.ints({1, 2}), sl.ints({-2, 1})},
+                 {sl.output({2, 4, 4, 5}, ly)});
+    }
+  Attrs p5;
+  p5.set("perm", std::vector<int64_t>{0, 2, 1, 3, 4});
+  OneOp t;
+  int x = t.input({1, 2, 58, 28, 28});
+  t.compare("Transpose", {x}, {t.output({1, 58, 2, 28, 28})}, p5, 2);
+}
+
+/// Every ISA's loops against scalar formulas, NaN and extremes included.
+TEST(NativeKernels, LoopTablesOfEveryIsa) {
+  std::vector<float> x;
+  for (float v = -100.0f; v <= 100.0f; v += 0.37f) x.push_back(v);
+  for (float v : {0.0f, -0.0f, 1e-6f, -1e-6f, 0.03f, 0.49f, 0.51f, 88.0f, 89.0f, -87.5f,
+                  std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                  std::numeric_limits<float>::quiet_NaN()})
+    x.push_back(v);
+  using native::Unary;
+  struct Want {
+    Unary kind;
+    double (*f)(double);
+  };
+  const Want wants[] = {
+      {Unary::exp, [](double v) { return std::exp(v); }},
+      {Unary::sigmoid, [](double v) { return 1 / (1 + std::exp(-v)); }},
+      {Unary::tanh, [](double v) { return std::tanh(v); }},
+      {Unary::erf, [](double v) { return std::erf(v); }},
+      {Unary::gelu, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }},
+      {Unary::silu, [](double v) { return v / (1 + std::exp(-v)); }},
+      {Unary::relu, [](double v) { return std::isnan(v) ? v
+                                          : v < 0       ? 0.0
+                                                        : v; }},
+  };
+  int tables = 0;
+  for (const char* isa : {"generic", "avx2", "avx512"}) {
+    const native::Loops* l = native::loops_named(isa);
+    if (!l) continue;
+    ++tables;
+    for (const Want& w : wants) {
+      std::vector<float> y(x.size());
+      l->unary({w.kind, 0, 0}, x.data(), 1, y.data(), int64_t(y.size()));
+      for (size_t i = 0; i < x.size(); ++i) {
+        const double want = w.f(x[i]);
+        if (std::isnan(want)) {
+          EXPECT_TRUE(std::isnan(y[i])) << isa << " op " << int(w.kind) << " x=" << x[i];
+        } else if (std::isinf(want) || std::fabs(want) > 1e37) {
+          EXPECT_TRUE(std::isinf(y[i]) || std::fabs(y[i] - want) <= 1e-5 * std::fabs(want))
+              << isa << " op " << int(w.kind) << " x=" << x[i] << " got " << y[i];
+        } else {
+          EXPECT_NEAR(y[i], want, 3e-7 + 3e-6 * std::fabs(want))
+              << isa << " op " << int(w.kind) << " x=" << x[i];
+        }
+      }
+    }
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> r = {1, 5, nan, 2};
+    EXPECT_TRUE(std::isnan(l->fold(native::Reduce::max, r.data(), 1, 4, -INFINITY))) << isa;
+    std::vector<float> big(1000, 1.0f);
+    EXPECT_FLOAT_EQ(l->fold(native::Reduce::sum, big.data(), 1, 1000, 0.0f), 1000.0f) << isa;
+  }
+  EXPECT_GE(tables, 1);
+  EXPECT_STRNE(native::loops().isa, "");
+}
+
+}  // namespace
+}  // namespace shoal::cpu

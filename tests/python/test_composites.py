@@ -1,0 +1,161 @@
+"""recognize_composites and fuse_matmul_bias seen from outside: the
+decomposed SiLU, HardSwish, GELU and LayerNorm an exporter writes become one
+layer each (or vanish into the producing Conv/MatMul), and the program still
+computes what the unoptimized one (reference kernels, no passes) and numpy
+compute. The models run channels-last convolutions into the native
+elementwise, reduction and copy kernels, so those are checked end to end."""
+
+import math
+
+import numpy as np
+import pytest
+
+import shoal
+
+onnx = pytest.importorskip("onnx")
+from onnx import helper  # noqa: E402
+
+RNG = np.random.default_rng(5)
+
+
+def randn(*shape, scale=1.0):
+    return (RNG.standard_normal(shape) * scale).astype(np.float32)
+
+
+def layers(program, x):
+    rt = shoal.Runtime(program, profile=True)
+    rt.run(x)
+    return rt.profile()
+
+
+def check(model, x, lines_want, ops_gone, numpy_y=None, tol=1e-4):
+    lines = []
+    program = shoal.compile(model, log=lines.append)
+    said = " ".join(lines)
+    for want in lines_want:
+        assert want in said, lines
+    ops = [layer["op"] for layer in layers(program, x[:1])]
+    for op in ops_gone:
+        assert op not in ops, ops
+    (y,) = shoal.Runtime(program).run(x)
+    (ref,) = shoal.Runtime(shoal.compile(model, optimize=False)).run(x)
+    rng = float(ref.max() - ref.min())
+    np.testing.assert_allclose(y, ref, rtol=0, atol=tol * rng)
+    if numpy_y is not None:
+        np.testing.assert_allclose(y, numpy_y, rtol=0, atol=tol * rng)
+    # The output depends on the input (a broken pattern cannot hide).
+    (y2,) = shoal.Runtime(program).run(x[::-1].copy())
+    assert np.abs(y2 - y).max() > 0.01 * rng
+    return ops
+
+
+def conv_np(x, w, b):
+    return np.einsum("nchw,oc->nohw", x, w[:, :, 0, 0]) + b[None, :, None, None]
+
+
+@pytest.mark.parametrize("gate", ["Sigmoid", "HardSigmoid"])
+def test_gated_activation_fuses_into_conv(make_onnx, gate):
+    w, b = randn(8, 4, 1, 1), randn(8)
+    attrs = {"alpha": 1 / 6, "beta": 0.5} if gate == "HardSigmoid" else {}
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"]),
+             helper.make_node(gate, ["c"], ["g"], **attrs),
+             helper.make_node("Mul", ["c", "g"], ["y"])]
+    model = make_onnx.graph(nodes, [("x", [1, 4, 6, 6])], [("y", [1, 8, 6, 6])],
+                            {"w": w, "b": b})
+    x = randn(3, 4, 6, 6, scale=3)
+    c = conv_np(x, w, b)
+    g = 1 / (1 + np.exp(-c)) if gate == "Sigmoid" else np.clip(c / 6 + 0.5, 0, 1)
+    check(model, x, ["1 SiLU/HardSwish"], [gate, "Mul"], c * g)
+
+
+def test_gelu_after_matmul_with_bias(make_onnx):
+    w, b = randn(16, 24, scale=0.5), randn(24)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]),
+             helper.make_node("Add", ["m", "b"], ["a"]),
+             helper.make_node("Div", ["a", "s2"], ["d"]),
+             helper.make_node("Erf", ["d"], ["e"]),
+             helper.make_node("Add", ["e", "one"], ["e1"]),
+             helper.make_node("Mul", ["a", "e1"], ["p"]),
+             helper.make_node("Mul", ["p", "half"], ["y"])]
+    inits = {"w": w, "b": b, "s2": np.array(math.sqrt(2), np.float32),
+             "one": np.array(1, np.float32), "half": np.array(0.5, np.float32)}
+    model = make_onnx.graph(nodes, [("x", [1, 5, 7, 16])], [("y", [1, 5, 7, 24])], inits)
+    x = randn(2, 5, 7, 16)
+    a = x.astype(np.float64) @ w + b
+    erf = np.vectorize(math.erf)
+    ops = check(model, x, ["1 GELU", "fused 1 bias Add nodes into MatMul"],
+                ["Erf", "Add", "Div", "Mul"], 0.5 * a * (1 + erf(a / math.sqrt(2))))
+    assert ops == ["MatMul"]
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_decomposed_layernorm(make_onnx, affine):
+    c = 12
+    g, b = randn(c) + 1, randn(c)
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("ReduceMean", ["t"], ["m"], axes=[-1]),
+             helper.make_node("Sub", ["t", "m"], ["d"]),
+             helper.make_node("Pow", ["d", "two"], ["d2"]),
+             helper.make_node("ReduceMean", ["d2"], ["v"], axes=[-1]),
+             helper.make_node("Add", ["v", "eps"], ["ve"]),
+             helper.make_node("Sqrt", ["ve"], ["s"]),
+             helper.make_node("Div", ["d", "s"], ["n"])]
+    inits = {"two": np.array(2, np.float32), "eps": np.array(1e-6, np.float32)}
+    last = "n"
+    if affine:
+        nodes += [helper.make_node("Mul", ["n", "g"], ["ng"]),
+                  helper.make_node("Add", ["ng", "b"], ["nb"])]
+        inits.update(g=g, b=b)
+        last = "nb"
+    nodes.append(helper.make_node("Transpose", [last], ["y"], perm=[0, 3, 1, 2]))
+    model = make_onnx.graph(nodes, [("x", [1, c, 5, 6])], [("y", [1, c, 5, 6])], inits)
+    x = randn(3, c, 5, 6, scale=2) + 1
+    t = x.transpose(0, 2, 3, 1).astype(np.float64)
+    n = (t - t.mean(-1, keepdims=True)) / np.sqrt(t.var(-1, keepdims=True) + 1e-6)
+    if affine:
+        n = n * g + b
+    ops = check(model, x, ["1 LayerNormalization"], ["ReduceMean", "Pow", "Sqrt", "Div"],
+                n.transpose(0, 3, 1, 2))
+    assert "LayerNormalization" in ops
+
+
+def test_squeeze_excitation_stays_channels_last(make_onnx):
+    """Pool, two 1x1 convs, sigmoid and the channel scale: every layer runs a
+    fast kernel (no reference layout conversions)."""
+    c = 16
+    inits = {"w0": randn(c, 4, 3, 3), "w1": randn(4, c, 1, 1), "b1": randn(4),
+             "w2": randn(c, 4, 1, 1), "b2": randn(c)}
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["f"], pads=[1, 1, 1, 1]),
+             helper.make_node("GlobalAveragePool", ["f"], ["p"]),
+             helper.make_node("Conv", ["p", "w1", "b1"], ["q"]),
+             helper.make_node("Relu", ["q"], ["r"]),
+             helper.make_node("Conv", ["r", "w2", "b2"], ["s"]),
+             helper.make_node("Sigmoid", ["s"], ["sg"]),
+             helper.make_node("Mul", ["f", "sg"], ["m"]),
+             helper.make_node("Conv", ["m", "w1", "b1"], ["y"])]
+    model = make_onnx.graph(nodes, [("x", [1, 4, 9, 9])], [("y", [1, 4, 9, 9])], inits)
+    x = randn(4, 4, 9, 9)
+    program = shoal.compile(model)
+    impls = {layer["op"]: layer["impl"] for layer in layers(program, x[:1])}
+    for op in ("GlobalAveragePool", "Mul"):
+        assert impls[op].startswith("native:"), impls
+    assert not any(i.startswith("reference") or ":ref" in i for i in impls.values()), impls
+    check(model, x, [], [])
+
+
+def test_channel_shuffle_and_split(make_onnx):
+    """ShuffleNet's Split / Reshape-Transpose-Reshape / Concat, between convs."""
+    c = 8
+    inits = {"w0": randn(c, 3, 1, 1), "w1": randn(c // 2, c // 2, 1, 1),
+             "shape5": np.array([1, 2, c // 2, 6, 6], np.int64),
+             "shape4": np.array([1, c, 6, 6], np.int64)}
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["f"]),
+             helper.make_node("Split", ["f"], ["a", "b"], axis=1),
+             helper.make_node("Conv", ["b", "w1"], ["bc"]),
+             helper.make_node("Concat", ["a", "bc"], ["cat"], axis=1),
+             helper.make_node("Reshape", ["cat", "shape5"], ["r5"]),
+             helper.make_node("Transpose", ["r5"], ["t5"], perm=[0, 2, 1, 3, 4]),
+             helper.make_node("Reshape", ["t5", "shape4"], ["y"])]
+    model = make_onnx.graph(nodes, [("x", [1, 3, 6, 6])], [("y", [1, c, 6, 6])], inits)
+    x = randn(3, 3, 6, 6)
+    check(model, x, [], [])
