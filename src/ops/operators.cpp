@@ -19,8 +19,9 @@ std::string operators_markdown() {
   o << "# Supported operators\n\n"
     << "Generated from the operator table (`src/ops/op_table.hpp`) by `shoal ops --markdown`;\n"
     << "a test checks that this file matches it. Every operator has a reference kernel\n"
-    << "(`src/reference/`); the oneDNN kernels (`src/backends/cpu/`) cover the hot ones and\n"
-    << "fall back to the reference kernel for anything they do not handle. Operators marked\n"
+    << "(`src/reference/`); the fast CPU kernels, oneDNN's (`src/backends/cpu/onednn_*`) and\n"
+    << "shoal's native ones (`src/backends/cpu/native/`), cover the hot ones and fall back to\n"
+    << "the reference kernel for anything they do not handle. Operators marked\n"
     << "*compile time* are folded into constants by the compiler and never run.\n\n"
     << "| operator | from opset | inputs | run time | dtypes at run time | summary |\n"
     << "|---|---|---|---|---|---|\n";

@@ -577,11 +577,15 @@ TEST(RefNNGeometry, Activations) {
   EXPECT_TRUE(shoal::ref::is_fusable_activation("Clip"));
   EXPECT_FALSE(shoal::ref::is_fusable_activation("Softmax"));
   EXPECT_FLOAT_EQ(shoal::ref::activation_of("Clip", -1, 1)(5), 1);
+  auto gelu = activation_from_attrs(A({{"activation", S("Gelu")}}));
+  EXPECT_NEAR(gelu(1), 0.5 * (1 + std::erf(1 / std::sqrt(2.0))), 1e-6);
+  auto silu = activation_from_attrs(A({{"activation", S("shoal.Silu")}}));
+  EXPECT_NEAR(silu(-2), -2 / (1 + std::exp(2.0)), 1e-6);
   expect_error(
       [] {
-        activation_from_attrs(A({{"activation", S("Gelu")}}));
+        activation_from_attrs(A({{"activation", S("Softplus")}}));
       },
-      ErrorKind::unsupported, "Gelu");
+      ErrorKind::unsupported, "Softplus");
 }
 
 // --- Conv --------------------------------------------------------------------
