@@ -29,7 +29,7 @@ namespace {
 
 inline float exp_f(float x) {
   // Clamped so that 2^n stays a normal float: n in [-126, 128].
-  float xc = x < -87.0f ? -87.0f : x;
+  float xc = x < -87.0f || x != x ? -87.0f : x;  // NaN: no NaN-to-int conversion below
   xc = xc > 88.72283f ? 88.72283f : xc;
   const float t = xc * 1.44269504088896341f;
   const float n = (t + 12582912.0f) - 12582912.0f;  // round to nearest
