@@ -10,11 +10,19 @@ For each model NAME writes into --out:
   NAME_expected.npy   PyTorch's output for it, float32 [1,1000]
 
 Weights are torchvision's own random initialization (weights=None) after
-torch.manual_seed; BatchNorm running statistics and affine parameters are
-randomized too (var uniform in [0.5, 1.5], mean normal * 0.1, ...) so that
-BN folding is exercised with non-trivial values, and so are Conv/Linear biases
-(uniform in [-0.1, 0.1]; torchvision zero-initializes many). Models whose three files all
-exist already are skipped (a cache), unless --force.
+torch.manual_seed, made so that every layer matters:
+  * no parameter is all zeros (torchvision zero-initializes some heads, e.g.
+    vit_b_16's, and many biases): such weights get normal * 0.02, biases
+    uniform in [-0.1, 0.1];
+  * BatchNorm affine parameters are randomized (weight uniform in [0.5, 1.5],
+    bias normal * 0.1) and their running statistics are then MEASURED on
+    data (a few train-mode passes over seeded random inputs), so activations
+    keep their scale through the network instead of dying out, and the
+    output depends on the input (printed: the relative difference of the
+    outputs for two inputs).
+Segmentation models (torchvision.models.segmentation) export their "out"
+tensor. Models whose three files exist with NAME.recipe naming the current
+recipe and seed are skipped (a cache), unless --force.
 
 Usage: /usr/bin/python3 scripts/export_torchvision.py --out DIR \
            [--models resnet18,resnet50,mobilenet_v2,squeezenet1_1] [--seed 0]
@@ -33,6 +41,9 @@ import torchvision
 
 DEFAULT_MODELS = "resnet18,resnet50,mobilenet_v2,squeezenet1_1"
 OPSET = 13
+# Bumped whenever the weights recipe changes: cached exports of another
+# recipe are made anew.
+RECIPE = "recipe 2 (measured BatchNorm statistics, no zero parameters)"
 INPUT_SHAPE = (1, 3, 224, 224)
 
 
@@ -48,35 +59,95 @@ def name_seed(name, seed):
 
 
 def build_model(name, seed):
-    if not hasattr(torchvision.models, name):
-        raise SystemExit(f"error: torchvision.models has no model '{name}'")
     torch.manual_seed(name_seed(name, seed))
-    model = getattr(torchvision.models, name)(weights=None)
+    kwargs = {"weights": None}
+    if hasattr(torchvision.models.segmentation, name):
+        kwargs["weights_backbone"] = None  # no download: random backbone too
+    model = _constructor(name)(**kwargs)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.running_mean.normal_().mul_(0.1)
-                m.running_var.uniform_(0.5, 1.5)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.normal_().mul_(0.1)
-            elif isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
-                # torchvision zero-initializes many biases; zeros would hide
-                # bias bugs (and make the exporter share them via Identity).
-                m.bias.uniform_(-0.1, 0.1)
+        for pname, p in model.named_parameters():
+            if p.numel() > 1 and bool((p == 0).all()):
+                # Zero weights (a zero-initialized head) or biases would
+                # hide bugs, make the output constant, or make the exporter
+                # share them via Identity.
+                if pname.endswith("bias") or p.dim() == 1:
+                    p.uniform_(-0.1, 0.1)
+                else:
+                    p.normal_().mul_(0.02)
+    calibrate_batchnorm(model, name_seed(name, seed) + 2)
     return model.eval()
+
+
+def _constructor(name):
+    for mod in (torchvision.models, torchvision.models.segmentation):
+        if hasattr(mod, name):
+            return getattr(mod, name)
+    raise SystemExit(f"error: torchvision.models has no model '{name}'")
+
+
+def calibrate_batchnorm(model, seed, passes=3, batch=4):
+    """Running statistics measured on seeded random inputs (cumulative
+    average over `passes` train-mode batches), the way a trained network's
+    match its activations."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    with torch.no_grad():
+        for _ in range(passes):
+            model(torch.randn((batch,) + INPUT_SHAPE[1:], generator=gen))
+    model.eval()
+
+
+def model_output(model, x):
+    """The network's output tensor (segmentation models return a dict)."""
+    y = model(x)
+    return y["out"] if isinstance(y, dict) else y
+
+
+class _MainOutput(nn.Module):
+    """A segmentation model's "out" tensor alone (they return a dict)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)["out"]
+
+
+def _cached(out, name, seed):
+    recipe = os.path.join(out, f"{name}.recipe")
+    if not all(os.path.exists(p) for p in model_files(out, name)) or \
+            not os.path.exists(recipe):
+        return False
+    with open(recipe) as f:
+        return f.read().strip() == f"{RECIPE} seed {seed}"
 
 
 def export_one(name, out, seed, force):
     onnx_path, input_path, expected_path = model_files(out, name)
-    if not force and all(os.path.exists(p) for p in model_files(out, name)):
+    if not force and _cached(out, name, seed):
         print(f"{name}: cached in {out}", flush=True)
         return
     t0 = time.time()
     model = build_model(name, seed)
+    if hasattr(torchvision.models.segmentation, name):
+        model = _MainOutput(model).eval()
     gen = torch.Generator().manual_seed(name_seed(name, seed) + 1)
     x = torch.randn(INPUT_SHAPE, generator=gen)
     with torch.no_grad():
         y = model(x)
+        y2 = model(torch.randn(INPUT_SHAPE, generator=gen))
+    spread = float((y2 - y).abs().max() / (y.max() - y.min()))
     # Each file is written under a temporary name and renamed, the ONNX file
     # last: concurrent exporters never expose a partial file, and an
     # interrupted export is not mistaken for a cached one.
@@ -92,9 +163,12 @@ def export_one(name, out, seed, force):
                       training=torch.onnx.TrainingMode.PRESERVE,
                       do_constant_folding=False)
     os.replace(onnx_path + suffix, onnx_path)
+    with open(os.path.join(out, f"{name}.recipe"), "w") as f:
+        f.write(f"{RECIPE} seed {seed}\n")
     mb = os.path.getsize(onnx_path) / 1e6
     print(f"{name}: exported {onnx_path} ({mb:.1f} MB) in "
-          f"{time.time() - t0:.1f} s", flush=True)
+          f"{time.time() - t0:.1f} s; another input moves the output by "
+          f"{spread:.1%} of its range", flush=True)
 
 
 def main(argv=None):

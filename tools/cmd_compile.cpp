@@ -14,7 +14,7 @@ Command spec() {
   return Command("compile",
                  "shoal compile MODEL.onnx [-o OUT.shoal] [--shape SHAPE] "
                  "[--devices N] [--clusters M] [--mode auto|batch|split] [--split] "
-                 "[--no-optimize] [--no-winograd] [-v]",
+                 "[--no-optimize] [--no-winograd] [--strict] [-v]",
                  "Compiles an ONNX model into a program file and prints its "
                  "inputs, outputs\n(with the output size per input), arena "
                  "and weight sizes.")
@@ -36,6 +36,9 @@ Command spec() {
             "never use Winograd convolution (by default 3x3 stride-1 layers with "
             "14x14+ maps, 32+ input and 64+ output channels use it: faster runs, "
             "larger programs)")
+      .flag("strict", 0,
+            "fail, listing them, when some layers have no fast kernel on this CPU "
+            "(they would run the slow reference kernels)")
       .flag("verbose", 'v', "print compiler progress to stderr")
       .positionals(1, 1);
 }
@@ -87,6 +90,7 @@ int cmd_compile(const std::vector<std::string>& argv) {
   }
   options.optimize = !args.has("no-optimize");
   options.winograd = !args.has("no-winograd");
+  options.strict = args.has("strict");
   if (args.has("verbose"))
     options.log = [](const std::string& line) {
       std::fprintf(stderr, "%s\n", line.c_str());

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/onednn_kernels.hpp"
 #include "cli.hpp"
 #include "program/program_data.hpp"
 #include "shoal/shoal.hpp"
@@ -32,6 +33,12 @@ std::string tensors_json(const std::vector<TensorInfo>& infos) {
   return s + "]";
 }
 
+std::string strings_json(const std::vector<std::string>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + json_string(v[i]);
+  return s + "]";
+}
+
 std::string summary_json(const std::string& path, const Program& p) {
   const program::ProgramData& d = p.data();
   std::map<std::string, int> ops;
@@ -42,10 +49,8 @@ std::string summary_json(const std::string& path, const Program& p) {
     op_counts += json_string(op) + ": " + std::to_string(n);
   }
   op_counts += "}";
-  return "{\"file\": " + json_string(path) +
-         ", \"model\": " + json_string(d.model_name) +
-         ", \"producer\": " + json_string(d.producer) +
-         ", \"target\": " + json_string(d.target) +
+  return "{\"file\": " + json_string(path) + ", \"model\": " + json_string(d.model_name) +
+         ", \"producer\": " + json_string(d.producer) + ", \"target\": " + json_string(d.target) +
          ", \"format_version\": " + std::to_string(d.version) +
          ", \"devices\": " + std::to_string(p.devices()) +
          ", \"clusters\": " + std::to_string(p.clusters()) +
@@ -53,10 +58,10 @@ std::string summary_json(const std::string& path, const Program& p) {
          ", \"split\": " + (p.split() ? "true" : "false") +
          ", \"inputs\": " + tensors_json(p.inputs()) +
          ", \"outputs\": " + tensors_json(p.outputs()) +
-         ", \"instructions\": " + std::to_string(p.num_instructions()) +
-         ", \"ops\": " + op_counts +
+         ", \"instructions\": " + std::to_string(p.num_instructions()) + ", \"ops\": " + op_counts +
          ", \"arena_bytes\": " + std::to_string(p.arena_bytes()) +
-         ", \"weight_bytes\": " + std::to_string(p.weight_bytes()) + "}\n";
+         ", \"weight_bytes\": " + std::to_string(p.weight_bytes()) +
+         ", \"reference_layers\": " + strings_json(cpu::reference_layers(d)) + "}\n";
 }
 
 }  // namespace
@@ -75,7 +80,11 @@ int cmd_inspect(const std::vector<std::string>& argv) {
   } else {
     std::string text = program.describe();
     if (!text.empty() && text.back() != '\n') text += '\n';
-    std::fputs(text.c_str(), stdout);
+    const std::vector<std::string> slow = cpu::reference_layers(program.data());
+    text += "layers on the slow reference kernels (no fast kernel on this CPU): ";
+    if (slow.empty()) text += "none";
+    for (size_t i = 0; i < slow.size(); ++i) text += (i ? ", " : "") + slow[i];
+    std::fputs((text + "\n").c_str(), stdout);
   }
   return kExitOk;
 }

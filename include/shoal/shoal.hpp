@@ -88,6 +88,10 @@ struct CompileOptions {
   /// (larger programs; no transform at load, except for a stack of samples
   /// whose kernel picks another Winograd variant).
   bool winograd = true;
+  /// Fail (Error kind unsupported, listing them) when some layers have no
+  /// fast kernel on this CPU and would run the slow reference kernels,
+  /// instead of compiling a program that silently runs slowly.
+  bool strict = false;
   /// Progress and diagnostics; receives one line at a time.
   std::function<void(const std::string&)> log;
 };

@@ -144,7 +144,7 @@ def _mode_arg(mode, split):
 
 
 def compile(model, shape=None, devices=1, clusters=0, split=False, optimize=True,
-            verbose=False, log=None, mode=None, winograd=True):
+            verbose=False, log=None, mode=None, winograd=True, strict=False):
     """Compiles an ONNX model into a Program.
 
     model: a path (str or os.PathLike), the model's bytes, or an
@@ -164,6 +164,9 @@ def compile(model, shape=None, devices=1, clusters=0, split=False, optimize=True
         outputs differ from direct convolution by about 1e-6 of their
         magnitude per layer; the program stores those weights twice, plain
         and transformed).
+    strict: raise shoal.UnsupportedError, naming them, when some layers have
+        no fast kernel on this CPU and would run the slow reference kernels
+        (Runtime.plan() and `shoal inspect` name such layers too).
     verbose: print the compile log to stderr; log: a callable receiving each
         log line (both may be given).
     """
@@ -174,6 +177,7 @@ def compile(model, shape=None, devices=1, clusters=0, split=False, optimize=True
         _mode_arg(mode, split),
         bool(optimize),
         bool(winograd),
+        bool(strict),
         _log_sink(verbose, log),
     )
     if isinstance(model, (bytes, bytearray, memoryview)):

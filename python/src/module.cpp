@@ -100,7 +100,7 @@ py::bytes to_pybytes(const std::vector<uint8_t>& v) {
 
 shoal::CompileOptions make_options(std::vector<int64_t> shape, int devices, int clusters,
                                    const std::string& mode, bool optimize, bool winograd,
-                                   const py::object* log) {
+                                   bool strict, const py::object* log) {
   shoal::CompileOptions o;
   o.input_shape = std::move(shape);
   o.devices = devices;
@@ -110,6 +110,7 @@ shoal::CompileOptions make_options(std::vector<int64_t> shape, int devices, int 
                        "mode must be 'auto', 'batch' or 'split', got '" + mode + "'");
   o.optimize = optimize;
   o.winograd = winograd;
+  o.strict = strict;
   if (log && !log->is_none()) {
     // Called with the GIL released, maybe from another thread. Captures a
     // raw pointer (copying the std::function must not touch refcounts); the
@@ -128,8 +129,9 @@ shoal::CompileOptions make_options(std::vector<int64_t> shape, int devices, int 
 
 shoal::Program compile_file(const std::filesystem::path& path, std::vector<int64_t> shape,
                             int devices, int clusters, const std::string& mode, bool optimize,
-                            bool winograd, const py::object& log) {
-  auto opts = make_options(std::move(shape), devices, clusters, mode, optimize, winograd, &log);
+                            bool winograd, bool strict, const py::object& log) {
+  auto opts =
+      make_options(std::move(shape), devices, clusters, mode, optimize, winograd, strict, &log);
   std::string p = path.string();
   py::gil_scoped_release nogil;
   return shoal::compile(p, opts);
@@ -137,8 +139,9 @@ shoal::Program compile_file(const std::filesystem::path& path, std::vector<int64
 
 shoal::Program compile_bytes(const py::object& data, std::vector<int64_t> shape, int devices,
                              int clusters, const std::string& mode, bool optimize, bool winograd,
-                             const py::object& log) {
-  auto opts = make_options(std::move(shape), devices, clusters, mode, optimize, winograd, &log);
+                             bool strict, const py::object& log) {
+  auto opts =
+      make_options(std::move(shape), devices, clusters, mode, optimize, winograd, strict, &log);
   ByteView bytes(data);
   py::gil_scoped_release nogil;
   return shoal::compile_bytes(bytes.data(), bytes.size(), opts);
@@ -420,10 +423,10 @@ PYBIND11_MODULE(_shoal, m) {
 
   m.def("compile_file", &compile_file, py::arg("path"), py::arg("shape"), py::arg("devices"),
         py::arg("clusters"), py::arg("mode"), py::arg("optimize"), py::arg("winograd"),
-        py::arg("log").none(true));
+        py::arg("strict"), py::arg("log").none(true));
   m.def("compile_bytes", &compile_bytes, py::arg("data"), py::arg("shape"), py::arg("devices"),
         py::arg("clusters"), py::arg("mode"), py::arg("optimize"), py::arg("winograd"),
-        py::arg("log").none(true));
+        py::arg("strict"), py::arg("log").none(true));
 
   py::class_<shoal::DeviceInfo>(m, "Device")
       .def_readonly("id", &shoal::DeviceInfo::id)

@@ -114,6 +114,18 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
         *data, all ? cpu::WinogradPolicy::all : cpu::WinogradPolicy::worthwhile, log);
   }
   if (o.prepack) cpu::prepack_weights(*data, log);
+  if (o.strict) {
+    const std::vector<std::string> slow = cpu::reference_layers(*data);
+    if (!slow.empty()) {
+      std::string list;
+      for (size_t i = 0; i < slow.size(); ++i) list += (i ? ", " : "") + slow[i];
+      throw Error(ErrorKind::unsupported,
+                  "strict: " + std::to_string(slow.size()) + " layer" +
+                      (slow.size() == 1 ? " has" : "s have") +
+                      " no fast CPU kernel and would run the slow reference kernels: " + list);
+    }
+    log("strict: every layer has a fast CPU kernel");
+  }
   log("compiled " + std::to_string(data->instructions.size()) + " instructions");
   return Program(std::move(data));
 }

@@ -45,9 +45,7 @@ class ReferenceKernel final : public Kernel {
       out_.push_back(t < 0 ? TensorRef{} : ref_of(prog.tensors[size_t(t)]));
       out_scratch_.push_back(scratch_for(prog, t));
     }
-    view_ = spec.name == "Reshape" || spec.name == "Flatten" ||
-            spec.name == "Squeeze" || spec.name == "Unsqueeze" ||
-            spec.name == "Identity" || spec.name == "Dropout";
+    view_ = cpu::is_view_op(spec.name);
   }
 
   void execute(ExecContext&, std::span<void* const> in,
@@ -74,7 +72,7 @@ class ReferenceKernel final : public Kernel {
                        static_cast<uint8_t*>(out[i]), false);
   }
 
-  std::string impl() const override { return "reference"; }
+  std::string impl() const override { return view_ ? "view" : "reference"; }
 
  private:
   static TensorRef ref_of(const program::TensorDesc& d) {

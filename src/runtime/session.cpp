@@ -328,6 +328,21 @@ std::string Session::plan() const {
     o << "; one input at a time through the kernels (" << stacking_ << ")";
   o << (shared_weights_ ? "; weights read in place from the program (one copy in host memory)"
                         : "; weights copied into each device's memory");
+  // Layers no fast kernel took (named, so a slow model says why).
+  const Executor* ex = !executors_.empty() ? executors_.front()
+                       : !teams_.empty()   ? teams_.front()
+                                           : nullptr;
+  std::vector<std::string> slow;
+  for (size_t s = 0; ex && s < pd.instructions.size(); ++s)
+    if (ex->impl(s) == "reference")
+      slow.push_back(pd.instructions[s].op + " '" + pd.instructions[s].name + "'");
+  if (slow.empty()) {
+    o << "; every layer runs a fast kernel";
+  } else {
+    o << "; " << slow.size() << " layer" << (slow.size() == 1 ? " runs" : "s run")
+      << " the slow reference kernels: ";
+    for (size_t i = 0; i < slow.size(); ++i) o << (i ? ", " : "") << slow[i];
+  }
   return o.str();
 }
 

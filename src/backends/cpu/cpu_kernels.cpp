@@ -2,6 +2,7 @@
 // instruction, oneDNN's or shoal's native ones (the reference kernel is the
 // runtime's fallback when both decline).
 #include <string>
+#include <vector>
 
 #include "backends/cpu/native/native.hpp"
 #include "backends/cpu/onednn_common.hpp"
@@ -21,6 +22,26 @@ std::unique_ptr<runtime::Kernel> make_cpu_kernel(const program::Instruction& ins
   if (!native::native_first(ins.op))
     if (auto n = native::make_native_kernel(oc)) return n;
   return k;
+}
+
+bool is_view_op(const std::string& op) {
+  return op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" ||
+         op == "Identity" || op == "Dropout";
+}
+
+std::vector<std::string> reference_layers(const program::ProgramData& prog) {
+  OneDnnContext ctx;
+  std::vector<std::string> slow;
+  for (const program::Instruction& ins : prog.instructions) {
+    if (is_view_op(ins.op)) continue;
+    bool empty = !ins.outputs.empty();  // the op table skips ops with only empty outputs
+    for (int32_t t : ins.outputs)
+      empty = empty && t >= 0 && size_t(t) < prog.tensors.size() &&
+              shape_numel(prog.tensors[size_t(t)].shape) == 0;
+    if (empty) continue;
+    if (!make_cpu_kernel(ins, prog, ctx, 1)) slow.push_back(ins.op + " '" + ins.name + "'");
+  }
+  return slow;
 }
 
 }  // namespace shoal::cpu

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
+#include <vector>
 
 #include "core/tensor.hpp"
 #include "program/program_data.hpp"
@@ -63,6 +64,15 @@ std::unique_ptr<runtime::Kernel> make_onednn_kernel(const program::Instruction& 
 std::unique_ptr<runtime::Kernel> make_cpu_kernel(const program::Instruction& ins,
                                                  const program::ProgramData& prog,
                                                  OneDnnContext& ctx, int threads = 1);
+
+/// Views (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout): the
+/// memory plan shares their input's buffer, so they cost nothing.
+bool is_view_op(const std::string& op);
+
+/// The layers ("Op 'name'") of a program that no fast CPU kernel takes on
+/// this CPU, so the slow reference kernels would run them (views excluded).
+/// Builds each kernel once to find out (strict compiles, `shoal inspect`).
+std::vector<std::string> reference_layers(const program::ProgramData& prog);
 
 /// Compile-time weight prepacking: stores the weight of each Conv,
 /// ConvTranspose, Gemm and MatMul whose weight is a constant used by that
