@@ -13,7 +13,7 @@ process per engine, and reports medians over the repetitions:
 Models are torchvision CNNs with seeded random weights, exported by
 scripts/export_torchvision.py into BUILD/models (cached) and compiled with
 `shoal compile` into BUILD/bench-data on every run. onnxruntime gets the same
-ONNX files, with a static batch N for batch N > 1 (BUILD/bench-data/NAME_bN.onnx).
+ONNX models, traced at batch N for batch N > 1 (BUILD/models/NAME_bN.onnx).
 
 Writes bench/results/latest.json (every measurement, machine, versions) and
 bench/results/latest.png (a chart). Needs build/bin/shoal (cmake --build
@@ -174,25 +174,6 @@ def fma_peak(build):
     return json.loads(out)
 
 
-def static_batch_model(src, dst, batch):
-    """Copies an ONNX model with its batch dim (inputs, outputs) set to
-    `batch`; intermediate shapes are dropped for onnxruntime to infer."""
-    if os.path.exists(dst) and os.path.getmtime(dst) >= os.path.getmtime(src):
-        return dst
-    import onnx
-    model = onnx.load(src)
-    for value in list(model.graph.input) + list(model.graph.output):
-        dims = value.type.tensor_type.shape.dim
-        if dims:
-            dims[0].Clear()
-            dims[0].dim_value = batch
-    del model.graph.value_info[:]
-    tmp = f"{dst}.{os.getpid()}.tmp"
-    onnx.save(model, tmp)
-    os.replace(tmp, dst)
-    return dst
-
-
 def prepare_models(models, batches, build, shoal, env):
     model_dir = os.path.join(build, "models")
     out_dir = os.path.join(build, "bench-data")
@@ -211,8 +192,12 @@ def prepare_models(models, batches, build, shoal, env):
         ort = {1: onnx_path}
         for b in batches:
             if b != 1:
-                ort[b] = static_batch_model(
-                    onnx_path, os.path.join(out_dir, f"{name}_b{b}.onnx"), b)
+                # Traced at batch b by the exporter (same weights): shapes
+                # the exporter writes as constants then carry the batch.
+                run([PYTHON, os.path.join(ROOT, "scripts", "export_torchvision.py"),
+                     "--out", model_dir, "--models", name, "--batch", str(b)],
+                    timeout=1800)
+                ort[b] = os.path.join(model_dir, f"{name}_b{b}.onnx")
         files[name] = {"onnx": onnx_path, "program": program, "ort": ort,
                        "compile_s": wall}
     return files

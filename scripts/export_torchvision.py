@@ -171,6 +171,30 @@ def export_one(name, out, seed, force):
           f"{spread:.1%} of its range", flush=True)
 
 
+def export_batched(name, out, seed, force, batch):
+    path = os.path.join(out, f"{name}_b{batch}.onnx")
+    recipe = os.path.join(out, f"{name}_b{batch}.recipe")
+    stamp = f"{RECIPE} seed {seed}"
+    if not force and os.path.exists(path) and os.path.exists(recipe):
+        with open(recipe) as f:
+            if f.read().strip() == stamp:
+                print(f"{name} batch {batch}: cached in {out}", flush=True)
+                return
+    model = build_model(name, seed)
+    if hasattr(torchvision.models.segmentation, name):
+        model = _MainOutput(model).eval()
+    x = torch.randn((batch,) + INPUT_SHAPE[1:],
+                    generator=torch.Generator().manual_seed(name_seed(name, seed) + 1))
+    tmp = f"{path}.{os.getpid()}.tmp"
+    torch.onnx.export(model, x, tmp, opset_version=OPSET, input_names=["input"],
+                      output_names=["output"], training=torch.onnx.TrainingMode.PRESERVE,
+                      do_constant_folding=False)
+    os.replace(tmp, path)
+    with open(recipe, "w") as f:
+        f.write(stamp + "\n")
+    print(f"{name} batch {batch}: exported {path}", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         description="Export torchvision models with seeded random weights.")
@@ -183,12 +207,21 @@ def main(argv=None):
                     help="re-export even if the files exist")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (default 1)")
+    ap.add_argument("--batch", type=int, default=1,
+                    help="with N > 1: write only NAME_bN.onnx, the same model "
+                         "(same weights) traced at batch N, for engines whose "
+                         "programs are static in the batch (onnxruntime: "
+                         "shapes some exporters write as constants, e.g. "
+                         "ShuffleNet's channel shuffle, carry the batch)")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
-        export_one(name, args.out, args.seed, args.force)
+        if args.batch > 1:
+            export_batched(name, args.out, args.seed, args.force, args.batch)
+        else:
+            export_one(name, args.out, args.seed, args.force)
     return 0
 
 

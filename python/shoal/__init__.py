@@ -213,7 +213,7 @@ class Runtime:
     and release the GIL.
 
     program: a Program or the path of a program file.
-    devices: device ids to use (see shoal.devices()); naming devices claims
+    devices: the devices to use: shoal.devices() entries or their ids; naming devices claims
         them until this runtime is closed (another runtime naming one gets a
         DeviceError). None = the program's device count, from the devices no
         runtime has claimed.
@@ -242,7 +242,9 @@ class Runtime:
             if isinstance(devices, (str, bytes)) or not hasattr(devices, "__iter__"):
                 raise TypeError("devices must be a sequence of device ids or None, "
                                 f"got {type(devices).__name__}")
-            devices = [operator.index(d) for d in devices]
+            # Device objects (from shoal.devices()) or their ids.
+            devices = [d.id if isinstance(d, _shoal.Device) else operator.index(d)
+                       for d in devices]
         self._rt = _shoal.Runtime(program, devices, bool(profile), bool(share_devices),
                                   operator.index(micro_batch), str(weights))
         self._program = program

@@ -93,6 +93,7 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
     passes::fold_batchnorm(g, log);
     passes::split_concat_conv(g, log);
     passes::recognize_composites(g, log);
+    passes::batch_generic_reshapes(g, log);
     passes::fuse_matmul_bias(g, log);
     passes::fuse_residual_add(g, log);
     passes::fuse_activations(g, log);

@@ -50,6 +50,25 @@ bool is_zero_pad(const ir::Graph& g, const ir::Node& n) {
 
 }  // namespace
 
+void batch_generic_reshapes(ir::Graph& g, const Log& log) {
+  int rewritten = 0;
+  for (auto& n : g.nodes) {
+    if (n.dead || n.op != "Reshape" || n.inputs.size() < 2 || n.attrs.i("allowzero", 0) != 0)
+      continue;
+    const ir::Value &x = g.values[size_t(n.inputs[0])], &s = g.values[size_t(n.inputs[1])];
+    if (x.is_const() || x.shape.empty() || x.shape[0] != 1 || !s.is_const() ||
+        s.constant->numel() < 1 || s.constant->int_at(0) != 1)
+      continue;
+    HostTensor shape = *s.constant;
+    if (shape.dtype() != DType::i64) continue;
+    shape.as<int64_t>()[0] = 0;  // 0: dim 0 copied from the input
+    n.inputs[1] = add_constant(g, n.name + "/shoal_batch_shape", std::move(shape));
+    ++rewritten;
+  }
+  g.compact();
+  if (log) log("made " + std::to_string(rewritten) + " Reshape nodes keep the batch dim (1 -> 0)");
+}
+
 void remove_dead_and_identity(ir::Graph& g, const Log& log) {
   int removed = 0;
   for (auto& n : g.nodes)

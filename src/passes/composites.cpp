@@ -241,10 +241,63 @@ int layernorm(Ctx& c) {
   return n;
 }
 
+/// Reshape [N,C,rest] -> [N,f1..fk,rest], Transpose of the factor dims
+/// only, Reshape back to [N,C,rest]: a permutation of the channels (a
+/// channel shuffle) -> Gather(x, permutation, axis 1), one permuting copy
+/// that runs in any layout.
+int channel_permutations(Ctx& c) {
+  int n = 0;
+  for (auto& back : c.g.nodes) {
+    if (back.dead || back.op != "Reshape") continue;
+    ir::Node* tr = c.only(back.inputs[0], "Transpose");
+    if (!tr) continue;
+    ir::Node* split = c.only(tr->inputs[0], "Reshape");
+    if (!split) continue;
+    const int x = split->inputs[0];
+    const Shape &xs = c.g.values[size_t(x)].shape, &fs = c.g.values[size_t(tr->inputs[0])].shape;
+    const Shape& ys = c.g.values[size_t(back.outputs[0])].shape;
+    if (xs.size() < 2 || ys != xs || fs.size() < xs.size() || fs[0] != xs[0]) continue;
+    const size_t k = fs.size() - xs.size() + 1;  // factors of the channel dim
+    bool ok = shape_numel(Shape(fs.begin() + 1, fs.begin() + 1 + long(k))) == xs[1];
+    for (size_t d = 2; ok && d < xs.size(); ++d) ok = fs[d + k - 1] == xs[d];
+    std::vector<int64_t> perm = tr->attrs.ints("perm");
+    ok = ok && perm.size() == fs.size() && perm[0] == 0;
+    for (size_t d = 1; ok && d < perm.size(); ++d)
+      ok = d <= k ? perm[d] >= 1 && perm[d] <= int64_t(k) : perm[d] == int64_t(d);
+    if (!ok || c.g.values[size_t(x)].dtype != DType::f32) continue;
+    // Output channel c' has digits d' over the transposed factors; the
+    // input channel has digit d'[m] at factor perm[m].
+    const int64_t ch = xs[1];
+    HostTensor idx(DType::i64, {ch});
+    for (int64_t o = 0; o < ch; ++o) {
+      std::vector<int64_t> orig(k + 1, 0);
+      int64_t rest = o;
+      for (size_t m = k; m >= 1; --m) {
+        const int64_t f = fs[size_t(perm[m])];
+        orig[size_t(perm[m])] = rest % f;
+        rest /= f;
+      }
+      int64_t in = 0;
+      for (size_t m = 1; m <= k; ++m) in = in * fs[m] + orig[m];
+      idx.as<int64_t>()[o] = in;
+    }
+    const int ids = add_constant(c.g, back.name + "/shoal_permutation", std::move(idx));
+    split->dead = true;
+    tr->dead = true;
+    back.op = "Gather";
+    back.domain.clear();
+    back.inputs = {x, ids};
+    back.attrs = Attrs{};
+    back.attrs.set("axis", int64_t(1));
+    ++n;
+  }
+  return n;
+}
+
 }  // namespace
 
 void recognize_composites(ir::Graph& g, const Log& log) {
-  int silu = 0, gel = 0, ln = 0;
+  int silu = 0, gel = 0, ln = 0, shuffles = 0;
   {
     Ctx c(g);
     silu = gated(c);
@@ -260,10 +313,16 @@ void recognize_composites(ir::Graph& g, const Log& log) {
     ln = layernorm(c);
   }
   g.compact();
+  {
+    Ctx c(g);
+    shuffles = channel_permutations(c);
+  }
+  g.compact();
   g.sort();
   if (log)
     log("recognized " + std::to_string(silu) + " SiLU/HardSwish, " + std::to_string(gel) +
-        " GELU and " + std::to_string(ln) + " LayerNormalization patterns");
+        " GELU, " + std::to_string(ln) + " LayerNormalization and " + std::to_string(shuffles) +
+        " channel shuffle patterns");
 }
 
 void fuse_matmul_bias(ir::Graph& g, const Log& log) {

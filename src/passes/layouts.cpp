@@ -17,7 +17,7 @@ bool prefers_channels_last(const ir::Node& n) {
       "BatchNormalization", "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid",
       "HardSwish", "Elu", "shoal.Silu", "Gelu", "Erf", "Exp", "Sqrt", "Neg", "Abs",
       "Reciprocal", "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu", "ReduceMean",
-      "ReduceSum", "ReduceMax", "Transpose", "Slice", "Concat", "Split"};
+      "ReduceSum", "ReduceMax", "Transpose", "Slice", "Concat", "Split", "Gather"};
   return ops.count(n.op) != 0;
 }
 

@@ -17,6 +17,11 @@ void infer_and_fold(ir::Graph& g, const Log& log);
 /// Removes nodes that no output depends on, and Identity/Dropout nodes and
 /// Pads that pad nothing.
 void remove_dead_and_identity(ir::Graph& g, const Log& log);
+/// A Reshape of a batch-carrying value whose constant target shape starts
+/// with the batch, 1, as exporters write it at batch 1, gets 0 there (ONNX:
+/// copy the input's dim 0): the same at batch 1, and samples can then be
+/// stacked through it (ViT's patch flattening).
+void batch_generic_reshapes(ir::Graph& g, const Log& log);
 /// Folds an inference BatchNormalization into the preceding Conv or Gemm.
 void fold_batchnorm(ir::Graph& g, const Log& log);
 /// Replaces a channel Concat read only by a 1x1 Conv (possibly through a

@@ -43,6 +43,11 @@ class OneOp {
     std::memcpy(b.data(), v.data(), b.size());
     return add({int64_t(v.size())}, Storage::weight, Layout::plain, DType::i64, b);
   }
+  int scalar_int(int64_t v) {
+    std::vector<uint8_t> b(8);
+    std::memcpy(b.data(), &v, 8);
+    return add({}, Storage::weight, Layout::plain, DType::i64, b);
+  }
   int output(const Shape& s, Layout layout = Layout::plain) {
     return add(s, Storage::activation, layout, DType::f32,
                std::vector<uint8_t>(size_t(shape_numel(s)) * 4, 0xff));
@@ -288,6 +293,18 @@ TEST(NativeKernels, Copies) {
                  {slx, sl.ints({-1, 1}), sl.ints({-9, 5}), sl.ints({1, 2}), sl.ints({-2, 1})},
                  {sl.output({2, 4, 4, 5}, ly)});
     }
+  for (Layout lx : {P, L}) {  // Gather: a scalar index (ViT's class token), a 2-D index
+    Attrs a1;
+    a1.set("axis", int64_t(1));
+    OneOp g;
+    int gx = g.input({2, 7, 5, 3}, lx);
+    g.compare("Gather", {gx, g.scalar_int(-7)}, {g.output({2, 5, 3})}, a1);
+    Attrs a3;
+    a3.set("axis", int64_t(3));
+    OneOp h;
+    int hx = h.input({2, 7, 5, 6}, lx);
+    h.compare("Gather", {hx, h.ints({5, 0, 0, 2})}, {h.output({2, 7, 5, 4})}, a3);
+  }
   Attrs p5;
   p5.set("perm", std::vector<int64_t>{0, 2, 1, 3, 4});
   OneOp t;

@@ -196,6 +196,11 @@ def test_two_devices(digits_model, digits_rt):
 def test_runtime_device_ids(digits_program):
     rt = shoal.Runtime(digits_program, devices=[shoal.devices()[0].id])
     assert rt.run(digits_input(1))[0].shape == (1, 10)
+    del rt
+    # The Device objects shoal.devices() returns are accepted as they are.
+    rt = shoal.Runtime(digits_program, devices=[shoal.devices()[0]])
+    assert rt.run(digits_input(1))[0].shape == (1, 10)
+    del rt
     with pytest.raises(shoal.Error):
         shoal.Runtime(digits_program, devices=[9999])
 

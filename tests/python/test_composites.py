@@ -156,6 +156,32 @@ def test_channel_shuffle_and_split(make_onnx):
              helper.make_node("Reshape", ["cat", "shape5"], ["r5"]),
              helper.make_node("Transpose", ["r5"], ["t5"], perm=[0, 2, 1, 3, 4]),
              helper.make_node("Reshape", ["t5", "shape4"], ["y"])]
+    nodes.append(helper.make_node("Conv", ["y0", "w2"], ["y"]))
+    nodes[-2].output[0] = "y0"
+    inits["w2"] = randn(c, c, 1, 1)
     model = make_onnx.graph(nodes, [("x", [1, 3, 6, 6])], [("y", [1, c, 6, 6])], inits)
     x = randn(3, 3, 6, 6)
-    check(model, x, [], [])
+    ops = check(model, x, ["1 channel shuffle"], ["Transpose", "Reshape"])
+    assert "Gather" in ops
+    f = np.einsum("nchw,oc->nohw", x, inits["w0"][:, :, 0, 0])
+    a, b = f[:, :c // 2], np.einsum("nchw,oc->nohw", f[:, c // 2:], inits["w1"][:, :, 0, 0])
+    cat = np.concatenate([a, b], 1)
+    shuffled = cat.reshape(3, 2, c // 2, 6, 6).transpose(0, 2, 1, 3, 4).reshape(3, c, 6, 6)
+    want = np.einsum("nchw,oc->nohw", shuffled, inits["w2"][:, :, 0, 0])
+    (y,) = shoal.Runtime(shoal.compile(model)).run(x)
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("idx,axis", [(-7, 1), ([5, 0, 0, 2], 3), ([[5, 0], [0, 2]], 3),
+                                      ([[5, 0], [0, 2]], 1), ([3, 1], 2)])
+def test_gather_with_constant_indices(make_onnx, idx, axis):
+    """The native Gather (any index rank, any axis) against numpy.take."""
+    idx = np.array(idx, np.int64)
+    x = randn(2, 7, 5, 6)
+    want = np.take(x, idx, axis=axis)
+    model = make_onnx("Gather", [("x", [1, 7, 5, 6])], [("y", [1] + list(want.shape[1:]))],
+                      {"i": idx}, {"axis": axis})
+    program = shoal.compile(model)
+    assert layers(program, x[:1])[0]["impl"].startswith("native:")
+    (y,) = shoal.Runtime(program).run(x)
+    np.testing.assert_array_equal(y, want)

@@ -150,9 +150,9 @@ UNSTACKABLE = {
             [helper.make_tensor_value_info("y", F, [2, 4])]),
             opset_imports=[helper.make_opsetid("", 13)]),
         lambda x: np.concatenate([x, x])),
-    "reshape_1_minus1": (
-        one_node("Reshape", [1, 4], in_shape=(1, 2, 2), inits=[ints("s", [1, -1])], extra_inputs=["s"]),
-        lambda x: x.reshape(1, -1)),
+    "reshape_batch_to_2": (
+        one_node("Reshape", [2, 2], in_shape=(1, 2, 2), inits=[ints("s", [2, -1])], extra_inputs=["s"]),
+        lambda x: x.reshape(2, -1)),
     "transpose_batch": (one_node("Transpose", [4, 1], {"perm": [1, 0]}), lambda x: x.T),
     "reduce_axis0": (one_node("ReduceSum", [4], {"keepdims": 0}, inits=[ints("ax", [0])],
                               extra_inputs=["ax"]),
@@ -180,6 +180,18 @@ def test_unstackable_programs_run_one_at_a_time(case):
         ref = reference(x[i:i + 1]).astype(np.float32)
         np.testing.assert_allclose(np.asarray(y[i]).reshape(ref.shape), ref, rtol=1e-6,
                                    atol=1e-6)
+
+
+def test_reshape_keeping_the_batch_stacks():
+    """[1, -1] as exporters write it at batch 1 keeps the batch dim
+    (batch_generic_reshapes makes it [0, -1]): samples stack through it."""
+    model = one_node("Reshape", [1, 4], in_shape=(1, 2, 2), inits=[ints("s", [1, -1])],
+                     extra_inputs=["s"])
+    rt = shoal.Runtime(shoal.compile(model.SerializeToString()))
+    assert STACKED in rt.plan(), rt.plan()
+    x = np.random.default_rng(7).standard_normal((3, 2, 2)).astype(np.float32)
+    (y,) = rt.run(x)
+    np.testing.assert_array_equal(y, x.reshape(3, 4))
 
 
 def test_plan_names_the_blocking_node():

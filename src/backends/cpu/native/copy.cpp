@@ -25,24 +25,35 @@ void run_copy(const Copy& c, int threads, const float* x, float* y) {
   static const UnaryOp copy{};
   const Loops& L = loops();
   const int64_t sx = c.nest.stride[1][size_t(c.nest.dims - 1)];
+  const int64_t sy = c.nest.stride[0][size_t(c.nest.dims - 1)];
   for_rows(c.nest, threads, 0, [&](const int64_t* off, int64_t n) {
-    if (sx == 1)
-      std::memcpy(y + c.yoff + off[0], x + c.xoff + off[1], size_t(n) * sizeof(float));
-    else
-      L.unary(copy, x + c.xoff + off[1], sx, y + c.yoff + off[0], n);
+    const float* xr = x + c.xoff + off[1];
+    float* yr = y + c.yoff + off[0];
+    if (sy != 1) {  // rows of a Gather's output between its index dims
+      for (int64_t i = 0; i < n; ++i) yr[i * sy] = xr[i * sx];
+    } else if (sx == 1) {
+      std::memcpy(yr, xr, size_t(n) * sizeof(float));
+    } else {
+      L.unary(copy, xr, sx, yr, n);
+    }
   });
 }
 
-/// Copies between input `xi` and output `yi` (one each, or parts of one).
-KernelPtr copies_kernel(std::vector<Copy> copies, bool many_inputs) {
+/// How a list of copies maps to the operands: copy i from input i into
+/// output 0 (Concat), from input 0 into output i (Split), or from input 0
+/// into output 0 (Transpose, Slice, Gather).
+enum class Fan { inputs, outputs, one };
+
+KernelPtr copies_kernel(std::vector<Copy> copies, Fan fan) {
   for (const Copy& c : copies)
     if (c.nest.dims == 0) return nullptr;
-  return std::make_unique<NativeKernel>([copies = std::move(copies), many_inputs](
-                                            int threads, std::span<void* const> in,
-                                            std::span<void* const> out) {
-    for (size_t i = 0; i < copies.size(); ++i)
-      run_copy(copies[i], threads, cf32(in[many_inputs ? i : 0]), f32(out[many_inputs ? 0 : i]));
-  });
+  return std::make_unique<NativeKernel>(
+      [copies = std::move(copies), fan](int threads, std::span<void* const> in,
+                                        std::span<void* const> out) {
+        for (size_t i = 0; i < copies.size(); ++i)
+          run_copy(copies[i], threads, cf32(in[fan == Fan::inputs ? i : 0]),
+                   f32(out[fan == Fan::outputs ? i : 0]));
+      });
 }
 
 int64_t axis_of(const OpContext& oc, int64_t rank, int64_t fallback) {
@@ -74,7 +85,7 @@ KernelPtr make_transpose(const OpContext& oc) {
                                                    "' " + shape_str(y.shape));
     sx[d] = xs[size_t(perm[d])];
   }
-  return copies_kernel({make_copy(y.shape, layout_strides(y), 0, sx, 0)}, false);
+  return copies_kernel({make_copy(y.shape, layout_strides(y), 0, sx, 0)}, Fan::one);
 }
 
 KernelPtr make_slice(const OpContext& oc) {
@@ -109,7 +120,7 @@ KernelPtr make_slice(const OpContext& oc) {
     sx[d] = xs[d] * sd.step[d];
     xoff += xs[d] * sd.start[d];
   }
-  return copies_kernel({make_copy(y.shape, layout_strides(y), 0, sx, xoff)}, false);
+  return copies_kernel({make_copy(y.shape, layout_strides(y), 0, sx, xoff)}, Fan::one);
 }
 
 KernelPtr make_concat(const OpContext& oc) {
@@ -138,7 +149,84 @@ KernelPtr make_concat(const OpContext& oc) {
   if (at != y.shape[axis])
     throw Error(ErrorKind::invalid_argument, oc.what() + ": inputs fill " + std::to_string(at) +
                                                  " of output dim " + std::to_string(y.shape[axis]));
-  return copies_kernel(std::move(copies), true);
+  return copies_kernel(std::move(copies), Fan::inputs);
+}
+
+KernelPtr make_gather(const OpContext& oc) {
+  const program::TensorDesc *x = oc.in(0), *ind = oc.in(1);
+  if (!dense_f32(x) || !ind || oc.num_inputs() != 2 || oc.ins.outputs.size() != 1) return nullptr;
+  if (!onednn::is_weight(*ind) || (ind->dtype != DType::i64 && ind->dtype != DType::i32))
+    return nullptr;  // indices known at compile time only
+  const program::TensorDesc& y = oc.out(0);
+  if (!dense_f32(&y) || x->shape.empty()) return nullptr;
+  const int64_t r = int64_t(x->shape.size());
+  const size_t axis = size_t(axis_of(oc, r, 0));
+  const int64_t n = shape_numel(ind->shape), dim = x->shape[axis];
+  // y = x[:axis] + indices.shape + x[axis+1:]
+  Shape want(x->shape.begin(), x->shape.begin() + long(axis));
+  want.insert(want.end(), ind->shape.begin(), ind->shape.end());
+  want.insert(want.end(), x->shape.begin() + long(axis) + 1, x->shape.end());
+  if (y.shape != want)
+    throw Error(ErrorKind::invalid_argument, oc.what() + ": output '" + y.name + "' has shape " +
+                                                 shape_str(y.shape) + ", expected " +
+                                                 shape_str(want));
+  if (n == 0 || shape_numel(y.shape) == 0) return nullptr;
+  const uint8_t* raw = static_cast<const uint8_t*>(oc.weight_data(*ind));
+  std::vector<int64_t> index(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) {
+    int64_t v;
+    if (ind->dtype == DType::i64) {
+      std::memcpy(&v, raw + j * 8, 8);
+    } else {
+      int32_t w;
+      std::memcpy(&w, raw + j * 4, 4);
+      v = w;
+    }
+    if (v < -dim || v >= dim)
+      throw Error(ErrorKind::invalid_argument, oc.what() + ": index " + std::to_string(v) +
+                                                   " out of range for dim " + std::to_string(dim));
+    index[size_t(j)] = v < 0 ? v + dim : v;
+  }
+  // The axis innermost in memory for both (a channel permutation of a
+  // channels-last tensor): rows of y gathered from rows of x.
+  if (ind->shape.size() == 1 && x->layout == y.layout && layout_strides(*x)[axis] == 1 &&
+      layout_strides(y)[axis] == 1) {
+    const int64_t rows = shape_numel(y.shape) / n;
+    return std::make_unique<NativeKernel>(
+        [index, rows, n, dim](int threads, std::span<void* const> in, std::span<void* const> out) {
+          const float* xp = cf32(in[0]);
+          float* yp = f32(out[0]);
+          const int64_t* ix = index.data();
+#pragma omp parallel for num_threads(threads) if (threads > 1 && rows * n >= (1 << 15))
+          for (int64_t r = 0; r < rows; ++r) {
+            const float* xr = xp + r * dim;
+            float* yr = yp + r * n;
+            for (int64_t j = 0; j < n; ++j) yr[j] = xr[ix[j]];
+          }
+        });
+  }
+  // The copy of one index: x's dims without the axis, into y's matching dims.
+  Shape space = x->shape;
+  space.erase(space.begin() + long(axis));
+  std::vector<int64_t> xs = layout_strides(*x), ys = layout_strides(y);
+  const int64_t x_axis = xs[axis];
+  xs.erase(xs.begin() + long(axis));
+  std::vector<int64_t> sy(ys.begin(), ys.begin() + long(axis));
+  sy.insert(sy.end(), ys.begin() + long(axis + ind->shape.size()), ys.end());
+  const Shape idx_st = [&] {  // y's strides over the indices' dims
+    return Shape(ys.begin() + long(axis), ys.begin() + long(axis + ind->shape.size()));
+  }();
+  std::vector<Copy> copies;
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t v = index[size_t(j)];
+    int64_t yoff = 0, rest = j;  // j's position among the indices' dims
+    for (size_t k = ind->shape.size(); k-- > 0;) {
+      yoff += (rest % ind->shape[k]) * idx_st[k];
+      rest /= ind->shape[k];
+    }
+    copies.push_back(make_copy(space, sy, yoff, xs, v * x_axis));
+  }
+  return copies_kernel(std::move(copies), Fan::one);
 }
 
 KernelPtr make_split(const OpContext& oc) {
@@ -163,7 +251,7 @@ KernelPtr make_split(const OpContext& oc) {
     copies.push_back(make_copy(t.shape, layout_strides(t), 0, xs, at * xs[axis]));
     at += t.shape[axis];
   }
-  return copies_kernel(std::move(copies), false);
+  return copies_kernel(std::move(copies), Fan::outputs);
 }
 
 }  // namespace shoal::cpu::native

@@ -61,6 +61,7 @@ const std::unordered_map<std::string_view, Entry>& builders() {
       {"Slice", {make_slice, true}},
       {"Concat", {make_concat, true}},
       {"Split", {make_split, true}},
+      {"Gather", {make_gather, true}},
   };
   return table;
 }

@@ -51,5 +51,6 @@ KernelPtr make_transpose(const OpContext& oc);
 KernelPtr make_slice(const OpContext& oc);
 KernelPtr make_concat(const OpContext& oc);
 KernelPtr make_split(const OpContext& oc);
+KernelPtr make_gather(const OpContext& oc);
 
 }  // namespace shoal::cpu::native

@@ -1,6 +1,6 @@
 // shoal's own CPU kernels ("native"): elementwise ops with numpy
 // broadcasting, reductions and global pools, LayerNormalization, Softmax and
-// the copies (Transpose, Slice, Concat, Split), on f32 operands in plain or
+// the copies (Transpose, Slice, Concat, Split, Gather), on f32 operands in plain or
 // channels-last layout, vectorized per ISA (loops.hpp), threaded over the
 // cluster's team (nest.hpp). They cover what oneDNN 2.6 runs only with its
 // slow reference implementations (a broadcast Mul in channels-last, global

@@ -1,0 +1,194 @@
+#!/usr/bin/python3
+"""The model zoo: every torchvision classification model whose weights are
+under 600 MB, and four segmentation models, through shoal and onnxruntime.
+
+For each model: export with seeded random weights (scripts/
+export_torchvision.py: measured BatchNorm statistics, no zero parameters;
+cached in BUILD/zoo), compile with shoal, run the exported input and compare
+with PyTorch's output (matches: max |diff| <= 1e-4 * output range + 1e-5),
+list the layers that run slow reference kernels, then time shoal and
+onnxruntime at 1 core, batch 1 (alternating, --reps fresh processes each,
+medians). A model that fails to export, compile or run is a row saying so.
+
+Writes bench/results/zoo.json (every measurement, machine, commit) and
+docs/MODELS.md (the table). Needs build/bin/shoal and the onnxruntime-node
+package that run_bench.py installs.
+
+Usage: /usr/bin/python3 bench/zoo.py [--models a,b] [--reps 1] [--iters 5]
+           [--no-timing] [--doc docs/MODELS.md]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import run_bench as rb  # noqa: E402
+
+MAX_WEIGHT_MB = 600
+SEGMENTATION = ["fcn_resnet50", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large",
+                "lraspp_mobilenet_v3_large"]
+
+
+def zoo_models():
+    """torchvision's classification models under MAX_WEIGHT_MB (fp32
+    parameters), then the segmentation models."""
+    import torch
+    import torchvision
+    names = []
+    for name in sorted(torchvision.models.list_models(module=torchvision.models)):
+        model = getattr(torchvision.models, name)(weights=None)
+        mb = sum(p.numel() for p in model.parameters()) * 4 / 1e6
+        del model
+        if mb < MAX_WEIGHT_MB:
+            names.append(name)
+    return names + SEGMENTATION
+
+
+def export(name, out):
+    script = os.path.join(rb.ROOT, "scripts", "export_torchvision.py")
+    p = subprocess.run([rb.PYTHON, script, "--out", out, "--models", name],
+                       capture_output=True, text=True, timeout=1800)
+    if p.returncode != 0:
+        lines = (p.stderr or p.stdout).strip().splitlines()
+        return lines[-1] if lines else f"exit {p.returncode}"
+    return None
+
+
+def check(name, out, shoal, env):
+    """Compiles and runs the model in this process's shoal module; returns
+    the row's correctness fields."""
+    sys.path.insert(0, os.path.join(rb.ROOT, "build", "python"))
+    import shoal as sh
+    row = {}
+    onnx_path = os.path.join(out, f"{name}.onnx")
+    t0 = time.monotonic()
+    program = sh.compile(onnx_path)
+    row["compile_s"] = time.monotonic() - t0
+    program.save(os.path.join(out, f"{name}.shoal"))
+    x = np.load(os.path.join(out, f"{name}_input.npy"))
+    want = np.load(os.path.join(out, f"{name}_expected.npy"))
+    rt = sh.Runtime(program)
+    (y,) = rt.run(x)
+    diff = float(np.abs(y.astype(np.float64) - want).max())
+    rng = float(want.max() - want.min())
+    row.update(max_diff=diff, output_range=rng, matches=diff <= 1e-4 * rng + 1e-5)
+    plan = rt.plan()
+    row["reference_layers"] = [] if "every layer runs a fast kernel" in plan else \
+        plan.split("the slow reference kernels: ")[1].split(", ")
+    return row
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="shoal over the torchvision zoo.")
+    ap.add_argument("--models", default=None, help="comma list (default: the whole zoo)")
+    ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--max-time", type=float, default=3.0)
+    ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("--idle-wait", type=int, default=600)
+    ap.add_argument("--no-timing", action="store_true", help="correctness only")
+    ap.add_argument("--build", default=os.path.join(rb.ROOT, "build"))
+    ap.add_argument("--json", default=os.path.join(HERE, "results", "zoo.json"))
+    ap.add_argument("--doc", default=os.path.join(rb.ROOT, "docs", "MODELS.md"))
+    args = ap.parse_args(argv)
+    models = args.models.split(",") if args.models else zoo_models()
+    out = os.path.join(args.build, "zoo")
+    os.makedirs(out, exist_ok=True)
+    shoal, env = rb.snapshot_shoal(args.build)
+    if not args.no_timing:
+        rb.ensure_ort()
+    rows = []
+    for name in models:
+        rb.log(f"{name} ...")
+        row = {"model": name}
+        rows.append(row)
+        err = export(name, out)
+        if err:
+            row["error"] = f"export: {err}"
+            continue
+        try:
+            row.update(check(name, out, shoal, env))
+        except Exception as e:  # a row, not a crash: the table shows it
+            row["error"] = f"{type(e).__name__}: {e}"[:300]
+            continue
+        if args.no_timing:
+            continue
+        onnx_path = os.path.join(out, f"{name}.onnx")
+        case = {"model": name, "batch": 1, "threads": 1}
+        files = {name: {"program": os.path.join(out, f"{name}.shoal"),
+                        "ort": {1: onnx_path}}}
+        try:
+            rb.run_case(case, files, shoal, env, args, None)
+            row["shoal_ms"] = case["shoal"]["median_ms"]
+            row["ort_ms"] = case["onnxruntime"]["median_ms"]
+            row["ratio"] = case["ratio"]
+        except SystemExit:
+            row["error"] = "timing failed (see the log)"
+        rb.log(f"  {json.dumps({k: v for k, v in row.items() if k != 'model'})}")
+    import torchvision
+    result = {"machine": rb.machine_info(), "date": datetime.date.today().isoformat(),
+              "torchvision": torchvision.__version__,
+              "settings": {"threads": 1, "batch": 1, "reps": args.reps, "iters": args.iters},
+              "models": rows}
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    write_doc(result, args.doc, os.path.relpath(args.json, rb.ROOT))
+    print(f"wrote {os.path.relpath(args.json, rb.ROOT)} and {os.path.relpath(args.doc, rb.ROOT)}")
+    return 0
+
+
+def write_doc(result, path, json_rel):
+    m = result["machine"]
+    rows = result["models"]
+    ok = sum(1 for r in rows if r.get("matches"))
+    fast = sum(1 for r in rows if r.get("matches") and not r.get("reference_layers"))
+    lines = [
+        "# Model zoo",
+        "",
+        "Generated by `bench/zoo.py` from `" + json_rel + "`; do not edit by hand.",
+        "",
+        f"Every torchvision {result.get('torchvision', '')} classification model "
+        f"with weights under {MAX_WEIGHT_MB} MB, and four segmentation models, exported at "
+        "opset 13 with seeded random weights (measured BatchNorm statistics, no zero "
+        "parameters) by `scripts/export_torchvision.py`, input [1,3,224,224]. *matches*: "
+        "shoal's output is within 1e-4 of the output range (+1e-5) of PyTorch's. Times: "
+        "1 core, batch 1, medians of alternating fresh processes "
+        f"({result['settings']['reps']} per engine); ratio = onnxruntime ms / shoal ms "
+        "(> 1: shoal is faster).",
+        "",
+        f"Machine: {m.get('cpu', '?')}, commit {m.get('git', '?')}, {result['date']}. "
+        f"{ok} of {len(rows)} models match; {fast} run every layer on a fast kernel.",
+        "",
+        "| model | matches | max diff / range | shoal ms | onnxruntime ms | ratio | "
+        "layers on reference kernels |",
+        "|---|---|--:|--:|--:|--:|---|",
+    ]
+    for r in rows:
+        if "error" in r and "matches" not in r:
+            lines.append(f"| {r['model']} | no: {r['error'].replace('|', '/')} | | | | | |")
+            continue
+        rel = r["max_diff"] / r["output_range"] if r.get("output_range") else None
+        slow = r.get("reference_layers") or []
+        ops = sorted({s.split(" ")[0] for s in slow})
+        lines.append(
+            f"| {r['model']} | {'yes' if r['matches'] else '**no**'} | "
+            f"{rb.fmt(rel, '.1e')} | {rb.fmt(r.get('shoal_ms'), '.1f')} | "
+            f"{rb.fmt(r.get('ort_ms'), '.1f')} | {rb.fmt(r.get('ratio'), '.2f')} | "
+            f"{(str(len(slow)) + ': ' + ', '.join(ops)) if slow else ''} |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
