@@ -7,7 +7,7 @@ PACKAGES=(
   pybind11-dev python3-dev python3-numpy python3-pytest
   libgtest-dev libbenchmark-dev
   python3-onnx python3-torch python3-torchvision python3-sklearn
-  python3-distributed python3-tqdm python3-matplotlib
+  python3-distributed python3-tqdm python3-matplotlib python3-cryptography
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

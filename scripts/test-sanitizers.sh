@@ -3,8 +3,8 @@
 # normal tests:
 #   asan  build-asan/ with AddressSanitizer + UBSan (-DSHOAL_SANITIZE=ON): every
 #         C++ test, then the Python suite with libasan preloaded
-#   tsan  build-tsan/ with ThreadSanitizer (-DSHOAL_TSAN=ON): the runtime's
-#         concurrency tests (RuntimeTest*; SHOAL_TSAN_FILTER='*' runs all)
+#   tsan  build-tsan/ with ThreadSanitizer (-DSHOAL_TSAN=ON): the whole C++
+#         suite (SHOAL_TSAN_FILTER, a gtest filter, narrows it)
 #   fuzz  build-fuzz/ (clang, libFuzzer): each fuzz target for
 #         $SHOAL_FUZZ_SECONDS (60) on the committed corpus and reproducers
 # Usage: scripts/test-sanitizers.sh [asan] [tsan] [fuzz]   (default: all three)
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 JOBS=${SHOAL_JOBS:-$(nproc)}
 FUZZ_SECONDS=${SHOAL_FUZZ_SECONDS:-60}
-TSAN_FILTER=${SHOAL_TSAN_FILTER:-RuntimeTest*}
+TSAN_FILTER=${SHOAL_TSAN_FILTER:-*}
 STAGES=("$@")
 [ ${#STAGES[@]} -gt 0 ] || STAGES=(asan tsan fuzz)
 # Sanitized builds: light optimization, line tables for the reports.
@@ -71,7 +71,7 @@ asan_pytest() {
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   PYTHONPATH="$ROOT/build-asan/python" SHOAL_BUILD_DIR="$ROOT/build-asan" SHOAL_SOURCE_DIR="$ROOT" \
-    /usr/bin/python3 -m pytest -q -p no:cacheprovider "$ROOT/tests/python"
+    /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider "$ROOT/tests/python"
 }
 
 tsan_tests() {

@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-bash scripts/build.sh
+# Warnings are errors here (and so in CI).
+bash scripts/build.sh -DSHOAL_WERROR=ON
 (cd build && ctest --output-on-failure -j 1 "$@")
 if [ "${SHOAL_SKIP_SANITIZERS:-0}" != 1 ]; then
   bash scripts/test-sanitizers.sh

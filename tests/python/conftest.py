@@ -4,6 +4,7 @@ Run with: PYTHONPATH=build/python /usr/bin/python3 -m pytest tests/python
 (SHOAL_BUILD_DIR / SHOAL_SOURCE_DIR override the build and source trees.)
 """
 
+import fnmatch
 import os
 import pathlib
 
@@ -91,4 +92,51 @@ def make_onnx():
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: long model tests (resnet50)")
+    config.addinivalue_line("markers", "slow: long model tests (resnet50, vit_b_16)")
+
+
+# --- no silent skips ---------------------------------------------------------
+# A test that skips fails the run unless tests/skip_allowlist.txt lists it
+# with a reason: a missing binary, package or model must not pass quietly.
+
+def _allowlist():
+    path = pathlib.Path(__file__).resolve().parent.parent / "skip_allowlist.txt"
+    entries = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        pattern, _, reason = line.partition("  ")
+        if not reason.strip():
+            raise ValueError(f"{path}: entry without a reason: {line!r}")
+        entries.append(pattern.strip())
+    return entries
+
+
+_ALLOWED = _allowlist()
+
+
+def _allowed(nodeid):
+    name = nodeid.split("tests/python/")[-1]
+    return any(fnmatch.fnmatch(name, p) for p in _ALLOWED)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and not _allowed(item.nodeid):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (f"skipped, and tests/skip_allowlist.txt does not allow it: {reason}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not _allowed(report.nodeid):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (f"module skipped, and tests/skip_allowlist.txt does not allow "
+                           f"it: {reason}")

@@ -498,7 +498,7 @@ def test_scheduler_lost_fails_clearly(make_cluster, heavy):
 
 
 def test_tls_on_loopback(make_cluster, digits, tmp_path):
-    pytest.importorskip("cryptography")
+    import cryptography  # noqa: F401  (scripts/install-deps.sh installs it)
     tls = tuple(map(str, shoal.dask.make_certificates(tmp_path / "certs")))
     c, client = make_cluster({"t0": "cpu:0", "t1": "cpu:1"}, tls=tls)
     assert c.address.startswith("tls://127.0.0.1:")
