@@ -5,6 +5,7 @@
 #include <exception>
 #include <mutex>
 
+#include "backends/cpu/omp_team.hpp"
 #include "backends/cpu/onednn_common.hpp"
 
 namespace shoal::cpu::onednn {
@@ -26,7 +27,7 @@ void TeamKernel::execute(runtime::ExecContext& ctx, std::span<void* const> in,
   // Exceptions must not leave the parallel region: the first is kept and
   // rethrown on the calling thread. A runtime that gives fewer threads than
   // parts (nested parallelism) still runs every part.
-#pragma omp parallel num_threads(n)
+#pragma omp parallel num_threads(team_threads(n))
   {
     runtime::ExecContext c = ctx;
     c.threads = 1;

@@ -7,6 +7,7 @@
 
 #include "backends/cpu/native/loops.hpp"
 #include "backends/cpu/native/nest.hpp"
+#include "backends/cpu/omp_team.hpp"
 #include "backends/cpu/onednn_common.hpp"
 #include "runtime/kernel.hpp"
 
@@ -23,7 +24,7 @@ class NativeKernel final : public runtime::Kernel {
   explicit NativeKernel(Fn fn) : fn_(std::move(fn)), impl_(std::string("native:") + loops().isa) {}
   void execute(runtime::ExecContext& ctx, std::span<void* const> in,
                std::span<void* const> out) override {
-    fn_(ctx.threads, in, out);
+    fn_(team_threads(ctx.threads), in, out);
   }
   std::string impl() const override { return impl_; }
 
