@@ -105,6 +105,12 @@ def machine_info():
             key, _, value = line.partition(":")
             if key.strip() == "Model name":
                 info["cpu"] = value.strip()
+            elif key.strip() == "CPU family":  # the name alone may not
+                info["cpu_family"] = value.strip()  # tell machines apart
+            elif key.strip() == "Model":
+                info["cpu_model"] = value.strip()
+            elif key.strip() == "L2 cache":
+                info["l2"] = value.strip()
             elif key.strip() == "Flags":
                 flags = value.split()
                 info["isa"] = [f for f in ("avx2", "avx512f", "avx512_bf16",
