@@ -114,11 +114,13 @@ def main(argv=None):
         err = export(name, out)
         if err:
             row["error"] = f"export: {err}"
+            rb.log(f"  {row['error']}")
             continue
         try:
             row.update(check(name, out, shoal, env))
         except Exception as e:  # a row, not a crash: the table shows it
             row["error"] = f"{type(e).__name__}: {e}"[:300]
+            rb.log(f"  {row['error']}")
             continue
         if args.no_timing:
             continue
