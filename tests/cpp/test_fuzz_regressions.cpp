@@ -66,20 +66,24 @@ int feed(const std::vector<fs::path>& files, const Target& target) {
   return rejected;
 }
 
+// A missing or emptied folder fails: the reproducers are the point.
 TEST(FuzzRegressions, OnnxImport) {
   const auto files = files_in("regressions/onnx");
+  ASSERT_FALSE(files.empty()) << "no reproducers in fuzz/regressions/onnx";
   feed(files, shoal::fuzz::compile_onnx);
 }
 
 TEST(FuzzRegressions, ProgramLoad) {
   const auto files = files_in("regressions/program");
+  ASSERT_FALSE(files.empty()) << "no reproducers in fuzz/regressions/program";
   feed(files, shoal::fuzz::load_and_run_program);
 }
 
 // The seeds are valid: each must compile (or load and run) without error.
 TEST(FuzzRegressions, SeedsAreValid) {
   const auto onnx = files_in("corpus/onnx"), programs = files_in("corpus/program");
-  if (onnx.empty() && programs.empty()) GTEST_SKIP() << "no fuzz corpus";
+  ASSERT_FALSE(onnx.empty()) << "no seeds in fuzz/corpus/onnx";
+  ASSERT_FALSE(programs.empty()) << "no seeds in fuzz/corpus/program";
   EXPECT_EQ(feed(onnx, shoal::fuzz::compile_onnx), 0);
   EXPECT_EQ(feed(programs, shoal::fuzz::load_and_run_program), 0);
 }

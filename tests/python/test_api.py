@@ -134,7 +134,7 @@ def test_digits_run_n1_n5(digits_rt):
         (y1,) = digits_rt.run(x[i:i + 1])
         assert y1.shape == (1, 10)
         np.testing.assert_allclose(y1[0], y5[i], rtol=1e-5, atol=1e-5)
-    assert digits_rt.last_run_ms >= 0
+    assert digits_rt.last_run_ms > 0
     # A list with one array and a dict by name work too.
     name = digits_rt.inputs[0].name
     np.testing.assert_array_equal(digits_rt.run([x])[0], y5)
@@ -253,9 +253,14 @@ def test_profile(digits_program):
     assert prof
     for layer in prof:
         assert set(layer) >= {"name", "op", "impl", "ms", "flops", "calls"}
-        assert layer["ms"] >= 0 and layer["calls"] >= 0
-    assert sum(layer["calls"] for layer in prof) > 0
+        # Every layer ran once per sample of the batch of 3, and took time.
+        assert layer["calls"] == 3, layer
+        assert layer["impl"], layer
+    assert sum(layer["ms"] for layer in prof) > 0
     rt.reset_profile()
+    assert all(layer["calls"] == 0 and layer["ms"] == 0 for layer in rt.profile())
+    rt.run(digits_input(2))
+    assert all(layer["calls"] == 2 for layer in rt.profile())
     assert rt.program is digits_program
 
 
