@@ -48,8 +48,9 @@ def zoo_models():
         mb = sum(p.numel() for p in model.parameters()) * 4 / 1e6
         del model
         if mb < MAX_WEIGHT_MB:
-            names.append(name)
-    return names + SEGMENTATION
+            names.append((mb, name))
+    # Smallest first: an interrupted run has covered the most models.
+    return [n for _, n in sorted(names)] + SEGMENTATION
 
 
 def export(name, out):
@@ -107,7 +108,13 @@ def main(argv=None):
     if not args.no_timing:
         rb.ensure_ort()
     rows = []
+    import torchvision
+    result = {"machine": rb.machine_info(), "date": datetime.date.today().isoformat(),
+              "torchvision": torchvision.__version__,
+              "settings": {"threads": 1, "batch": 1, "reps": args.reps, "iters": args.iters},
+              "models": rows, "planned": models}
     for name in models:
+        save(result, args)  # after every model: an interrupted run keeps its rows
         rb.log(f"{name} ...")
         row = {"model": name}
         rows.append(row)
@@ -136,23 +143,24 @@ def main(argv=None):
         except SystemExit:
             row["error"] = "timing failed (see the log)"
         rb.log(f"  {json.dumps({k: v for k, v in row.items() if k != 'model'})}")
-    import torchvision
-    result = {"machine": rb.machine_info(), "date": datetime.date.today().isoformat(),
-              "torchvision": torchvision.__version__,
-              "settings": {"threads": 1, "batch": 1, "reps": args.reps, "iters": args.iters},
-              "models": rows}
+    save(result, args)
+    print(f"wrote {os.path.relpath(args.json, rb.ROOT)} and {os.path.relpath(args.doc, rb.ROOT)}")
+    return 0
+
+
+def save(result, args):
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(result, f, indent=1)
         f.write("\n")
     write_doc(result, args.doc, os.path.relpath(args.json, rb.ROOT))
-    print(f"wrote {os.path.relpath(args.json, rb.ROOT)} and {os.path.relpath(args.doc, rb.ROOT)}")
-    return 0
 
 
 def write_doc(result, path, json_rel):
     m = result["machine"]
     rows = result["models"]
+    done = {r["model"] for r in rows}
+    left = [n for n in result.get("planned", []) if n not in done]
     ok = sum(1 for r in rows if r.get("matches"))
     fast = sum(1 for r in rows if r.get("matches") and not r.get("reference_layers"))
     lines = [
@@ -169,8 +177,10 @@ def write_doc(result, path, json_rel):
         f"({result['settings']['reps']} per engine); ratio = onnxruntime ms / shoal ms "
         "(> 1: shoal is faster).",
         "",
-        f"Machine: {m.get('cpu', '?')}, commit {m.get('git', '?')}, {result['date']}. "
-        f"{ok} of {len(rows)} models match; {fast} run every layer on a fast kernel.",
+        f"Machine: {m.get('cpu', '?')} (family {m.get('cpu_family', '?')}, model "
+        f"{m.get('cpu_model', '?')}), commit {m.get('git', '?')}, {result['date']}. "
+        f"{ok} of {len(rows)} models match; {fast} run every layer on a fast kernel."
+        + (f" Not run yet (the run was stopped): {', '.join(left)}." if left else ""),
         "",
         "| model | matches | max diff / range | shoal ms | onnxruntime ms | ratio | "
         "layers on reference kernels |",

@@ -83,7 +83,10 @@ void fuse_activations(ir::Graph& g, const Log& log) {
     if (act.dead || !ref::is_fusable_activation(act.op)) continue;
     ir::Node* p = sole_producer(g, prod, cons, act.inputs[0]);
     if (!p || p->attrs.has("activation")) continue;
-    if (p->op != "Conv" && p->op != "Gemm" && p->op != "MatMul") continue;
+    // BatchNormalization takes Relu only (oneDNN's fuse_norm_relu): the
+    // pre-activation BN + ReLU of DenseNet-style blocks, one pass.
+    const bool bn_relu = p->op == "BatchNormalization" && act.op == "Relu";
+    if (p->op != "Conv" && p->op != "Gemm" && p->op != "MatMul" && !bn_relu) continue;
     float alpha = 0, beta = 0;
     ref::activation_defaults(act.op, alpha, beta);
     if (act.op == "Clip") {
@@ -104,7 +107,8 @@ void fuse_activations(ir::Graph& g, const Log& log) {
     ++fused;
   }
   g.compact();
-  if (log) log("fused " + std::to_string(fused) + " activations into Conv/Gemm/MatMul");
+  if (log)
+    log("fused " + std::to_string(fused) + " activations into Conv/Gemm/MatMul/BatchNormalization");
 }
 
 }  // namespace shoal::passes

@@ -159,6 +159,7 @@ std::vector<TypeShape> batchnorm_infer(const Attrs& a, Infos in) {
     fail(ErrorKind::unsupported, op + ": spatial=0 is not supported");
   for (size_t i = 0; i < 5; ++i)
     require_f32(op, kBnNames[i], need(in, i, op, kBnNames[i]));
+  activation_from_attrs(a);  // a fused activation must be one shoal knows
   const Shape& x = in[0].shape;
   if (x.size() < 2)
     fail(ErrorKind::invalid_argument, op + ": input X has shape " +
@@ -186,12 +187,13 @@ void batchnorm_ref(const Attrs& a, Refs in, Refs out) {
   const float* mean = in[3].as<const float>();
   const float* var = in[4].as<const float>();
   float* y = out[0].as<float>();
+  const Activation act = activation_from_attrs(a);  // fused by the compiler
   for (int64_t i = 0; i < n; ++i)
     for (int64_t ch = 0; ch < c; ++ch) {
       double mul = double(scale[ch]) / std::sqrt(double(var[ch]) + eps);
       for (int64_t k = 0; k < inner; ++k) {
         int64_t idx = (i * c + ch) * inner + k;
-        y[idx] = float((double(x[idx]) - mean[ch]) * mul + bias[ch]);
+        y[idx] = act(float((double(x[idx]) - mean[ch]) * mul + bias[ch]));
       }
     }
 }
@@ -210,7 +212,7 @@ void add_conv_ops(std::vector<OpSpec>& t) {
                         conv_transpose_infer, conv_transpose_ref));
   t.push_back(
       make_spec("BatchNormalization", 6, 5, 5,
-                "inference-mode batch normalization over channel axis 1",
+                "inference-mode batch normalization over channel axis 1; fused Relu",
                 batchnorm_infer, batchnorm_ref));
 }
 

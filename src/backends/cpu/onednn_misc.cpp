@@ -51,6 +51,11 @@ KernelPtr make_batchnorm(const OpContext& oc) {
   auto flags = dnnl::normalization_flags::use_global_stats |
                dnnl::normalization_flags::use_scale |
                dnnl::normalization_flags::use_shift;
+  const ref::Activation act = ref::activation_from_attrs(a);
+  if (act.kind == ref::Act::relu)
+    flags |= dnnl::normalization_flags::fuse_norm_relu;  // fuse_activations
+  else if (act.kind != ref::Act::none)
+    return nullptr;
   dnnl::batch_normalization_forward::desc d(dnnl::prop_kind::forward_inference,
                                             xmd, a.f("epsilon", 1e-5f), flags);
   dnnl::batch_normalization_forward::primitive_desc pd(d, base_attr(),
