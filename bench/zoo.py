@@ -63,10 +63,10 @@ def export(name, out):
     return None
 
 
-def check(name, out, shoal, env):
-    """Compiles and runs the model in this process's shoal module; returns
-    the row's correctness fields."""
-    sys.path.insert(0, os.path.join(rb.ROOT, "build", "python"))
+def check(name, out, build):
+    """Compiles and runs the model in this process's shoal module (from
+    `build`); returns the row's correctness fields."""
+    sys.path.insert(0, os.path.join(build, "python"))
     import shoal as sh
     row = {}
     onnx_path = os.path.join(out, f"{name}.onnx")
@@ -124,7 +124,7 @@ def main(argv=None):
             rb.log(f"  {row['error']}")
             continue
         try:
-            row.update(check(name, out, shoal, env))
+            row.update(check(name, out, args.build))
         except Exception as e:  # a row, not a crash: the table shows it
             row["error"] = f"{type(e).__name__}: {e}"[:300]
             rb.log(f"  {row['error']}")
