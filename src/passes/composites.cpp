@@ -30,11 +30,13 @@ struct Ctx {
       return nullptr;
     return p;
   }
-  /// The constant scalar value of v (any element count 1), or NAN.
+  /// The value of constant v when it is a scalar (rank 0, or rank 1 of one
+  /// element: it broadcasts without changing the other operand's shape), or
+  /// NAN.
   double scalar(int v) const {
     if (v < 0) return NAN;
     const ir::Value& val = g.values[size_t(v)];
-    if (!val.is_const() || val.constant->numel() != 1) return NAN;
+    if (!val.is_const() || val.constant->numel() != 1 || val.shape.size() > 1) return NAN;
     return val.constant->float_at(0);
   }
   /// The input of binary node n that is not `other`, or -1.
@@ -90,7 +92,8 @@ int gelu(Ctx& c) {
     if (erf.dead || erf.op != "Erf") continue;
     // x / sqrt(2) or x * (1 / sqrt(2)).
     ir::Node* scaled = c.producer(erf.inputs[0]);
-    if (!scaled || c.cons[size_t(erf.inputs[0])].size() != 1 || scaled->inputs.size() != 2)
+    if (!scaled || c.cons[size_t(erf.inputs[0])].size() != 1 || scaled->inputs.size() != 2 ||
+        is_graph_output(c.g, erf.inputs[0]))
       continue;
     int x = -1;
     if (scaled->op == "Div" && near(c.scalar(scaled->inputs[1]), std::sqrt(2.0)))
@@ -99,7 +102,7 @@ int gelu(Ctx& c) {
       x = scaled->inputs[0];
     else if (scaled->op == "Mul" && near(c.scalar(scaled->inputs[0]), std::sqrt(0.5)))
       x = scaled->inputs[1];
-    if (x < 0) continue;
+    if (x < 0 || c.g.values[size_t(x)].dtype != DType::f32) continue;  // Gelu: f32
     // 1 + erf.
     const int e = erf.outputs[0];
     if (c.cons[size_t(e)].size() != 1 || is_graph_output(c.g, e)) continue;

@@ -206,3 +206,38 @@ def test_batchnorm_relu_fuse(make_onnx):
     x = randn(3, 3, 7, 7)
     ops = check(model, x, ["activations into Conv/Gemm/MatMul/BatchNormalization"], ["Relu"])
     assert "BatchNormalization" in ops
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+def test_slice_with_int32_or_int64_bounds(make_onnx, dtype):
+    """ONNX lets Slice's starts/ends/axes/steps be int32 too: the native
+    kernel reads both (a review found int32 made loading fail)."""
+    x = randn(2, 6, 5, 4)
+    inits = {"st": np.array([-1, 1], dtype), "en": np.array([-7, 4], dtype),
+             "ax": np.array([1, 2], dtype), "sp": np.array([-2, 1], dtype)}
+    want = x[:, ::-2][:, :, 1:4]
+    model = make_onnx("Slice", [("x", [1, 6, 5, 4])], [("y", [1, 3, 3, 4])], inits)
+    program = shoal.compile(model)
+    assert layers(program, x[:1])[0]["impl"].startswith("native:")
+    (y,) = shoal.Runtime(program).run(x)
+    np.testing.assert_array_equal(y, want)
+
+
+def test_gelu_pattern_kept_when_a_part_is_a_graph_output(make_onnx):
+    """x / sqrt(2) is also a graph output: the pattern must not be rewritten
+    (its producer would vanish)."""
+    nodes = [helper.make_node("Div", ["x", "s2"], ["d"]),
+             helper.make_node("Erf", ["d"], ["e"]),
+             helper.make_node("Add", ["e", "one"], ["e1"]),
+             helper.make_node("Mul", ["x", "e1"], ["p"]),
+             helper.make_node("Mul", ["p", "half"], ["y"])]
+    inits = {"s2": np.array(math.sqrt(2), np.float32), "one": np.array(1, np.float32),
+             "half": np.array(0.5, np.float32)}
+    model = make_onnx.graph(nodes, [("x", [1, 8])], [("y", [1, 8]), ("d", [1, 8])], inits)
+    x = randn(3, 8)
+    lines = []
+    y, d = shoal.Runtime(shoal.compile(model, log=lines.append)).run(x)
+    assert any("0 GELU" in line for line in lines), lines
+    erf = np.vectorize(math.erf)
+    np.testing.assert_allclose(d, x / math.sqrt(2), rtol=1e-6)
+    np.testing.assert_allclose(y, 0.5 * x * (1 + erf(x / math.sqrt(2))), rtol=1e-5, atol=1e-6)

@@ -6,6 +6,8 @@
 
 #include "backends/cpu/native/native.hpp"
 #include "backends/cpu/onednn_common.hpp"
+#include "runtime/instruction_check.hpp"
+#include "shoal/error.hpp"
 
 namespace shoal::cpu {
 
@@ -39,7 +41,13 @@ std::vector<std::string> reference_layers(const program::ProgramData& prog) {
       empty = empty && t >= 0 && size_t(t) < prog.tensors.size() &&
               shape_numel(prog.tensors[size_t(t)].shape) == 0;
     if (empty) continue;
-    if (!make_cpu_kernel(ins, prog, ctx, 1)) slow.push_back(ins.op + " '" + ins.name + "'");
+    const std::string what = ins.op + " '" + ins.name + "'";
+    try {
+      runtime::check_instruction(ins, prog);  // a program file is untrusted input
+      if (!make_cpu_kernel(ins, prog, ctx, 1)) slow.push_back(what);
+    } catch (const Error& e) {
+      slow.push_back(what + " (no kernel: " + e.what() + ")");
+    }
   }
   return slow;
 }

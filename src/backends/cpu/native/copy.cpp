@@ -56,6 +56,22 @@ KernelPtr copies_kernel(std::vector<Copy> copies, Fan fan) {
       });
 }
 
+/// The values of an int64 or int32 constant (Slice's and Gather's indices).
+std::vector<int64_t> const_index_values(const OpContext& oc, const program::TensorDesc& t) {
+  const uint8_t* raw = static_cast<const uint8_t*>(oc.weight_data(t));
+  std::vector<int64_t> v(static_cast<size_t>(shape_numel(t.shape)));
+  for (size_t j = 0; j < v.size(); ++j) {
+    if (t.dtype == DType::i64) {
+      std::memcpy(&v[j], raw + j * 8, 8);
+    } else {
+      int32_t w;
+      std::memcpy(&w, raw + j * 4, 4);
+      v[j] = w;
+    }
+  }
+  return v;
+}
+
 int64_t axis_of(const OpContext& oc, int64_t rank, int64_t fallback) {
   int64_t axis = oc.ins.attrs.i("axis", fallback);
   if (axis < -rank || axis >= rank)
@@ -93,21 +109,16 @@ KernelPtr make_slice(const OpContext& oc) {
   if (!dense_f32(x) || oc.ins.outputs.size() != 1) return nullptr;
   const program::TensorDesc& y = oc.out(0);
   if (!dense_f32(&y)) return nullptr;
-  bool constant = true;
+  // starts/ends/axes/steps: int64 or int32 constants, else not for us.
+  for (int i = 1; i < oc.num_inputs(); ++i)
+    if (const program::TensorDesc* t = oc.in(i))
+      if (!onednn::is_weight(*t) || (t->dtype != DType::i64 && t->dtype != DType::i32))
+        return nullptr;
   const ref::SliceDims sd = ref::slice_from(oc.ins.attrs, x->shape, [&](size_t i, const char*) {
     std::optional<std::vector<int64_t>> v;
-    const program::TensorDesc* t = oc.in(int(i));
-    if (!t) return v;
-    if (!onednn::is_weight(*t) || t->dtype != DType::i64) {
-      constant = false;
-      return v;
-    }
-    std::vector<int64_t> vals(size_t(shape_numel(t->shape)));
-    if (!vals.empty()) std::memcpy(vals.data(), oc.weight_data(*t), vals.size() * sizeof(int64_t));
-    v = std::move(vals);
+    if (const program::TensorDesc* t = oc.in(int(i))) v = const_index_values(oc, *t);
     return v;
   });
-  if (!constant) return nullptr;
   if (sd.count != y.shape)
     throw Error(ErrorKind::invalid_argument, oc.what() + ": output '" + y.name + "' has shape " +
                                                  shape_str(y.shape) + ", the slice selects " +
@@ -171,21 +182,12 @@ KernelPtr make_gather(const OpContext& oc) {
                                                  shape_str(y.shape) + ", expected " +
                                                  shape_str(want));
   if (n == 0 || shape_numel(y.shape) == 0) return nullptr;
-  const uint8_t* raw = static_cast<const uint8_t*>(oc.weight_data(*ind));
-  std::vector<int64_t> index(static_cast<size_t>(n));
-  for (int64_t j = 0; j < n; ++j) {
-    int64_t v;
-    if (ind->dtype == DType::i64) {
-      std::memcpy(&v, raw + j * 8, 8);
-    } else {
-      int32_t w;
-      std::memcpy(&w, raw + j * 4, 4);
-      v = w;
-    }
+  std::vector<int64_t> index = const_index_values(oc, *ind);
+  for (int64_t& v : index) {
     if (v < -dim || v >= dim)
       throw Error(ErrorKind::invalid_argument, oc.what() + ": index " + std::to_string(v) +
                                                    " out of range for dim " + std::to_string(dim));
-    index[size_t(j)] = v < 0 ? v + dim : v;
+    if (v < 0) v += dim;
   }
   // The axis innermost in memory for both (a channel permutation of a
   // channels-last tensor): rows of y gathered from rows of x.

@@ -71,7 +71,7 @@ bool fused_unary(const Attrs& a, UnaryOp& f) {
                                                        {int(A::silu), Unary::silu},
                                                        {int(A::gelu), Unary::gelu}};
   auto it = kinds.find(int(act.kind));
-  if (it == kinds.end()) return false;
+  if (it == kinds.end() || (act.kind == A::gelu && act.alpha != 0)) return false;  // tanh form
   f = {it->second, act.alpha, act.beta};
   return true;
 }

@@ -196,7 +196,9 @@ void binary(Binary op, const UnaryOp& act, const float* a, int64_t sa, const flo
       if (sb == 0 && b[0] == 2.0f)
         map2([](float p, float) { return p * p; }, a, sa, b, sb, y, n);
       else if (sb == 0 && b[0] == 0.5f)
-        map2([](float p, float) { return std::sqrt(p); }, a, sa, b, sb, y, n);
+        // pow(-inf, 0.5) = +inf and pow(-0, 0.5) = +0, where sqrt differs.
+        map2([](float p, float) { return p == -INFINITY ? INFINITY : std::sqrt(p + 0.0f); }, a, sa,
+             b, sb, y, n);
       else if (sb == 0 && b[0] == 1.0f)
         map2([](float p, float) { return p; }, a, sa, b, sb, y, n);
       else
