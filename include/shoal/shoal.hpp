@@ -208,14 +208,17 @@ class Runtime {
   /// outstanding (running or finished but not yet taken): a put beyond that
   /// waits up to `timeout_ms` (< 0: no limit) for a get() on another thread
   /// and returns false if none came. get() waits up to `timeout_ms` for the
-  /// oldest put to finish (0: just look) and returns false if it has not; it
-  /// never waits when nothing was put, and throws instead, so a lone thread
-  /// cannot hang itself. All of it is thread-safe, alongside run().
+  /// oldest put to finish (0: just look) and returns false if it has not;
+  /// when nothing is pending it waits, within the same limit, for another
+  /// thread's put, and without a limit (< 0) throws at once instead, so a
+  /// lone thread cannot hang itself. All of it is thread-safe, alongside
+  /// run(). close() makes every waiting and later put()/get() throw.
   bool put(const std::vector<Tensor>& inputs, uint64_t tag, double timeout_ms = -1);
   bool get(std::vector<Tensor>& outputs, uint64_t& tag, double timeout_ms = -1);
   size_t queue_capacity() const;
   void set_queue_capacity(size_t capacity);  ///< >= 1; default 2 x clusters
   size_t pending() const;                    ///< puts not yet taken by get()
+  void close();  ///< wakes threads waiting in put()/get() with an error
 
   const Program& program() const;
   /// What runs where: devices, clusters, mode (batch or split).

@@ -17,6 +17,7 @@ import operator
 import os
 import sys
 import threading
+import weakref
 
 import numpy as np
 
@@ -208,6 +209,23 @@ def _timeout_ms(timeout):
     return t * 1e3
 
 
+_LIVE_RUNTIMES = weakref.WeakSet()
+
+
+def _close_live_runtimes():
+    """At interpreter exit, before it joins threads: wake threads blocked in
+    put()/get() of runtimes still open, so they end and exit can proceed."""
+    for rt in list(_LIVE_RUNTIMES):
+        try:
+            rt.close()
+        except Exception:  # noqa: BLE001 - exit must go on
+            pass
+
+
+if hasattr(threading, "_register_atexit"):  # Python >= 3.9: runs before the join
+    threading._register_atexit(_close_live_runtimes)
+
+
 class Runtime:
     """A Program loaded onto devices; run(), put() and get() are thread-safe
     and release the GIL.
@@ -247,6 +265,7 @@ class Runtime:
                        for d in devices]
         self._rt = _shoal.Runtime(program, devices, bool(profile), bool(share_devices),
                                   operator.index(micro_batch), str(weights))
+        _LIVE_RUNTIMES.add(self)
         self._program = program
         self._inputs = program.inputs
         self._names = [i.name for i in self._inputs]
@@ -378,11 +397,13 @@ class Runtime:
         """Takes the oldest put's result: returns (outputs, tag).
 
         timeout: seconds to wait for that batch to finish (None: no limit;
-            0: just look). Returns None if it is not done in time.
-        Raises InvalidArgumentError at once when nothing is pending (every
-        put was taken already), so a lone thread never waits for nothing. If
-        the batch itself failed, its error is raised with ``.tag`` set to its
-        tag (the batch is taken).
+            0: just look). Returns None if it is not done in time. When
+            nothing is pending, a timeout also waits for another thread's
+            put (a consumer may start before its producer); with None it
+            raises InvalidArgumentError at once instead, so a lone thread
+            never waits for nothing.
+        If the batch itself failed, its error is raised with ``.tag`` set to
+        its tag (the batch is taken). After close(), raises.
         """
         rt = self._live()
         try:
@@ -418,8 +439,11 @@ class Runtime:
 
     def close(self):
         """Releases the devices (once no other thread is inside a call).
+        Threads waiting in put() or get() wake up with InvalidArgumentError.
         Results not yet taken are dropped. Further calls raise."""
-        self._rt = None
+        rt, self._rt = self._rt, None
+        if rt is not None:
+            rt.close()
         with self._tags_lock:
             self._tags.clear()
 

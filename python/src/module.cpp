@@ -505,6 +505,8 @@ PYBIND11_MODULE(_shoal, m) {
                       rt.set_queue_capacity(size_t(c));
                     })
       .def_property_readonly("pending", &shoal::Runtime::pending)
+      .def("close", &shoal::Runtime::close,
+           "Wakes threads waiting in put()/get() with an error; later calls raise.")
       .def("plan", &shoal::Runtime::plan)
       .def_property_readonly("clusters", &shoal::Runtime::clusters)
       .def_property_readonly("program", [](const shoal::Runtime& rt) { return rt.program(); })

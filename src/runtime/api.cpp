@@ -188,6 +188,7 @@ bool Runtime::get(std::vector<Tensor>& outputs, uint64_t& tag, double timeout_ms
 size_t Runtime::queue_capacity() const { return live(impl_).queue_capacity(); }
 void Runtime::set_queue_capacity(size_t c) { live(impl_).set_queue_capacity(c); }
 size_t Runtime::pending() const { return live(impl_).pending(); }
+void Runtime::close() { live(impl_).close(); }
 const Program& Runtime::program() const { return live(impl_).program(); }
 std::string Runtime::plan() const { return live(impl_).plan(); }
 int Runtime::clusters() const { return live(impl_).clusters(); }

@@ -469,23 +469,41 @@ bool Session::put(const std::vector<Tensor>& inputs, uint64_t tag, double timeou
   }
   const auto deadline = deadline_after(timeout_ms);
   std::unique_lock<std::mutex> lk(queue_mu_);
-  if (!queue_cv_.wait_until(lk, deadline, [&] { return queue_.size() < capacity_; })) return false;
+  if (!queue_cv_.wait_until(lk, deadline, [&] { return closed_ || queue_.size() < capacity_; }))
+    return false;
+  if (closed_) throw Error(ErrorKind::invalid_argument, "put(): the runtime was closed");
   auto job = start(std::move(copies), [this] {
     std::lock_guard<std::mutex> g(queue_mu_);
     queue_cv_.notify_all();
   });
   job->tag = tag;
   queue_.push_back(std::move(job));
+  queue_cv_.notify_all();  // a get() on another thread may wait for a put
   return true;
+}
+
+void Session::close() {
+  std::lock_guard<std::mutex> lk(queue_mu_);
+  closed_ = true;
+  queue_cv_.notify_all();
 }
 
 bool Session::get(std::vector<Tensor>& outputs, uint64_t& tag, double timeout_ms) {
   const auto deadline = deadline_after(timeout_ms);
   std::unique_lock<std::mutex> lk(queue_mu_);
   for (;;) {
-    if (queue_.empty())
-      throw Error(ErrorKind::invalid_argument,
-                  "get(): no input is pending (every put was already taken)");
+    if (closed_) throw Error(ErrorKind::invalid_argument, "get(): the runtime was closed");
+    if (queue_.empty()) {
+      // Without a time limit nothing may ever come: say so at once. With
+      // one, another thread's put may still come within it.
+      if (timeout_ms < 0)
+        throw Error(ErrorKind::invalid_argument,
+                    "get(): no input is pending (every put was already taken)");
+      if (queue_cv_.wait_until(lk, deadline) == std::cv_status::timeout && queue_.empty() &&
+          !closed_)
+        return false;
+      continue;
+    }
     std::shared_ptr<Job> front = queue_.front();
     if (front->done()) {
       queue_.pop_front();

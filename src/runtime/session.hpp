@@ -27,6 +27,9 @@ class Session {
   size_t queue_capacity() const;
   void set_queue_capacity(size_t capacity);
   size_t pending() const;
+  /// Refuses further put()/get() and wakes every thread waiting in one with
+  /// an error.
+  void close();
   const Program& program() const { return program_; }
   std::string plan() const;
   /// Clusters per device taking whole inputs (1 in split mode).
@@ -74,6 +77,7 @@ class Session {
   std::condition_variable queue_cv_;
   std::deque<std::shared_ptr<Job>> queue_;
   size_t capacity_ = 2;
+  bool closed_ = false;  // close(): put/get throw
 };
 
 }  // namespace shoal::runtime

@@ -4,6 +4,7 @@ Every test that involves waiting runs its threads as daemons joined with a
 timeout, so a deadlock fails the test instead of hanging the run.
 """
 
+import os
 import random
 import threading
 import time
@@ -141,12 +142,17 @@ def test_put_on_a_full_queue_with_timeout_0_returns_false(program, digits_x, ref
 
 
 def test_get_with_nothing_pending_raises_at_once(program, digits_x):
+    """Without a time limit nothing could ever come: get() says so at once.
+    With one, it waits that long for another thread's put."""
     rt = shoal.Runtime(program)
-    for timeout in (None, 0, 5):
-        t0 = time.monotonic()
-        with pytest.raises(shoal.InvalidArgumentError, match="pending"):
-            rt.get(timeout=timeout)
-        assert time.monotonic() - t0 < 2
+    t0 = time.monotonic()
+    with pytest.raises(shoal.InvalidArgumentError, match="pending"):
+        rt.get(timeout=None)
+    assert time.monotonic() - t0 < 2
+    assert rt.get(timeout=0) is None
+    t0 = time.monotonic()
+    assert rt.get(timeout=0.2) is None
+    assert 0.15 < time.monotonic() - t0 < 5
     rt.put(digits_x[:1])
     rt.get()
     with pytest.raises(shoal.InvalidArgumentError):
@@ -347,3 +353,75 @@ def test_a_failed_batch_raises_with_its_tag(program, digits_x):
     assert rt._tags == {}
     rt._rt = real
     assert rt.pending == 0
+
+
+def test_getter_first_waits_for_another_threads_put(program, digits_x, reference):
+    """The tutorial's pattern with the consumer starting first: get(timeout)
+    waits for the producer's put instead of raising."""
+    rt = shoal.Runtime(program)
+    got = []
+    consumer = threading.Thread(target=lambda: got.append(rt.get(timeout=30)))
+    consumer.start()
+    time.sleep(0.3)  # the consumer is waiting now
+    assert rt.put(digits_x[:2], "late")
+    consumer.join(30)
+    assert not consumer.is_alive()
+    (y,), tag = got[0]
+    assert tag == "late"
+    np.testing.assert_array_equal(y, reference[:2])
+
+
+@pytest.mark.parametrize("blocked", ["put", "get"])
+def test_close_wakes_blocked_threads(program, digits_x, blocked):
+    """A thread blocked in put() on a full queue (its consumer gone) or in
+    get(timeout) on an empty one wakes with an error when the runtime closes."""
+    rt = shoal.Runtime(program)
+    rt.queue_capacity = 1
+    if blocked == "put":
+        assert rt.put(digits_x[:1], 0)  # the queue is full from now on
+    errors = []
+
+    def waiter():
+        try:
+            if blocked == "put":
+                rt.put(digits_x[:1], 1)  # no timeout: waits for a get
+            else:
+                rt.get(timeout=60)
+        except shoal.InvalidArgumentError as e:
+            errors.append(str(e))
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    time.sleep(0.3)
+    assert t.is_alive()  # blocked
+    t0 = time.monotonic()
+    rt.close()
+    t.join(10)
+    assert not t.is_alive() and time.monotonic() - t0 < 5
+    assert errors and ("closed" in errors[0]), errors
+    with pytest.raises(shoal.InvalidArgumentError):
+        rt.put(digits_x[:1])
+
+
+def test_interpreter_exit_wakes_a_blocked_put(source_dir, build_dir, digits_model):
+    """A non-daemon thread blocked in put() whose consumer is gone no longer
+    keeps the interpreter from exiting."""
+    import subprocess
+    import sys
+    code = f"""
+import threading, numpy as np, shoal
+rt = shoal.Runtime(shoal.compile({str(digits_model)!r}, shape="8x8x1"))
+rt.queue_capacity = 1
+x = np.load({str(digits_model.parent / "heldout_x.npy")!r})[:1].astype(np.float32)
+rt.put(x)
+def stuck():
+    try:
+        rt.put(x)
+    except shoal.InvalidArgumentError:
+        pass
+threading.Thread(target=stuck).start()
+"""
+    env = dict(os.environ, PYTHONPATH=str(build_dir / "python"))
+    res = subprocess.run([sys.executable, "-c", code], env=env, timeout=60,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
