@@ -300,27 +300,16 @@ int channel_permutations(Ctx& c) {
 }  // namespace
 
 void recognize_composites(ir::Graph& g, const Log& log) {
-  int silu = 0, gel = 0, ln = 0, shuffles = 0;
-  {
+  // Each rewriter on a fresh view of producers and consumers, then the dead
+  // nodes it left are dropped.
+  auto pass = [&g](int (*rewrite)(Ctx&)) {
     Ctx c(g);
-    silu = gated(c);
-  }
-  g.compact();
-  {
-    Ctx c(g);
-    gel = gelu(c);
-  }
-  g.compact();
-  {
-    Ctx c(g);
-    ln = layernorm(c);
-  }
-  g.compact();
-  {
-    Ctx c(g);
-    shuffles = channel_permutations(c);
-  }
-  g.compact();
+    const int n = rewrite(c);
+    g.compact();
+    return n;
+  };
+  const int silu = pass(gated), gel = pass(gelu), ln = pass(layernorm),
+            shuffles = pass(channel_permutations);
   g.sort();
   if (log)
     log("recognized " + std::to_string(silu) + " SiLU/HardSwish, " + std::to_string(gel) +

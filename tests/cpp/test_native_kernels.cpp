@@ -15,6 +15,7 @@
 
 #include "backends/cpu/native/loops.hpp"
 #include "backends/cpu/native/native.hpp"
+#include "one_instruction.hpp"
 #include "reference/geometry.hpp"
 #include "runtime/device.hpp"
 
@@ -52,19 +53,12 @@ class OneOp {
     return add(s, Storage::activation, layout, DType::f32,
                std::vector<uint8_t>(size_t(shape_numel(s)) * 4, 0xff));
   }
-  std::vector<float>& values(int id) { return vals_[size_t(id)]; }
-
   /// Runs the native kernel (which must exist) and the reference kernel;
   /// expects every output equal within `tol` (relative to 1 + |ref|).
   void compare(const std::string& op, std::vector<int32_t> ins, std::vector<int32_t> outs,
                Attrs attrs = {}, int threads = 1, double tol = 2e-6) {
-    program::Instruction i;
-    i.op = op;
-    i.name = "test_" + op;
-    i.inputs = std::move(ins);
-    i.outputs = std::move(outs);
-    i.attrs = std::move(attrs);
-    prog_.instructions = {i};
+    prog_.instructions = {
+        test_util::one_instruction(op, std::move(ins), std::move(outs), std::move(attrs))};
     finish_weights();
     const program::Instruction& in = prog_.instructions[0];
     onednn::OpContext oc{in, prog_, ctx_, threads};
@@ -102,7 +96,6 @@ class OneOp {
     t.bytes = bytes.size();
     prog_.tensors.push_back(t);
     raw_.push_back(std::move(bytes));
-    vals_.emplace_back();
     return int(prog_.tensors.size()) - 1;
   }
   void finish_weights() {
@@ -154,7 +147,6 @@ class OneOp {
 
   program::ProgramData prog_;
   std::vector<std::vector<uint8_t>> raw_;
-  std::vector<std::vector<float>> vals_;
   OneDnnContext ctx_;
   uint32_t seed_ = 7;
 };

@@ -14,6 +14,7 @@
 
 #include "backends/cpu/onednn_kernels.hpp"
 #include "env_guard.hpp"
+#include "one_instruction.hpp"
 #include "ops/op_table.hpp"
 #include "reference/geometry.hpp"
 #include "shoal/error.hpp"
@@ -52,13 +53,8 @@ class Net {
   std::unique_ptr<runtime::Kernel> build(const std::string& op, std::vector<int32_t> ins,
                                          std::vector<int32_t> outs, Attrs attrs = {},
                                          int threads = 1) {
-    program::Instruction i;
-    i.op = op;
-    i.name = "test_" + op;
-    i.inputs = std::move(ins);
-    i.outputs = std::move(outs);
-    i.attrs = std::move(attrs);
-    prog_.instructions = {i};
+    prog_.instructions = {
+        test_util::one_instruction(op, std::move(ins), std::move(outs), std::move(attrs))};
     prog_.weights = prog_.owned_weights.data();
     prog_.weights_bytes = prog_.owned_weights.size();
     return make_onednn_kernel(prog_.instructions[0], prog_, ctx_, threads);
