@@ -45,6 +45,13 @@ OPSET = 13
 # recipe are made anew.
 RECIPE = "recipe 2 (measured BatchNorm statistics, no zero parameters)"
 INPUT_SHAPE = (1, 3, 224, 224)
+# Models whose architecture needs a larger input than 224x224.
+INPUT_SIZES = {"inception_v3": 299}
+
+
+def input_shape(name):
+    size = INPUT_SIZES.get(name, INPUT_SHAPE[2])
+    return (1, 3, size, size)
 
 
 def model_files(out, name):
@@ -78,7 +85,7 @@ def build_model(name, seed):
                     p.uniform_(-0.1, 0.1)
                 else:
                     p.normal_().mul_(0.02)
-    calibrate_batchnorm(model, name_seed(name, seed) + 2)
+    calibrate_batchnorm(model, name_seed(name, seed) + 2, input_shape(name))
     return model.eval()
 
 
@@ -89,7 +96,7 @@ def _constructor(name):
     raise SystemExit(f"error: torchvision.models has no model '{name}'")
 
 
-def calibrate_batchnorm(model, seed, passes=3, batch=4):
+def calibrate_batchnorm(model, seed, shape, passes=3, batch=4):
     """Running statistics measured on seeded random inputs (cumulative
     average over `passes` train-mode batches), the way a trained network's
     match its activations."""
@@ -103,7 +110,7 @@ def calibrate_batchnorm(model, seed, passes=3, batch=4):
     model.train()
     with torch.no_grad():
         for _ in range(passes):
-            model(torch.randn((batch,) + INPUT_SHAPE[1:], generator=gen))
+            model(torch.randn((batch,) + shape[1:], generator=gen))
     model.eval()
 
 
@@ -143,10 +150,10 @@ def export_one(name, out, seed, force):
     if hasattr(torchvision.models.segmentation, name):
         model = _MainOutput(model).eval()
     gen = torch.Generator().manual_seed(name_seed(name, seed) + 1)
-    x = torch.randn(INPUT_SHAPE, generator=gen)
+    x = torch.randn(input_shape(name), generator=gen)
     with torch.no_grad():
         y = model(x)
-        y2 = model(torch.randn(INPUT_SHAPE, generator=gen))
+        y2 = model(torch.randn(input_shape(name), generator=gen))
     spread = float((y2 - y).abs().max() / (y.max() - y.min()))
     # Each file is written under a temporary name and renamed, the ONNX file
     # last: concurrent exporters never expose a partial file, and an
@@ -183,7 +190,7 @@ def export_batched(name, out, seed, force, batch):
     model = build_model(name, seed)
     if hasattr(torchvision.models.segmentation, name):
         model = _MainOutput(model).eval()
-    x = torch.randn((batch,) + INPUT_SHAPE[1:],
+    x = torch.randn((batch,) + input_shape(name)[1:],
                     generator=torch.Generator().manual_seed(name_seed(name, seed) + 1))
     tmp = f"{path}.{os.getpid()}.tmp"
     torch.onnx.export(model, x, tmp, opset_version=OPSET, input_names=["input"],
