@@ -261,7 +261,36 @@ struct GreaterCmp {
 
 }  // namespace
 
+/// ONNX Mod: fmod=0 takes the divisor's sign (Python's %), fmod=1 the
+/// dividend's (C's fmod). Exporters write it on shapes (Swin's window
+/// padding), which fold at compile time.
+void add_mod(std::vector<OpSpec>& t) {
+  t.push_back(make_spec(
+      "Mod", 10, 2, 2,
+      "y = a mod b, broadcast: sign of the divisor (fmod = 0), or of the dividend (fmod = 1)",
+      broadcast_infer("Mod", kArith),
+      [](const Attrs& a, std::span<const TensorRef> in, std::span<const TensorRef> out) {
+        const bool c_fmod = a.i("fmod", 0) != 0;
+        visit_dtype(in[0].dtype, "Mod", [&](auto z) {
+          using T = decltype(z);
+          zip<T, T, T>(in[0], in[1], out[0], [c_fmod](T x, T y) -> T {
+            T r;
+            if constexpr (std::is_floating_point_v<T>) {
+              r = std::fmod(x, y);
+            } else {
+              if (y == 0) fail(ErrorKind::invalid_argument, "Mod: integer division by zero");
+              r = y == T(-1) ? T(0) : T(x % y);  // MIN % -1 overflows
+            }
+            if (!c_fmod && r != 0 && ((r < 0) != (y < 0))) r = T(r + y);
+            return r;
+          });
+        });
+      },
+      {DType::f32, DType::i64}));
+}
+
 void register_elementwise_binary(std::vector<OpSpec>& t) {
+  add_mod(t);
   add_binary<AddOp>(t, "Add", "y = a + b, broadcast");
   add_binary<SubOp>(t, "Sub", "y = a - b, broadcast");
   add_binary<MulOp>(t, "Mul", "y = a * b, broadcast");

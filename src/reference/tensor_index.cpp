@@ -1,9 +1,9 @@
 // Tensor operators that select or combine elements: Gather, Concat, Split,
 // Slice, Tile. They move bytes, so every dtype is accepted.
-#include "reference/plans.hpp"
 #include <optional>
 #include <set>
 
+#include "reference/plans.hpp"
 #include "reference/ref_util.hpp"
 
 namespace shoal::ref {
@@ -26,6 +26,74 @@ int64_t gather_index(int64_t i, int64_t n) {
     fail(ErrorKind::invalid_argument, "Gather: index " + std::to_string(i) +
                                           " out of range for an axis of size " + std::to_string(n));
   return i < 0 ? i + n : i;
+}
+
+// --- ScatterND -----------------------------------------------------------------
+
+/// y = data with the slices named by indices [..., k] replaced by updates
+/// (reduction none) or combined with them (add, mul). Exporters write it
+/// for in-place slice assignments (Swin's attention masks), on constants
+/// that fold at compile time.
+void add_scatter_nd(std::vector<OpSpec>& t) {
+  t.push_back(make_spec(
+      "ScatterND", 11, 3, 3,
+      "y = data with the slices at indices [..., k] replaced by updates (reduction none, add "
+      "or mul)",
+      [](const Attrs& a, std::span<const ValueInfo> in) {
+        const ValueInfo& x = data_input(in, "ScatterND");
+        const ValueInfo& ind = req_input(in, 1, "ScatterND", "indices");
+        const ValueInfo& up = req_input(in, 2, "ScatterND", "updates");
+        check_dtype("ScatterND", "input 'indices'", ind.dtype, {DType::i64});
+        const std::string red = a.s("reduction", "none");
+        if (red != "none" && red != "add" && red != "mul")
+          fail(ErrorKind::unsupported, "ScatterND: reduction '" + red + "' is not supported");
+        if (ind.shape.empty() || ind.shape.back() > int64_t(x.shape.size()))
+          fail(ErrorKind::invalid_argument, "ScatterND: indices " + shape_str(ind.shape) +
+                                                " do not index data " + shape_str(x.shape));
+        // updates = indices.shape[:-1] + data.shape[k:]
+        Shape want(ind.shape.begin(), ind.shape.end() - 1);
+        want.insert(want.end(), x.shape.begin() + long(ind.shape.back()), x.shape.end());
+        if (up.shape != want || up.dtype != x.dtype)
+          fail(ErrorKind::invalid_argument,
+               "ScatterND: updates " + shape_str(up.shape) + ", expected " + shape_str(want));
+        return std::vector<TypeShape>{{x.dtype, x.shape}};
+      },
+      [](const Attrs& a, std::span<const TensorRef> in, std::span<const TensorRef> out) {
+        const Shape& s = in[0].shape;
+        const std::vector<int64_t> ind = read_ints(in[1], "ScatterND", "indices");
+        const int64_t k = in[1].shape.back();
+        const int64_t slice = prod(s, size_t(k), s.size());
+        const size_t esize = dtype_size(in[0].dtype);
+        std::memcpy(out[0].data, in[0].data, size_t(in[0].numel()) * esize);
+        const Shape st = strides_of(s);
+        const std::string red = a.s("reduction", "none");
+        const int64_t n = k == 0 ? 0 : int64_t(ind.size()) / k;
+        for (int64_t j = 0; j < (k == 0 ? 1 : n); ++j) {
+          int64_t off = 0;
+          for (int64_t d = 0; d < k; ++d) {
+            int64_t v = ind[size_t(j * k + d)];
+            const int64_t dim = s[size_t(d)];
+            if (v < -dim || v >= dim)
+              fail(ErrorKind::invalid_argument, "ScatterND: index " + std::to_string(v) +
+                                                    " out of range for dim " + std::to_string(dim));
+            off += (v < 0 ? v + dim : v) * st[size_t(d)];
+          }
+          auto* dst = out[0].as<uint8_t>() + size_t(off) * esize;
+          const auto* src = in[2].as<const uint8_t>() + size_t(j * slice) * esize;
+          if (red == "none") {
+            std::memcpy(dst, src, size_t(slice) * esize);
+            continue;
+          }
+          visit_dtype(in[0].dtype, "ScatterND", [&](auto z) {
+            using T = decltype(z);
+            T* y = reinterpret_cast<T*>(dst);
+            const T* u = reinterpret_cast<const T*>(src);
+            for (int64_t i = 0; i < slice; ++i)
+              y[i] = red == "add" ? T(y[i] + u[i]) : T(y[i] * u[i]);
+          });
+        }
+      },
+      kTensorDTypes));
 }
 
 void add_gather(std::vector<OpSpec>& t) {
@@ -242,6 +310,7 @@ void add_tile(std::vector<OpSpec>& t) {
 
 void register_tensor_index(std::vector<OpSpec>& t) {
   add_gather(t);
+  add_scatter_nd(t);
   add_concat(t);
   add_split(t);
   add_slice(t);

@@ -39,9 +39,16 @@ void add_dropout(std::vector<OpSpec>& t) {
           if (!tm->constant)
             fail(ErrorKind::unsupported,
                  "Dropout: input 'training_mode' must be a compile-time constant");
-          if (tm->constant->numel() > 0 && tm->constant->int_at(0) != 0)
+          // Training mode drops nothing at ratio 0 (Swin's attention dropout,
+          // exported with training left on): y = x, as in inference.
+          const ValueInfo* ratio = ref::opt_input(in, 1);
+          const bool zero_ratio =
+              ratio && ratio->constant && ratio->constant->numel() == 1 &&
+              ratio->constant->float_at(0) == 0.0;
+          if (tm->constant->numel() > 0 && tm->constant->int_at(0) != 0 && !zero_ratio)
             fail(ErrorKind::unsupported,
-                 "Dropout: training_mode = true is not supported (inference only)");
+                 "Dropout: training_mode = true is not supported (inference only), "
+                 "except with ratio 0");
         }
         return std::vector<TypeShape>{{x.dtype, x.shape}, {DType::boolean, x.shape}};
       },

@@ -389,6 +389,34 @@ TEST(RefTensorBasic, IdentityDropout) {
   EXPECT_EQ(D(outs[1]), (std::vector<double>{1, 1}));
   EXPECT_SHOAL_ERROR(Infer("Dropout", {}, {F({1}, {1}), F({}, {0.5}), B({}, {1})}),
                      ErrorKind::unsupported, "training_mode");
+  // Training mode at ratio 0 drops nothing: an identity (Swin's export).
+  EXPECT_EQ(D(Run1("Dropout", {}, {F({2}, {1, 2}), F({}, {0}), B({}, {1})})),
+            (std::vector<double>{1, 2}));
+}
+
+TEST(RefTensorBasic, ModTakesTheDivisorsSignUnlessFmod) {
+  const HostTensor a = I({4}, {-7, 7, -7, 7}), b = I({4}, {3, 3, -3, -3});
+  EXPECT_EQ(Run1("Mod", {}, {a, b}).to_ints(), (std::vector<int64_t>{2, 1, -1, -2}));
+  EXPECT_EQ(Run1("Mod", A({{"fmod", int64_t(1)}}), {a, b}).to_ints(),
+            (std::vector<int64_t>{-1, 1, -1, 1}));
+  ExpectNear(D(Run1("Mod", A({{"fmod", int64_t(1)}}), {F({2}, {-5.5, 5.5}), F({1}, {2})})),
+             {-1.5, 1.5});
+  EXPECT_SHOAL_ERROR(Run1("Mod", {}, {I({1}, {1}), I({1}, {0})}), ErrorKind::invalid_argument,
+                     "division by zero");
+}
+
+TEST(RefTensorBasic, ScatterND) {
+  // Elements, then rows; reduction add; an index out of range is an error.
+  EXPECT_EQ(D(Run1("ScatterND", {}, {F({4}, {1, 2, 3, 4}), I({2, 1}, {1, -1}), F({2}, {9, 10})})),
+            (std::vector<double>{1, 9, 3, 10}));
+  EXPECT_EQ(D(Run1("ScatterND", {},
+                   {F({2, 2}, {1, 2, 3, 4}), I({1, 1}, {1}), F({1, 2}, {7, 8})})),
+            (std::vector<double>{1, 2, 7, 8}));
+  EXPECT_EQ(D(Run1("ScatterND", A({{"reduction", std::string("add")}}),
+                   {F({3}, {1, 1, 1}), I({2, 1}, {0, 0}), F({2}, {2, 3})})),
+            (std::vector<double>{6, 1, 1}));
+  EXPECT_SHOAL_ERROR(Run1("ScatterND", {}, {F({2}, {1, 2}), I({1, 1}, {2}), F({1}, {5})}),
+                     ErrorKind::invalid_argument, "out of range");
 }
 
 TEST(RefTensorBasic, Constant) {

@@ -33,8 +33,9 @@ ABS_TOL = 1e-5
 
 # One model per family (issue 12): plain, depthwise + squeeze-excitation
 # (SiLU, HardSwish), channel shuffle, dense concatenation, ConvNeXt
-# (LayerNorm, GELU, MatMul), vision transformer (attention: batched MatMul,
-# Softmax) and segmentation (Resize, a 21-channel map).
+# (LayerNorm, GELU, MatMul), vision transformers (attention: batched MatMul,
+# Softmax; Swin's shifted windows: Mod, ScatterND folded at compile time)
+# and segmentation (Resize, a 21-channel map).
 MODELS = [
     "squeezenet1_1",
     "mobilenet_v2",
@@ -46,6 +47,7 @@ MODELS = [
     "convnext_tiny",
     "lraspp_mobilenet_v3_large",
     pytest.param("vit_b_16", marks=pytest.mark.slow),
+    pytest.param("swin_t", marks=pytest.mark.slow),
     pytest.param("resnet50", marks=pytest.mark.slow),
 ]
 
@@ -116,7 +118,8 @@ SLOW_OK = {"vit_b_16": {"Gather"}, "lraspp_mobilenet_v3_large": {"Resize"}}
 # Models whose samples cannot be stacked through one kernel, and the op that
 # says so: the exported Resize has constant output sizes, batch included;
 # ViT concatenates a constant class token to each sample.
-NO_STACK = {"lraspp_mobilenet_v3_large": "Resize", "vit_b_16": "Concat"}
+NO_STACK = {"lraspp_mobilenet_v3_large": "Resize", "vit_b_16": "Concat",
+            "swin_t": "tensor"}  # Swin's windows take dim 0
 
 
 def test_every_layer_fast(model):
