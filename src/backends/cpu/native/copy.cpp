@@ -56,7 +56,16 @@ KernelPtr copies_kernel(std::vector<Copy> copies, Fan fan) {
       });
 }
 
-/// The values of an int64 or int32 constant (Slice's and Gather's indices).
+int64_t axis_of(const OpContext& oc, int64_t rank, int64_t fallback) {
+  int64_t axis = oc.ins.attrs.i("axis", fallback);
+  if (axis < -rank || axis >= rank)
+    throw Error(ErrorKind::invalid_argument, oc.what() + ": axis " + std::to_string(axis) +
+                                                 " out of range for rank " + std::to_string(rank));
+  return axis < 0 ? axis + rank : axis;
+}
+
+}  // namespace
+
 std::vector<int64_t> const_index_values(const OpContext& oc, const program::TensorDesc& t) {
   const uint8_t* raw = static_cast<const uint8_t*>(oc.weight_data(t));
   std::vector<int64_t> v(static_cast<size_t>(shape_numel(t.shape)));
@@ -71,16 +80,6 @@ std::vector<int64_t> const_index_values(const OpContext& oc, const program::Tens
   }
   return v;
 }
-
-int64_t axis_of(const OpContext& oc, int64_t rank, int64_t fallback) {
-  int64_t axis = oc.ins.attrs.i("axis", fallback);
-  if (axis < -rank || axis >= rank)
-    throw Error(ErrorKind::invalid_argument, oc.what() + ": axis " + std::to_string(axis) +
-                                                 " out of range for rank " + std::to_string(rank));
-  return axis < 0 ? axis + rank : axis;
-}
-
-}  // namespace
 
 KernelPtr make_transpose(const OpContext& oc) {
   const program::TensorDesc* x = oc.in(0);

@@ -42,6 +42,10 @@ inline bool dense_f32(const program::TensorDesc* t) {
 inline float* f32(void* p) { return static_cast<float*>(p); }
 inline const float* cf32(void* p) { return static_cast<const float*>(p); }
 
+/// The values of an int64 or int32 constant operand (axes, Slice bounds,
+/// Gather indices); `t` must be a weight of one of those dtypes.
+std::vector<int64_t> const_index_values(const OpContext& oc, const program::TensorDesc& t);
+
 /// Builders, one per family (elementwise.cpp, reduce.cpp, copy.cpp).
 KernelPtr make_unary(const OpContext& oc);
 KernelPtr make_binary(const OpContext& oc);

@@ -13,14 +13,6 @@
 namespace shoal::cpu::native {
 namespace {
 
-/// Reads an int64 constant operand; false when it is not a weight.
-bool const_ints(const OpContext& oc, const program::TensorDesc* t, std::vector<int64_t>& v) {
-  if (!t || !onednn::is_weight(*t) || t->dtype != DType::i64) return false;
-  v.resize(size_t(shape_numel(t->shape)));
-  if (!v.empty()) std::memcpy(v.data(), oc.weight_data(*t), v.size() * sizeof(int64_t));
-  return true;
-}
-
 /// Rows of `n` contiguous elements, shared over the team.
 template <class F>
 void parallel_rows(int threads, int64_t rows, int64_t n, F&& f) {
@@ -59,7 +51,11 @@ KernelPtr make_reduce(const OpContext& oc) {
     for (size_t d = 2; d < s.size(); ++d) reduced[d] = true;
   } else {
     std::vector<int64_t> axes = oc.ins.attrs.ints("axes");
-    if (!oc.ins.attrs.has("axes") && oc.in(1) && !const_ints(oc, oc.in(1), axes)) return nullptr;
+    if (!oc.ins.attrs.has("axes") && oc.in(1)) {
+      const program::TensorDesc* t = oc.in(1);
+      if (!onednn::is_weight(*t) || t->dtype != DType::i64) return nullptr;
+      axes = const_index_values(oc, *t);
+    }
     const ref::ReducePlan p = ref::reduce_plan(op, oc.ins.attrs, s, axes);
     if (p.noop) return nullptr;
     reduced = p.reduced;
