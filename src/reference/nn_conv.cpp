@@ -212,7 +212,7 @@ void add_conv_ops(std::vector<OpSpec>& t) {
                         conv_transpose_infer, conv_transpose_ref));
   t.push_back(
       make_spec("BatchNormalization", 6, 5, 5,
-                "inference-mode batch normalization over channel axis 1; fused Relu",
+                "inference-mode batch normalization over channel axis 1; fused activation",
                 batchnorm_infer, batchnorm_ref));
 }
 

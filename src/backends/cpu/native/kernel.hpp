@@ -55,6 +55,7 @@ KernelPtr make_unary(const OpContext& oc);
 KernelPtr make_binary(const OpContext& oc);
 KernelPtr make_reduce(const OpContext& oc);
 KernelPtr make_layernorm(const OpContext& oc);
+KernelPtr make_batchnorm(const OpContext& oc);
 KernelPtr make_softmax(const OpContext& oc);
 KernelPtr make_transpose(const OpContext& oc);
 KernelPtr make_slice(const OpContext& oc);
