@@ -5,7 +5,10 @@ under 600 MB, and four segmentation models, through shoal and onnxruntime.
 For each model: export with seeded random weights (scripts/
 export_torchvision.py: measured BatchNorm statistics, no zero parameters;
 cached in BUILD/zoo), compile with shoal, run the exported input and compare
-with PyTorch's output (matches: max |diff| <= 1e-4 * output range + 1e-5),
+with the network's float64 output (matches: max |error| <= 1e-4 of the output
+range, or <= TORCH_FACTOR times PyTorch's own float32 error, whichever is
+larger: deep networks such as resnet152 round by more than 1e-4 of the range
+in float32, PyTorch included),
 list the layers that run slow reference kernels, then time shoal and
 onnxruntime at 1 core, batch 1 (alternating, --reps fresh processes each,
 medians). A model that fails to export, compile or run is a row saying so.
@@ -33,6 +36,10 @@ sys.path.insert(0, HERE)
 import run_bench as rb  # noqa: E402
 
 MAX_WEIGHT_MB = 600
+# A model matches when shoal's float32 error (against float64) is within
+# 1e-4 of the output range, or within this many times PyTorch's own float32
+# error where that is larger.
+TORCH_FACTOR = 4
 SEGMENTATION = ["fcn_resnet50", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large",
                 "lraspp_mobilenet_v3_large"]
 
@@ -75,12 +82,19 @@ def check(name, out, build):
     row["compile_s"] = time.monotonic() - t0
     program.save(os.path.join(out, f"{name}.shoal"))
     x = np.load(os.path.join(out, f"{name}_input.npy"))
-    want = np.load(os.path.join(out, f"{name}_expected.npy"))
+    want32 = np.load(os.path.join(out, f"{name}_expected.npy"))
+    want = np.load(os.path.join(out, f"{name}_expected64.npy"))
     rt = sh.Runtime(program)
     (y,) = rt.run(x)
-    diff = float(np.abs(y.astype(np.float64) - want).max())
+    # Errors against the float64 answer, as fractions of the output range.
+    # PyTorch's own float32 run has one too (deep networks: 1e-4 and more),
+    # so a model matches when shoal's is within 1e-4 of the range or within
+    # TORCH_FACTOR times PyTorch's float32 error.
     rng = float(want.max() - want.min())
-    row.update(max_diff=diff, output_range=rng, matches=diff <= 1e-4 * rng + 1e-5)
+    err = float(np.abs(y.astype(np.float64) - want).max()) / rng
+    torch_err = float(np.abs(want32.astype(np.float64) - want).max()) / rng
+    row.update(rel_err=err, torch_fp32_rel_err=torch_err, output_range=rng,
+               matches=err <= max(1e-4, TORCH_FACTOR * torch_err))
     plan = rt.plan()
     row["reference_layers"] = [] if "every layer runs a fast kernel" in plan else \
         plan.split("the slow reference kernels: ")[1].split(", ")
@@ -178,8 +192,11 @@ def write_doc(result, path, json_rel):
         f"with weights under {MAX_WEIGHT_MB} MB, and four segmentation models, exported at "
         "opset 13 with seeded random weights (measured BatchNorm statistics, no zero "
         "parameters) by `scripts/export_torchvision.py`, input [1,3,224,224] "
-        "(inception_v3: 299x299). *matches*: "
-        "shoal's output is within 1e-4 of the output range (+1e-5) of PyTorch's. Times: "
+        "(inception_v3: 299x299). Errors are against the same network run in "
+        "float64 by PyTorch, as fractions of the output range: *shoal err* is shoal's, "
+        "*torch err* PyTorch's own in float32. *matches*: shoal err <= 1e-4, or <= "
+        f"{TORCH_FACTOR}x torch err where that is larger (deep networks round by more than "
+        "1e-4 in float32, PyTorch included). Times: "
         "1 core, batch 1, medians of alternating fresh processes "
         f"({result['settings']['reps']} per engine); ratio = onnxruntime ms / shoal ms "
         "(> 1: shoal is faster).",
@@ -189,21 +206,24 @@ def write_doc(result, path, json_rel):
         f"{ok} of {len(rows)} models match; {fast} run every layer on a fast kernel."
         + (f" Not run yet (the run was stopped): {', '.join(left)}." if left else ""),
         "",
-        "| model | matches | max diff / range | shoal ms | onnxruntime ms | ratio | "
+        "| model | matches | shoal err | torch err | shoal ms | onnxruntime ms | ratio | "
         "layers on reference kernels |",
-        "|---|---|--:|--:|--:|--:|---|",
+        "|---|---|--:|--:|--:|--:|--:|---|",
     ]
     for r in rows:
         if "error" in r and "matches" not in r:
             err = " ".join(r["error"].replace("|", "/").split())  # one table row
-            lines.append(f"| {r['model']} | no: {err[:240]} | | | | | |")
+            lines.append(f"| {r['model']} | no: {err[:240]} | | | | | | |")
             continue
-        rel = r["max_diff"] / r["output_range"] if r.get("output_range") else None
+        rel = r.get("rel_err")
+        if rel is None and r.get("output_range"):  # results written before float64 references
+            rel = r["max_diff"] / r["output_range"]
         slow = r.get("reference_layers") or []
         ops = sorted({s.split(" ")[0] for s in slow})
         lines.append(
             f"| {r['model']} | {'yes' if r['matches'] else '**no**'} | "
-            f"{rb.fmt(rel, '.1e')} | {rb.fmt(r.get('shoal_ms'), '.1f')} | "
+            f"{rb.fmt(rel, '.1e')} | {rb.fmt(r.get('torch_fp32_rel_err'), '.1e')} | "
+            f"{rb.fmt(r.get('shoal_ms'), '.1f')} | "
             f"{rb.fmt(r.get('ort_ms'), '.1f')} | {rb.fmt(r.get('ratio'), '.2f')} | "
             f"{(str(len(slow)) + ': ' + ', '.join(ops)) if slow else ''} |")
     with open(path, "w") as f:

@@ -8,6 +8,9 @@ For each model NAME writes into --out:
                       nodes kept (not fused by the exporter)
   NAME_input.npy      a seeded random input, float32 [1,3,224,224]
   NAME_expected.npy   PyTorch's output for it, float32 [1,1000]
+  NAME_expected64.npy the same network run in float64 (the exact answer, up
+                      to float64 rounding): float32 engines, PyTorch's own
+                      included, are compared with it (bench/zoo.py)
 
 Weights are torchvision's own random initialization (weights=None) after
 torch.manual_seed, made so that every layer matters:
@@ -58,6 +61,10 @@ def model_files(out, name):
     return (os.path.join(out, f"{name}.onnx"),
             os.path.join(out, f"{name}_input.npy"),
             os.path.join(out, f"{name}_expected.npy"))
+
+
+def expected64_path(out, name):
+    return os.path.join(out, f"{name}_expected64.npy")
 
 
 def name_seed(name, seed):
@@ -133,8 +140,8 @@ class _MainOutput(nn.Module):
 
 def _cached(out, name, seed):
     recipe = os.path.join(out, f"{name}.recipe")
-    if not all(os.path.exists(p) for p in model_files(out, name)) or \
-            not os.path.exists(recipe):
+    if not all(os.path.exists(p) for p in model_files(out, name) + (expected64_path(out, name),)) \
+            or not os.path.exists(recipe):
         return False
     with open(recipe) as f:
         return f.read().strip() == f"{RECIPE} seed {seed}"
@@ -169,6 +176,12 @@ def export_one(name, out, seed, force):
                       input_names=["input"], output_names=["output"],
                       training=torch.onnx.TrainingMode.PRESERVE,
                       do_constant_folding=False)
+    # Last (double() converts the model in place): the float64 answer.
+    with torch.no_grad():
+        y64 = model.double()(x.double())
+    with open(expected64_path(out, name) + suffix, "wb") as f:
+        np.save(f, y64.numpy())
+    os.replace(expected64_path(out, name) + suffix, expected64_path(out, name))
     os.replace(onnx_path + suffix, onnx_path)
     with open(os.path.join(out, f"{name}.recipe"), "w") as f:
         f.write(f"{RECIPE} seed {seed}\n")
