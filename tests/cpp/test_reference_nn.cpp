@@ -97,9 +97,10 @@ const OpSpec& op_spec(const std::string& name) {
 }
 
 // Infers with all inputs known constants (nullptr = absent), then runs the
-// reference kernel on outputs allocated from the inferred shapes.
-HostTensor run(const std::string& name, const Attrs& a,
-               std::vector<const HostTensor*> in) {
+// reference kernel on the first `outputs` outputs, allocated from the
+// inferred shapes (MaxPool also infers its optional Indices).
+std::vector<HostTensor> run_outputs(const std::string& name, const Attrs& a,
+                                    std::vector<const HostTensor*> in, size_t outputs) {
   const OpSpec& spec = op_spec(name);
   std::vector<ValueInfo> infos;
   std::vector<TensorRef> refs;
@@ -118,11 +119,17 @@ HostTensor run(const std::string& name, const Attrs& a,
     refs.push_back(r);
   }
   std::vector<TypeShape> ts = spec.infer(a, infos);
-  EXPECT_EQ(ts.size(), 1u);
-  HostTensor out(ts.at(0).dtype, ts.at(0).shape);
-  std::vector<TensorRef> outs = {out.ref()};
+  EXPECT_EQ(ts.size(), name == "MaxPool" ? 2u : 1u);
+  std::vector<HostTensor> out;
+  std::vector<TensorRef> outs;
+  for (size_t i = 0; i < outputs; ++i) out.emplace_back(ts.at(i).dtype, ts.at(i).shape);
+  for (HostTensor& t : out) outs.push_back(t.ref());
   spec.reference(a, refs, outs);
   return out;
+}
+
+HostTensor run(const std::string& name, const Attrs& a, std::vector<const HostTensor*> in) {
+  return std::move(run_outputs(name, a, std::move(in), 1).at(0));
 }
 
 ValueInfo vi(Shape s, DType t = DType::f32) {
@@ -140,7 +147,7 @@ ValueInfo absent() {
 Shape infer(const std::string& name, const Attrs& a,
             std::vector<ValueInfo> in) {
   std::vector<TypeShape> ts = op_spec(name).infer(a, in);
-  EXPECT_EQ(ts.size(), 1u);
+  EXPECT_EQ(ts.size(), name == "MaxPool" ? 2u : 1u);
   EXPECT_EQ(ts.at(0).dtype, DType::f32);
   return ts.at(0).shape;
 }
@@ -916,6 +923,69 @@ TEST(RefNNPool, MaxPool) {
       {2, 9, 3, 8});
 }
 
+// MaxPool's Indices: max positions in the input flattened over [N, C,
+// spatial...], spatial row-major (storage_order 0) or column-major (1).
+void expect_indices(const HostTensor& t, const std::vector<int64_t>& want) {
+  ASSERT_EQ(t.dtype(), DType::i64);
+  ASSERT_EQ(t.numel(), int64_t(want.size())) << shoal::shape_str(t.shape());
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_EQ(t.as<int64_t>()[i], want[i]) << "element " << i;
+}
+
+TEST(RefNNPool, MaxPoolIndices) {
+  HostTensor x = f32({1, 1, 4, 4}, iota(16));
+  Attrs a = A({{"kernel_shape", Is({2, 2})}, {"strides", Is({2, 2})}});
+  auto y = run_outputs("MaxPool", a, {&x}, 2);
+  expect_values(y[0], {6, 8, 14, 16});
+  expect_indices(y[1], {5, 7, 13, 15});
+  a.set("storage_order", I(1));  // (h, w) -> h + w * H
+  y = run_outputs("MaxPool", a, {&x}, 2);
+  expect_values(y[0], {6, 8, 14, 16});
+  expect_indices(y[1], {5, 13, 7, 15});
+  // N and C count whole planes: each 2x2 plane's maximum is its last element
+  HostTensor nc = f32({2, 2, 2, 2}, iota(16));
+  y = run_outputs("MaxPool", A({{"kernel_shape", Is({2, 2})}}), {&nc}, 2);
+  expect_indices(y[1], {3, 7, 11, 15});
+  // padding never wins; ties go to the first element; a NaN wins
+  HostTensor neg = f32({1, 1, 2, 2}, {-1, -2, -3, -4});
+  y = run_outputs("MaxPool", A({{"kernel_shape", Is({2, 2})}, {"pads", Is({1, 1, 1, 1})}}), {&neg},
+                  2);
+  expect_indices(y[1], {0, 0, 1, 0, 0, 1, 2, 2, 3});
+  HostTensor ties = f32({1, 1, 2, 2}, {1, 1, 1, 1});
+  y = run_outputs("MaxPool", A({{"kernel_shape", Is({2, 2})}}), {&ties}, 2);
+  expect_indices(y[1], {0});
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  HostTensor with_nan = f32({1, 1, 2, 2}, {1, nan, 5, 2});
+  y = run_outputs("MaxPool", A({{"kernel_shape", Is({2, 2})}}), {&with_nan}, 2);
+  EXPECT_TRUE(std::isnan(y[0].as<float>()[0]));
+  expect_indices(y[1], {1});
+  // 1-D with dilation 2
+  HostTensor x1 = f32({1, 1, 6}, {1, 9, 2, 8, 3, 7});
+  y = run_outputs("MaxPool", A({{"kernel_shape", Is({2})}, {"dilations", Is({2})}}), {&x1}, 2);
+  expect_values(y[0], {2, 9, 3, 8});
+  expect_indices(y[1], {2, 1, 4, 3});
+  // 3-D: the maximum at (d, h, w) = (0, 1, 2) of [2, 3, 4]
+  std::vector<float> v(24, 0.0f);
+  v[6] = 1;
+  HostTensor x3 = f32({1, 1, 2, 3, 4}, v);
+  Attrs a3 = A({{"kernel_shape", Is({2, 3, 4})}});
+  expect_indices(run_outputs("MaxPool", a3, {&x3}, 2)[1], {6});  // (0 * 3 + 1) * 4 + 2
+  a3.set("storage_order", I(1));
+  expect_indices(run_outputs("MaxPool", a3, {&x3}, 2)[1], {14});  // 0 + 1 * 2 + 2 * 2 * 3
+  // Indices are int64, Y's shape; storage_order is 0 or 1
+  std::vector<TypeShape> ts = op_spec("MaxPool").infer(A({{"kernel_shape", Is({2, 2})}}),
+                                                       std::vector<ValueInfo>{vi({1, 3, 5, 5})});
+  ASSERT_EQ(ts.size(), 2u);
+  EXPECT_EQ(ts[1].dtype, DType::i64);
+  EXPECT_EQ(ts[1].shape, (Shape{1, 3, 4, 4}));
+  expect_error(
+      [] {
+        infer("MaxPool", A({{"kernel_shape", Is({2, 2})}, {"storage_order", I(2)}}),
+              {vi({1, 1, 3, 3})});
+      },
+      ErrorKind::invalid_argument, "MaxPool: storage_order must be 0 or 1, got 2");
+}
+
 TEST(RefNNPool, AveragePool) {
   HostTensor x = f32({1, 1, 4, 4}, iota(16));
   expect_values(
@@ -1526,9 +1596,12 @@ TEST(RefNNTable, AllOpsRegistered) {
     EXPECT_TRUE(s->infer) << name;
     EXPECT_TRUE(s->reference) << name;
     EXPECT_FALSE(s->summary.empty()) << name;
-    EXPECT_EQ(s->num_outputs, 1) << name;
+    const bool indices = std::string(name) == "MaxPool";  // Y and int64 Indices
+    const std::vector<DType> dtypes =
+        indices ? std::vector<DType>{DType::f32, DType::i64} : std::vector<DType>{DType::f32};
+    EXPECT_EQ(s->num_outputs, indices ? 2 : 1) << name;
     EXPECT_LE(s->min_inputs, s->max_inputs) << name;
-    EXPECT_EQ(s->dtypes, std::vector<DType>{DType::f32}) << name;
+    EXPECT_EQ(s->dtypes, dtypes) << name;
   }
 }
 
