@@ -1434,6 +1434,64 @@ TEST(RefNNResize, Opset10FormAndAxes) {
   EXPECT_EQ(y.shape(), (Shape{1, 1, 4, 4}));
 }
 
+// Expected values from ONNX's reference implementation
+// (onnx/backend/test/case/node/resize.py: interpolate_nd, cubic_coeffs).
+TEST(RefNNResize, CubicOnnxReference) {
+  HostTensor x = f32({1, 1, 3, 3}, {1, 4, 2, 7, 3, 9, 5, 8, 6});
+  // half_pixel, cubic_coeff_a -0.75, edge padding
+  HostTensor y = resize(A({{"mode", S("cubic")}}), x, {1, 1, 2, 1.5f});
+  EXPECT_EQ(y.shape(), (Shape{1, 1, 6, 4}));
+  expect_values(y,
+                {0.0426839f, 2.50293f, 4.02184f, 1.73475f, 2.3283f,  3.00488f, 3.7125f,  3.69823f,
+                 6.1252f,    3.80371f, 3.14766f, 6.95366f, 7.45333f, 5.13184f, 4.47578f, 8.28179f,
+                 5.56268f,   6.23926f, 6.94687f, 6.9326f,  4.46456f, 6.9248f,  8.44372f, 6.15663f});
+  // align_corners
+  expect_values(
+      resize(A({{"mode", S("cubic")}, {"coordinate_transformation_mode", S("align_corners")}}), x,
+             {1, 1, 1.5f, 2}),
+      {1,        2.308f,   3.664f,   3.936f,   2.992f,   2,        4.69096f, 3.74351f,
+       2.87694f, 3.3353f,  4.89614f, 6.37609f, 7.23032f, 5.38549f, 3.63462f, 4.16713f,
+       6.72457f, 9.18805f, 5.79009f, 6.08553f, 6.44374f, 6.79941f, 6.97992f, 7.09767f});
+  // cubic_coeff_a -0.5 with exclude_outside, downsampled to sizes
+  std::vector<float> v(16);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = std::pow(float(i), 1.5f);
+  HostTensor x4 = f32({1, 1, 4, 4}, v);
+  expect_values(
+      resize(A({{"mode", S("cubic")}, {"cubic_coeff_a", F(-0.5f)}, {"exclude_outside", I(1)}}), x4,
+             {}, {1, 1, 3, 2}),
+      {1.2133f, 5.44703f, 16.2014f, 25.165f, 41.7068f, 53.5036f});
+  // three resized dims: 4 x 4 x 4 taps
+  std::vector<float> v3(24);
+  for (size_t i = 0; i < v3.size(); ++i) v3[i] = float(i * 7 % 11);
+  HostTensor x3 = f32({2, 3, 4}, v3);
+  expect_values(
+      resize(A({{"mode", S("cubic")}}), x3, {1.5f, 2, 0.5f}),
+      {3.90922f, 5.67454f, 3.61641f,  6.6329f,  3.11401f, 8.29324f, 3.41632f, 6.82882f, 4.35262f,
+       3.06661f, 4.91573f, 0.798888f, 4.05664f, 7.62793f, 4.18695f, 6.97809f, 4.38898f, 5.94208f,
+       4.89221f, 4.27673f, 5.41248f,  2.92249f, 5.73212f, 2.08331f, 4.20406f, 9.58132f, 4.7575f,
+       7.32328f, 5.66395f, 3.59092f,  6.36811f, 1.72465f, 6.47234f, 2.77836f, 6.5485f,  3.36774f});
+}
+
+TEST(RefNNResize, TfCropAndResize) {
+  std::vector<float> v(16);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = std::pow(float(i), 1.5f);
+  HostTensor x = f32({1, 1, 4, 4}, v);
+  // rows from 0.25 to 1.25 of the input, columns from -0.5 to 0.75: the
+  // coordinates outside the input give extrapolation_value
+  HostTensor roi = f32({8}, {0, 0, 0.25f, -0.5f, 1, 1, 1.25f, 0.75f});
+  HostTensor sz = i64({4}, {1, 1, 3, 4});
+  Attrs a = A({{"coordinate_transformation_mode", S("tf_crop_and_resize")},
+               {"extrapolation_value", F(-1)}});
+  expect_values(run("Resize", a, {&x, &roi, nullptr, &sz}),
+                {-1, -1, 11.1803f, 14.6969f, -1, -1, 27, 31.6228f, -1, -1, -1, -1});
+  // roi names the resized axes only when 'axes' is given
+  HostTensor roi2 = f32({4}, {0.25f, -0.5f, 1.25f, 0.75f});
+  HostTensor sz2 = i64({2}, {3, 4});
+  a.set("axes", Is({2, 3}));
+  expect_values(run("Resize", a, {&x, &roi2, nullptr, &sz2}),
+                {-1, -1, 11.1803f, 14.6969f, -1, -1, 27, 31.6228f, -1, -1, -1, -1});
+}
+
 TEST(RefNNResize, InferAndErrors) {
   HostTensor sc = f32({4}, {1, 1, 1.5f, 0.5f});
   ValueInfo scales = vi({4});
@@ -1459,19 +1517,33 @@ TEST(RefNNResize, InferAndErrors) {
         infer("Resize", A(), {vi({1, 3, 7, 9}), empty, scales, sizes});
       },
       ErrorKind::invalid_argument, "exactly one");
+  const Attrs crop = A({{"coordinate_transformation_mode", S("tf_crop_and_resize")}});
   expect_error(
       [&] {
-        infer("Resize",
-              A({{"coordinate_transformation_mode", S("tf_crop_and_resize")}}),
-              {vi({1, 3, 7, 9}), empty, scales});
+        infer("Resize", crop, {vi({1, 3, 7, 9}), empty, scales});
       },
-      ErrorKind::unsupported, "tf_crop_and_resize");
+      ErrorKind::invalid_argument,
+      "Resize: coordinate_transformation_mode 'tf_crop_and_resize' needs 'roi' with 8 "
+      "values (starts and ends of 4 axes), got 0");
   expect_error(
       [&] {
-        infer("Resize", A({{"mode", S("cubic")}}),
+        infer("Resize", crop, {vi({1, 3, 7, 9}), vi({8}), scales});
+      },
+      ErrorKind::unsupported, "'roi' of tf_crop_and_resize must be a compile-time constant");
+  EXPECT_EQ(infer("Resize", A({{"mode", S("cubic")}}), {vi({1, 3, 7, 9}), empty, scales}),
+            (Shape{1, 3, 10, 4}));
+  expect_error(
+      [&] {
+        infer("Upsample", A({{"mode", S("cubic")}, {"scales", Fs({1, 1, 2, 2})}}),
+              {vi({1, 3, 7, 9})});
+      },
+      ErrorKind::invalid_argument, "Upsample: unknown mode 'cubic'");
+  expect_error(
+      [&] {
+        infer("Resize", A({{"mode", S("cubic")}, {"exclude_outside", I(2)}}),
               {vi({1, 3, 7, 9}), empty, scales});
       },
-      ErrorKind::unsupported, "cubic");
+      ErrorKind::invalid_argument, "exclude_outside must be 0 or 1, got 2");
   expect_error(
       [&] {
         infer("Resize", A(), {vi({1, 3, 7}), empty, scales});
