@@ -93,7 +93,6 @@ CATEGORIES = {
     "unsupported type": False,  # optional / sequence values: shoal has tensors only
     "unsupported attribute": True,
     "unsupported output": True,
-    "zero-size tensor": True,
 }
 CLAIM_SCOPE = "dtype/training-mode/non-tensor types OPERATORS.md does not claim"
 MIN_CLAIMED_RATE = 0.98

@@ -101,7 +101,7 @@ std::vector<Shape> fix_input_shapes(onnx::ModelProto& m, const ImportOptions& op
                       shape_str(s));
     uint64_t bytes = dtype_size(DType(tt->elem_type()));
     for (int64_t d : s) {
-      if (d <= 0 || d > (int64_t(1) << 31))
+      if (d < 0 || d > (int64_t(1) << 31))
         throw Error(ErrorKind::invalid_argument,
                     "input '" + in.name() + "': invalid dimension in " + shape_str(s));
       if (__builtin_mul_overflow(bytes, uint64_t(d), &bytes) || bytes > (uint64_t(1) << 62))
