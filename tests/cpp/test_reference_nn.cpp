@@ -871,6 +871,38 @@ TEST(RefNNBatchNorm, Values) {
                 {0, 1, 1, 3});
 }
 
+// training_mode=1: statistics of X over N and the spatial dims (channel 0:
+// 1, 3, 5, 7: mean 4, population variance 5; channel 1: all 2), running
+// statistics moved by 1 - momentum (0.9) towards them.
+TEST(RefNNBatchNorm, TrainingMode) {
+  HostTensor x = f32({2, 2, 1, 2}, {1, 3, 2, 2, 5, 7, 2, 2});
+  HostTensor scale = f32({2}, {1, 2}), bias = f32({2}, {0, 1});
+  HostTensor mean = f32({2}, {1, 1}), var = f32({2}, {1, 1});
+  Attrs a = A({{"training_mode", I(1)}, {"epsilon", F(1)}});
+  const OpSpec& spec = op_spec("BatchNormalization");
+  std::vector<ValueInfo> infos;
+  std::vector<TensorRef> refs;
+  for (const HostTensor* t : {&x, &scale, &bias, &mean, &var}) {
+    infos.push_back(vi(t->shape()));
+    refs.push_back(t->ref());
+  }
+  std::vector<TypeShape> ts = spec.infer(a, infos);
+  std::vector<HostTensor> out;
+  for (const TypeShape& t : ts) out.emplace_back(t.dtype, t.shape);
+  std::vector<TensorRef> outs;
+  for (HostTensor& t : out) outs.push_back(t.ref());
+  spec.reference(a, refs, outs);
+  const float r = 1 / std::sqrt(6.0f);  // 1 / sqrt(var 5 + epsilon 1)
+  expect_values(out[0], {-3 * r, -r, 1, 1, r, 3 * r, 1, 1});
+  expect_values(out[1], {1.3f, 1.1f});  // 0.9 * 1 + 0.1 * (4, 2)
+  expect_values(out[2], {1.4f, 0.9f});  // 0.9 * 1 + 0.1 * (5, 0)
+  // Y alone: the running statistics are optional outputs
+  std::vector<TensorRef> y_only = {outs[0]};
+  std::fill(out[0].as<float>(), out[0].as<float>() + 8, 0.0f);
+  spec.reference(a, refs, y_only);
+  expect_values(out[0], {-3 * r, -r, 1, 1, r, 3 * r, 1, 1});
+}
+
 TEST(RefNNBatchNorm, InferAndErrors) {
   auto ins = [](Shape p) {
     return std::vector<ValueInfo>{vi({2, 3, 5, 7}), vi(p), vi(p), vi(p), vi(p)};
@@ -878,11 +910,16 @@ TEST(RefNNBatchNorm, InferAndErrors) {
   EXPECT_EQ(infer("BatchNormalization", A(), ins({3})), (Shape{2, 3, 5, 7}));
   expect_error([&] { infer("BatchNormalization", A(), ins({4})); },
                ErrorKind::invalid_argument, "scale");
+  std::vector<TypeShape> ts =
+      op_spec("BatchNormalization").infer(A({{"training_mode", I(1)}}), ins({3}));
+  ASSERT_EQ(ts.size(), 3u);  // Y, running_mean, running_var
+  EXPECT_EQ(ts[1].shape, (Shape{3}));
+  EXPECT_EQ(ts[2].shape, (Shape{3}));
   expect_error(
       [&] {
-        infer("BatchNormalization", A({{"training_mode", I(1)}}), ins({3}));
+        infer("BatchNormalization", A({{"training_mode", I(2)}}), ins({3}));
       },
-      ErrorKind::unsupported, "training_mode");
+      ErrorKind::invalid_argument, "training_mode must be 0 or 1, got 2");
   expect_error(
       [&] {
         auto v = ins({3});
@@ -1671,7 +1708,12 @@ TEST(RefNNTable, AllOpsRegistered) {
     const bool indices = std::string(name) == "MaxPool";  // Y and int64 Indices
     const std::vector<DType> dtypes =
         indices ? std::vector<DType>{DType::f32, DType::i64} : std::vector<DType>{DType::f32};
-    EXPECT_EQ(s->num_outputs, indices ? 2 : 1) << name;
+    // MaxPool: Y and Indices; BatchNormalization: Y and, in training mode,
+    // running_mean and running_var
+    EXPECT_EQ(s->num_outputs, indices                                     ? 2
+                              : std::string(name) == "BatchNormalization" ? 3
+                                                                          : 1)
+        << name;
     EXPECT_LE(s->min_inputs, s->max_inputs) << name;
     EXPECT_EQ(s->dtypes, dtypes) << name;
   }
