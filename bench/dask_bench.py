@@ -43,6 +43,9 @@ import shoal  # noqa: E402
 import shoal.dask  # noqa: E402
 from shoal.dask.local import LocalProcessCluster  # noqa: E402
 
+sys.path.insert(0, HERE)
+import run_bench as rb  # noqa: E402  (machine_info)
+
 
 # ---- tasks of the naive pattern (defined in __main__: pickled by value) -------
 
@@ -256,7 +259,9 @@ def main():
     busy = wait_for_quiet(args.idle_wait)
     local1, ref = local_baseline(program, x, [0], args.repeats)
     result = {
-        "machine": {"cpu": cpu_model(),
+        # run_bench's record (CPU family/model, L2, commit; -dirty when code
+        # differs from it) plus what this benchmark adds.
+        "machine": {**rb.machine_info(), "cpu": cpu_model(),
                     "cores": ncores, "python": platform.python_version(),
                     "dask": __import__("distributed").__version__,
                     "shoal": shoal.__version__, "load": os.getloadavg()},

@@ -160,6 +160,10 @@ struct RuntimeOptions {
   /// copies only cost load time and memory), copy on a host with several.
   /// SHOAL_WEIGHTS=copy|shared overrides automatic.
   WeightPlacement weights = WeightPlacement::automatic;
+  /// Reject float inputs holding NaN or Inf (Error(invalid_argument) naming
+  /// the input, the sample and the element) instead of running them. Off,
+  /// they run and NaN propagates as ONNX's semantics say.
+  bool check_inputs = false;
 };
 
 struct DeviceInfo {
@@ -218,7 +222,7 @@ class Runtime {
   size_t queue_capacity() const;
   void set_queue_capacity(size_t capacity);  ///< >= 1; default 2 x clusters
   size_t pending() const;                    ///< puts not yet taken by get()
-  void close();  ///< wakes threads waiting in put()/get() with an error
+  void close();                              ///< wakes threads waiting in put()/get() with an error
 
   const Program& program() const;
   /// What runs where: devices, clusters, mode (batch or split).

@@ -246,6 +246,10 @@ class Runtime:
         from the program (the mapped file's pages), with no copy and no extra
         memory; "auto" is shared on a host with one NUMA node, else copy
         (SHOAL_WEIGHTS=copy|shared overrides auto).
+    check_inputs: reject float inputs holding NaN or Inf with an
+        InvalidArgumentError naming the input, sample and element. Off, they
+        run and NaN propagates as ONNX's semantics say (samples with NaN or
+        Inf take the kernels' NaN-faithful paths; the others are unaffected).
 
     Asynchronous pipeline: put(x, tag) starts a batch and returns; get()
     returns (outputs, tag) in put order. At most queue_capacity batches are
@@ -253,7 +257,7 @@ class Runtime:
     """
 
     def __init__(self, program, devices=None, profile=False, share_devices=False,
-                 micro_batch=8, weights="auto"):
+                 micro_batch=8, weights="auto", check_inputs=False):
         if not isinstance(program, Program):
             program = load(program)
         if devices is not None:
@@ -264,7 +268,8 @@ class Runtime:
             devices = [d.id if isinstance(d, _shoal.Device) else operator.index(d)
                        for d in devices]
         self._rt = _shoal.Runtime(program, devices, bool(profile), bool(share_devices),
-                                  operator.index(micro_batch), str(weights))
+                                  operator.index(micro_batch), str(weights),
+                                  bool(check_inputs))
         _LIVE_RUNTIMES.add(self)
         self._program = program
         self._inputs = program.inputs

@@ -470,13 +470,14 @@ PYBIND11_MODULE(_shoal, m) {
   py::class_<shoal::Runtime>(m, "Runtime")
       .def(py::init([](const shoal::Program& p, std::optional<std::vector<int>> devices,
                        bool profile, bool share_devices, int micro_batch,
-                       const std::string& weights) {
+                       const std::string& weights, bool check_inputs) {
              checked(p);
              shoal::RuntimeOptions o;
              if (devices) o.devices = *devices;
              o.profile = profile;
              o.share_devices = share_devices;
              o.micro_batch = micro_batch;
+             o.check_inputs = check_inputs;
              if (weights == "copy")
                o.weights = shoal::WeightPlacement::copy;
              else if (weights == "shared")
@@ -490,7 +491,7 @@ PYBIND11_MODULE(_shoal, m) {
            }),
            py::arg("program"), py::arg("devices") = py::none(), py::arg("profile") = false,
            py::arg("share_devices") = false, py::arg("micro_batch") = 8,
-           py::arg("weights") = "auto")
+           py::arg("weights") = "auto", py::arg("check_inputs") = false)
       .def("run", &run, py::arg("inputs"),
            "Runs a batch: a sequence of C-contiguous arrays, one per model input.")
       .def("put", &put, py::arg("inputs"), py::arg("tag"), py::arg("timeout_ms"),

@@ -83,10 +83,13 @@ void fuse_activations(ir::Graph& g, const Log& log) {
     if (act.dead || !ref::is_fusable_activation(act.op)) continue;
     ir::Node* p = sole_producer(g, prod, cons, act.inputs[0]);
     if (!p || p->attrs.has("activation")) continue;
-    // BatchNormalization takes Relu only (oneDNN's fuse_norm_relu): the
-    // pre-activation BN + ReLU of DenseNet-style blocks, one pass.
-    const bool bn_relu = p->op == "BatchNormalization" && act.op == "Relu";
-    if (p->op != "Conv" && p->op != "Gemm" && p->op != "MatMul" && !bn_relu) continue;
+    // A BatchNormalization left unfolded (pre-activation blocks such as
+    // DenseNet's) runs as the native per-channel affine kernel, which applies
+    // any activation the native loops compute in the same pass (GELU's tanh
+    // form excepted).
+    const bool bn_act = p->op == "BatchNormalization" &&
+                        !(act.op == "Gelu" && act.attrs.s("approximate", "none") != "none");
+    if (p->op != "Conv" && p->op != "Gemm" && p->op != "MatMul" && !bn_act) continue;
     float alpha = 0, beta = 0;
     ref::activation_defaults(act.op, alpha, beta);
     if (act.op == "Clip") {

@@ -327,6 +327,7 @@ WindowGeometry pool_geometry(const Attrs& a, const Shape& x) {
 // --- activations -------------------------------------------------------------
 
 float Activation::operator()(float x) const {
+  if (std::isnan(x)) return x;  // every activation of NaN is NaN (ONNX, numpy)
   switch (kind) {
     case Act::none:
       return x;

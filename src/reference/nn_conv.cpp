@@ -257,9 +257,9 @@ void add_conv_ops(std::vector<OpSpec>& t) {
                         "dilations, group, output_padding, output_shape",
                         conv_transpose_infer, conv_transpose_ref));
   OpSpec bn = make_spec("BatchNormalization", 6, 5, 5,
-                        "batch normalization over channel axis 1; fused Relu; training_mode=1 "
-                        "(opset 14+: batch statistics, running_mean/var outputs; reference "
-                        "kernel, statistics within each sample)",
+                        "batch normalization over channel axis 1; fused activation; "
+                        "training_mode=1 (opset 14+: batch statistics, running_mean/var "
+                        "outputs; reference kernel, statistics within each sample)",
                         batchnorm_infer, batchnorm_ref);
   bn.num_outputs = 3;  // Y, and in training mode running_mean, running_var
   t.push_back(std::move(bn));

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "runtime/batching.hpp"
+#include "runtime/finite.hpp"
 
 namespace shoal::runtime {
 namespace {
@@ -218,6 +219,16 @@ int64_t Executor::run(ExecContext& ctx, const std::vector<Tensor>& inputs,
                     size_t(count) * d.bytes);
     }
   };
+  // NaN or Inf in these samples' float inputs: kernels keep ONNX's NaN
+  // semantics on their slower paths (ExecContext::nonfinite).
+  ctx.nonfinite = false;
+  for (size_t k = 0; k < v.inputs.size() && !ctx.nonfinite; ++k) {
+    const auto& d = view_.tensors[size_t(v.inputs[k])];
+    if (d.dtype != DType::f32 || !d.bytes) continue;
+    const int64_t per = int64_t(d.bytes / sizeof(float));
+    ctx.nonfinite =
+        first_nonfinite(static_cast<const float*>(inputs[k].data()) + first * per, m * per) >= 0;
+  }
   if (s->split == 0) {
     copy_inputs(*s, 0, m);
   } else {

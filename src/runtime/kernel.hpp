@@ -15,6 +15,11 @@ struct ExecContext {
   int cluster = 0;
   int threads = 1;               // threads of this cluster
   void* backend_state = nullptr;  // e.g. the cluster's dnnl::stream
+  /// The samples of this run hold NaN or Inf in a float input. Kernels whose
+  /// fast path can lose a NaN (an activation fused into a oneDNN primitive
+  /// maps NaN to a number; so does oneDNN's max pooling) take a slower path
+  /// that keeps ONNX's semantics.
+  bool nonfinite = false;
 };
 
 class Kernel {

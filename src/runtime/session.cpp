@@ -13,6 +13,7 @@
 
 #include "runtime/batching.hpp"
 #include "runtime/executor.hpp"
+#include "runtime/finite.hpp"
 #include "runtime/instruction_check.hpp"
 #include "shoal/error.hpp"
 
@@ -390,6 +391,23 @@ void Session::check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) co
                   "all inputs must have the same batch size; input '" + info.name + "' has " +
                       std::to_string(t.shape()[0]) + ", earlier ones " + std::to_string(batch));
     batch = t.shape()[0];
+  }
+  if (!options_.check_inputs) return;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = inputs[i];
+    if (t.dtype() != DType::f32 || t.numel() == 0) continue;
+    const int64_t at = first_nonfinite(static_cast<const float*>(t.data()), t.numel());
+    if (at < 0) continue;
+    const int64_t per = t.numel() / t.shape()[0];
+    const float v = static_cast<const float*>(t.data())[at];
+    throw Error(ErrorKind::invalid_argument,
+                "input '" + infos[i].name + "' holds " +
+                    (v != v  ? "NaN"
+                     : v > 0 ? "+Inf"
+                             : "-Inf") +
+                    " in sample " + std::to_string(at / per) + " (element " +
+                    std::to_string(at % per) +
+                    " of the sample); check_inputs rejects non-finite inputs");
   }
 }
 

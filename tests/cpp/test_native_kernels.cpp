@@ -205,6 +205,30 @@ TEST(NativeKernels, BinaryBroadcastingAcrossLayouts) {
   t.compare("Mul", {a, b}, {t.output({1, 64, 48, 48}, L)}, {}, 2);
 }
 
+TEST(NativeKernels, BatchNormalizationInEveryLayoutPair) {
+  const std::vector<float> g{0.5f, 2.0f, -1.0f, 1.5f, 0.7f, 1.1f},
+      b{0.1f, -0.2f, 0.3f, 0.0f, 1.0f, -1.0f}, m{0.2f, -0.4f, 1.0f, 0.0f, 0.5f, 0.3f},
+      v{1.0f, 0.25f, 2.0f, 0.5f, 0.1f, 3.0f};
+  for (Layout lx : {P, L})
+    for (Layout ly : {P, L})
+      for (const char* act : {"", "Relu", "Sigmoid"}) {
+        OneOp t;
+        const Shape s{2, 6, 5, 7};
+        int x = t.input(s, lx, 3.0f);
+        Attrs a;
+        a.set("epsilon", 1e-3f);
+        if (*act) a.set("activation", std::string(act));
+        t.compare("BatchNormalization",
+                  {x, t.weight({6}, g), t.weight({6}, b), t.weight({6}, m), t.weight({6}, v)},
+                  {t.output(s, ly)}, a, 1, 1e-5);
+      }
+  OneOp t;  // over a team, and a 3-D input
+  int x = t.input({4, 6, 300}, P);
+  t.compare("BatchNormalization",
+            {x, t.weight({6}, g), t.weight({6}, b), t.weight({6}, m), t.weight({6}, v)},
+            {t.output({4, 6, 300})}, {}, 2, 1e-5);
+}
+
 TEST(NativeKernels, ReductionsAndGlobalPools) {
   for (Layout lx : {P, L}) {
     for (const char* op : {"GlobalAveragePool", "GlobalMaxPool"}) {
@@ -354,6 +378,18 @@ TEST(NativeKernels, LoopTablesOfEveryIsa) {
     EXPECT_TRUE(std::isnan(l->fold(native::Reduce::max, r.data(), 1, 4, -INFINITY))) << isa;
     std::vector<float> big(1000, 1.0f);
     EXPECT_FLOAT_EQ(l->fold(native::Reduce::sum, big.data(), 1, 1000, 0.0f), 1000.0f) << isa;
+    // affine: per-element (ss 1) and one channel (ss 0), with a fused Relu.
+    const std::vector<float> ax = {-2, 3, nan, 0.5f}, as = {2, -1, 3, 4}, ab = {1, 1, 1, -3};
+    std::vector<float> ay(4);
+    l->affine({Unary::relu, 0, 0}, ax.data(), 1, as.data(), ab.data(), 1, ay.data(), 4);
+    EXPECT_EQ(ay[0], 0.0f) << isa;
+    EXPECT_EQ(ay[1], 0.0f) << isa;
+    EXPECT_TRUE(std::isnan(ay[2])) << isa;
+    EXPECT_EQ(ay[3], 0.0f) << isa;
+    l->affine({Unary::copy, 0, 0}, ax.data(), 1, as.data(), ab.data(), 0, ay.data(), 4);
+    EXPECT_EQ(ay[0], -3.0f) << isa;
+    EXPECT_EQ(ay[1], 7.0f) << isa;
+    EXPECT_EQ(ay[3], 2.0f) << isa;
   }
   EXPECT_GE(tables, 1);
   EXPECT_STRNE(native::loops().isa, "");

@@ -1664,6 +1664,15 @@ TEST(RefNNReduce, Values) {
   EXPECT_TRUE(std::isnan(run("ReduceMax", A(), {&xn}).as<float>()[0]));
 }
 
+TEST(RefNN, ActivationsOfNanAreNan) {  // ONNX (numpy): relu(NaN) = NaN, ...
+  HostTensor xn = f32({2}, {std::nanf(""), -1.0f});
+  for (const char* op : {"Relu", "HardSigmoid", "Clip", "Sigmoid", "Elu", "LeakyRelu"}) {
+    HostTensor y = run(op, A(), {&xn});
+    EXPECT_TRUE(std::isnan(y.as<float>()[0])) << op;
+    EXPECT_FALSE(std::isnan(y.as<float>()[1])) << op;
+  }
+}
+
 TEST(RefNNReduce, InferAndErrors) {
   EXPECT_EQ(infer("ReduceMean", A({{"axes", Is({2, 3})}}), {vi({1, 7, 5, 3})}),
             (Shape{1, 7, 1, 1}));

@@ -10,11 +10,9 @@ import pytest
 import shoal
 from shoal import _shoal, errors
 
-torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
-F = torch.nn.functional
 TOL = dict(rtol=1e-4, atol=1e-4)
 rng = np.random.default_rng(1234)
 
@@ -23,8 +21,18 @@ def randn(*shape):
     return rng.standard_normal(shape).astype(np.float32)
 
 
+def torch():
+    """PyTorch, for the few tests that compare with it (imported by them
+    alone: the rest of this file runs without it)."""
+    return pytest.importorskip("torch")
+
+
+def F():
+    return torch().nn.functional
+
+
 def t64(a):
-    return torch.from_numpy(np.asarray(a, np.float64))
+    return torch().from_numpy(np.asarray(a, np.float64))
 
 
 def run_once(model, inputs, **compile_kw):
@@ -468,7 +476,7 @@ def case_conv_groups(make_onnx):
                   initializers={"w": w, "b": b},
                   attrs=dict(group=2, strides=[2, 2], pads=[1, 1, 1, 1],
                              kernel_shape=[3, 3]))
-    return m, [(1, 4, 9, 9)], lambda x: F.conv2d(
+    return m, [(1, 4, 9, 9)], lambda x: F().conv2d(
         t64(x), t64(w), t64(b), stride=2, padding=1, groups=2).numpy()
 
 
@@ -477,8 +485,8 @@ def case_conv_asym_pads(make_onnx):
     # ONNX pads: [top, left, bottom, right]; F.pad: (left, right, top, bottom).
     m = make_onnx("Conv", [("x", [1, 3, 7, 6])], [("y", [1, 5, 6, 8])],
                   initializers={"w": w}, attrs=dict(pads=[0, 1, 1, 2]))
-    return m, [(1, 3, 7, 6)], lambda x: F.conv2d(
-        F.pad(t64(x), (1, 2, 0, 1)), t64(w)).numpy()
+    return m, [(1, 3, 7, 6)], lambda x: F().conv2d(
+        F().pad(t64(x), (1, 2, 0, 1)), t64(w)).numpy()
 
 
 def case_conv_depthwise_dilated(make_onnx):
@@ -486,7 +494,7 @@ def case_conv_depthwise_dilated(make_onnx):
     m = make_onnx("Conv", [("x", [1, 3, 8, 8])], [("y", [1, 3, 8, 8])],
                   initializers={"w": w, "b": b},
                   attrs=dict(group=3, dilations=[2, 2], pads=[2, 2, 2, 2]))
-    return m, [(1, 3, 8, 8)], lambda x: F.conv2d(
+    return m, [(1, 3, 8, 8)], lambda x: F().conv2d(
         t64(x), t64(w), t64(b), padding=2, dilation=2, groups=3).numpy()
 
 
@@ -501,18 +509,18 @@ def case_gemm(make_onnx):
 def case_maxpool(make_onnx):
     m = make_onnx("MaxPool", [("x", [1, 3, 9, 9])], [("y", [1, 3, 5, 5])],
                   attrs=dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
-    return m, [(1, 3, 9, 9)], lambda x: F.max_pool2d(t64(x), 3, 2, 1).numpy()
+    return m, [(1, 3, 9, 9)], lambda x: F().max_pool2d(t64(x), 3, 2, 1).numpy()
 
 
 def case_softmax_last(make_onnx):
     m = make_onnx("Softmax", [("x", [1, 10])], [("y", [1, 10])], attrs=dict(axis=-1))
-    return m, [(1, 10)], lambda x: torch.softmax(t64(x), -1).numpy()
+    return m, [(1, 10)], lambda x: torch().softmax(t64(x), -1).numpy()
 
 
 def case_softmax_channels(make_onnx):
     m = make_onnx("Softmax", [("x", [1, 3, 4, 4])], [("y", [1, 3, 4, 4])],
                   attrs=dict(axis=1))
-    return m, [(1, 3, 4, 4)], lambda x: torch.softmax(t64(x), 1).numpy()
+    return m, [(1, 3, 4, 4)], lambda x: torch().softmax(t64(x), 1).numpy()
 
 
 CASES = [case_relu, case_add_two_inputs, case_add_const, case_conv_groups,

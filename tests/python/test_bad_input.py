@@ -116,6 +116,66 @@ def test_nan_inf_propagate_through_arithmetic():
     assert np.isposinf(y[2]).all()
 
 
+@pytest.mark.parametrize("act", ["Relu", "Clip", "Sigmoid", "HardSigmoid", "Tanh", "Elu"])
+def test_nan_through_fused_activations_and_max_pooling(act):
+    """A NaN reaches exactly the outputs whose receptive field holds it, through
+    Conv + a fused activation (oneDNN's post-ops map NaN to a number), max
+    pooling (oneDNN's skips NaN) and BatchNormalization + fused Relu; every
+    other output equals the clean run's (a 1x1 Conv ends the
+    model, so the pooling and BatchNormalization run in channels-last). ONNX (numpy) semantics:
+    relu(NaN) = clip(NaN) = max(NaN, x) = NaN."""
+    rng = np.random.default_rng(3)
+    c = 16
+    act_attrs = {"Clip": {}, "HardSigmoid": {"alpha": 0.3}}.get(act, {})
+    clip_bounds = ["", "lo", "hi"] if act == "Clip" else []
+    m = model_bytes(
+        [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node(act, ["c"] + clip_bounds[1:], ["a"], **act_attrs),
+         helper.make_node("MaxPool", ["a"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+         helper.make_node("BatchNormalization", ["p", "g", "bb", "mu", "var"], ["n"]),
+         helper.make_node("Relu", ["n"], ["r"]),
+         helper.make_node("Conv", ["r", "w1"], ["y"])],
+        [("x", F, [1, c, 8, 8])], [("y", F, [1, c, 4, 4])],
+        [("w", (rng.standard_normal((c, c, 3, 3)) * 0.2).astype(np.float32)),
+         ("b", rng.standard_normal(c).astype(np.float32)),
+         ("lo", np.float32(0.0)), ("hi", np.float32(6.0)),
+         ("g", rng.uniform(0.5, 2, c).astype(np.float32)),
+         ("bb", rng.standard_normal(c).astype(np.float32)),
+         ("mu", rng.standard_normal(c).astype(np.float32)),
+         ("var", rng.uniform(0.5, 2, c).astype(np.float32)),
+         ("w1", rng.standard_normal((c, c, 1, 1)).astype(np.float32))])
+    rt = shoal.Runtime(shoal.compile(m))
+    assert "every layer runs a fast kernel" in rt.plan()
+    x = rng.standard_normal((2, c, 8, 8)).astype(np.float32)
+    clean = rt.run(x)[0]
+    x[1, 5, 3, 3] = np.nan
+    y = rt.run(x)[0]
+    # The other sample is unaffected (its chunk may run the NaN-faithful path
+    # too: oneDNN may pick another implementation for the bare op, so equal up
+    # to float rounding).
+    close = dict(rtol=1e-5, atol=1e-5 * np.ptp(clean))
+    np.testing.assert_allclose(y[0], clean[0], **close)
+    # The 3x3 conv spreads the NaN to rows/cols 2-4 of every channel; 2x2
+    # pooling windows with stride 2 hold them at rows/cols 1-2.
+    want = np.zeros((c, 4, 4), bool)
+    want[:, 1:3, 1:3] = True
+    np.testing.assert_array_equal(np.isnan(y[1]), want)
+    np.testing.assert_allclose(y[1][~want], clean[1][~want], **close)
+
+
+def test_check_inputs_rejects_nan_and_inf(digits_model):
+    rt = shoal.Runtime(shoal.compile(digits_model), check_inputs=True)
+    x = np.zeros((3, 1, 8, 8), np.float32)
+    assert np.isfinite(rt.run(x)[0]).all()
+    x[2, 0, 1, 4] = -np.inf
+    with pytest.raises(shoal.InvalidArgumentError,
+                       match=r"input 'input' holds -Inf in sample 2 \(element 12 of the sample\)"):
+        rt.run(x)
+    x[0, 0, 0, 1] = np.nan
+    with pytest.raises(shoal.InvalidArgumentError, match=r"holds NaN in sample 0 \(element 1 "):
+        rt.put(x, "t", timeout=1)
+
+
 def test_nan_inf_in_the_digits_model(digits_rt):
     """Non-finite samples do not disturb their neighbours in the batch."""
     x = np.random.default_rng(2).uniform(0, 16, (4, 1, 8, 8)).astype(np.float32)
@@ -127,6 +187,12 @@ def test_nan_inf_in_the_digits_model(digits_rt):
     np.testing.assert_array_equal(y[0], clean[0])
     assert not np.isfinite(y[2]).all()  # +Inf meets weights of both signs: NaN
     assert y.shape == (4, 10)
+    # A corrupted input never comes back as a confident answer: an all-NaN
+    # sample gives NaN logits, as onnxruntime's do.
+    x[1] = np.nan
+    y = digits_rt.run(x)[0]
+    assert np.isnan(y[1]).all()
+    np.testing.assert_allclose(y[0], clean[0], rtol=1e-5, atol=1e-5 * np.ptp(clean))
 
 
 # ------------------------------------------------------------- files ----

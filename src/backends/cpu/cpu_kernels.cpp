@@ -25,11 +25,10 @@ bool has_empty_operand(const program::Instruction& ins, const program::ProgramDa
   return false;
 }
 
-}  // namespace
+using KernelPtr = std::unique_ptr<runtime::Kernel>;
 
-std::unique_ptr<runtime::Kernel> make_cpu_kernel(const program::Instruction& ins,
-                                                 const program::ProgramData& prog,
-                                                 OneDnnContext& ctx, int threads) {
+KernelPtr make_fastest(const program::Instruction& ins, const program::ProgramData& prog,
+                       OneDnnContext& ctx, int threads) {
   // Zero elements cost nothing: the reference kernel, written for empty
   // tensors, takes them (oneDNN fails on zero dims, even with SIGFPE).
   if (has_empty_operand(ins, prog)) return nullptr;
@@ -42,6 +41,70 @@ std::unique_ptr<runtime::Kernel> make_cpu_kernel(const program::Instruction& ins
   if (k && k->impl().rfind("onednn:ref", 0) != 0) return k;
   if (!native::native_first(ins.op))
     if (auto n = native::make_native_kernel(oc)) return n;
+  return k;
+}
+
+/// A oneDNN kernel that can turn NaN into a number, with a NaN-faithful path
+/// for runs whose inputs hold NaN or Inf (ExecContext::nonfinite). oneDNN
+/// applies fused activations with max/min and clamps exp's argument, so a
+/// fused Relu, Clip, Sigmoid... maps NaN to a number: the faithful path runs
+/// the op without its activation (a second kernel, made on first need) and
+/// then the activation natively. oneDNN's max pooling skips NaN: the faithful
+/// path puts NaN back where a window holds one.
+class NanFaithfulKernel final : public runtime::Kernel {
+ public:
+  NanFaithfulKernel(KernelPtr fast, const program::Instruction& ins,
+                    const program::ProgramData& prog, OneDnnContext& ctx, int threads)
+      : fast_(std::move(fast)), ins_(ins), prog_(prog), ctx_(ctx), threads_(threads) {
+    for (const char* key : {"activation", "activation_alpha", "activation_beta"})
+      bare_.attrs.erase(key);
+  }
+
+  void execute(runtime::ExecContext& ctx, std::span<void* const> in,
+               std::span<void* const> out) override {
+    if (!ctx.nonfinite) return fast_->execute(ctx, in, out);
+    const program::TensorDesc& y = prog_.tensors[size_t(ins_.outputs[0])];
+    float* yp = static_cast<float*>(out[0]);
+    if (ins_.op == "MaxPool") {
+      fast_->execute(ctx, in, out);
+      const program::TensorDesc& x = prog_.tensors[size_t(ins_.inputs[0])];
+      native::maxpool_nan_fixup(ref::pool_geometry(ins_.attrs, x.shape), x, y,
+                                static_cast<const float*>(in[0]), yp);
+      return;
+    }
+    if (!bare_kernel_) bare_kernel_ = make_fastest(bare_, prog_, ctx_, threads_);
+    if (!bare_kernel_) return fast_->execute(ctx, in, out);  // not expected: the op ran fused
+    bare_kernel_->execute(ctx, in, out);
+    native::apply_fused_activation(ins_.attrs, yp, shape_numel(y.shape));
+  }
+  std::string impl() const override { return fast_->impl(); }
+
+  /// Whether kernel k, made for ins, may lose a NaN that this class keeps.
+  static bool wanted(const program::Instruction& ins, const runtime::Kernel& k) {
+    if (k.impl().rfind("onednn", 0) != 0 || ins.outputs.size() != 1) return false;
+    if (ins.op == "MaxPool") return true;
+    float probe = 0;  // a fused activation the native loops compute
+    return native::apply_fused_activation(ins.attrs, &probe, 0);
+  }
+
+ private:
+  KernelPtr fast_;
+  const program::Instruction& ins_;
+  program::Instruction bare_ = ins_;  // ins_ without its fused activation
+  const program::ProgramData& prog_;
+  OneDnnContext& ctx_;
+  int threads_;
+  KernelPtr bare_kernel_;
+};
+
+}  // namespace
+
+std::unique_ptr<runtime::Kernel> make_cpu_kernel(const program::Instruction& ins,
+                                                 const program::ProgramData& prog,
+                                                 OneDnnContext& ctx, int threads) {
+  KernelPtr k = make_fastest(ins, prog, ctx, threads);
+  if (k && NanFaithfulKernel::wanted(ins, *k))
+    return std::make_unique<NanFaithfulKernel>(std::move(k), ins, prog, ctx, threads);
   return k;
 }
 

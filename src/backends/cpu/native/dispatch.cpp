@@ -53,6 +53,8 @@ const std::unordered_map<std::string_view, Entry>& builders() {
       {"GlobalAveragePool", {make_reduce, true}},
       {"GlobalMaxPool", {make_reduce, true}},
       {"LayerNormalization", {make_layernorm, true}},
+      // BatchNormalization not folded into a Conv: a per-channel affine map.
+      {"BatchNormalization", {make_batchnorm, true}},
       // Softmax: oneDNN's jit kernel first, native where it has none.
       {"Softmax", {make_softmax, false}},
       {"LogSoftmax", {make_softmax, false}},

@@ -55,7 +55,16 @@ bool unary_of(const OpContext& oc, UnaryOp& f) {
   return oc.num_inputs() == 1;
 }
 
-/// The Unary of a fused activation attribute (Unary::copy for none).
+void check_same_shape(const OpContext& oc, const program::TensorDesc& x,
+                      const program::TensorDesc& y) {
+  if (x.shape != y.shape)
+    throw Error(ErrorKind::invalid_argument, oc.what() + ": output '" + y.name + "' has shape " +
+                                                 shape_str(y.shape) + ", input " +
+                                                 shape_str(x.shape));
+}
+
+}  // namespace
+
 bool fused_unary(const Attrs& a, UnaryOp& f) {
   const ref::Activation act = ref::activation_from_attrs(a);
   using A = ref::Act;
@@ -75,16 +84,6 @@ bool fused_unary(const Attrs& a, UnaryOp& f) {
   f = {it->second, act.alpha, act.beta};
   return true;
 }
-
-void check_same_shape(const OpContext& oc, const program::TensorDesc& x,
-                      const program::TensorDesc& y) {
-  if (x.shape != y.shape)
-    throw Error(ErrorKind::invalid_argument, oc.what() + ": output '" + y.name + "' has shape " +
-                                                 shape_str(y.shape) + ", input " +
-                                                 shape_str(x.shape));
-}
-
-}  // namespace
 
 KernelPtr make_unary(const OpContext& oc) {
   UnaryOp f;

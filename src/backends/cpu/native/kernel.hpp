@@ -46,11 +46,16 @@ inline const float* cf32(void* p) { return static_cast<const float*>(p); }
 /// Gather indices); `t` must be a weight of one of those dtypes.
 std::vector<int64_t> const_index_values(const OpContext& oc, const program::TensorDesc& t);
 
+/// The Unary of a fused activation attribute (Unary::copy for none); false
+/// for one the native loops do not compute (GELU's tanh form).
+bool fused_unary(const Attrs& a, UnaryOp& f);
+
 /// Builders, one per family (elementwise.cpp, reduce.cpp, copy.cpp).
 KernelPtr make_unary(const OpContext& oc);
 KernelPtr make_binary(const OpContext& oc);
 KernelPtr make_reduce(const OpContext& oc);
 KernelPtr make_layernorm(const OpContext& oc);
+KernelPtr make_batchnorm(const OpContext& oc);
 KernelPtr make_softmax(const OpContext& oc);
 KernelPtr make_transpose(const OpContext& oc);
 KernelPtr make_slice(const OpContext& oc);

@@ -62,6 +62,11 @@ struct Loops {
   void (*layernorm)(const float* x, float* y, int64_t n, const float* g, const float* b, float eps);
   /// One row of Softmax (or LogSoftmax).
   void (*softmax)(const float* x, float* y, int64_t n, bool log);
+  /// y[i] = f(x[i * sx] * s[i * ss] + b[i * ss]), i < n: a per-channel affine
+  /// map (inference BatchNormalization) with a fused activation; ss is 1
+  /// (channels along the row) or 0 (one channel per row).
+  void (*affine)(const UnaryOp& f, const float* x, int64_t sx, const float* s, const float* b,
+                 int64_t ss, float* y, int64_t n);
 };
 
 /// The tables compiled in (isa/loops_isa.cpp).

@@ -24,6 +24,17 @@ std::unique_ptr<runtime::Kernel> make_native_kernel(const onednn::OpContext& oc)
 /// use its reference implementation.
 bool native_first(std::string_view op);
 
+/// Applies the fused activation that attributes `a` name ("activation",
+/// see ref::activation_from_attrs) to y[0, n) in place, NaN-faithfully.
+/// False when there is none or the native loops lack it.
+bool apply_fused_activation(const Attrs& a, float* y, int64_t n);
+
+/// After a max pooling that skipped NaN (oneDNN's does): sets every output
+/// whose window holds a NaN input to NaN. x, y: the pooling's operands (plain
+/// or channels-last), g its geometry.
+void maxpool_nan_fixup(const ref::WindowGeometry& g, const program::TensorDesc& x,
+                       const program::TensorDesc& y, const float* xp, float* yp);
+
 /// Whether a native kernel exists for the op in some form (for the layout
 /// pass's and strict mode's questions).
 bool has_native_kernel(std::string_view op);

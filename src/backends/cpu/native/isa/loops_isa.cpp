@@ -27,12 +27,17 @@ namespace {
 
 // --- scalar functions the loops inline -----------------------------------------
 
-inline float exp_f(float x) {
-  // Clamped so that 2^n stays a normal float: n in [-126, 128].
-  float xc = x < -87.0f || x != x ? -87.0f : x;  // NaN: no NaN-to-int conversion below
+/// e^x, NaN-preserving, saturating: x > 88.72 gives ~FLT_MAX (not inf), x
+/// below about -87 gives 0. n = round(x / ln 2) comes from the bits of
+/// x / ln 2 + 1.5 * 2^23 (no float-to-int conversion, so NaN is harmless:
+/// it flows through p), and 2^n from n's bits. Cheap enough to vectorize well:
+/// no selects, one clamp.
+inline float exp_sat(float x) {
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
+  float xc = x < -87.0f ? -87.0f : x;    // NaN passes both clamps
   xc = xc > 88.72283f ? 88.72283f : xc;
-  const float t = xc * 1.44269504088896341f;
-  const float n = (t + 12582912.0f) - 12582912.0f;  // round to nearest
+  const float tm = xc * 1.44269504088896341f + kMagic;
+  const float n = tm - kMagic;  // round to nearest
   float r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -42,18 +47,20 @@ inline float exp_f(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const int32_t e = int32_t(n) + 126;  // 2^n = 2^(n-1) * 2
-  float y = p * std::bit_cast<float>(e << 23) * 2.0f;
-  y = x > 88.72283f ? INFINITY : y;
-  y = x < -87.0f ? 0.0f : y;
-  return x != x ? x : y;
+  // 2^(n-1) * 2, so that n = 128 stays a normal float; n = -126 gives 0.
+  const uint32_t e = (std::bit_cast<uint32_t>(tm) - std::bit_cast<uint32_t>(kMagic) + 126u) << 23;
+  return p * std::bit_cast<float>(e) * 2.0f;
 }
 
+/// e^x as ONNX's Exp: exp_sat, with +inf past float's range.
+inline float exp_f(float x) { return x > 88.72283f ? INFINITY : exp_sat(x); }
+
+// exp_f, not exp_sat: sigmoid(-inf) must be 0 exactly (silu(-inf) = -inf * 0 = NaN).
 inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp_f(-x)); }
 
 inline float tanh_f(float x) {
   const float ax = std::fabs(x);
-  const float big = 1.0f - 2.0f / (exp_f(2.0f * ax) + 1.0f);
+  const float big = 1.0f - 2.0f / (exp_sat(2.0f * ax) + 1.0f);
   const float x2 = x * x;
   const float small = x + x * x2 * (-0.333333333f + x2 * (0.133333333f + x2 * -0.0539682540f));
   return ax < 0.0625f ? small : std::copysign(big, x);
@@ -66,7 +73,7 @@ inline float erf_f(float x) {
       ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t +
        0.254829592f) *
       t;
-  const float big = 1.0f - poly * exp_f(-ax * ax);
+  const float big = 1.0f - poly * exp_sat(-ax * ax);
   const float x2 = x * x;
   const float small =
       x * (1.1283791671f +
@@ -125,7 +132,7 @@ void unary(const UnaryOp& op, const float* x, int64_t sx, float* y, int64_t n) {
     case Unary::hard_swish:
       return map1([al, be](float v) { return v * clamp01(al * v + be); }, x, sx, y, n);
     case Unary::elu:
-      return map1([al](float v) { return v < 0.0f ? al * (exp_f(v) - 1.0f) : v; }, x, sx, y, n);
+      return map1([al](float v) { return v < 0.0f ? al * (exp_sat(v) - 1.0f) : v; }, x, sx, y, n);
     case Unary::silu:
       return map1([](float v) { return v * sigmoid_f(v); }, x, sx, y, n);
     case Unary::gelu:
@@ -300,7 +307,7 @@ void layernorm(const float* __restrict x, float* __restrict y, int64_t n, const 
 
 void softmax(const float* __restrict x, float* __restrict y, int64_t n, bool log) {
   const float m = fold_lanes(max_f, x, n, -INFINITY);
-  for (int64_t i = 0; i < n; ++i) y[i] = exp_f(x[i] - m);
+  for (int64_t i = 0; i < n; ++i) y[i] = exp_sat(x[i] - m);
   const float s = fold_lanes(add_f, y, n, 0.0f);
   if (log) {
     const float ls = m + std::log(s);
@@ -311,11 +318,42 @@ void softmax(const float* __restrict x, float* __restrict y, int64_t n, bool log
   }
 }
 
+template <class Act>
+inline void affine_rows(Act act, const float* __restrict x, int64_t sx, const float* __restrict s,
+                        const float* __restrict b, int64_t ss, float* __restrict y, int64_t n) {
+  if (ss == 0) {
+    const float sv = s[0], bv = b[0];
+    if (sx == 1)
+      for (int64_t i = 0; i < n; ++i) y[i] = act(x[i] * sv + bv);
+    else
+      for (int64_t i = 0; i < n; ++i) y[i] = act(x[i * sx] * sv + bv);
+  } else if (sx == 1) {
+    for (int64_t i = 0; i < n; ++i) y[i] = act(x[i] * s[i * ss] + b[i * ss]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = act(x[i * sx] * s[i * ss] + b[i * ss]);
+  }
+}
+
+void affine(const UnaryOp& f, const float* x, int64_t sx, const float* s, const float* b,
+            int64_t ss, float* y, int64_t n) {
+  if (f.kind == Unary::relu)  // the common case, in one pass
+    return affine_rows([](float v) { return v < 0.0f ? 0.0f : v; }, x, sx, s, b, ss, y, n);
+  affine_rows([](float v) { return v; }, x, sx, s, b, ss, y, n);
+  if (f.kind != Unary::copy) unary(f, y, 1, y, n);
+}
+
 }  // namespace
 
 const Loops& SHOAL_CAT(loops_, SHOAL_LOOPS_ISA)() {
-  static const Loops table{
-      SHOAL_STR(SHOAL_LOOPS_ISA), unary, binary, accumulate, fold, scale, layernorm, softmax};
+  static const Loops table{SHOAL_STR(SHOAL_LOOPS_ISA),
+                           unary,
+                           binary,
+                           accumulate,
+                           fold,
+                           scale,
+                           layernorm,
+                           softmax,
+                           affine};
   return table;
 }
 
