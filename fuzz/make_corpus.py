@@ -26,15 +26,18 @@ def w(*shape):
     return rng.integers(-3, 4, size=shape).astype(np.float32)
 
 
-def model(name, nodes, inputs, outputs, inits=(), opset=13):
+def model(name, nodes, inputs, outputs, inits=(), opset=13, ir_version=8):
+    inits = [numpy_helper.from_array(np.asarray(v), k) for k, v in inits]
+    graph_inputs = [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs]
+    if ir_version < 4:  # initializers are graph inputs too
+        graph_inputs += [helper.make_tensor_value_info(t.name, t.data_type, t.dims)
+                         for t in inits]
     graph = helper.make_graph(
-        nodes, name,
-        [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
-        [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs],
-        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in inits])
+        nodes, name, graph_inputs,
+        [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs], initializer=inits)
     m = helper.make_model(graph, producer_name="shoal-fuzz",
                           opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = 8
+    m.ir_version = ir_version
     onnx.checker.check_model(m)
     return m
 
@@ -100,6 +103,48 @@ def models():
          helper.make_node("ConvTranspose", ["r", "w"], ["y"], strides=[2, 2])],
         [("x", F, [1, 1, 2, 2])], [("y", F, [1, 1, 9, 9])],
         [("scales", np.array([1, 1, 2, 2], np.float32)), ("w", w(1, 1, 3, 3))])
+
+    # Opsets below 7 go through ONNX's version converter.
+    yield "opset6_bn_elu", model(
+        "opset6_bn_elu",
+        [helper.make_node("Conv", ["x", "w"], ["c"]),
+         helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["n"], is_test=1),
+         helper.make_node("Elu", ["n"], ["e"]),
+         helper.make_node("Dropout", ["e"], ["y"], is_test=1)],
+        [("x", F, [1, 1, 3, 3])], [("y", F, [1, 2, 2, 2])],
+        [("w", w(2, 1, 2, 2)), ("s", w(2)), ("b", w(2)), ("m", w(2)),
+         ("v", np.float32([1, 2]))], opset=6, ir_version=3)
+    yield "opset1_reshape_concat", model(
+        "opset1_reshape_concat",
+        [helper.make_node("Concat", ["x", "x"], ["c"]),
+         helper.make_node("Reshape", ["c"], ["y"], shape=[1, 8])],
+        [("x", F, [1, 2, 2])], [("y", F, [1, 8])], opset=1, ir_version=3)
+    # A dim of 0, and the reference-only modes and outputs.
+    yield "zero_size", model(
+        "zero_size",
+        [helper.make_node("Split", ["x", "sp"], ["a", "b"], axis=1),
+         helper.make_node("MatMul", ["a", "k"], ["y"])],
+        [("x", F, [1, 0, 3])], [("y", F, [1, 0, 2]), ("b", F, [1, 0, 3])],
+        [("sp", np.array([0, 0])), ("k", w(3, 2))])
+    yield "resize_cubic_crop", model(
+        "resize_cubic_crop",
+        [helper.make_node("Resize", ["x", "", "scales"], ["r"], mode="cubic",
+                          exclude_outside=1),
+         helper.make_node("Resize", ["r", "roi", "", "sizes"], ["y"],
+                          coordinate_transformation_mode="tf_crop_and_resize")],
+        [("x", F, [1, 1, 2, 2])], [("y", F, [1, 1, 3, 3])],
+        [("scales", np.array([1, 1, 2, 2], np.float32)),
+         ("roi", np.array([0, 0, 0.2, -0.5, 1, 1, 1.1, 0.9], np.float32)),
+         ("sizes", np.array([1, 1, 3, 3]))])
+    yield "maxpool_indices_bn_training", model(
+        "maxpool_indices_bn_training",
+        [helper.make_node("MaxPool", ["x"], ["p", "i"], kernel_shape=[2, 2], storage_order=1),
+         helper.make_node("BatchNormalization", ["p", "s", "b", "m", "v"], ["y", "rm", "rv"],
+                          training_mode=1)],
+        [("x", F, [1, 2, 3, 3])],
+        [("y", F, [1, 2, 2, 2]), ("i", TensorProto.INT64, [1, 2, 2, 2]), ("rm", F, [2]),
+         ("rv", F, [2])],
+        [("s", w(2)), ("b", w(2)), ("m", w(2)), ("v", np.float32([1, 2]))], opset=15)
 
 
 PROGRAMS = ["relu", "conv_relu", "gemm_softmax", "two_inputs", "pools_concat",

@@ -19,7 +19,8 @@ them by rewriting a copy of the model when it runs it:
 * Shoal compiles ahead of time with static shapes and its programs take
   float32 inputs. Inputs of any other dtype (indices, shapes, axes, masks) and
   float32 inputs that determine an output's shape (Resize scales, Range
-  bounds; see _SHAPE_INPUTS) are what real models hold as initializers; the
+  bounds) or what an op can compute (Dropout's ratio; see _SHAPE_INPUTS) are
+  what real models hold as initializers; the
   adapter turns them into initializers holding the values of the run, so the
   model is compiled when ``run`` sees the inputs (once per distinct set of
   such values). A model left with no run-time input gets an unused one, and
@@ -40,10 +41,12 @@ __all__ = ["ShoalBackend", "ShoalBackendRep", "prepare", "run_model", "run_node"
            "supports_device", "is_compatible"]
 
 # Inputs (by ONNX schema name) that determine the shape of an op's output (and
-# Resize's roi), so an ahead-of-time compiler needs their values. Non-float32
-# inputs are always baked; this table matters for the float32 ones.
+# Resize's roi, Dropout's ratio: shoal runs training-mode Dropout at ratio 0
+# only), so an ahead-of-time compiler needs their values. Non-float32 inputs
+# are always baked; this table matters for the float32 ones.
 _SHAPE_INPUTS = {
     "ConstantOfShape": {"input"},
+    "Dropout": {"ratio"},
     "Expand": {"shape"},
     "Pad": {"pads", "axes"},
     "Range": {"start", "limit", "delta"},

@@ -138,10 +138,15 @@ void assign_batch_rules(std::vector<OpSpec>& table) {
       s.per_sample = [](const Attrs&, std::span<const ValueInfo> in, std::span<const bool> b) {
         return weighted(in, b, 3);
       };
-    else if (n == "AveragePool" || n == "BatchNormalization" || n == "Dropout" || n == "Expand" ||
-             n == "Flatten" || n == "GlobalAveragePool" || n == "GlobalMaxPool" ||
-             n == "Identity" || n == "MaxPool" || n == "Pad" || n == "Reshape" || n == "Resize" ||
-             n == "Squeeze" || n == "Unsqueeze" || n == "Upsample")
+    else if (n == "BatchNormalization")
+      // Training mode normalizes with statistics over dim 0 too: its samples mix.
+      s.per_sample = [](const Attrs& a, std::span<const ValueInfo> in, std::span<const bool> b) {
+        return a.i("training_mode", 0) == 0 && first_input(a, in, b);
+      };
+    else if (n == "AveragePool" || n == "Dropout" || n == "Expand" || n == "Flatten" ||
+             n == "GlobalAveragePool" || n == "GlobalMaxPool" || n == "Identity" ||
+             n == "MaxPool" || n == "Pad" || n == "Reshape" || n == "Resize" || n == "Squeeze" ||
+             n == "Unsqueeze" || n == "Upsample")
       // Windows, normalization and views over each sample; what they do to
       // dim 0 (pads, sizes, new shapes) shows in the doubled-stack check.
       s.per_sample = first_input;

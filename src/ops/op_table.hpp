@@ -48,7 +48,13 @@ using BatchFn = std::function<bool(const Attrs&, std::span<const ValueInfo> inpu
 
 struct OpSpec {
   std::string name;   // ONNX op type, or an internal op ("shoal.*")
-  int min_opset = 1;  // earliest opset whose semantics we implement
+  // The earliest model opset the op is imported from. Models below opset 7
+  // are converted to 7 by ONNX's version converter first
+  // (src/frontend/onnx/opset_upgrade.hpp), so below 7 this is where that
+  // conversion works: Pad and Split from 2, Cast from 6 (no adapter before),
+  // Gemm and the binary arithmetic ops from 7 (their adapters need shapes
+  // the converter is not given).
+  int min_opset = 1;
   int min_inputs = 1;
   int max_inputs = 1;
   int num_outputs = 1;  // -1: variadic (Split)

@@ -22,7 +22,11 @@ std::string operators_markdown() {
     << "(`src/reference/`); the fast CPU kernels, oneDNN's (`src/backends/cpu/onednn_*`) and\n"
     << "shoal's native ones (`src/backends/cpu/native/`), cover the hot ones and fall back to\n"
     << "the reference kernel for anything they do not handle. Operators marked\n"
-    << "*compile time* are folded into constants by the compiler and never run.\n\n"
+    << "*compile time* are folded into constants by the compiler and never run.\n"
+    << "Models written for opsets 1 to 6 are converted to opset 7 with ONNX's version\n"
+    << "converter when imported; *from opset* is the oldest model opset an operator is\n"
+    << "imported from (where the converter has no adapter, or its adapter needs tensor\n"
+    << "shapes it is not given, later than the operator's first ONNX version).\n\n"
     << "| operator | from opset | inputs | run time | dtypes at run time | summary |\n"
     << "|---|---|---|---|---|---|\n";
   for (const OperatorInfo& op : operators()) {

@@ -110,6 +110,12 @@ void remove_dead_and_identity(ir::Graph& g, const Log& log) {
       ++removed;
       continue;
     }
+    // MaxPool's Indices nobody reads are not computed (the fast kernels
+    // pool without them); absent trailing outputs are dropped.
+    if (it->op == "MaxPool" && it->outputs.size() > 1 && it->outputs[1] >= 0 &&
+        !needed[size_t(it->outputs[1])])
+      it->outputs[1] = -1;
+    while (it->outputs.size() > 1 && it->outputs.back() < 0) it->outputs.pop_back();
     for (int v : it->inputs)
       if (v >= 0) needed[size_t(v)] = 1;
   }

@@ -18,7 +18,9 @@ void fold_batchnorm(ir::Graph& g, const Log& log) {
   auto prod = g.producers();
   int folded = 0;
   for (auto& bn : g.nodes) {
-    if (bn.dead || bn.op != "BatchNormalization" || bn.inputs.size() != 5) continue;
+    if (bn.dead || bn.op != "BatchNormalization" || bn.inputs.size() != 5 ||
+        bn.attrs.i("training_mode", 0) != 0)  // batch statistics: nothing to fold
+      continue;
     if (bn.outputs.size() > 1) {
       bool extra = false;
       for (size_t i = 1; i < bn.outputs.size(); ++i) extra |= bn.outputs[i] >= 0;

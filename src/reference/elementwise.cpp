@@ -272,7 +272,7 @@ DType cast_target(const Attrs& a) {
 void add_cast(std::vector<OpSpec>& t) {
   OpSpec s;
   s.name = "Cast";
-  s.min_opset = 1;
+  s.min_opset = 6;  // Cast-1 names 'to' by a string; ONNX's converter has no adapter
   s.summary = "converts elements to the type of attribute 'to' (C conversion, saturating)";
   s.dtypes = {DType::f32, DType::i64, DType::i32, DType::boolean};
   s.infer = [](const Attrs& a, std::span<const ValueInfo> in) {

@@ -153,8 +153,10 @@ const char* const kBnNames[] = {"X", "scale", "B", "input_mean", "input_var"};
 
 std::vector<TypeShape> batchnorm_infer(const Attrs& a, Infos in) {
   const std::string op = "BatchNormalization";
-  if (a.i("training_mode", 0) != 0)
-    fail(ErrorKind::unsupported, op + ": training_mode=1 is not supported");
+  const int64_t training = a.i("training_mode", 0);
+  if (training != 0 && training != 1)
+    fail(ErrorKind::invalid_argument,
+         op + ": training_mode must be 0 or 1, got " + std::to_string(training));
   if (a.i("spatial", 1) != 1)
     fail(ErrorKind::unsupported, op + ": spatial=0 is not supported");
   for (size_t i = 0; i < 5; ++i)
@@ -171,10 +173,54 @@ std::vector<TypeShape> batchnorm_infer(const Attrs& a, Infos in) {
            op + ": input " + kBnNames[i] + " has shape " +
                shape_str(in[i].shape) + ", expected [" + std::to_string(x[1]) +
                "] (the channels of X " + shape_str(x) + ")");
+  if (training) return {{DType::f32, x}, {DType::f32, {x[1]}}, {DType::f32, {x[1]}}};
   return {{DType::f32, x}};
 }
 
+// training_mode=1 (opset 14+): Y normalized with the statistics of X over
+// every axis but the channels (the population variance), and the running
+// statistics updated with them: input * momentum + current * (1 - momentum).
+void batchnorm_training_ref(const Attrs& a, Refs in, Refs out) {
+  const Shape& xs = in[0].shape;
+  check_out("BatchNormalization", out[0], xs);
+  for (size_t i = 1; i < out.size(); ++i)
+    if (out[i].data) check_out("BatchNormalization", out[i], {xs[1]});
+  const double eps = a.f("epsilon", 1e-5f), momentum = a.f("momentum", 0.9f);
+  const int64_t n = xs[0], c = xs[1];
+  int64_t inner = 1;
+  for (size_t i = 2; i < xs.size(); ++i) inner *= xs[i];
+  const double count = double(n) * double(inner);
+  const float* x = in[0].as<const float>();
+  const Activation act = activation_from_attrs(a);  // fused by the compiler
+  float* y = out[0].as<float>();
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double sum = 0, sq = 0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < inner; ++k) sum += x[(i * c + ch) * inner + k];
+    const double mean = sum / count;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < inner; ++k) {
+        const double d = x[(i * c + ch) * inner + k] - mean;
+        sq += d * d;
+      }
+    const double var = sq / count;
+    const double mul = double(in[1].as<const float>()[ch]) / std::sqrt(var + eps);
+    const double bias = in[2].as<const float>()[ch];
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < inner; ++k) {
+        const int64_t idx = (i * c + ch) * inner + k;
+        y[idx] = act(float((double(x[idx]) - mean) * mul + bias));
+      }
+    const double current[2] = {mean, var};
+    for (size_t o = 1; o < 3 && o < out.size(); ++o)
+      if (out[o].data)
+        out[o].as<float>()[ch] = float(double(in[2 + o].as<const float>()[ch]) * momentum +
+                                       current[o - 1] * (1 - momentum));
+  }
+}
+
 void batchnorm_ref(const Attrs& a, Refs in, Refs out) {
+  if (a.i("training_mode", 0) != 0) return batchnorm_training_ref(a, in, out);
   const Shape& xs = in[0].shape;
   check_out("BatchNormalization", out[0], xs);
   const double eps = a.f("epsilon", 1e-5f);
@@ -210,10 +256,13 @@ void add_conv_ops(std::vector<OpSpec>& t) {
                         "transposed convolution: pads/auto_pad, strides, "
                         "dilations, group, output_padding, output_shape",
                         conv_transpose_infer, conv_transpose_ref));
-  t.push_back(
-      make_spec("BatchNormalization", 6, 5, 5,
-                "inference-mode batch normalization over channel axis 1; fused activation",
-                batchnorm_infer, batchnorm_ref));
+  OpSpec bn = make_spec("BatchNormalization", 6, 5, 5,
+                        "batch normalization over channel axis 1; fused activation; "
+                        "training_mode=1 (opset 14+: batch statistics, running_mean/var "
+                        "outputs; reference kernel, statistics within each sample)",
+                        batchnorm_infer, batchnorm_ref);
+  bn.num_outputs = 3;  // Y, and in training mode running_mean, running_var
+  t.push_back(std::move(bn));
 }
 
 }  // namespace shoal::ref::nn

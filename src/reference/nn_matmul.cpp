@@ -193,7 +193,7 @@ void matmul_ref(const Attrs& a, Refs in, Refs out) {
 }  // namespace
 
 void add_matmul_ops(std::vector<OpSpec>& t) {
-  t.push_back(make_spec("Gemm", 1, 2, 3,
+  t.push_back(make_spec("Gemm", 7, 2, 3,
                         "Y = act(alpha * A' * B' + beta * C): transA, transB, "
                         "C broadcast to [M,N], fused activation",
                         gemm_infer, gemm_ref));

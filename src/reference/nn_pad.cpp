@@ -152,7 +152,7 @@ void pad_ref(const Attrs& a, Refs in, Refs out) {
 }  // namespace
 
 void add_pad_ops(std::vector<OpSpec>& t) {
-  t.push_back(make_spec("Pad", 1, 1, 4,
+  t.push_back(make_spec("Pad", 2, 1, 4,
                         "pad (negative pads crop): constant, reflect, edge, wrap; "
                         "pads/value as attributes or inputs",
                         pad_infer, pad_ref));

@@ -25,7 +25,13 @@ ops::InferFn pool_infer(const std::string& op) {
     if (op == "AveragePool" && a.i("count_include_pad", 0) > 1)
       fail(ErrorKind::invalid_argument,
            op + ": count_include_pad must be 0 or 1");
-    return {{DType::f32, window_out_shape(geometry(op, a, x.shape))}};
+    const Shape y = window_out_shape(geometry(op, a, x.shape));
+    if (op != "MaxPool") return {{DType::f32, y}};
+    const int64_t order = a.i("storage_order", 0);
+    if (order != 0 && order != 1)
+      fail(ErrorKind::invalid_argument,
+           op + ": storage_order must be 0 or 1, got " + std::to_string(order));
+    return {{DType::f32, y}, {DType::i64, y}};  // Y, and the optional Indices
   };
 }
 
@@ -71,7 +77,65 @@ void for_window_elems(const Win3& v, const float* x, const int64_t* st, F f) {
   }
 }
 
+// MaxPool with its Indices output: where each maximum is in the input
+// flattened over [N, C, spatial...] as ONNX (and onnxruntime) number it,
+// the spatial dims in row-major order (storage_order 0) or column-major (1).
+// Padding is never selected; ties go to the first element in window order;
+// a NaN wins. A window over padding only (possible with dilations) gives
+// -inf and index -1.
+void maxpool_indices_ref(const Attrs& a, Refs in, Refs out) {
+  WindowGeometry g = geometry("MaxPool", a, in[0].shape);
+  const Shape ys = window_out_shape(g);
+  check_out("MaxPool", out[0], ys);
+  if (out[1].shape != ys || out[1].dtype != DType::i64 ||
+      (out[1].data == nullptr && shape_numel(ys) != 0))
+    fail(ErrorKind::internal, "MaxPool: reference kernel got Indices " + shape_str(out[1].shape) +
+                                  " " + dtype_name(out[1].dtype) + ", expected " + shape_str(ys) +
+                                  " int64");
+  const bool column = a.i("storage_order", 0) == 1;
+  const Win3 v = win3(g);
+  const float* xp = in[0].as<const float>();
+  float* yp = out[0].as<float>();
+  int64_t* ip = out[1].as<int64_t>();
+  const int64_t plane = v.in[0] * v.in[1] * v.in[2];
+  // Position of spatial element (i0, i1, i2) in its plane; Win3's leading
+  // dims that the input lacks have size 1 and index 0.
+  auto position = [&](int64_t i0, int64_t i1, int64_t i2) {
+    return column ? i0 + (i1 + i2 * v.in[1]) * v.in[0] : (i0 * v.in[1] + i1) * v.in[2] + i2;
+  };
+  int64_t yi = 0;
+  for (int64_t nc = 0; nc < g.n * g.c_in; ++nc) {
+    const float* x = xp + nc * plane;
+    for (int64_t o0 = 0; o0 < v.out[0]; ++o0)
+      for (int64_t o1 = 0; o1 < v.out[1]; ++o1)
+        for (int64_t o2 = 0; o2 < v.out[2]; ++o2, ++yi) {
+          float m = -std::numeric_limits<float>::infinity();
+          int64_t at = -1;
+          for (int64_t k0 = 0; k0 < v.k[0] && !std::isnan(m); ++k0) {
+            const int64_t i0 = o0 * v.s[0] - v.pb[0] + k0 * v.d[0];
+            if (i0 < 0 || i0 >= v.in[0]) continue;
+            for (int64_t k1 = 0; k1 < v.k[1] && !std::isnan(m); ++k1) {
+              const int64_t i1 = o1 * v.s[1] - v.pb[1] + k1 * v.d[1];
+              if (i1 < 0 || i1 >= v.in[1]) continue;
+              for (int64_t k2 = 0; k2 < v.k[2] && !std::isnan(m); ++k2) {
+                const int64_t i2 = o2 * v.s[2] - v.pb[2] + k2 * v.d[2];
+                if (i2 < 0 || i2 >= v.in[2]) continue;
+                const float e = x[(i0 * v.in[1] + i1) * v.in[2] + i2];
+                if (e > m || std::isnan(e) || at < 0) {
+                  m = e;
+                  at = position(i0, i1, i2);
+                }
+              }
+            }
+          }
+          yp[yi] = m;
+          ip[yi] = at < 0 ? -1 : nc * plane + at;
+        }
+  }
+}
+
 void maxpool_ref(const Attrs& a, Refs in, Refs out) {
+  if (out.size() > 1 && out[1].data != nullptr) return maxpool_indices_ref(a, in, out);
   for_windows("MaxPool", a, in, out,
               [](const Win3& v, const float* x, const int64_t* st) {
                 float m = -std::numeric_limits<float>::infinity();
@@ -160,11 +224,13 @@ void global_ref(const Attrs&, Refs in, Refs out) {
 }  // namespace
 
 void add_pool_ops(std::vector<OpSpec>& t) {
-  t.push_back(make_spec("MaxPool", 1, 1, 1,
-                        "max pooling: kernel_shape, strides, pads/auto_pad, "
-                        "dilations, ceil_mode (the Indices output is not "
-                        "supported)",
-                        pool_infer("MaxPool"), maxpool_ref));
+  OpSpec maxpool = make_spec("MaxPool", 1, 1, 1,
+                             "max pooling: kernel_shape, strides, pads/auto_pad, dilations, "
+                             "ceil_mode; optional Indices output (int64, storage_order 0/1; "
+                             "reference kernel, counted within each sample)",
+                             pool_infer("MaxPool"), maxpool_ref, {DType::f32, DType::i64});
+  maxpool.num_outputs = 2;  // Y, Indices
+  t.push_back(std::move(maxpool));
   t.push_back(
       make_spec("AveragePool", 1, 1, 1,
                 "average pooling: kernel_shape, strides, pads/auto_pad, "

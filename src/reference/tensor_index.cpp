@@ -217,7 +217,7 @@ std::vector<int64_t> split_sizes(const Attrs& a, std::span<const ValueInfo> in, 
 
 void add_split(std::vector<OpSpec>& t) {
   OpSpec s = make_spec(
-      "Split", 1, 1, 2, "splits along axis into parts given by 'split' or equal parts",
+      "Split", 2, 1, 2, "splits along axis into parts given by 'split' or equal parts",
       [](const Attrs& a, std::span<const ValueInfo> in) {
         const ValueInfo& x = data_input(in, "Split");
         int64_t r = int64_t(x.shape.size());

@@ -31,7 +31,9 @@ void add_identity(std::vector<OpSpec>& t) {
 /// Inference-mode Dropout: y = x; the optional mask output is all true.
 void add_dropout(std::vector<OpSpec>& t) {
   OpSpec s = make_spec(
-      "Dropout", 1, 1, 3, "inference: y = x, optional mask output all true",
+      "Dropout", 1, 1, 3,
+      "inference: y = x, optional mask output all true; training_mode only at ratio 0 "
+      "(a random mask cannot match another runtime's random numbers: outside the claim)",
       [](const Attrs&, std::span<const ValueInfo> in) {
         const ValueInfo& x = ref::req_input(in, 0, "Dropout", "data");
         ref::check_defined("Dropout", x.dtype);

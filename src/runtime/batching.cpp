@@ -26,6 +26,10 @@ std::string stacking_blocker(const program::ProgramData& pd) {
       if (auto why = no_batch_dim(t); !why.empty()) return why;
     const ops::OpSpec* spec = ops::find_op(ins.op);
     if (!spec || !spec->per_sample) return what + " never runs on stacked samples";
+    // MaxPool's Indices count elements from the start of the tensor its
+    // kernel sees: on a stack they would run on across the samples.
+    if (ins.op == "MaxPool" && ins.outputs.size() > 1)
+      return what + " outputs Indices, which count from the start of one sample";
     std::vector<bool> flags;
     for (int32_t t : ins.inputs) flags.push_back(batched(t));
     const std::unique_ptr<bool[]> b(new bool[flags.size() + 1]);

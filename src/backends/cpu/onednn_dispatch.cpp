@@ -52,8 +52,14 @@ bool takes_packed_weight(const std::string& op) {
 /// describe each operand with user_md; Gemm and MatMul take plain only),
 /// except Clip's min/max inputs, which the eltwise builder checks itself,
 /// and a weight stored packed (prepack_weights), which packed_weight checks.
+/// No operand may be empty: oneDNN rejects zero dims, or crashes on them
+/// (SIGFPE creating a matmul with K = 0).
 bool operands_supported(const OpContext& oc) {
   const bool channels_last_ok = oc.ins.op != "Gemm" && oc.ins.op != "MatMul";
+  for (int i = 0; i < oc.num_inputs(); ++i)
+    if (const program::TensorDesc* t = oc.in(i); t && shape_numel(t->shape) == 0) return false;
+  for (size_t i = 0; i < oc.ins.outputs.size(); ++i)
+    if (oc.ins.outputs[i] >= 0 && shape_numel(oc.out(int(i)).shape) == 0) return false;
   auto ok = [&](const program::TensorDesc& t) {
     return t.dtype == DType::f32 &&
            (t.layout == program::Layout::plain ||

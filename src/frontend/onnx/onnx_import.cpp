@@ -8,6 +8,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "frontend/onnx/opset_upgrade.hpp"
 #include "frontend/onnx/tensor_proto.hpp"
 #include "ops/op_table.hpp"
 #include "shoal/error.hpp"
@@ -100,7 +101,7 @@ std::vector<Shape> fix_input_shapes(onnx::ModelProto& m, const ImportOptions& op
                       shape_str(s));
     uint64_t bytes = dtype_size(DType(tt->elem_type()));
     for (int64_t d : s) {
-      if (d <= 0 || d > (int64_t(1) << 31))
+      if (d < 0 || d > (int64_t(1) << 31))
         throw Error(ErrorKind::invalid_argument,
                     "input '" + in.name() + "': invalid dimension in " + shape_str(s));
       if (__builtin_mul_overflow(bytes, uint64_t(d), &bytes) || bytes > (uint64_t(1) << 62))
@@ -171,14 +172,27 @@ void reject_unsupported(const onnx::GraphProto& g, int opset) {
 ir::Graph import_onnx(const void* bytes, size_t size, const ImportOptions& opt,
                       std::string* model_name) {
   onnx::ModelProto m = parse(bytes, size);
-  const int opset = default_opset(m);
-  if (opset < 7 || opset > 18)
+  int opset = default_opset(m);
+  if (opset < 1 || opset > kMaxOpset)
     throw Error(ErrorKind::unsupported,
-                "the model uses opset " + std::to_string(opset) +
-                    "; shoal supports opsets 7 to 18 (tested: 11 to 17)");
+                "the model uses opset " + std::to_string(opset) + "; shoal supports opsets 1 to " +
+                    std::to_string(kMaxOpset) + " (tested: 11 to 17; below " +
+                    std::to_string(kMinOpset) + " converted with ONNX's version converter)");
   std::vector<Shape> input_shapes = fix_input_shapes(m, opt);
+  // Each operator's 'from opset' (the op table's min_opset) is checked
+  // against the model's own opset, before any conversion.
   reject_unsupported(m.graph(), opset);
   check(m, opt);
+  if (opset < kMinOpset) {
+    upgrade_opset(m, opset);
+    log_line(opt, "converted the model from opset " + std::to_string(opset) + " to " +
+                      std::to_string(kMinOpset) + " with ONNX's version converter");
+    opset = kMinOpset;
+    // The converter may add nodes (Unsqueeze, Reshape) and rewrites inputs.
+    input_shapes = fix_input_shapes(m, opt);
+    reject_unsupported(m.graph(), opset);
+    check(m, opt);
+  }
   const onnx::GraphProto& g = m.graph();
   if (model_name) *model_name = g.name();
 
