@@ -8,16 +8,30 @@ namespace {
 
 /// Ops whose CPU kernels read and write 4-D activations channels-last at
 /// full speed: oneDNN's convolutions, pools and batch norm, and the native
-/// kernels (elementwise with any broadcasting, reductions, copies), which
+/// kernels (elementwise with any broadcasting, reductions, copies, Resize), which
 /// take any mix of layouts. (Any kernel accepts any layout; the reference
 /// kernels convert, slowly.)
 bool prefers_channels_last(const ir::Node& n) {
-  static const std::set<std::string> ops = {
-      "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
-      "BatchNormalization", "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid",
-      "HardSwish", "Elu", "shoal.Silu", "Gelu", "Erf", "Exp", "Sqrt", "Neg", "Abs",
-      "Reciprocal", "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu", "ReduceMean",
-      "ReduceSum", "ReduceMax", "Transpose", "Slice", "Concat", "Split", "Gather"};
+  static const std::set<std::string> ops = {"Conv",          "MaxPool",
+                                            "AveragePool",   "GlobalAveragePool",
+                                            "GlobalMaxPool", "BatchNormalization",
+                                            "Relu",          "LeakyRelu",
+                                            "Clip",          "Sigmoid",
+                                            "Tanh",          "HardSigmoid",
+                                            "HardSwish",     "Elu",
+                                            "shoal.Silu",    "Gelu",
+                                            "Erf",           "Exp",
+                                            "Sqrt",          "Neg",
+                                            "Abs",           "Reciprocal",
+                                            "Add",           "Sub",
+                                            "Mul",           "Div",
+                                            "Pow",           "Max",
+                                            "Min",           "PRelu",
+                                            "ReduceMean",    "ReduceSum",
+                                            "ReduceMax",     "Transpose",
+                                            "Slice",         "Concat",
+                                            "Split",         "Gather",
+                                            "Resize",        "Upsample"};
   return ops.count(n.op) != 0;
 }
 
@@ -32,8 +46,8 @@ void assign_layouts(ir::Graph& g, const Log& log) {
   int marked = 0;
   for (size_t v = 0; v < g.values.size(); ++v) {
     ir::Value& val = g.values[v];
-    if (val.is_const() || val.dtype != DType::f32 || val.shape.size() != 4 ||
-        edges.count(int(v)) || prod[v] < 0 || cons[v].empty())
+    if (val.is_const() || val.dtype != DType::f32 || val.shape.size() != 4 || edges.count(int(v)) ||
+        prod[v] < 0 || cons[v].empty())
       continue;
     bool ok = prefers_channels_last(g.nodes[size_t(prod[v])]);
     for (int c : cons[v]) ok = ok && prefers_channels_last(g.nodes[size_t(c)]);

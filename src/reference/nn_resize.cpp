@@ -198,7 +198,7 @@ std::vector<TypeShape> resize_infer(const Attrs& a, Infos in) {
   return {{DType::f32, resize_plan(op, a, x.shape, args).out}};
 }
 
-void resize_ref(const Attrs& a, Refs in, Refs out) {
+ResizePlan resize_refs_plan(const Attrs& a, Refs in) {
   const std::string op = "Resize";
   const TensorRef* ts = opt_input(in, 2);
   const TensorRef* tz = opt_input(in, 3);
@@ -226,7 +226,11 @@ void resize_ref(const Attrs& a, Refs in, Refs out) {
       args.sizes = &sizes;
     }
   }
-  resize_kernel(op, resize_plan(op, a, in[0].shape, args), in, out);
+  return resize_plan(op, a, in[0].shape, args);
+}
+
+void resize_ref(const Attrs& a, Refs in, Refs out) {
+  resize_kernel("Resize", resize_refs_plan(a, in), in, out);
 }
 
 std::vector<TypeShape> upsample_infer(const Attrs& a, Infos in) {
@@ -245,7 +249,7 @@ std::vector<TypeShape> upsample_infer(const Attrs& a, Infos in) {
   return {{DType::f32, resize_plan(op, a, x.shape, args).out}};
 }
 
-void upsample_ref(const Attrs& a, Refs in, Refs out) {
+ResizePlan upsample_refs_plan(const Attrs& a, Refs in) {
   const std::string op = "Upsample";
   std::vector<double> scales;
   if (a.has("scales")) {
@@ -258,10 +262,18 @@ void upsample_ref(const Attrs& a, Refs in, Refs out) {
   ResizeArgs args;
   args.scales = &scales;
   args.legacy = true;
-  resize_kernel(op, resize_plan(op, a, in[0].shape, args), in, out);
+  return resize_plan(op, a, in[0].shape, args);
+}
+
+void upsample_ref(const Attrs& a, Refs in, Refs out) {
+  resize_kernel("Upsample", upsample_refs_plan(a, in), in, out);
 }
 
 }  // namespace
+
+ResizePlan resize_plan_of(const std::string& op, const Attrs& a, Refs in) {
+  return op == "Upsample" ? upsample_refs_plan(a, in) : resize_refs_plan(a, in);
+}
 
 void add_resize_ops(std::vector<OpSpec>& t) {
   t.push_back(make_spec("Resize", 10, 2, 4,

@@ -25,6 +25,24 @@ struct ResizePlan {
   Shape out;
 };
 
+/// The plan of a Resize or Upsample (`op`) with attributes `a` and operands
+/// `in`: in[0]'s shape (its data is not read) and the values of the scales,
+/// sizes and roi operands. Throws Error like the reference kernel.
+ResizePlan resize_plan_of(const std::string& op, const Attrs& a, Refs in);
+
+/// The taps of one dim: for output index o, n input indices and weights at
+/// [o * n, o * n + n), and whether o maps outside the input
+/// (tf_crop_and_resize: the whole output element is the extrapolation
+/// value).
+struct DimTaps {
+  int n = 1;
+  std::vector<int64_t> index;
+  std::vector<float> weight;
+  std::vector<char> outside;
+  bool direct = true;  // every output has one tap of weight 1 first
+};
+DimTaps dim_taps(const ResizePlan& p, size_t d, int64_t in_len, int64_t out_len);
+
 /// y = Resize(x) as planned: in[0] is x, out[0] y of shape p.out.
 void resize_kernel(const std::string& op, const ResizePlan& p, Refs in, Refs out);
 

@@ -57,17 +57,7 @@ double cubic_weight(double t, double a) {
   return 0;
 }
 
-/// The taps of one dim: for output index o, n input indices and weights at
-/// [o * n, o * n + n), and whether o maps outside the input
-/// (tf_crop_and_resize: the whole output element is the extrapolation
-/// value).
-struct DimTaps {
-  int n = 1;
-  std::vector<int64_t> index;
-  std::vector<float> weight;
-  std::vector<char> outside;
-  bool direct = true;  // every output has one tap of weight 1 first
-};
+}  // namespace
 
 DimTaps dim_taps(const ResizePlan& p, size_t d, int64_t in_len, int64_t out_len) {
   DimTaps t;
@@ -111,8 +101,6 @@ DimTaps dim_taps(const ResizePlan& p, size_t d, int64_t in_len, int64_t out_len)
   }
   return t;
 }
-
-}  // namespace
 
 void resize_kernel(const std::string& op, const ResizePlan& p, Refs in, Refs out) {
   const Shape& s = in[0].shape;

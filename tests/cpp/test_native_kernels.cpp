@@ -229,6 +229,46 @@ TEST(NativeKernels, BatchNormalizationInEveryLayoutPair) {
             {t.output({4, 6, 300})}, {}, 2, 1e-5);
 }
 
+TEST(NativeKernels, ResizeEveryModeInEveryLayoutPair) {
+  struct Case {
+    const char* mode;
+    const char* coord;
+    Shape out;          // by sizes, or
+    std::vector<float> scales;  // by scales when not empty
+  };
+  const Case cases[] = {
+      {"nearest", "asymmetric", {}, {1, 1, 2, 2}},
+      {"nearest", "half_pixel", {2, 6, 5, 17}, {}},
+      {"linear", "half_pixel", {2, 6, 14, 18}, {}},
+      {"linear", "pytorch_half_pixel", {}, {1, 1, 0.5f, 0.6f}},
+      {"linear", "align_corners", {2, 6, 13, 4}, {}},
+      {"cubic", "half_pixel", {2, 6, 12, 15}, {}},
+      {"cubic", "align_corners", {}, {1, 1, 1.5f, 0.5f}},
+      {"linear", "tf_crop_and_resize", {2, 6, 9, 10}, {}},
+  };
+  for (const Case& k : cases)
+    for (Layout lx : {P, L})
+      for (Layout ly : {P, L}) {
+        OneOp t;
+        const Shape s{2, 6, 7, 9};
+        int x = t.input(s, lx, 3.0f);
+        Shape ys = k.out;
+        if (!k.scales.empty())
+          for (size_t d = 0; d < 4; ++d) ys.push_back(int64_t(float(s[d]) * k.scales[d]));
+        const bool crop = std::string(k.coord) == "tf_crop_and_resize";
+        int roi = crop ? t.weight({8}, {0, 0, 0.2f, -0.1f, 1, 1, 0.9f, 1.2f}) : t.weight({0}, {});
+        int scales = t.weight({int64_t(k.scales.size())}, k.scales);
+        std::vector<int32_t> ins = {x, roi, scales};
+        if (k.scales.empty()) ins.push_back(t.ints(k.out));
+        Attrs a;
+        a.set("mode", std::string(k.mode));
+        a.set("coordinate_transformation_mode", std::string(k.coord));
+        if (crop) a.set("extrapolation_value", 7.5f);
+        SCOPED_TRACE(std::string(k.mode) + " " + k.coord + " lx " + std::to_string(int(lx)) + " ly " + std::to_string(int(ly)));
+        t.compare("Resize", ins, {t.output(ys, ly)}, a, lx == L ? 2 : 1, 1e-5);
+      }
+}
+
 TEST(NativeKernels, ReductionsAndGlobalPools) {
   for (Layout lx : {P, L}) {
     for (const char* op : {"GlobalAveragePool", "GlobalMaxPool"}) {

@@ -13,10 +13,15 @@ namespace shoal::cpu {
 namespace {
 
 /// Whether an operand of the instruction holds no elements (a dim of 0).
+/// Empty 1-D constants are parameter lists, not data (Resize's roi and
+/// scales when not given: exporters write them as empty tensors), and leave
+/// the fast kernels to judge.
 bool has_empty_operand(const program::Instruction& ins, const program::ProgramData& prog) {
   auto empty = [&](int32_t t) {
-    return t >= 0 && size_t(t) < prog.tensors.size() &&
-           shape_numel(prog.tensors[size_t(t)].shape) == 0;
+    if (t < 0 || size_t(t) >= prog.tensors.size()) return false;
+    const program::TensorDesc& d = prog.tensors[size_t(t)];
+    if (d.storage == program::Storage::weight && d.shape.size() <= 1) return false;
+    return shape_numel(d.shape) == 0;
   };
   for (int32_t t : ins.inputs)
     if (empty(t)) return true;

@@ -33,6 +33,18 @@ class NativeKernel final : public runtime::Kernel {
   std::string impl_;
 };
 
+/// Calls f(r) for rows r < rows of `n` elements each, shared over the team
+/// when there is enough work.
+template <class F>
+void parallel_rows(int threads, int64_t rows, int64_t n, F&& f) {
+  if (threads > 1 && rows >= threads && rows * n >= (int64_t(1) << 14)) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) f(r);
+  } else {
+    for (int64_t r = 0; r < rows; ++r) f(r);
+  }
+}
+
 /// An f32 operand in plain or channels-last layout (what native kernels take).
 inline bool dense_f32(const program::TensorDesc* t) {
   return t && t->dtype == DType::f32 &&
@@ -56,6 +68,7 @@ KernelPtr make_binary(const OpContext& oc);
 KernelPtr make_reduce(const OpContext& oc);
 KernelPtr make_layernorm(const OpContext& oc);
 KernelPtr make_batchnorm(const OpContext& oc);
+KernelPtr make_resize(const OpContext& oc);
 KernelPtr make_softmax(const OpContext& oc);
 KernelPtr make_transpose(const OpContext& oc);
 KernelPtr make_slice(const OpContext& oc);

@@ -67,6 +67,13 @@ struct Loops {
   /// (channels along the row) or 0 (one channel per row).
   void (*affine)(const UnaryOp& f, const float* x, int64_t sx, const float* s, const float* b,
                  int64_t ss, float* y, int64_t n);
+  /// y[i] = sum over j < k of w[j] * x[j][i], i < n: contiguous rows mixed
+  /// with weights (Resize's interpolation taps).
+  void (*mix)(const float* const* x, const float* w, int k, float* y, int64_t n);
+  /// y[i] = sum over j < k of w[i * k + j] * x[idx[i * k + j]], i < n: a row
+  /// interpolated from taps (Resize along the row).
+  void (*gather_mix)(const float* x, const int64_t* idx, const float* w, int k, float* y,
+                     int64_t n);
 };
 
 /// The tables compiled in (isa/loops_isa.cpp).

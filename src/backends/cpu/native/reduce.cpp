@@ -11,20 +11,6 @@
 #include "shoal/error.hpp"
 
 namespace shoal::cpu::native {
-namespace {
-
-/// Rows of `n` contiguous elements, shared over the team.
-template <class F>
-void parallel_rows(int threads, int64_t rows, int64_t n, F&& f) {
-  if (threads > 1 && rows >= threads && rows * n >= (int64_t(1) << 14)) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) f(r);
-  } else {
-    for (int64_t r = 0; r < rows; ++r) f(r);
-  }
-}
-
-}  // namespace
 
 KernelPtr make_reduce(const OpContext& oc) {
   const std::string& op = oc.ins.op;

@@ -342,6 +342,43 @@ void affine(const UnaryOp& f, const float* x, int64_t sx, const float* s, const 
   if (f.kind != Unary::copy) unary(f, y, 1, y, n);
 }
 
+void mix(const float* const* x, const float* w, int k, float* __restrict y, int64_t n) {
+  const float* __restrict x0 = x[0];
+  const float w0 = w[0];
+  if (k == 1 && w0 == 1.0f) {
+    for (int64_t i = 0; i < n; ++i) y[i] = x0[i];
+    return;
+  }
+  if (k == 2) {  // linear along one dim, or the common pair of taps
+    const float* __restrict x1 = x[1];
+    const float w1 = w[1];
+    for (int64_t i = 0; i < n; ++i) y[i] = w0 * x0[i] + w1 * x1[i];
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) y[i] = w0 * x0[i];
+  for (int j = 1; j < k; ++j) {
+    const float* __restrict xj = x[j];
+    const float wj = w[j];
+    for (int64_t i = 0; i < n; ++i) y[i] += wj * xj[i];
+  }
+}
+
+void gather_mix(const float* __restrict x, const int64_t* __restrict idx, const float* __restrict w,
+                int k, float* __restrict y, int64_t n) {
+  if (k == 1) {
+    for (int64_t i = 0; i < n; ++i) y[i] = w[i] * x[idx[i]];
+  } else if (k == 2) {
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = w[2 * i] * x[idx[2 * i]] + w[2 * i + 1] * x[idx[2 * i + 1]];
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      float v = 0;
+      for (int j = 0; j < k; ++j) v += w[i * k + j] * x[idx[i * k + j]];
+      y[i] = v;
+    }
+  }
+}
+
 }  // namespace
 
 const Loops& SHOAL_CAT(loops_, SHOAL_LOOPS_ISA)() {
@@ -353,7 +390,9 @@ const Loops& SHOAL_CAT(loops_, SHOAL_LOOPS_ISA)() {
                            scale,
                            layernorm,
                            softmax,
-                           affine};
+                           affine,
+                           mix,
+                           gather_mix};
   return table;
 }
 
