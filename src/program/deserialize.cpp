@@ -297,6 +297,12 @@ TensorDesc read_tensor(ByteReader& r, const Regions& regions) {
   if (weight && t.offset % kWeightAlign)
     r.fail(offset_at,
            "weight offset " + num(t.offset) + " is not a multiple of " + num(kWeightAlign));
+  // Kernels read and write elements in place: an activation starts at a
+  // multiple of its element size (the compiler places them 64-aligned).
+  const uint64_t elem = dtype_size(t.dtype);
+  if (!weight && elem > 1 && t.offset % elem)
+    r.fail(offset_at, "arena offset " + num(t.offset) + " is not a multiple of the " + num(elem) +
+                          "-byte size of its " + dtype_name(t.dtype) + " elements");
   return t;
 }
 

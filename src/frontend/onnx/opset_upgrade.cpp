@@ -5,6 +5,7 @@
 #include <exception>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "shoal/error.hpp"
 
@@ -42,6 +43,24 @@ void repair_reshape_shapes(onnx::GraphProto& g) {
   }
 }
 
+/// ONNX's IR importer (ImportModelProto), which the converter runs first,
+/// dereferences a null pointer for a graph output that no graph input, node
+/// or (IR version 4+) initializer defines, and the ONNX checker lets such a
+/// model through: name it here instead.
+void require_defined_outputs(const onnx::ModelProto& m, const std::string& what) {
+  const onnx::GraphProto& g = m.graph();
+  std::unordered_set<std::string> defined;
+  for (const auto& in : g.input()) defined.insert(in.name());
+  if (m.ir_version() >= 4)
+    for (const auto& t : g.initializer()) defined.insert(t.name());
+  for (const auto& n : g.node())
+    for (const auto& o : n.output()) defined.insert(o);
+  for (const auto& out : g.output())
+    if (out.name().empty() || !defined.count(out.name()))
+      throw Error(ErrorKind::invalid_argument,
+                  what + "graph output '" + out.name() + "' is not produced by any node");
+}
+
 }  // namespace
 
 void upgrade_opset(onnx::ModelProto& m, int from) {
@@ -54,6 +73,7 @@ void upgrade_opset(onnx::ModelProto& m, int from) {
   if (!m.has_ir_version() || m.ir_version() < 2)
     throw Error(ErrorKind::unsupported,
                 what + "IR version " + std::to_string(m.ir_version()) + " is too old");
+  require_defined_outputs(m, what);
   onnx::ModelProto converted;
   try {
     converted = onnx::version_conversion::ConvertVersion(m, kMinOpset);
