@@ -183,6 +183,16 @@ def fma_peak(build):
     return json.loads(out)
 
 
+def batch_model(name, batch, build):
+    """The ONNX file of torchvision model `name` traced at batch `batch` by
+    the exporter (same weights), for onnxruntime: shapes the exporter writes
+    as constants then carry the batch."""
+    model_dir = os.path.join(build, "models")
+    run([PYTHON, os.path.join(ROOT, "scripts", "export_torchvision.py"),
+         "--out", model_dir, "--models", name, "--batch", str(batch)], timeout=1800)
+    return os.path.join(model_dir, f"{name}_b{batch}.onnx")
+
+
 def prepare_models(models, batches, build, shoal, env):
     model_dir = os.path.join(build, "models")
     out_dir = os.path.join(build, "bench-data")
@@ -201,12 +211,7 @@ def prepare_models(models, batches, build, shoal, env):
         ort = {1: onnx_path}
         for b in batches:
             if b != 1:
-                # Traced at batch b by the exporter (same weights): shapes
-                # the exporter writes as constants then carry the batch.
-                run([PYTHON, os.path.join(ROOT, "scripts", "export_torchvision.py"),
-                     "--out", model_dir, "--models", name, "--batch", str(b)],
-                    timeout=1800)
-                ort[b] = os.path.join(model_dir, f"{name}_b{b}.onnx")
+                ort[b] = batch_model(name, b, build)
         files[name] = {"onnx": onnx_path, "program": program, "ort": ort,
                        "compile_s": wall}
     return files

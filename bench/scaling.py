@@ -83,8 +83,7 @@ def measure(name, files, shoal, env, out_dir, args):
         paired = list(base_of) if k > 1 else []
         samples = {kind: [] for kind in kinds + ["ort_batch", "ort_one"] + paired}
         batch = PER_CORE * k
-        ort_batch_model = rb.static_batch_model(
-            files["onnx"], os.path.join(out_dir, f"{name}_b{batch}.onnx"), batch)
+        ort_batch_model = rb.batch_model(name, batch, args.build)
         for rep in range(args.reps):
             rb.wait_for_builds(args.idle_wait)
             # A one-core base runs right after the case it is paired with

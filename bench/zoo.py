@@ -18,7 +18,9 @@ docs/MODELS.md (the table). Needs build/bin/shoal and the onnxruntime-node
 package that run_bench.py installs.
 
 Usage: /usr/bin/python3 bench/zoo.py [--models a,b] [--reps 1] [--iters 5]
-           [--no-timing] [--doc docs/MODELS.md]
+           [--no-timing] [--doc docs/MODELS.md] [--update]
+--update re-runs the --models only and replaces their rows in the JSON (each
+such row records its commit and date).
 """
 
 import argparse
@@ -116,6 +118,9 @@ def main(argv=None):
     ap.add_argument("--doc", default=os.path.join(rb.ROOT, "docs", "MODELS.md"))
     ap.add_argument("--doc-only", action="store_true",
                     help="only rewrite the doc from the JSON (no model is run)")
+    ap.add_argument("--update", action="store_true",
+                    help="re-run --models only and replace their rows in the JSON; each such "
+                         "row records its own commit and date (same machine required)")
     args = ap.parse_args(argv)
     if args.doc_only:
         with open(args.json) as f:
@@ -133,11 +138,25 @@ def main(argv=None):
               "torchvision": torchvision.__version__,
               "settings": {"threads": 1, "batch": 1, "reps": args.reps, "iters": args.iters},
               "models": rows, "planned": models}
+    if args.update:
+        if not args.models:
+            rb.die("--update needs --models")
+        with open(args.json) as f:
+            old = json.load(f)
+        now = result["machine"]
+        if any(old["machine"].get(k) != now.get(k) for k in ("cpu", "cpu_family", "cpu_model")):
+            rb.die(f"--update: {args.json} was measured on another machine")
+        result, rows = old, old["models"]
     for name in models:
         save(result, args)  # after every model: an interrupted run keeps its rows
         rb.log(f"{name} ...")
         row = {"model": name}
-        rows.append(row)
+        if args.update:  # in place of its old row (or at the end)
+            row.update(git=rb.machine_info().get("git"), date=datetime.date.today().isoformat())
+            at = next((i for i, r in enumerate(rows) if r["model"] == name), len(rows))
+            rows[at:at + 1] = [row]
+        else:
+            rows.append(row)
         err = export(name, out)
         if err:
             row["error"] = f"export: {err}"
@@ -202,8 +221,14 @@ def write_doc(result, path, json_rel):
         "(> 1: shoal is faster).",
         "",
         f"Machine: {m.get('cpu', '?')} (family {m.get('cpu_family', '?')}, model "
-        f"{m.get('cpu_model', '?')}), commit {m.get('git', '?')}, {result['date']}. "
-        f"{ok} of {len(rows)} models match; {fast} run every layer on a fast kernel."
+        f"{m.get('cpu_model', '?')}), commit {m.get('git', '?')}, {result['date']}"
+        + (f"; the rows marked with a commit were measured again later (`--update`), "
+           f"on the same machine" if any("git" in r for r in rows) else "")
+        + ". "
+        + ("Rows without a torch err are older: their error is against PyTorch's float32 "
+           "output, and they match within 1e-4 of the range (+1e-5). "
+           if any("max_diff" in r and "rel_err" not in r for r in rows) else "")
+        + f"{ok} of {len(rows)} models match; {fast} run every layer on a fast kernel."
         + (f" Not run yet (the run was stopped): {', '.join(left)}." if left else ""),
         "",
         "| model | matches | shoal err | torch err | shoal ms | onnxruntime ms | ratio | "
@@ -213,15 +238,17 @@ def write_doc(result, path, json_rel):
     for r in rows:
         if "error" in r and "matches" not in r:
             err = " ".join(r["error"].replace("|", "/").split())  # one table row
-            lines.append(f"| {r['model']} | no: {err[:240]} | | | | | | |")
+            name = r["model"] + (f" ({r['git']})" if "git" in r else "")
+            lines.append(f"| {name} | no: {err[:240]} | | | | | | |")
             continue
         rel = r.get("rel_err")
         if rel is None and r.get("output_range"):  # results written before float64 references
             rel = r["max_diff"] / r["output_range"]
         slow = r.get("reference_layers") or []
         ops = sorted({s.split(" ")[0] for s in slow})
+        name = r["model"] + (f" ({r['git']})" if "git" in r else "")
         lines.append(
-            f"| {r['model']} | {'yes' if r['matches'] else '**no**'} | "
+            f"| {name} | {'yes' if r['matches'] else '**no**'} | "
             f"{rb.fmt(rel, '.1e')} | {rb.fmt(r.get('torch_fp32_rel_err'), '.1e')} | "
             f"{rb.fmt(r.get('shoal_ms'), '.1f')} | "
             f"{rb.fmt(r.get('ort_ms'), '.1f')} | {rb.fmt(r.get('ratio'), '.2f')} | "

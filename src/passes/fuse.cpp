@@ -1,3 +1,4 @@
+#include <cmath>
 #include <functional>
 
 #include "passes/passes.hpp"
@@ -25,8 +26,7 @@ bool depends_on(const ir::Graph& g, const std::vector<int>& prod, int target, in
 /// The node producing `v` if `v` feeds only one node and is no graph output.
 ir::Node* sole_producer(ir::Graph& g, const std::vector<int>& prod,
                         const std::vector<std::vector<int>>& cons, int v) {
-  if (v < 0 || prod[size_t(v)] < 0 || cons[size_t(v)].size() != 1 ||
-      is_graph_output(g, v))
+  if (v < 0 || prod[size_t(v)] < 0 || cons[size_t(v)].size() != 1 || is_graph_output(g, v))
     return nullptr;
   ir::Node* p = &g.nodes[size_t(prod[size_t(v)])];
   return p->dead ? nullptr : p;
@@ -53,8 +53,7 @@ void fuse_residual_add(ir::Graph& g, const Log& log) {
     for (int side = 0; side < 2; ++side) {
       const int a = add.inputs[size_t(side)], b = add.inputs[size_t(1 - side)];
       ir::Node* conv = sole_producer(g, prod, cons, a);
-      if (!conv || conv->op != "Conv" || conv->attrs.has("activation") ||
-          conv->inputs.size() > 3)
+      if (!conv || conv->op != "Conv" || conv->attrs.has("activation") || conv->inputs.size() > 3)
         continue;
       const auto &va = g.values[size_t(a)], &vb = g.values[size_t(b)];
       if (va.shape != vb.shape || vb.dtype != DType::f32 || vb.is_const()) continue;
@@ -112,6 +111,57 @@ void fuse_activations(ir::Graph& g, const Log& log) {
   g.compact();
   if (log)
     log("fused " + std::to_string(fused) + " activations into Conv/Gemm/MatMul/BatchNormalization");
+}
+
+void fuse_concat_batchnorm(ir::Graph& g, const Log& log) {
+  auto prod = g.producers();
+  auto cons = g.consumers();
+  int fused = 0;
+  for (auto& bn : g.nodes) {
+    if (bn.dead || bn.op != "BatchNormalization" || bn.attrs.i("training_mode", 0) != 0 ||
+        bn.inputs.size() != 5 || bn.outputs.size() != 1)
+      continue;
+    ir::Node* cat = sole_producer(g, prod, cons, bn.inputs[0]);
+    if (!cat || cat->op != "Concat" || cat->attrs.has("affine_scale")) continue;
+    const ir::Value& y = g.values[size_t(cat->outputs[0])];
+    if (y.dtype != DType::f32 || y.shape.size() < 2) continue;
+    int64_t axis = cat->attrs.i("axis", 1);
+    if (axis < 0) axis += int64_t(y.shape.size());
+    if (axis != 1) continue;
+    const int64_t c = y.shape[1];
+    bool consts = true;
+    for (size_t i = 1; i < 5; ++i) {
+      const int v = bn.inputs[i];
+      consts = consts && v >= 0 && g.values[size_t(v)].is_const() &&
+               g.values[size_t(v)].constant->numel() == c;
+    }
+    if (!consts) continue;
+    // y = (x - mean) / sqrt(var + eps) * scale + B = x * s + (B - mean * s).
+    const double eps = bn.attrs.f("epsilon", 1e-5f);
+    const HostTensor *sc = &*g.values[size_t(bn.inputs[1])].constant,
+                     *b = &*g.values[size_t(bn.inputs[2])].constant,
+                     *mean = &*g.values[size_t(bn.inputs[3])].constant,
+                     *var = &*g.values[size_t(bn.inputs[4])].constant;
+    std::vector<float> scale(static_cast<size_t>(c)), shift(static_cast<size_t>(c));
+    for (int64_t k = 0; k < c; ++k) {
+      const double m = sc->float_at(k) / std::sqrt(var->float_at(k) + eps);
+      scale[size_t(k)] = float(m);
+      shift[size_t(k)] = float(b->float_at(k) - mean->float_at(k) * m);
+    }
+    cat->attrs.set("affine_scale", scale);
+    cat->attrs.set("affine_shift", shift);
+    for (const char* key : {"activation", "activation_alpha", "activation_beta"})
+      if (auto it = bn.attrs.items().find(key); it != bn.attrs.items().end())
+        cat->attrs.set(key, it->second);
+    cat->outputs[0] = bn.outputs[0];
+    prod[size_t(bn.outputs[0])] = int(cat - g.nodes.data());
+    bn.dead = true;
+    ++fused;
+  }
+  g.compact();
+  if (log)
+    log("fused " + std::to_string(fused) +
+        " BatchNormalizations into the Concat before them (one pass, no copy then normalize)");
 }
 
 }  // namespace shoal::passes

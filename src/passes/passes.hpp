@@ -39,6 +39,12 @@ void fuse_matmul_bias(ir::Graph& g, const Log& log);
 /// activations into the Conv/Gemm/MatMul producing their input.
 void fuse_residual_add(ir::Graph& g, const Log& log);
 void fuse_activations(ir::Graph& g, const Log& log);
+/// An inference BatchNormalization (with its fused activation) whose input
+/// is a channel Concat read by nothing else becomes the Concat's per-channel
+/// affine map: the Concat writes act(x * scale + shift) (attributes
+/// affine_scale, affine_shift), one pass instead of a copy and a
+/// normalization (DenseNet's blocks).
+void fuse_concat_batchnorm(ir::Graph& g, const Log& log);
 
 /// Marks 4-D activations passed only between kernels that prefer the
 /// channels-last layout (NHWC), so that no reorder happens between them.

@@ -3,6 +3,7 @@
 #include <optional>
 #include <set>
 
+#include "reference/geometry.hpp"
 #include "reference/plans.hpp"
 #include "reference/ref_util.hpp"
 
@@ -133,6 +134,33 @@ void add_gather(std::vector<OpSpec>& t) {
 
 // --- Concat ---------------------------------------------------------------------
 
+/// A Concat that took the BatchNormalization after it (the compiler's
+/// fuse_concat_batchnorm): attributes affine_scale and affine_shift hold one
+/// value per output channel (axis 1), applied with the fused activation:
+/// y = act(concat * scale + shift).
+bool concat_affine(const Attrs& a) { return a.has("affine_scale"); }
+
+void check_concat_affine(const Attrs& a, const Shape& out, size_t axis, DType dt) {
+  const size_t c = out.size() > 1 ? size_t(out[1]) : 0;
+  if (axis != 1 || dt != DType::f32 || a.floats("affine_scale").size() != c ||
+      a.floats("affine_shift").size() != c)
+    fail(ErrorKind::invalid_argument,
+         "Concat: affine_scale/affine_shift need float32 inputs joined along axis 1 and one "
+         "value per output channel (" +
+             std::to_string(c) + ")");
+  activation_from_attrs(a);  // a fused activation must be one shoal knows
+}
+
+void apply_concat_affine(const Attrs& a, const TensorRef& y) {
+  const std::vector<float> sc = a.floats("affine_scale"), sh = a.floats("affine_shift");
+  const Activation act = activation_from_attrs(a);
+  const int64_t c = y.shape[1], inner = prod(y.shape, 2, y.shape.size());
+  float* p = y.as<float>();
+  for (int64_t o = 0; o < y.shape[0]; ++o)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t i = 0; i < inner; ++i, ++p) *p = act(*p * sc[size_t(ch)] + sh[size_t(ch)]);
+}
+
 void add_concat(std::vector<OpSpec>& t) {
   t.push_back(make_spec(
       "Concat", 1, 1, kMaxVariadic, "joins the inputs along axis",
@@ -158,6 +186,7 @@ void add_concat(std::vector<OpSpec>& t) {
                      std::to_string(axis));
           out[axis] += y.shape[axis];
         }
+        if (concat_affine(a)) check_concat_affine(a, out, axis, x.dtype);
         return std::vector<TypeShape>{{x.dtype, out}};
       },
       [](const Attrs& a, std::span<const TensorRef> in, std::span<const TensorRef> out) {
@@ -173,6 +202,7 @@ void add_concat(std::vector<OpSpec>& t) {
             std::memcpy(dst, x.as<const uint8_t>() + size_t(o) * chunk, chunk);
             dst += chunk;
           }
+        if (concat_affine(a)) apply_concat_affine(a, out[0]);
       },
       kTensorDTypes));
 }

@@ -269,6 +269,25 @@ TEST(NativeKernels, ResizeEveryModeInEveryLayoutPair) {
       }
 }
 
+TEST(NativeKernels, ConcatWithAffineInEveryLayoutPair) {
+  for (Layout la : {P, L})
+    for (Layout ly : {P, L})
+      for (const char* act : {"", "Relu", "Clip"}) {
+        OneOp t;
+        int a = t.input({2, 3, 5, 4}, la, 2.0f), b = t.input({2, 5, 5, 4}, L, 2.0f);
+        Attrs at;
+        at.set("axis", int64_t(1));
+        at.set("affine_scale", std::vector<float>{0.5f, 2, -1, 1.5f, 0.7f, 1.1f, 3, 0.2f});
+        at.set("affine_shift", std::vector<float>{0.1f, -0.2f, 0.3f, 0, 1, -1, 0.4f, 0.5f});
+        if (*act) at.set("activation", std::string(act));
+        if (std::string(act) == "Clip") {
+          at.set("activation_alpha", -0.5f);
+          at.set("activation_beta", 1.5f);
+        }
+        t.compare("Concat", {a, b}, {t.output({2, 8, 5, 4}, ly)}, at, ly == L ? 2 : 1, 1e-6);
+      }
+}
+
 TEST(NativeKernels, ReductionsAndGlobalPools) {
   for (Layout lx : {P, L}) {
     for (const char* op : {"GlobalAveragePool", "GlobalMaxPool"}) {

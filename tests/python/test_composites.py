@@ -213,6 +213,34 @@ def test_batchnorm_activation_fuse(make_onnx, act):
     assert "BatchNormalization" in ops
 
 
+@pytest.mark.parametrize("act", ["Relu", "Sigmoid", None])
+def test_concat_batchnorm_fuse(make_onnx, act):
+    """DenseNet's pre-activation: Concat -> BatchNormalization -> Relu ->
+    Conv. The Concat writes the normalized, activated channels in one pass
+    (its native kernel), and the BatchNormalization is gone."""
+    c1, c2 = 5, 7
+    c = c1 + c2
+    inits = {"w1": randn(c1, 3, 3, 3), "w2": randn(c2, 3, 1, 1), "s": randn(c) + 1.5,
+             "b": randn(c), "m": randn(c), "v": np.abs(randn(c)) + 0.5,
+             "w3": randn(4, c, 1, 1)}
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["f1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["x", "w2"], ["f2"]),
+             helper.make_node("Concat", ["f1", "f2"], ["cat"], axis=1),
+             helper.make_node("BatchNormalization", ["cat", "s", "b", "m", "v"], ["bn"])]
+    last = "bn"
+    if act:
+        nodes.append(helper.make_node(act, ["bn"], ["r"]))
+        last = "r"
+    nodes.append(helper.make_node("Conv", [last, "w3"], ["y"]))
+    model = make_onnx.graph(nodes, [("x", [1, 3, 7, 7])], [("y", [1, 4, 7, 7])], inits)
+    x = randn(3, 3, 7, 7)
+    gone = ["BatchNormalization"] + ([act] if act else [])
+    check(model, x, ["fused 1 BatchNormalizations into the Concat"], gone)
+    program = shoal.compile(model)
+    cat = [la for la in layers(program, x[:1]) if la["op"] == "Concat"]
+    assert len(cat) == 1 and cat[0]["impl"].startswith("native:"), cat
+
+
 @pytest.mark.parametrize("dtype", [np.int64, np.int32])
 def test_slice_with_int32_or_int64_bounds(make_onnx, dtype):
     """ONNX lets Slice's starts/ends/axes/steps be int32 too: the native
