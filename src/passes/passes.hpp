@@ -31,6 +31,10 @@ void split_concat_conv(ir::Graph& g, const Log& log);
 /// Transpose/Reshape around one MatMul (src/passes/einsum.cpp); the others
 /// stay and run the reference kernel.
 void lower_einsum(ir::Graph& g, const Log& log);
+/// A Pad of zeros around the spatial dims read only by an AveragePool that
+/// counts padding -> the pool's pads, count_include_pad=1
+/// (src/passes/fold_pad.cpp).
+void fold_pad_into_pool(ir::Graph& g, const Log& log);
 /// Rewrites the decomposed forms exporters write as one node each:
 /// Mul(x, Sigmoid(x)) -> shoal.Silu, Mul(x, HardSigmoid(x)) -> HardSwish,
 /// Erf's GELU -> Gelu, and ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div
