@@ -169,3 +169,19 @@ def test_pad_kept_where_folding_would_change_the_averages(make_onnx, case):
     assert "Pad" in [layer["op"] for layer in program_layers(program)]
     compare_with_reference(model, randn(2, 4, 9, 9))
 
+
+def test_pool_of_a_plain_map_writes_a_plain_map(make_onnx):
+    """A pool reading a view (plain layout) into a Conv (channels-last) writes
+    plain: oneDNN pools plain into channels-last on its reference kernel."""
+    inits = {"w": randn(8, 4, 3, 3), "w2": randn(6, 8, 1, 1),
+             "s1": np.array([1, 8, 81], np.int64), "s2": np.array([1, 8, 9, 9], np.int64)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Reshape", ["c", "s1"], ["r1"]),
+             helper.make_node("Reshape", ["r1", "s2"], ["r2"]),
+             helper.make_node("MaxPool", ["r2"], ["m"], kernel_shape=[3, 3], strides=[2, 2]),
+             helper.make_node("Conv", ["m", "w2"], ["y"])]
+    model = make_onnx.graph(nodes, [("x", [1, 4, 9, 9])], [("y", [1, 6, 4, 4])], inits)
+    pool = [layer for layer in program_layers(shoal.compile(model))
+            if layer["op"] == "MaxPool"]
+    assert pool and "ref" not in pool[0]["impl"] and pool[0]["impl"] != "reference", pool
+    compare_with_reference(model, randn(3, 4, 9, 9))
