@@ -8,6 +8,8 @@
 #include <optional>
 
 #include "ops/op_table.hpp"
+#include "reference/einsum.hpp"
+#include "shoal/error.hpp"
 
 namespace shoal::ops {
 namespace {
@@ -112,6 +114,36 @@ bool matmul(const Attrs&, std::span<const ValueInfo> in, std::span<const bool> b
          in[0].shape.size() == in[1].shape.size();
 }
 
+/// Einsum: the batch-carrying operands' dim 0 has one letter (or "..." dim),
+/// appearing once in each of their terms and in no constant operand's, and
+/// it is the output's dim 0: every other label is summed or kept within a
+/// sample. Anything else (the sample dim summed away, moved, on a diagonal,
+/// or broadcast against a constant) is computed one sample at a time.
+bool einsum(const Attrs& a, std::span<const ValueInfo> in, std::span<const bool> batched) {
+  ref::EinsumDims d;
+  try {
+    std::vector<Shape> shapes;
+    for (const ValueInfo& v : in) shapes.push_back(v.shape);
+    d = ref::resolve_einsum(ref::parse_einsum(a.s("equation", ""), in.size()), shapes);
+  } catch (const Error&) {
+    return false;
+  }
+  int sample = -1;
+  for (size_t k = 0; k < in.size(); ++k) {
+    if (!batched[k]) continue;
+    const std::vector<int>& labels = d.inputs[k];
+    if (labels.empty() || (sample >= 0 && labels[0] != sample) ||
+        std::count(labels.begin(), labels.end(), labels[0]) != 1)
+      return false;
+    sample = labels[0];
+  }
+  if (sample < 0 || d.output.empty() || d.output[0] != sample) return false;
+  for (size_t k = 0; k < in.size(); ++k)
+    if (!batched[k] && std::count(d.inputs[k].begin(), d.inputs[k].end(), sample) != 0)
+      return false;
+  return true;
+}
+
 }  // namespace
 
 void assign_batch_rules(std::vector<OpSpec>& table) {
@@ -156,6 +188,8 @@ void assign_batch_rules(std::vector<OpSpec>& table) {
       };
     else if (n == "MatMul")
       s.per_sample = matmul;
+    else if (n == "Einsum")
+      s.per_sample = einsum;
     else if (n == "Softmax" || n == "LogSoftmax")
       s.per_sample = softmax;
     else if (n == "Concat")

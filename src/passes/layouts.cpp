@@ -55,6 +55,19 @@ void assign_layouts(ir::Graph& g, const Log& log) {
     val.channels_last = true;
     ++marked;
   }
+  // oneDNN pools only one layout into the same one at full speed (plain
+  // into channels-last takes its reference kernel): a pool reading a plain
+  // map writes a plain one (MaxViT's pools after its window departition).
+  for (const ir::Node& n : g.nodes) {
+    if (n.dead || (n.op != "MaxPool" && n.op != "AveragePool") || n.inputs.empty() ||
+        n.outputs.empty() || n.inputs[0] < 0 || n.outputs[0] < 0)
+      continue;
+    ir::Value& y = g.values[size_t(n.outputs[0])];
+    if (y.channels_last && !g.values[size_t(n.inputs[0])].channels_last) {
+      y.channels_last = false;
+      --marked;
+    }
+  }
   if (log) log("assigned channels-last layout to " + std::to_string(marked) + " activations");
 }
 

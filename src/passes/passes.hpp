@@ -27,6 +27,14 @@ void fold_batchnorm(ir::Graph& g, const Log& log);
 /// Replaces a channel Concat read only by a 1x1 Conv (possibly through a
 /// MaxPool) by partial convolutions over its parts, summed.
 void split_concat_conv(ir::Graph& g, const Log& log);
+/// A two-operand float32 Einsum that is a (batched) matrix product ->
+/// Transpose/Reshape around one MatMul (src/passes/einsum.cpp); the others
+/// stay and run the reference kernel.
+void lower_einsum(ir::Graph& g, const Log& log);
+/// A Pad of zeros around the spatial dims read only by an AveragePool that
+/// counts padding -> the pool's pads, count_include_pad=1
+/// (src/passes/fold_pad.cpp).
+void fold_pad_into_pool(ir::Graph& g, const Log& log);
 /// Rewrites the decomposed forms exporters write as one node each:
 /// Mul(x, Sigmoid(x)) -> shoal.Silu, Mul(x, HardSigmoid(x)) -> HardSwish,
 /// Erf's GELU -> Gelu, and ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div

@@ -1,6 +1,6 @@
 // The neural-network operators: registration and shared helpers. Each family
-// lives in its own file (nn_conv, nn_pool, nn_matmul, nn_reduce, nn_pad,
-// nn_resize).
+// lives in its own file (nn_conv, nn_pool, nn_matmul, nn_einsum, nn_reduce,
+// nn_pad, nn_resize).
 #include "reference/nn_internal.hpp"
 
 namespace shoal::ops {
@@ -9,6 +9,7 @@ void register_nn(std::vector<OpSpec>& table) {
   ref::nn::add_conv_ops(table);
   ref::nn::add_pool_ops(table);
   ref::nn::add_matmul_ops(table);
+  ref::nn::add_einsum_ops(table);
   ref::nn::add_reduce_ops(table);
   ref::nn::add_layernorm_ops(table);
   ref::nn::add_pad_ops(table);

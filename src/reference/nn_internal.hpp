@@ -68,6 +68,7 @@ Shape window_out_shape(const WindowGeometry& g);
 void add_conv_ops(std::vector<OpSpec>& t);    // nn_conv.cpp
 void add_pool_ops(std::vector<OpSpec>& t);    // nn_pool.cpp
 void add_matmul_ops(std::vector<OpSpec>& t);  // nn_matmul.cpp
+void add_einsum_ops(std::vector<OpSpec>& t);  // nn_einsum.cpp
 void add_layernorm_ops(std::vector<OpSpec>& t);  // nn_layernorm.cpp
 void add_reduce_ops(std::vector<OpSpec>& t);  // nn_reduce.cpp
 void add_pad_ops(std::vector<OpSpec>& t);     // nn_pad.cpp

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -1699,6 +1700,106 @@ TEST(RefNNReduce, InferAndErrors) {
         infer("ReduceMean", A(), {vi({1, 7}, DType::i32)});
       },
       ErrorKind::unsupported, "ReduceMean");
+}
+
+// --- Einsum ------------------------------------------------------------------
+
+TEST(RefNNEinsum, Values) {
+  const HostTensor a = f32({2, 3}, iota(6)), b = f32({3, 2}, iota(6));
+  // [[1,2,3],[4,5,6]] x [[1,2],[3,4],[5,6]]
+  expect_values(run("Einsum", A({{"equation", S("ij,jk->ik")}}), {&a, &b}), {22, 28, 49, 64});
+  expect_values(run("Einsum", A({{"equation", S(" i j , j k ")}}), {&a, &b}), {22, 28, 49, 64});
+  expect_values(run("Einsum", A({{"equation", S("ij->ji")}}), {&a}), {1, 4, 2, 5, 3, 6});
+  expect_values(run("Einsum", A({{"equation", S("ij")}}), {&a}), iota(6));
+  expect_values(run("Einsum", A({{"equation", S("ji")}}), {&a}), {1, 4, 2, 5, 3, 6});
+  expect_values(run("Einsum", A({{"equation", S("ij->")}}), {&a}), {21});
+  const HostTensor sq = f32({3, 3}, iota(9));
+  expect_values(run("Einsum", A({{"equation", S("ii->i")}}), {&sq}), {1, 5, 9});
+  expect_values(run("Einsum", A({{"equation", S("ii")}}), {&sq}), {15});
+  // "..." broadcast: [2,1] against [3]: out[i][j] = x[i] * y[j].
+  const HostTensor x = f32({2, 1}, {1, 2}), y = f32({3}, {1, 10, 100});
+  expect_values(run("Einsum", A({{"equation", S("...,...->...")}}), {&x, &y}),
+                {1, 10, 100, 2, 20, 200});
+  // Three operands: sum_j,k a[i,j] b[j,k] c[k].
+  const HostTensor c = f32({2}, {1, -1});
+  expect_values(run("Einsum", A({{"equation", S("ij,jk,k->i")}}), {&a, &b, &c}), {-6, -15});
+  const HostTensor ia = i64({2, 2}, {1, 2, 3, 4});
+  const HostTensor iy = run("Einsum", A({{"equation", S("ij,jk")}}), {&ia, &ia});
+  ASSERT_EQ(iy.dtype(), DType::i64);
+  EXPECT_EQ(std::vector<int64_t>(iy.as<int64_t>(), iy.as<int64_t>() + 4),
+            (std::vector<int64_t>{7, 10, 15, 22}));
+}
+
+TEST(RefNNEinsum, Errors) {
+  auto eq = [](const char* e) { return A({{"equation", S(e)}}); };
+  const ErrorKind bad = ErrorKind::invalid_argument;
+  expect_error(
+      [&] {
+        infer("Einsum", eq("ij,jk->ik"), {vi({2, 3})});
+      },
+      bad, "equation 'ij,jk->ik': has 2 input terms, but the node has 1 input");
+  expect_error(
+      [&] {
+        infer("Einsum", eq("ij,jk"), {vi({2, 3}), vi({4, 5})});
+      },
+      bad, "letter 'j' has size 3 in input 0 but size 4 in input 1");
+  expect_error(
+      [&] {
+        infer("Einsum", eq("ii"), {vi({2, 3})});
+      },
+      bad, "letter 'i' has size 2 in input 0 but size 3 in input 0");
+  expect_error(
+      [&] {
+        infer("Einsum", eq("ijk->i"), {vi({2, 3})});
+      },
+      bad, "input term 0 'ijk' names 3 dims, but input 0 has shape [2,3] (rank 2)");
+  expect_error(
+      [&] {
+        infer("Einsum", eq("...ijk->i..."), {vi({2, 3})});
+      },
+      bad, "names 3 dims besides '...'");
+  expect_error(
+      [&] {
+        infer("Einsum", eq("...i,...i->...i"), {vi({2, 3}), vi({4, 3})});
+      },
+      bad, "the dims of '...' do not broadcast");
+  expect_error([&] { infer("Einsum", eq("i-j"), {vi({2, 3})}); }, bad, "character '-'");
+  expect_error([&] { infer("Einsum", A(), {vi({2, 3})}); }, bad, "missing attribute 'equation'");
+  expect_error(
+      [&] {
+        infer("Einsum", eq("ij,jk"), {vi({2, 3}), vi({3, 2}, DType::i64)});
+      },
+      bad, "input 1 is int64 but input 0 is float32");
+  expect_error(
+      [&] {
+        infer("Einsum", eq("ij"), {vi({2, 3}, DType::u8)});
+      },
+      ErrorKind::unsupported, "Einsum");
+}
+
+TEST(RefNNEinsum, PerSampleRule) {
+  const OpSpec& spec = op_spec("Einsum");
+  ASSERT_TRUE(spec.per_sample);
+  auto stacks = [&](const char* e, std::vector<Shape> shapes, std::vector<bool> batched) {
+    std::vector<ValueInfo> in;
+    for (Shape& s : shapes) in.push_back(vi(s));
+    const std::unique_ptr<bool[]> b(new bool[batched.size()]);
+    for (size_t i = 0; i < batched.size(); ++i) b[i] = batched[i];
+    return spec.per_sample(A({{"equation", S(e)}}), in, {b.get(), batched.size()});
+  };
+  EXPECT_TRUE(stacks("bij,bjk->bik", {{1, 2, 3}, {1, 3, 4}}, {true, true}));
+  EXPECT_TRUE(stacks("bij,jk->bik", {{1, 2, 3}, {3, 4}}, {true, false}));
+  EXPECT_TRUE(stacks("bii->bi", {{1, 3, 3}}, {true}));
+  EXPECT_TRUE(stacks("...ij->...ji", {{1, 2, 3}}, {true}));
+  EXPECT_FALSE(stacks("bij->ij", {{1, 2, 3}}, {true}));   // summed over samples
+  EXPECT_FALSE(stacks("bij->jbi", {{1, 2, 3}}, {true}));  // moved
+  EXPECT_FALSE(stacks("bbi->bi", {{1, 1, 3}}, {true}));   // on a diagonal
+  EXPECT_FALSE(stacks("bij,bjk->bik", {{1, 2, 3}, {1, 3, 4}}, {true, false}));  // constant b
+  EXPECT_FALSE(stacks("bij,cjk->bik", {{1, 2, 3}, {1, 3, 4}}, {true, true}));   // two letters
+  EXPECT_FALSE(stacks("ij,jk->ik", {{1, 3}, {3, 4}}, {false, false}));
+  EXPECT_FALSE(
+      stacks("...i,...i->...i", {{2, 3}, {1, 2, 3}}, {true, true}));   // "..." dims misaligned
+  EXPECT_FALSE(stacks("ij,jk->ik", {{1, 3}, {2, 4}}, {true, false}));  // malformed: no
 }
 
 // --- the table ---------------------------------------------------------------

@@ -15,7 +15,7 @@ static input shape [1,3,224,224]) and checked:
   * no layer runs a slow reference kernel, except where the model needs an
     op no fast kernel covers yet (SLOW_OK names them).
 
-vit_b_16 and resnet50 are marked `slow` (deselect with -m "not slow"); all of
+vit_b_16, swin_t, maxvit_t and resnet50 are marked `slow` (deselect with -m "not slow"); all of
 them together take a few minutes on 2 cores, mostly export, the first time.
 """
 
@@ -34,8 +34,9 @@ ABS_TOL = 1e-5
 # One model per family (issue 12): plain, depthwise + squeeze-excitation
 # (SiLU, HardSwish), channel shuffle, dense concatenation, ConvNeXt
 # (LayerNorm, GELU, MatMul), vision transformers (attention: batched MatMul,
-# Softmax; Swin's shifted windows: Mod, ScatterND folded at compile time)
-# and segmentation (Resize, a 21-channel map).
+# Softmax; Swin's shifted windows: Mod, ScatterND folded at compile time;
+# MaxViT's window and grid attention: Einsum lowered to MatMul) and
+# segmentation (Resize, a 21-channel map).
 MODELS = [
     "squeezenet1_1",
     "mobilenet_v2",
@@ -48,6 +49,7 @@ MODELS = [
     "lraspp_mobilenet_v3_large",
     pytest.param("vit_b_16", marks=pytest.mark.slow),
     pytest.param("swin_t", marks=pytest.mark.slow),
+    pytest.param("maxvit_t", marks=pytest.mark.slow),
     pytest.param("resnet50", marks=pytest.mark.slow),
 ]
 

@@ -105,3 +105,83 @@ def program_layers(program):
     rt = shoal.Runtime(program, profile=True)
     rt.run(np.zeros((1, 4, 9, 9), np.float32))
     return rt.profile()
+
+
+def pad_pool(make_onnx, pads=(0, 0, 1, 1, 0, 0, 1, 1), value=0.0, pool_pads=(0, 0, 0, 0),
+             count_include_pad=0, ceil_mode=0, pad_also_an_output=False):
+    """Conv -> Pad (input 1, constant value input 2) -> AveragePool 3x3 stride 2
+    -> Conv: PyTorch's export of AvgPool2d(3, 2, padding=1)."""
+    channels = 8 + pads[1] + pads[5]
+    inits = {"w": randn(8, 4, 3, 3), "w2": randn(6, channels, 1, 1),
+             "pads": np.array(pads, np.int64), "v": np.array(value, np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Pad", ["c", "pads", "v"], ["p"], mode="constant"),
+             helper.make_node("AveragePool", ["p"], ["a"], kernel_shape=[3, 3], strides=[2, 2],
+                              pads=list(pool_pads), count_include_pad=count_include_pad,
+                              ceil_mode=ceil_mode),
+             helper.make_node("Conv", ["a", "w2"], ["y"])]
+    padded = 9 + pads[2] + pads[6] + pool_pads[0] + pool_pads[2]
+    size = -(-(padded - 3) // 2) + 1 if ceil_mode else (padded - 3) // 2 + 1
+    outputs = [("y", [1, 6, size, size])]
+    if pad_also_an_output:
+        outputs.append(("p", [1, channels, 9 + pads[2] + pads[6], 9 + pads[3] + pads[7]]))
+    return make_onnx.graph(nodes, [("x", [1, 4, 9, 9])], outputs, inits)
+
+
+def compare_with_reference(model, x):
+    got = shoal.Runtime(shoal.compile(model)).run(x)
+    ref = shoal.Runtime(shoal.compile(model, optimize=False)).run(x)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["plain", "pool_pads_counted", "asymmetric"])
+def test_zero_pad_folds_into_average_pool(make_onnx, case):
+    kw = {"plain": {},
+          "pool_pads_counted": {"pads": (0, 0, 1, 0, 0, 0, 0, 1), "pool_pads": (0, 1, 1, 0),
+                                "count_include_pad": 1},
+          "asymmetric": {"pads": (0, 0, 0, 1, 0, 0, 2, 0)}}[case]
+    model = pad_pool(make_onnx, **kw)
+    lines = []
+    program = shoal.compile(model, log=lines.append)
+    assert any("folded 1 zero Pad nodes into AveragePool" in line for line in lines), lines
+    layers = program_layers(program)
+    assert "Pad" not in [layer["op"] for layer in layers]
+    # The pool reads and writes the convolutions' channels-last maps.
+    pool = [layer for layer in layers if layer["op"] == "AveragePool"]
+    assert pool and "ref" not in pool[0]["impl"] and pool[0]["impl"] != "reference", pool
+    compare_with_reference(model, randn(3, 4, 9, 9))
+
+
+@pytest.mark.parametrize("case", ["nonzero_value", "channel_pad", "pool_pads_not_counted",
+                                  "ceil_mode", "pad_also_an_output", "pad_reaches_kernel"])
+def test_pad_kept_where_folding_would_change_the_averages(make_onnx, case):
+    kw = {"nonzero_value": {"value": 1.5},
+          "channel_pad": {"pads": (0, 1, 1, 1, 0, 1, 1, 1)},
+          "pool_pads_not_counted": {"pool_pads": (1, 1, 1, 1)},
+          "ceil_mode": {"ceil_mode": 1},
+          "pad_also_an_output": {"pad_also_an_output": True},
+          "pad_reaches_kernel": {"pads": (0, 0, 3, 3, 0, 0, 3, 3)}}[case]
+    model = pad_pool(make_onnx, **kw)
+    lines = []
+    program = shoal.compile(model, log=lines.append)
+    assert any("folded 0 zero Pad nodes" in line for line in lines), lines
+    assert "Pad" in [layer["op"] for layer in program_layers(program)]
+    compare_with_reference(model, randn(2, 4, 9, 9))
+
+
+def test_pool_of_a_plain_map_writes_a_plain_map(make_onnx):
+    """A pool reading a view (plain layout) into a Conv (channels-last) writes
+    plain: oneDNN pools plain into channels-last on its reference kernel."""
+    inits = {"w": randn(8, 4, 3, 3), "w2": randn(6, 8, 1, 1),
+             "s1": np.array([1, 8, 81], np.int64), "s2": np.array([1, 8, 9, 9], np.int64)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Reshape", ["c", "s1"], ["r1"]),
+             helper.make_node("Reshape", ["r1", "s2"], ["r2"]),
+             helper.make_node("MaxPool", ["r2"], ["m"], kernel_shape=[3, 3], strides=[2, 2]),
+             helper.make_node("Conv", ["m", "w2"], ["y"])]
+    model = make_onnx.graph(nodes, [("x", [1, 4, 9, 9])], [("y", [1, 6, 4, 4])], inits)
+    pool = [layer for layer in program_layers(shoal.compile(model))
+            if layer["op"] == "MaxPool"]
+    assert pool and "ref" not in pool[0]["impl"] and pool[0]["impl"] != "reference", pool
+    compare_with_reference(model, randn(3, 4, 9, 9))
