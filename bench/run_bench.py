@@ -121,11 +121,13 @@ def machine_info():
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
                                 cwd=ROOT, capture_output=True,
                                 text=True).stdout.strip()
-        # Changes under bench/results/ are this or another benchmark's own
-        # output, not code: they do not make the measured commit dirty.
+        # Changes under bench/results/ and docs/MODELS.md are this or another
+        # benchmark's own output (bench/zoo.py writes both as it goes), not
+        # code: they do not make the measured commit dirty.
         dirty = subprocess.run(["git", "status", "--porcelain",
                                 "--untracked-files=no", "--", ".",
-                                ":(exclude)bench/results"], cwd=ROOT,
+                                ":(exclude)bench/results",
+                                ":(exclude)docs/MODELS.md"], cwd=ROOT,
                                capture_output=True, text=True).stdout.strip()
         info["git"] = commit + ("-dirty" if dirty else "")
     except OSError:
