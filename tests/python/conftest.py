@@ -92,7 +92,8 @@ def make_onnx():
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: long model tests (resnet50, vit_b_16)")
+    config.addinivalue_line(
+        "markers", "slow: long model tests (resnet50, vit_b_16, swin_t, maxvit_t)")
 
 
 # --- no silent skips ---------------------------------------------------------
