@@ -13,28 +13,32 @@ const HostTensor* const_f32(const ir::Graph& g, int v) {
 
 }  // namespace
 
+bool inference_batchnorm(const ir::Graph& g, const ir::Node& bn, BatchNormParams& p) {
+  if (bn.dead || bn.op != "BatchNormalization" || bn.inputs.size() != 5 ||
+      bn.attrs.i("training_mode", 0) != 0)  // batch statistics: nothing to fold
+    return false;
+  for (size_t i = 1; i < bn.outputs.size(); ++i)
+    if (bn.outputs[i] >= 0) return false;
+  p = {const_f32(g, bn.inputs[1]), const_f32(g, bn.inputs[2]), const_f32(g, bn.inputs[3]),
+       const_f32(g, bn.inputs[4]), 0};
+  if (!p.scale || !p.bias || !p.mean || !p.var) return false;
+  p.c = p.scale->numel();
+  return p.bias->numel() == p.c && p.mean->numel() == p.c && p.var->numel() == p.c;
+}
+
 void fold_batchnorm(ir::Graph& g, const Log& log) {
   auto cons = g.consumers();
   auto prod = g.producers();
   int folded = 0;
   for (auto& bn : g.nodes) {
-    if (bn.dead || bn.op != "BatchNormalization" || bn.inputs.size() != 5 ||
-        bn.attrs.i("training_mode", 0) != 0)  // batch statistics: nothing to fold
-      continue;
-    if (bn.outputs.size() > 1) {
-      bool extra = false;
-      for (size_t i = 1; i < bn.outputs.size(); ++i) extra |= bn.outputs[i] >= 0;
-      if (extra) continue;
-    }
+    BatchNormParams bp;
+    if (!inference_batchnorm(g, bn, bp)) continue;
     const int x = bn.inputs[0];
     if (prod[size_t(x)] < 0 || cons[size_t(x)].size() != 1 || is_graph_output(g, x)) continue;
     ir::Node& p = g.nodes[size_t(prod[size_t(x)])];
     if (p.dead) continue;
-    const HostTensor *scale = const_f32(g, bn.inputs[1]), *beta = const_f32(g, bn.inputs[2]),
-                     *mean = const_f32(g, bn.inputs[3]), *var = const_f32(g, bn.inputs[4]);
-    if (!scale || !beta || !mean || !var) continue;
-    const int64_t c = scale->numel();
-    if (beta->numel() != c || mean->numel() != c || var->numel() != c) continue;
+    const HostTensor *scale = bp.scale, *beta = bp.bias, *mean = bp.mean, *var = bp.var;
+    const int64_t c = bp.c;
     const HostTensor* w = const_f32(g, p.inputs.size() > 1 ? p.inputs[1] : -1);
     if (!w || p.attrs.has("activation") || p.inputs.size() > 3) continue;
     // Output channels: Conv weight [M, C/g, k...] -> axis 0 of W;

@@ -1,8 +1,8 @@
-#include <cmath>
 #include <functional>
 
 #include "passes/passes.hpp"
 #include "reference/geometry.hpp"
+#include "reference/plans.hpp"
 
 namespace shoal::passes {
 namespace {
@@ -118,36 +118,19 @@ void fuse_concat_batchnorm(ir::Graph& g, const Log& log) {
   auto cons = g.consumers();
   int fused = 0;
   for (auto& bn : g.nodes) {
-    if (bn.dead || bn.op != "BatchNormalization" || bn.attrs.i("training_mode", 0) != 0 ||
-        bn.inputs.size() != 5 || bn.outputs.size() != 1)
-      continue;
+    BatchNormParams bp;
+    if (!inference_batchnorm(g, bn, bp)) continue;
     ir::Node* cat = sole_producer(g, prod, cons, bn.inputs[0]);
     if (!cat || cat->op != "Concat" || cat->attrs.has("affine_scale")) continue;
     const ir::Value& y = g.values[size_t(cat->outputs[0])];
-    if (y.dtype != DType::f32 || y.shape.size() < 2) continue;
+    if (y.dtype != DType::f32 || y.shape.size() < 2 || y.shape[1] != bp.c) continue;
     int64_t axis = cat->attrs.i("axis", 1);
     if (axis < 0) axis += int64_t(y.shape.size());
     if (axis != 1) continue;
-    const int64_t c = y.shape[1];
-    bool consts = true;
-    for (size_t i = 1; i < 5; ++i) {
-      const int v = bn.inputs[i];
-      consts = consts && v >= 0 && g.values[size_t(v)].is_const() &&
-               g.values[size_t(v)].constant->numel() == c;
-    }
-    if (!consts) continue;
-    // y = (x - mean) / sqrt(var + eps) * scale + B = x * s + (B - mean * s).
-    const double eps = bn.attrs.f("epsilon", 1e-5f);
-    const HostTensor *sc = &*g.values[size_t(bn.inputs[1])].constant,
-                     *b = &*g.values[size_t(bn.inputs[2])].constant,
-                     *mean = &*g.values[size_t(bn.inputs[3])].constant,
-                     *var = &*g.values[size_t(bn.inputs[4])].constant;
-    std::vector<float> scale(static_cast<size_t>(c)), shift(static_cast<size_t>(c));
-    for (int64_t k = 0; k < c; ++k) {
-      const double m = sc->float_at(k) / std::sqrt(var->float_at(k) + eps);
-      scale[size_t(k)] = float(m);
-      shift[size_t(k)] = float(b->float_at(k) - mean->float_at(k) * m);
-    }
+    std::vector<float> scale(static_cast<size_t>(bp.c)), shift(static_cast<size_t>(bp.c));
+    ref::batchnorm_affine(bp.scale->as<float>(), bp.bias->as<float>(), bp.mean->as<float>(),
+                          bp.var->as<float>(), bn.attrs.f("epsilon", 1e-5f), bp.c, scale.data(),
+                          shift.data());
     cat->attrs.set("affine_scale", scale);
     cat->attrs.set("affine_shift", shift);
     for (const char* key : {"activation", "activation_alpha", "activation_beta"})

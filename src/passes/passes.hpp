@@ -64,6 +64,16 @@ void assign_layouts(ir::Graph& g, const Log& log);
 bool is_graph_output(const ir::Graph& g, int value);
 /// Replaces every use of value `from` by value `to` (nodes and outputs).
 void replace_uses(ir::Graph& g, int from, int to);
+/// The constant float32 parameters of an inference BatchNormalization: one
+/// value per channel each (c of them).
+struct BatchNormParams {
+  const HostTensor *scale = nullptr, *bias = nullptr, *mean = nullptr, *var = nullptr;
+  int64_t c = 0;
+};
+/// Whether `bn` is an inference BatchNormalization (no training mode, no
+/// statistics output used) whose four parameters are float32 constants of
+/// one length; fills `p`.
+bool inference_batchnorm(const ir::Graph& g, const ir::Node& bn, BatchNormParams& p);
 /// Adds a constant value holding `data` (its dtype and shape); returns its id.
 int add_constant(ir::Graph& g, std::string name, HostTensor data);
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "reference/nn_internal.hpp"
+#include "reference/plans.hpp"
 
 namespace shoal::ref::nn {
 namespace {
@@ -266,3 +267,16 @@ void add_conv_ops(std::vector<OpSpec>& t) {
 }
 
 }  // namespace shoal::ref::nn
+
+namespace shoal::ref {
+
+void batchnorm_affine(const float* scale, const float* bias, const float* mean, const float* var,
+                      double eps, int64_t c, float* s, float* shift) {
+  for (int64_t k = 0; k < c; ++k) {
+    const double m = double(scale[k]) / std::sqrt(double(var[k]) + eps);
+    s[k] = float(m);
+    shift[k] = float(double(bias[k]) - double(mean[k]) * m);
+  }
+}
+
+}  // namespace shoal::ref

@@ -40,4 +40,10 @@ using SliceInputs = std::function<std::optional<std::vector<int64_t>>(size_t, co
 /// else inputs 1-4.
 SliceDims slice_from(const Attrs& a, const Shape& shape, const SliceInputs& get);
 
+/// Inference BatchNormalization as a per-channel affine map y = x * s + shift:
+/// s = scale / sqrt(var + eps), shift = bias - mean * s, computed in double,
+/// for c channels (the native kernel and the compiler's Concat fusion).
+void batchnorm_affine(const float* scale, const float* bias, const float* mean, const float* var,
+                      double eps, int64_t c, float* s, float* shift);
+
 }  // namespace shoal::ref

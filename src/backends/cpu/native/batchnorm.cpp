@@ -3,12 +3,50 @@
 // is made, over plain or channels-last operands (they may differ). The
 // compiler folds most BatchNormalizations into the Conv before them; this
 // runs the rest (pre-activation blocks such as DenseNet's, after a Concat).
-#include <cmath>
-
 #include "backends/cpu/native/kernel.hpp"
+#include "reference/plans.hpp"
 #include "shoal/error.hpp"
 
 namespace shoal::cpu::native {
+
+KernelPtr channel_affine_kernel(const OpContext& oc, int parts, const UnaryOp& act,
+                                std::vector<float> scale_shift) {
+  const program::TensorDesc& y = oc.out(0);
+  const int64_t c = y.shape[1];
+  auto sb = std::make_shared<const std::vector<float>>(std::move(scale_shift));
+  struct Part {
+    Nest nest;
+    int64_t yoff, soff;  // y's element offset and first channel
+  };
+  std::vector<Part> ps;
+  const std::vector<int64_t> ys = layout_strides(y);
+  std::vector<int64_t> ss(y.shape.size(), 0);
+  ss[1] = 1;  // scale and shift follow the channel dim
+  int64_t at = 0;
+  for (int i = 0; i < parts; ++i) {
+    const program::TensorDesc* t = oc.in(i);
+    Part p{make_nest(t->shape, {ys, layout_strides(*t), ss}), at * ys[1], at};
+    if (p.nest.dims == 0 || p.nest.stride[0][size_t(p.nest.dims - 1)] != 1) return nullptr;
+    ps.push_back(p);
+    at += t->shape[1];
+  }
+  return std::make_unique<NativeKernel>(
+      [ps, act, sb, c](int threads, std::span<void* const> in, std::span<void* const> out) {
+        const Loops& L = loops();
+        float* yp = f32(out[0]);
+        const float* s = sb->data();
+        for (size_t i = 0; i < ps.size(); ++i) {
+          const Part& p = ps[i];
+          const float* xp = cf32(in[i]);
+          const size_t last = size_t(p.nest.dims - 1);
+          const int64_t sx = p.nest.stride[1][last], sc = p.nest.stride[2][last];
+          for_rows(p.nest, threads, 0, [&](const int64_t* off, int64_t n) {
+            const float* sr = s + p.soff + off[2];
+            L.affine(act, xp + off[1], sx, sr, sr + c, sc, yp + p.yoff + off[0], n);
+          });
+        }
+      });
+}
 
 KernelPtr make_batchnorm(const OpContext& oc) {
   const program::TensorDesc* x = oc.in(0);
@@ -34,30 +72,10 @@ KernelPtr make_batchnorm(const OpContext& oc) {
                                                  shape_str(y.shape) + ", input " +
                                                  shape_str(x->shape));
   if (shape_numel(y.shape) == 0) return nullptr;
-  const double eps = oc.ins.attrs.f("epsilon", 1e-5f);
-  // s and b side by side: one buffer, b at offset c.
-  auto sb = std::make_shared<std::vector<float>>(size_t(2 * c));
-  for (int64_t k = 0; k < c; ++k) {
-    const double s = double(p[0][k]) / std::sqrt(double(p[3][k]) + eps);
-    (*sb)[size_t(k)] = float(s);
-    (*sb)[size_t(c + k)] = float(double(p[1][k]) - double(p[2][k]) * s);
-  }
-  std::vector<int64_t> ss(y.shape.size(), 0);
-  ss[1] = 1;  // the channel dim
-  const Nest nest = make_nest(y.shape, {layout_strides(y), layout_strides(*x), ss});
-  if (nest.dims == 0) return nullptr;
-  return std::make_unique<NativeKernel>(
-      [nest, act, sb, c](int threads, std::span<void* const> in, std::span<void* const> out) {
-        const Loops& L = loops();
-        const float* xp = cf32(in[0]);
-        float* yp = f32(out[0]);
-        const float* s = sb->data();
-        const size_t last = size_t(nest.dims - 1);
-        const int64_t sx = nest.stride[1][last], sc = nest.stride[2][last];
-        for_rows(nest, threads, 0, [&](const int64_t* off, int64_t n) {
-          L.affine(act, xp + off[1], sx, s + off[2], s + c + off[2], sc, yp + off[0], n);
-        });
-      });
+  std::vector<float> sb(size_t(2 * c));  // c scales, then c shifts
+  ref::batchnorm_affine(p[0], p[1], p[2], p[3], oc.ins.attrs.f("epsilon", 1e-5f), c, sb.data(),
+                        sb.data() + c);
+  return channel_affine_kernel(oc, 1, act, std::move(sb));
 }
 
 }  // namespace shoal::cpu::native

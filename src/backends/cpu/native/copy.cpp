@@ -56,55 +56,6 @@ KernelPtr copies_kernel(std::vector<Copy> copies, Fan fan) {
       });
 }
 
-/// A Concat along the channels that took a BatchNormalization (attributes
-/// affine_scale, affine_shift and a fused activation: see
-/// passes::fuse_concat_batchnorm): each part is written as
-/// act(x * scale + shift) with its channels' scale and shift.
-KernelPtr concat_affine_kernel(const OpContext& oc, size_t axis) {
-  const program::TensorDesc& y = oc.out(0);
-  UnaryOp act;
-  const std::vector<float> sc = oc.ins.attrs.floats("affine_scale"),
-                           sh = oc.ins.attrs.floats("affine_shift");
-  const int64_t c = y.shape.size() > 1 ? y.shape[1] : 0;
-  if (axis != 1 || !fused_unary(oc.ins.attrs, act) || int64_t(sc.size()) != c ||
-      int64_t(sh.size()) != c)
-    return nullptr;  // the reference kernel names what is wrong
-  auto sb = std::make_shared<std::vector<float>>(sc);
-  sb->insert(sb->end(), sh.begin(), sh.end());
-  struct Part {
-    Nest nest;
-    int64_t yoff, soff;
-  };
-  std::vector<Part> parts;
-  const std::vector<int64_t> ys = layout_strides(y);
-  std::vector<int64_t> ss(y.shape.size(), 0);
-  ss[1] = 1;
-  int64_t at = 0;
-  for (int i = 0; i < oc.num_inputs(); ++i) {
-    const program::TensorDesc* t = oc.in(i);
-    Part p{make_nest(t->shape, {ys, layout_strides(*t), ss}), at * ys[1], at};
-    if (p.nest.dims == 0 || p.nest.stride[0][size_t(p.nest.dims - 1)] != 1) return nullptr;
-    parts.push_back(p);
-    at += t->shape[1];
-  }
-  return std::make_unique<NativeKernel>(
-      [parts, act, sb, c](int threads, std::span<void* const> in, std::span<void* const> out) {
-        const Loops& L = loops();
-        float* yp = f32(out[0]);
-        const float* s = sb->data();
-        for (size_t i = 0; i < parts.size(); ++i) {
-          const Part& p = parts[i];
-          const float* xp = cf32(in[i]);
-          const size_t last = size_t(p.nest.dims - 1);
-          const int64_t sx = p.nest.stride[1][last], sc = p.nest.stride[2][last];
-          for_rows(p.nest, threads, 0, [&](const int64_t* off, int64_t n) {
-            const float* sr = s + p.soff + off[2];
-            L.affine(act, xp + off[1], sx, sr, sr + c, sc, yp + p.yoff + off[0], n);
-          });
-        }
-      });
-}
-
 int64_t axis_of(const OpContext& oc, int64_t rank, int64_t fallback) {
   int64_t axis = oc.ins.attrs.i("axis", fallback);
   if (axis < -rank || axis >= rank)
@@ -208,7 +159,18 @@ KernelPtr make_concat(const OpContext& oc) {
   if (at != y.shape[axis])
     throw Error(ErrorKind::invalid_argument, oc.what() + ": inputs fill " + std::to_string(at) +
                                                  " of output dim " + std::to_string(y.shape[axis]));
-  if (oc.ins.attrs.has("affine_scale")) return concat_affine_kernel(oc, axis);
+  if (oc.ins.attrs.has("affine_scale")) {
+    // A Concat that took the BatchNormalization after it
+    // (passes::fuse_concat_batchnorm): act(x * scale + shift) per channel.
+    UnaryOp act;
+    std::vector<float> sb = oc.ins.attrs.floats("affine_scale");
+    const std::vector<float> sh = oc.ins.attrs.floats("affine_shift");
+    if (axis != 1 || !fused_unary(oc.ins.attrs, act) || int64_t(sb.size()) != y.shape[1] ||
+        sh.size() != sb.size())
+      return nullptr;  // the reference kernel names what is wrong
+    sb.insert(sb.end(), sh.begin(), sh.end());
+    return channel_affine_kernel(oc, oc.num_inputs(), act, std::move(sb));
+  }
   return copies_kernel(std::move(copies), Fan::inputs);
 }
 

@@ -62,6 +62,14 @@ std::vector<int64_t> const_index_values(const OpContext& oc, const program::Tens
 /// for one the native loops do not compute (GELU's tanh form).
 bool fused_unary(const Attrs& a, UnaryOp& f);
 
+/// y = act(x * scale + shift) per channel (dim 1) from inputs 0..parts-1
+/// laid one after another along the channels of output 0 (one part: an
+/// inference BatchNormalization; several: a Concat that took one).
+/// scale_shift holds C scales, then C shifts. nullptr when a part's rows are
+/// not contiguous in y.
+KernelPtr channel_affine_kernel(const OpContext& oc, int parts, const UnaryOp& act,
+                                std::vector<float> scale_shift);
+
 /// Builders, one per family (elementwise.cpp, reduce.cpp, copy.cpp).
 KernelPtr make_unary(const OpContext& oc);
 KernelPtr make_binary(const OpContext& oc);

@@ -46,13 +46,30 @@ bool outside(const ResizeGeometry& g, int64_t oh, int64_t ow) {
   return g.crop && (g.th.outside[size_t(oh)] || g.tw.outside[size_t(ow)]);
 }
 
+/// The taps of output row oh as row pointers from `first` (input row ih at
+/// first + ih * row_stride) and weights; returns how many (zero weights
+/// skipped).
+int vertical_taps(const ResizeGeometry& g, const float* first, int64_t row_stride, int64_t oh,
+                  const float** src, float* w) {
+  int k = 0;
+  for (int a = 0; a < g.th.n; ++a) {
+    const float wa = g.th.weight[size_t(oh * g.th.n + a)];
+    if (wa == 0.0f) continue;
+    src[k] = first + g.th.index[size_t(oh * g.th.n + a)] * row_stride;
+    w[k++] = wa;
+  }
+  return k;
+}
+
 /// Output row oh of sample n from a channels-last input: pixel ow's C
 /// channels go to yr + ow * pixel_stride (contiguous).
 void channels_last_row(const ResizeGeometry& g, const Loops& L, const float* x, float* yr,
                        int64_t pixel_stride, int64_t n, int64_t oh) {
+  const float* rows[4];  // the input rows of this output row's vertical taps
+  float wr[4];
+  const int kr = vertical_taps(g, x + n * g.xs[0], g.xs[2], oh, rows, wr);
   const float* src[16];
   float w[16];
-  const float* xb = x + n * g.xs[0];
   for (int64_t ow = 0; ow < g.ow; ++ow) {
     float* out = yr + ow * pixel_stride;
     if (outside(g, oh, ow)) {
@@ -60,17 +77,13 @@ void channels_last_row(const ResizeGeometry& g, const Loops& L, const float* x, 
       continue;
     }
     int k = 0;
-    for (int a = 0; a < g.th.n; ++a) {
-      const float wa = g.th.weight[size_t(oh * g.th.n + a)];
-      if (wa == 0.0f) continue;
-      const float* row = xb + g.th.index[size_t(oh * g.th.n + a)] * g.xs[2];
+    for (int a = 0; a < kr; ++a)
       for (int b = 0; b < g.tw.n; ++b) {
         const float wb = g.tw.weight[size_t(ow * g.tw.n + b)];
         if (wb == 0.0f) continue;
-        src[k] = row + g.tw.index[size_t(ow * g.tw.n + b)] * g.xs[3];
-        w[k++] = wa * wb;
+        src[k] = rows[a] + g.tw.index[size_t(ow * g.tw.n + b)] * g.xs[3];
+        w[k++] = wr[a] * wb;
       }
-    }
     if (k == 0) {
       std::fill(out, out + g.c, 0.0f);
       continue;
@@ -97,21 +110,6 @@ void horizontal(const ResizeGeometry& g, const Loops& L, const float* row, float
   if (g.crop)
     for (int64_t ow = 0; ow < g.ow; ++ow)
       if (outside(g, oh, ow)) out[ow * stride] = g.extrapolation;
-}
-
-/// The taps of output row oh as row pointers from `first` (input row ih at
-/// first + ih * row_stride) and weights; returns how many (zero weights
-/// skipped).
-int vertical_taps(const ResizeGeometry& g, const float* first, int64_t row_stride, int64_t oh,
-                  const float** src, float* w) {
-  int k = 0;
-  for (int a = 0; a < g.th.n; ++a) {
-    const float wa = g.th.weight[size_t(oh * g.th.n + a)];
-    if (wa == 0.0f) continue;
-    src[k] = first + g.th.index[size_t(oh * g.th.n + a)] * row_stride;
-    w[k++] = wa;
-  }
-  return k;
 }
 
 /// Output row oh of sample n from a channels-last input into a plain output
@@ -150,6 +148,23 @@ void plain_row(const ResizeGeometry& g, const Loops& L, const float* x, float* y
     L.mix(src, w, k, tmp, g.iw);
   }
   horizontal(g, L, tmp, out, g.ys[3], oh);
+}
+
+/// Calls row(r, scratch) for r < rows over the team, each thread with its
+/// own scratch buffer of `floats` floats.
+template <class Row>
+void rows_with_scratch(int threads, int64_t rows, size_t floats, Row&& row) {
+  if (threads > 1 && rows >= threads) {
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<float> scratch(floats);
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < rows; ++r) row(r, scratch.data());
+    }
+  } else {
+    std::vector<float> scratch(floats);
+    for (int64_t r = 0; r < rows; ++r) row(r, scratch.data());
+  }
 }
 
 }  // namespace
@@ -193,77 +208,36 @@ KernelPtr make_resize(const OpContext& oc) {
   g->extrapolation = p.extrapolation;
   for (char o : g->th.outside) g->crop = g->crop || o;
   for (char o : g->tw.outside) g->crop = g->crop || o;
-  const bool cl_in = x->layout == program::Layout::channels_last && g->xs[1] == 1;
-  const bool cl = cl_in && y.layout == program::Layout::channels_last && g->ys[1] == 1;
-  const bool cl_to_plain = cl_in && y.layout == program::Layout::plain;
-  return std::make_unique<NativeKernel>([g, cl, cl_to_plain](int threads, std::span<void* const> in,
-                                                             std::span<void* const> out) {
-    const Loops& L = loops();
-    const float* xp = cf32(in[0]);
-    float* yp = f32(out[0]);
-    if (cl) {
-      parallel_rows(threads, g->n * g->oh, g->ow * g->c, [&](int64_t r) {
-        const int64_t n = r / g->oh, oh = r % g->oh;
-        channels_last_row(*g, L, xp, yp + n * g->ys[0] + oh * g->ys[2], g->ys[3], n, oh);
+  // A channels-last input goes to a channels-last or a plain output; a plain
+  // input to either (plain_row writes with the output's strides).
+  const bool cl_in = x->layout == program::Layout::channels_last;
+  const bool cl = cl_in && y.layout == program::Layout::channels_last;
+  const bool cl_to_plain = cl_in && !cl;
+  return std::make_unique<NativeKernel>(
+      [g, cl, cl_to_plain](int threads, std::span<void* const> in, std::span<void* const> out) {
+        const Loops& L = loops();
+        const float* xp = cf32(in[0]);
+        float* yp = f32(out[0]);
+        if (cl) {
+          parallel_rows(threads, g->n * g->oh, g->ow * g->c, [&](int64_t r) {
+            const int64_t n = r / g->oh, oh = r % g->oh;
+            channels_last_row(*g, L, xp, yp + n * g->ys[0] + oh * g->ys[2], g->ys[3], n, oh);
+          });
+          return;
+        }
+        if (cl_to_plain) {  // a segmentation head: whole input rows, then per channel
+          rows_with_scratch(threads, g->n * g->oh, size_t(2 * g->iw * g->c),
+                            [&](int64_t r, float* buf) {
+                              channels_last_to_plain_row(*g, L, xp, yp, r / g->oh, r % g->oh, buf);
+                            });
+          return;
+        }
+        // A plain input (the strides say where each output element goes).
+        rows_with_scratch(threads, g->n * g->c * g->oh, size_t(g->iw), [&](int64_t r, float* tmp) {
+          const int64_t oh = r % g->oh, nc = r / g->oh;
+          plain_row(*g, L, xp, yp, nc / g->c, nc % g->c, oh, tmp);
+        });
       });
-      return;
-    }
-    if (cl_to_plain) {  // a segmentation head: a row in a buffer, then per channel
-      auto row = [&](int64_t r, float* buf) {
-        channels_last_to_plain_row(*g, L, xp, yp, r / g->oh, r % g->oh, buf);
-      };
-      const int64_t rows = g->n * g->oh;
-      const size_t need = size_t(2 * g->iw * g->c);
-      if (threads > 1 && rows >= threads) {
-#pragma omp parallel num_threads(threads)
-        {
-          std::vector<float> buf(need);
-#pragma omp for schedule(static)
-          for (int64_t r = 0; r < rows; ++r) row(r, buf.data());
-        }
-      } else {
-        std::vector<float> buf(need);
-        for (int64_t r = 0; r < rows; ++r) row(r, buf.data());
-      }
-      return;
-    }
-    // Plain input (the strides say where each output element goes).
-    const int64_t rows = g->n * g->c * g->oh;
-    auto row = [&](int64_t r, float* tmp) {
-      const int64_t oh = r % g->oh, nc = r / g->oh;
-      plain_row(*g, L, xp, yp, nc / g->c, nc % g->c, oh, tmp);
-    };
-    if (g->xs[3] != 1) {  // not expected: a layout neither case above takes
-      std::vector<float> tmp(size_t(g->iw));
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t oh = r % g->oh, nc = r / g->oh;
-        const int64_t n = nc / g->c, c = nc % g->c;
-        const float* plane = xp + n * g->xs[0] + c * g->xs[1];
-        float* o = yp + n * g->ys[0] + c * g->ys[1] + oh * g->ys[2];
-        for (int64_t ow = 0; ow < g->ow; ++ow) {
-          float v = 0;
-          for (int a = 0; a < g->th.n; ++a)
-            for (int b = 0; b < g->tw.n; ++b)
-              v += g->th.weight[size_t(oh * g->th.n + a)] * g->tw.weight[size_t(ow * g->tw.n + b)] *
-                   plane[g->th.index[size_t(oh * g->th.n + a)] * g->xs[2] +
-                         g->tw.index[size_t(ow * g->tw.n + b)] * g->xs[3]];
-          o[ow * g->ys[3]] = outside(*g, oh, ow) ? g->extrapolation : v;
-        }
-      }
-      return;
-    }
-    if (threads > 1 && rows >= threads) {
-#pragma omp parallel num_threads(threads)
-      {
-        std::vector<float> tmp(size_t(g->iw));
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; ++r) row(r, tmp.data());
-      }
-    } else {
-      std::vector<float> tmp(size_t(g->iw));
-      for (int64_t r = 0; r < rows; ++r) row(r, tmp.data());
-    }
-  });
 }
 
 }  // namespace shoal::cpu::native
