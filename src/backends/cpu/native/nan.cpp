@@ -9,6 +9,11 @@
 
 namespace shoal::cpu::native {
 
+bool has_fused_activation(const Attrs& a) {
+  UnaryOp f;
+  return fused_unary(a, f) && f.kind != Unary::copy;
+}
+
 bool apply_fused_activation(const Attrs& a, float* y, int64_t n) {
   UnaryOp f;
   if (!fused_unary(a, f) || f.kind == Unary::copy) return false;

@@ -24,9 +24,11 @@ std::unique_ptr<runtime::Kernel> make_native_kernel(const onednn::OpContext& oc)
 /// use its reference implementation.
 bool native_first(std::string_view op);
 
-/// Applies the fused activation that attributes `a` name ("activation",
-/// see ref::activation_from_attrs) to y[0, n) in place, NaN-faithfully.
-/// False when there is none or the native loops lack it.
+/// Whether attributes `a` name a fused activation ("activation", see
+/// ref::activation_from_attrs) the native loops compute.
+bool has_fused_activation(const Attrs& a);
+/// Applies that activation to y[0, n) in place, NaN-faithfully. False when
+/// there is none or the native loops lack it.
 bool apply_fused_activation(const Attrs& a, float* y, int64_t n);
 
 /// After a max pooling that skipped NaN (oneDNN's does): sets every output
