@@ -52,6 +52,17 @@ INPUT_SHAPE = (1, 3, 224, 224)
 INPUT_SIZES = {"inception_v3": 299}
 
 
+def _zero_symbolic(g, self):
+    """aten::zero (Tensor.zero_(), left by the exporter's in-place removal):
+    zeros of the input's shape and dtype. torch 1.13's exporter has no
+    symbolic for it, and Swin V2 zeroes the middle third of its qkv bias."""
+    zeros = g.op("ConstantOfShape", g.op("Shape", self), value_t=torch.tensor([0.0]))
+    return g.op("CastLike", zeros, self) if OPSET >= 15 else zeros
+
+
+torch.onnx.register_custom_op_symbolic("aten::zero", _zero_symbolic, OPSET)
+
+
 def input_shape(name):
     size = INPUT_SIZES.get(name, INPUT_SHAPE[2])
     return (1, 3, size, size)

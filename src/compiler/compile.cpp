@@ -91,6 +91,7 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
   passes::remove_dead_and_identity(g, log);
   if (o.optimize) {
     passes::lower_einsum(g, log);
+    passes::lower_reductions(g, log);
     passes::fold_pad_into_pool(g, log);
     passes::fold_batchnorm(g, log);
     passes::split_concat_conv(g, log);

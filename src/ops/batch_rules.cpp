@@ -209,7 +209,7 @@ void assign_batch_rules(std::vector<OpSpec>& table) {
       };
     else if (n == "Slice")
       s.per_sample = slice;
-    else if (n == "ReduceMax" || n == "ReduceMean" || n == "ReduceSum")
+    else if (n.rfind("Reduce", 0) == 0)  // the Reduce* family
       s.per_sample = reduce;
     // Constant, ConstantOfShape, Range, Shape, Size: no batch-carrying
     // input (folded at compile time, or made from constants).

@@ -31,6 +31,9 @@ void split_concat_conv(ir::Graph& g, const Log& log);
 /// Transpose/Reshape around one MatMul (src/passes/einsum.cpp); the others
 /// stay and run the reference kernel.
 void lower_einsum(ir::Graph& g, const Log& log);
+/// ReduceL2/L1/SumSquare/LogSum -> an elementwise op and ReduceSum, which
+/// have fast kernels (src/passes/lower_reduce.cpp).
+void lower_reductions(ir::Graph& g, const Log& log);
 /// A Pad of zeros around the spatial dims read only by an AveragePool that
 /// counts padding -> the pool's pads, count_include_pad=1
 /// (src/passes/fold_pad.cpp).

@@ -1,4 +1,5 @@
-// Softmax, LogSoftmax, ReduceMean, ReduceMax, ReduceSum.
+// Softmax, LogSoftmax and the Reduce* family (Mean, Max, Min, Sum, Prod,
+// L1, L2, SumSquare, LogSum, LogSumExp).
 #include "reference/plans.hpp"
 #include <cmath>
 #include <limits>
@@ -68,9 +69,29 @@ void softmax_ref(const Attrs& a, Refs in, Refs out) {
     }
 }
 
-// --- ReduceMean / ReduceMax / ReduceSum --------------------------------------
+// --- The Reduce* family ------------------------------------------------------
 
-enum class Reduce { mean, max, sum };
+// Each reduction is a map of the elements, a fold, and a map of the result.
+enum class Reduce { mean, max, min, sum, prod, l1, l2, sum_square, log_sum, log_sum_exp };
+
+struct ReduceOp {
+  const char* name;
+  Reduce kind;
+  const char* doc;
+};
+
+constexpr ReduceOp kReduceOps[] = {
+    {"ReduceMean", Reduce::mean, "mean"},
+    {"ReduceMax", Reduce::max, "max"},
+    {"ReduceMin", Reduce::min, "min"},
+    {"ReduceSum", Reduce::sum, "sum"},
+    {"ReduceProd", Reduce::prod, "product"},
+    {"ReduceL1", Reduce::l1, "sum of |x|"},
+    {"ReduceL2", Reduce::l2, "sqrt of the sum of x^2"},
+    {"ReduceSumSquare", Reduce::sum_square, "sum of x^2"},
+    {"ReduceLogSum", Reduce::log_sum, "log of the sum"},
+    {"ReduceLogSumExp", Reduce::log_sum_exp, "log of the sum of exp(x), stable"},
+};
 
 ops::InferFn reduce_infer(const std::string& op) {
   return [op](const Attrs& a, Infos in) -> std::vector<TypeShape> {
@@ -84,11 +105,44 @@ ops::InferFn reduce_infer(const std::string& op) {
   };
 }
 
-template <Reduce kKind>
-void reduce_ref(const Attrs& a, Refs in, Refs out) {
-  const std::string op = kKind == Reduce::mean  ? "ReduceMean"
-                         : kKind == Reduce::max ? "ReduceMax"
-                                                : "ReduceSum";
+/// Folds the elements of one output, in double. NaN propagates through max
+/// and min as through the arithmetic ones.
+struct Fold {
+  Reduce kind;
+  double shift = 0;  // log_sum_exp: the group's max, subtracted before exp
+
+  double init() const {
+    switch (kind) {
+      case Reduce::max: return -std::numeric_limits<double>::infinity();
+      case Reduce::min: return std::numeric_limits<double>::infinity();
+      case Reduce::prod: return 1.0;
+      default: return 0.0;
+    }
+  }
+  double step(double t, double v) const {
+    switch (kind) {
+      case Reduce::max: return std::isnan(t) || std::isnan(v) ? NAN : std::max(t, v);
+      case Reduce::min: return std::isnan(t) || std::isnan(v) ? NAN : std::min(t, v);
+      case Reduce::prod: return t * v;
+      case Reduce::l1: return t + std::abs(v);
+      case Reduce::l2:
+      case Reduce::sum_square: return t + v * v;
+      case Reduce::log_sum_exp: return t + std::exp(v - shift);
+      default: return t + v;
+    }
+  }
+  double finish(double t, double count) const {
+    switch (kind) {
+      case Reduce::mean: return t / count;
+      case Reduce::l2: return std::sqrt(t);
+      case Reduce::log_sum: return std::log(t);
+      case Reduce::log_sum_exp: return std::log(t) + shift;
+      default: return t;
+    }
+  }
+};
+
+void reduce_ref(const std::string& op, Reduce kind, const Attrs& a, Refs in, Refs out) {
   const Shape& s = in[0].shape;
   std::vector<int64_t> axes = a.ints("axes");
   if (!a.has("axes"))
@@ -98,10 +152,6 @@ void reduce_ref(const Attrs& a, Refs in, Refs out) {
   const float* x = in[0].as<const float>();
   float* y = out[0].as<float>();
   const int64_t n = in[0].numel();
-  if (p.noop) {
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i];
-    return;
-  }
   // Output strides per input dim, 0 along reduced dims.
   Shape kept(s.size());
   for (size_t i = 0; i < s.size(); ++i) kept[i] = p.reduced[i] ? 1 : s[i];
@@ -109,30 +159,37 @@ void reduce_ref(const Attrs& a, Refs in, Refs out) {
   for (size_t i = 0; i < s.size(); ++i)
     if (p.reduced[i]) st[i] = 0;
   const int64_t on = shape_numel(p.out);
-  const double init =
-      kKind == Reduce::max ? -std::numeric_limits<double>::infinity() : 0.0;
-  std::vector<double> acc(size_t(on), init);
-  Shape pos(s.size(), 0);
-  int64_t oi = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    double v = x[i];
-    double& t = acc[size_t(oi)];
-    if (kKind != Reduce::max)
-      t += v;
-    else if (v > t || std::isnan(v))
-      t = std::isnan(t) ? t : v;
-    for (size_t d = s.size(); d-- > 0;) {  // odometer increment
-      ++pos[d];
-      oi += st[d];
-      if (pos[d] < s[d]) break;
-      oi -= st[d] * pos[d];
-      pos[d] = 0;
+  // Visits every element with its output's index.
+  auto each = [&](auto&& f) {
+    Shape pos(s.size(), 0);
+    int64_t oi = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      f(oi, double(x[i]));
+      for (size_t d = s.size(); d-- > 0;) {  // odometer increment
+        ++pos[d];
+        oi += st[d];
+        if (pos[d] < s[d]) break;
+        oi -= st[d] * pos[d];
+        pos[d] = 0;
+      }
     }
+  };
+  if (p.noop) {  // no axes, noop_with_empty_axes: the input itself (ONNX)
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i];
+    return;
   }
+  std::vector<Fold> folds(size_t(on), Fold{kind});
+  if (kind == Reduce::log_sum_exp) {  // each group's max first
+    std::vector<double> mx(size_t(on), -std::numeric_limits<double>::infinity());
+    each([&](int64_t oi, double v) { mx[size_t(oi)] = std::max(mx[size_t(oi)], v); });
+    for (int64_t i = 0; i < on; ++i)
+      folds[size_t(i)].shift = std::isfinite(mx[size_t(i)]) ? mx[size_t(i)] : 0.0;
+  }
+  std::vector<double> acc(static_cast<size_t>(on));
+  for (int64_t i = 0; i < on; ++i) acc[size_t(i)] = folds[size_t(i)].init();
+  each([&](int64_t oi, double v) { acc[size_t(oi)] = folds[size_t(oi)].step(acc[size_t(oi)], v); });
   const double count = on > 0 ? double(n) / double(on) : 0.0;
-  for (int64_t i = 0; i < on; ++i)
-    y[i] =
-        float(kKind == Reduce::mean ? acc[size_t(i)] / count : acc[size_t(i)]);
+  for (int64_t i = 0; i < on; ++i) y[i] = float(folds[size_t(i)].finish(acc[size_t(i)], count));
 }
 
 }  // namespace
@@ -148,12 +205,14 @@ void add_reduce_ops(std::vector<OpSpec>& t) {
                 softmax_infer("LogSoftmax"), softmax_ref<true>));
   const char* axes_doc =
       ": axes (attribute or input 1), keepdims, noop_with_empty_axes";
-  t.push_back(make_spec("ReduceMean", 1, 1, 2, std::string("mean") + axes_doc,
-                        reduce_infer("ReduceMean"), reduce_ref<Reduce::mean>));
-  t.push_back(make_spec("ReduceMax", 1, 1, 2, std::string("max") + axes_doc,
-                        reduce_infer("ReduceMax"), reduce_ref<Reduce::max>));
-  t.push_back(make_spec("ReduceSum", 1, 1, 2, std::string("sum") + axes_doc,
-                        reduce_infer("ReduceSum"), reduce_ref<Reduce::sum>));
+  for (const ReduceOp& r : kReduceOps) {
+    const std::string name = r.name;
+    const Reduce kind = r.kind;
+    t.push_back(make_spec(name, 1, 1, 2, std::string(r.doc) + axes_doc, reduce_infer(name),
+                          [name, kind](const Attrs& a, Refs in, Refs out) {
+                            reduce_ref(name, kind, a, in, out);
+                          }));
+  }
 }
 
 }  // namespace shoal::ref::nn

@@ -65,8 +65,13 @@ KernelPtr make_reduce(const OpContext& oc) {
   }
   std::vector<int64_t> ys;
   broadcast_strides(yk, s, ys);
-  const Nest nest = make_nest(s, {ys, layout_strides(*x)}, 1);
+  // Rows along x's innermost dim; where the output is not contiguous along
+  // it (x channels-last, y plain), along the output's instead.
+  const std::vector<int64_t> xs = layout_strides(*x);
+  Nest nest = make_nest(s, {ys, xs}, 1);
   if (nest.dims == 0) return nullptr;
+  if (const int64_t yi = nest.stride[0][size_t(nest.dims - 1)]; yi != 0 && yi != 1)
+    nest = make_nest(s, {ys, xs}, 0);
   const size_t last = size_t(nest.dims - 1);
   const int64_t y_inner = nest.stride[0][last], sx = nest.stride[1][last];
   if (y_inner != 0 && y_inner != 1) return nullptr;
