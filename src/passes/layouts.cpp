@@ -31,7 +31,8 @@ bool prefers_channels_last(const ir::Node& n) {
                                             "ReduceMax",     "Transpose",
                                             "Slice",         "Concat",
                                             "Split",         "Gather",
-                                            "Resize",        "Upsample"};
+                                            "Resize",        "Upsample",
+                                            "Pad"};
   return ops.count(n.op) != 0;
 }
 

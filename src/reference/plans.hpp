@@ -40,6 +40,22 @@ using SliceInputs = std::function<std::optional<std::vector<int64_t>>(size_t, co
 /// else inputs 1-4.
 SliceDims slice_from(const Attrs& a, const Shape& shape, const SliceInputs& get);
 
+/// A Pad's per-dim begin and end pads (negative: a crop) and output shape.
+struct PadPlan {
+  std::string mode;                 // constant, reflect, edge or wrap
+  std::vector<int64_t> begin, end;  // per dim, may be negative
+  Shape out;
+};
+/// Pad over `s`: `pads` (begins, then ends) for every dim, or for `axes`
+/// (opset 18) when given; mode from the attribute. Throws naming the Pad for
+/// an unsupported mode, a wrong pads count, or a crop of more than a dim.
+PadPlan pad_plan(const Attrs& a, const Shape& s, std::vector<int64_t> pads,
+                 const std::vector<int64_t>* axes);
+/// The input index along one dim (of `in` elements, padded by begin/end)
+/// that output index o copies in `mode`, or -1 for the constant.
+int64_t pad_source_index(const std::string& mode, int64_t o, int64_t in, int64_t begin,
+                         int64_t end);
+
 /// Inference BatchNormalization as a per-channel affine map y = x * s + shift:
 /// s = scale / sqrt(var + eps), shift = bias - mean * s, computed in double,
 /// for c channels (the native kernel and the compiler's Concat fusion).

@@ -233,7 +233,7 @@ TEST(NativeKernels, ResizeEveryModeInEveryLayoutPair) {
   struct Case {
     const char* mode;
     const char* coord;
-    Shape out;          // by sizes, or
+    Shape out;                  // by sizes, or
     std::vector<float> scales;  // by scales when not empty
   };
   const Case cases[] = {
@@ -264,7 +264,8 @@ TEST(NativeKernels, ResizeEveryModeInEveryLayoutPair) {
         a.set("mode", std::string(k.mode));
         a.set("coordinate_transformation_mode", std::string(k.coord));
         if (crop) a.set("extrapolation_value", 7.5f);
-        SCOPED_TRACE(std::string(k.mode) + " " + k.coord + " lx " + std::to_string(int(lx)) + " ly " + std::to_string(int(ly)));
+        SCOPED_TRACE(std::string(k.mode) + " " + k.coord + " lx " + std::to_string(int(lx)) +
+                     " ly " + std::to_string(int(ly)));
         t.compare("Resize", ins, {t.output(ys, ly)}, a, lx == L ? 2 : 1, 1e-5);
       }
 }
@@ -385,6 +386,42 @@ TEST(NativeKernels, Copies) {
   OneOp t;
   int x = t.input({1, 2, 58, 28, 28});
   t.compare("Transpose", {x}, {t.output({1, 58, 2, 28, 28})}, p5, 2);
+}
+
+/// Pad in every mode, with pads on several dims, crops (negative pads) and
+/// a constant, in every layout pair and on a team; Expand broadcasting a
+/// per-channel vector and a lower-rank tensor.
+TEST(NativeKernels, PadEveryModeAndExpand) {
+  struct Case {
+    std::vector<int64_t> pads;  // begins, then ends, of [2, 3, 5, 6]
+    Shape out;
+  };
+  const Case cases[] = {
+      {{0, 0, 1, 1, 0, 0, 1, 1}, {2, 3, 7, 8}},    // a ring, as a Conv's padding
+      {{0, 1, 2, 0, 0, 2, 0, 3}, {2, 6, 7, 9}},    // channels and spatial, uneven
+      {{0, 0, -1, 2, 0, 0, 1, -2}, {2, 3, 5, 6}},  // crops and pads mixed
+      {{1, 0, 0, 0, 0, 0, 0, 0}, {3, 3, 5, 6}},    // the batch dim
+  };
+  for (const std::string mode : {"constant", "edge", "reflect", "wrap"})
+    for (const Case& c : cases)
+      for (Layout lx : {P, L})
+        for (Layout ly : {P, L})
+          for (int threads : {1, 2}) {
+            Attrs a;
+            a.set("mode", mode);
+            OneOp t;
+            int x = t.input({2, 3, 5, 6}, lx);
+            t.compare("Pad", {x, t.ints(c.pads), t.weight({}, {1.5f})}, {t.output(c.out, ly)}, a,
+                      threads);
+          }
+  for (Layout lx : {P, L}) {
+    OneOp e;  // [1, 4, 1, 1] -> [2, 4, 3, 5]
+    int x = e.input({1, 4, 1, 1}, lx);
+    e.compare("Expand", {x, e.ints({2, 4, 3, 5})}, {e.output({2, 4, 3, 5}, lx)});
+  }
+  OneOp e;  // a lower rank and a size-1 dim: [3, 1] -> [2, 3, 7]
+  int x = e.input({3, 1});
+  e.compare("Expand", {x, e.ints({2, 1, 7})}, {e.output({2, 3, 7})}, {}, 2);
 }
 
 /// Every ISA's loops against scalar formulas, NaN and extremes included.

@@ -1,20 +1,24 @@
-// Ops that move elements: Transpose, Slice, Concat and Split, as strided
-// copies between operands of any layout.
+// Ops that move elements: Transpose, Slice, Concat, Split and Gather, as
+// strided copies between operands of any layout.
+#include "backends/cpu/native/copy.hpp"
+
 #include <cstring>
 
-#include "backends/cpu/native/kernel.hpp"
 #include "reference/plans.hpp"
 #include "shoal/error.hpp"
 
 namespace shoal::cpu::native {
 namespace {
 
-/// A copy of `space` elements from x (strides sx, from element xoff) to y
-/// (strides sy, from element yoff).
-struct Copy {
-  Nest nest;
-  int64_t xoff = 0, yoff = 0;
-};
+int64_t axis_of(const OpContext& oc, int64_t rank, int64_t fallback) {
+  int64_t axis = oc.ins.attrs.i("axis", fallback);
+  if (axis < -rank || axis >= rank)
+    throw Error(ErrorKind::invalid_argument, oc.what() + ": axis " + std::to_string(axis) +
+                                                 " out of range for rank " + std::to_string(rank));
+  return axis < 0 ? axis + rank : axis;
+}
+
+}  // namespace
 
 Copy make_copy(const Shape& space, const std::vector<int64_t>& sy, int64_t yoff,
                const std::vector<int64_t>& sx, int64_t xoff) {
@@ -39,11 +43,6 @@ void run_copy(const Copy& c, int threads, const float* x, float* y) {
   });
 }
 
-/// How a list of copies maps to the operands: copy i from input i into
-/// output 0 (Concat), from input 0 into output i (Split), or from input 0
-/// into output 0 (Transpose, Slice, Gather).
-enum class Fan { inputs, outputs, one };
-
 KernelPtr copies_kernel(std::vector<Copy> copies, Fan fan) {
   for (const Copy& c : copies)
     if (c.nest.dims == 0) return nullptr;
@@ -55,16 +54,6 @@ KernelPtr copies_kernel(std::vector<Copy> copies, Fan fan) {
                    f32(out[fan == Fan::outputs ? i : 0]));
       });
 }
-
-int64_t axis_of(const OpContext& oc, int64_t rank, int64_t fallback) {
-  int64_t axis = oc.ins.attrs.i("axis", fallback);
-  if (axis < -rank || axis >= rank)
-    throw Error(ErrorKind::invalid_argument, oc.what() + ": axis " + std::to_string(axis) +
-                                                 " out of range for rank " + std::to_string(rank));
-  return axis < 0 ? axis + rank : axis;
-}
-
-}  // namespace
 
 std::vector<int64_t> const_index_values(const OpContext& oc, const program::TensorDesc& t) {
   const uint8_t* raw = static_cast<const uint8_t*>(oc.weight_data(t));

@@ -70,7 +70,7 @@ bool fused_unary(const Attrs& a, UnaryOp& f);
 KernelPtr channel_affine_kernel(const OpContext& oc, int parts, const UnaryOp& act,
                                 std::vector<float> scale_shift);
 
-/// Builders, one per family (elementwise.cpp, reduce.cpp, copy.cpp).
+/// Builders, one per family (elementwise.cpp, reduce.cpp, copy.cpp, pad.cpp).
 KernelPtr make_unary(const OpContext& oc);
 KernelPtr make_binary(const OpContext& oc);
 KernelPtr make_reduce(const OpContext& oc);
@@ -83,5 +83,7 @@ KernelPtr make_slice(const OpContext& oc);
 KernelPtr make_concat(const OpContext& oc);
 KernelPtr make_split(const OpContext& oc);
 KernelPtr make_gather(const OpContext& oc);
+KernelPtr make_pad(const OpContext& oc);     // pad.cpp
+KernelPtr make_expand(const OpContext& oc);  // pad.cpp
 
 }  // namespace shoal::cpu::native
