@@ -67,6 +67,8 @@ print(shoal.load("cli.shoal").outputs[0].shape)')
 expect_in "$out" "^$VERSION $P/lib/python3/dist-packages/shoal/__init__.py\$" \
   "the installed Python package"
 expect_in "$out" '^\(1, 10\)$' "the installed Python package loads the CLI's program"
+# `shoal worker` runs `python3 -m shoal.dask` from the installed package.
+expect_in "$("$P/bin/shoal" worker --help 2>&1)" '^usage: shoal worker' "the installed shoal worker"
 
 # --- 2. examples built against the prefix alone -------------------------------
 step "examples/cpp: find_package(shoal) from the prefix"
