@@ -102,7 +102,8 @@ SHOAL_BUILD_DIR=$BUILD "$T/venv/bin/python" -m pip install -q --no-build-isolati
   --no-cache-dir "$SRC" >"$T/pip.log" 2>&1 || { cat "$T/pip.log"; fail "pip install"; }
 cp "$SRC/examples/classify_digits.py" "$T/"
 out=$("$T/venv/bin/python" -I -c '
-import re, shoal
+import importlib.metadata, re, shoal
+assert importlib.metadata.version("shoal") == shoal.__version__, importlib.metadata.version("shoal")
 print(shoal.__version__, shoal.__file__)
 maps = open("/proc/self/maps").read()
 print("\n".join(sorted(set(re.findall(r"/\S*libshoal\S*", maps)))))')
