@@ -55,8 +55,9 @@ class CMakeBuild(build_ext):
         if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
             run(["cmake", "-S", HERE, "-B", build, "-DCMAKE_BUILD_TYPE=Release",
                  "-DSHOAL_TESTS=OFF", f"-DPython3_EXECUTABLE={sys.executable}"])
-        # The CLI too: the compiler component that installs the libraries has it.
-        run(["cmake", "--build", build, "-j", jobs, "--target", "_shoal", "shoal_cli"])
+        # The C API library and the CLI too: the compiler component, which
+        # installs the libraries the extension links, holds them.
+        run(["cmake", "--build", build, "-j", jobs, "--target", "_shoal", "shoal", "shoal_cli"])
         dest = self.get_ext_fullpath(ext.name)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         with tempfile.TemporaryDirectory() as stage:
