@@ -8,6 +8,7 @@ PACKAGES=(
   libgtest-dev libbenchmark-dev
   python3-onnx python3-torch python3-torchvision python3-sklearn
   python3-distributed python3-tqdm python3-matplotlib python3-cryptography
+  python3-pip python3-setuptools python3-wheel python3-venv dpkg-dev file
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

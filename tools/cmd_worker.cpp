@@ -1,8 +1,10 @@
 // `shoal worker ...` and `shoal run --scheduler ...`: the Dask commands live in
 // the Python package (python3 -m shoal.dask); these replace this process with
-// it. PYTHONPATH, when unset, points at the build's python dir (the binary is
-// in build/bin, the package in build/python); SHOAL_PYTHON picks the
-// interpreter (default /usr/bin/python3).
+// it. PYTHONPATH, when unset, points at the package next to this binary: the
+// build's python dir (the binary is in build/bin, the package in
+// build/python), or the installed one (SHOAL_INSTALLED_PYTHON_DIR, relative to
+// the binary's directory); SHOAL_PYTHON picks the interpreter (default
+// /usr/bin/python3).
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,14 +22,22 @@
 namespace shoal::cli {
 namespace {
 
-// <directory of this binary>/../python when it holds shoal.dask, else "".
-std::string build_python_dir() {
+#ifndef SHOAL_INSTALLED_PYTHON_DIR
+#define SHOAL_INSTALLED_PYTHON_DIR "../lib/python3/dist-packages"
+#endif
+
+// The first of <directory of this binary>/../python (a build) and
+// <directory of this binary>/SHOAL_INSTALLED_PYTHON_DIR (an install) that
+// holds shoal.dask, else "".
+std::string package_python_dir() {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (ec) return "";
-  const fs::path dir = exe.parent_path().parent_path() / "python";
-  return fs::exists(dir / "shoal" / "dask" / "__main__.py", ec) ? dir.string() : "";
+  for (const fs::path& dir : {exe.parent_path().parent_path() / "python",
+                              (exe.parent_path() / SHOAL_INSTALLED_PYTHON_DIR).lexically_normal()})
+    if (fs::exists(dir / "shoal" / "dask" / "__main__.py", ec)) return dir.string();
+  return "";
 }
 
 }  // namespace
@@ -38,7 +48,7 @@ int forward_to_dask(const std::string& command,
   const std::string python = py && *py ? py : "/usr/bin/python3";
   const char* path = std::getenv("PYTHONPATH");
   if (path == nullptr || *path == '\0') {
-    const std::string dir = build_python_dir();
+    const std::string dir = package_python_dir();
     if (!dir.empty()) setenv("PYTHONPATH", dir.c_str(), 1);
   }
   std::vector<std::string> args = {python, "-m", "shoal.dask", command};

@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shoal/version.h" /* SHOAL_VERSION_MAJOR/MINOR/PATCH, SHOAL_VERSION */
+
 #if defined(_WIN32)
 #define SHOAL_API __declspec(dllexport)
 #else

@@ -14,6 +14,7 @@
 
 #include "shoal/error.hpp"
 #include "shoal/types.hpp"
+#include "shoal/version.h"  // SHOAL_VERSION_MAJOR/MINOR/PATCH, SHOAL_VERSION
 
 namespace shoal {
 
@@ -24,6 +25,7 @@ namespace runtime {
 class Session;
 }
 
+/// The version of the loaded library, e.g. "0.1.0" (SHOAL_VERSION is the headers').
 const char* version() noexcept;
 
 /// A compiled model: instructions, packed weights and the memory plan. Cheap

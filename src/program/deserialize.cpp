@@ -11,6 +11,7 @@
 #include "program/format.hpp"
 #include "program/program_data.hpp"
 #include "shoal/error.hpp"
+#include "shoal/version.h"
 
 namespace shoal::program {
 namespace {
@@ -53,30 +54,55 @@ struct Regions {
 
 // --- header -----------------------------------------------------------------
 
+// "0.1.0" from the producer version bytes at kOffProducerVersion.
+std::string producer_version(const uint8_t* b) {
+  const uint8_t* v = b + format::kOffProducerVersion;
+  return num(v[0]) + "." + num(v[1]) + "." + num(v[2]);
+}
+
+// "format versions 1 to 2" (or "format version 2"): what this shoal loads.
+std::string loadable_versions() {
+  if (kOldestFormatVersion == kFormatVersion) return "format version " + num(kFormatVersion);
+  return "format versions " + num(kOldestFormatVersion) + " to " + num(kFormatVersion);
+}
+
+struct Header {
+  uint32_t version = 0;
+  std::string producer_version;  // "" in version 1
+  std::vector<Section> sections;
+};
+
 // Checks magic, version, header fields and header checksum; returns the
-// section table, validated against the file's bounds.
-std::vector<Section> read_header(const uint8_t* b, uint64_t size, bool verify_checksums) {
+// version and the section table, validated against the file's bounds.
+Header read_header(const uint8_t* b, uint64_t size, bool verify_checksums) {
   uint64_t n = std::min<uint64_t>(size, sizeof(format::kMagic));
   if (std::memcmp(b, format::kMagic, n) != 0)
     fail(
         "not a shoal program file: bad magic at offset 0 (expected "
         "\"SHOALPRG\")");
   if (size < format::kOffVersion + 4) truncated(0, format::kFixedHeaderSize, "header", size);
-  uint32_t version = load_u32(b + format::kOffVersion);
-  if (version > kFormatVersion)
-    fail("program format version " + num(version) + " is newer than this shoal (" +
-         num(kFormatVersion) + "); recompile or upgrade (version at offset " +
+  Header h;
+  const uint32_t version = h.version = load_u32(b + format::kOffVersion);
+  if (version > kFormatVersion) {
+    // Every version from 2 on keeps the writer's version at the same place.
+    const std::string writer = size >= format::kOffProducerVersion + 4
+                                   ? " (written by shoal " + producer_version(b) + ")"
+                                   : "";
+    fail("program format version " + num(version) + writer + " is newer than this shoal " +
+         SHOAL_VERSION + " loads (" + loadable_versions() +
+         "); recompile the model with this shoal, or upgrade shoal (version at offset " +
          num(format::kOffVersion) + ")");
-  if (version < kFormatVersion)
-    fail("program format version " + num(version) + " is older than this shoal (" +
-         num(kFormatVersion) + "); recompile the model (version at offset " +
+  }
+  if (version < kOldestFormatVersion)
+    fail("program format version " + num(version) + " is older than this shoal " + SHOAL_VERSION +
+         " loads (" + loadable_versions() + "); recompile the model (version at offset " +
          num(format::kOffVersion) + ")");
   if (size < format::kFixedHeaderSize) truncated(0, format::kFixedHeaderSize, "header", size);
 
   uint32_t count = load_u32(b + format::kOffSectionCount);
   if (count != format::kSectionCount)
-    fail_at(format::kOffSectionCount, "section count is " + num(count) + ", format version 1 has " +
-                                          num(format::kSectionCount));
+    fail_at(format::kOffSectionCount, "section count is " + num(count) + ", format version " +
+                                          num(version) + " has " + num(format::kSectionCount));
   uint32_t header_size = load_u32(b + format::kOffHeaderSize);
   if (header_size != format::kHeaderSize)
     fail_at(format::kOffHeaderSize,
@@ -97,12 +123,22 @@ std::vector<Section> read_header(const uint8_t* b, uint64_t size, bool verify_ch
   }
   uint32_t flags = load_u32(b + format::kOffFlags);
   if (flags != 0) fail_at(format::kOffFlags, "unknown header flags " + hex32(flags));
-  uint32_t reserved = load_u32(b + format::kOffReserved);
-  if (reserved != 0)
-    fail_at(format::kOffReserved, "reserved header field is " + hex32(reserved) + ", expected 0");
+  if (version == 1) {
+    uint32_t reserved = load_u32(b + format::kOffProducerVersion);
+    if (reserved != 0)
+      fail_at(format::kOffProducerVersion,
+              "reserved header field is " + hex32(reserved) + ", expected 0 in format version 1");
+  } else {
+    if (b[format::kOffProducerVersion + 3] != 0)
+      fail_at(format::kOffProducerVersion + 3, "the byte after the producer version is " +
+                                                   num(b[format::kOffProducerVersion + 3]) +
+                                                   ", expected 0");
+    h.producer_version = producer_version(b);
+  }
   uint64_t file_size = load_u64(b + format::kOffFileSize);
 
-  std::vector<Section> sections(count);
+  std::vector<Section>& sections = h.sections;
+  sections.resize(count);
   for (uint32_t i = 0; i < count; ++i) {
     uint64_t e = format::kFixedHeaderSize + i * format::kSectionEntrySize;
     uint32_t kind = load_u32(b + e);
@@ -158,7 +194,7 @@ std::vector<Section> read_header(const uint8_t* b, uint64_t size, bool verify_ch
              "; the file is corrupt");
     }
   }
-  return sections;
+  return h;
 }
 
 // --- META -------------------------------------------------------------------
@@ -413,14 +449,16 @@ std::shared_ptr<ProgramData> parse(const uint8_t* bytes, size_t size, const Pars
   if (!bytes && size) throw Error(ErrorKind::invalid_argument, "program bytes: null pointer");
   static const uint8_t kEmpty[1] = {0};
   if (!bytes) bytes = kEmpty;
-  std::vector<Section> s = read_header(bytes, size, options.verify_checksums);
+  Header h = read_header(bytes, size, options.verify_checksums);
+  const std::vector<Section>& s = h.sections;
   const Section& meta = s[0];
   const Section& tensors = s[1];
   const Section& instructions = s[2];
   const Section& weights = s[3];
 
   auto p = std::make_shared<ProgramData>();
-  p->version = kFormatVersion;
+  p->version = h.version;
+  p->producer_version = h.producer_version;
 
   ByteReader rm(bytes, meta.offset, meta.offset + meta.size, meta.name());
   MetaIds meta_ids = read_meta(rm, *p);

@@ -23,7 +23,11 @@ inline constexpr uint64_t kOffFlags = 16;
 inline constexpr uint64_t kOffSectionCount = 20;
 inline constexpr uint64_t kOffFileSize = 24;
 inline constexpr uint64_t kOffHeaderCrc = 32;
-inline constexpr uint64_t kOffReserved = 36;
+// Version 2: u8 major, u8 minor, u8 patch of the writing shoal, then a zero
+// byte (version 1: a reserved u32, 0). Like the magic and kOffVersion, it
+// keeps its place in every later version, so that any reader can name the
+// shoal that wrote a file it cannot load.
+inline constexpr uint64_t kOffProducerVersion = 36;
 
 // Section table entry: kind u32, crc u32, offset u64, size u64.
 inline constexpr uint64_t kSectionEntrySize = 24;

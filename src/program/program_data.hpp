@@ -46,9 +46,12 @@ struct Instruction {
 };
 
 struct ProgramData {
-  uint32_t version = 0;
+  uint32_t version = 0;      // format version (set when reading; writing uses kFormatVersion)
   std::string target;        // e.g. "cpu"; checked at load
-  std::string producer;      // "shoal <version>"
+  std::string producer;      // "shoal <version>" (META, free text)
+  /// The version of the shoal library that wrote the file, from the header
+  /// ("0.1.0"); "" for format version 1 files, which do not record it.
+  std::string producer_version;
   std::string model_name;
   int devices = 1;
   int clusters = 1;          // clusters per device
@@ -79,7 +82,9 @@ std::shared_ptr<ProgramData> deserialize(const uint8_t* bytes, size_t size,
 /// mmaps the file read-only and deserializes without copying weights.
 std::shared_ptr<ProgramData> load_file(const std::string& path);
 
-constexpr uint32_t kFormatVersion = 1;
+/// The format version this shoal writes, and the oldest it still loads.
+constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kOldestFormatVersion = 1;
 constexpr uint64_t kWeightAlign = 64;
 
 }  // namespace shoal::program

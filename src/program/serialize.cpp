@@ -9,6 +9,7 @@
 #include "program/format.hpp"
 #include "program/program_data.hpp"
 #include "shoal/error.hpp"
+#include "shoal/version.h"
 
 namespace shoal::program {
 namespace {
@@ -168,7 +169,11 @@ std::vector<uint8_t> encode(const ProgramData& p) {
   w.put_u32_at(format::kOffFlags, 0);
   w.put_u32_at(format::kOffSectionCount, format::kSectionCount);
   w.put_u64_at(format::kOffFileSize, out.size());
-  w.put_u32_at(format::kOffReserved, 0);
+  static_assert(SHOAL_VERSION_MAJOR < 256 && SHOAL_VERSION_MINOR < 256 && SHOAL_VERSION_PATCH < 256,
+                "the header stores each version part in a byte");
+  w.put_u32_at(format::kOffProducerVersion, uint32_t(SHOAL_VERSION_MAJOR) |
+                                                uint32_t(SHOAL_VERSION_MINOR) << 8 |
+                                                uint32_t(SHOAL_VERSION_PATCH) << 16);
   // The header CRC is computed with its own field still zero.
   w.put_u32_at(format::kOffHeaderCrc, crc32c(out.data(), format::kHeaderSize));
   return out;

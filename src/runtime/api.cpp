@@ -15,7 +15,7 @@
 
 namespace shoal {
 
-const char* version() noexcept { return SHOAL_VERSION; }
+const char* version() noexcept { return SHOAL_VERSION; }  // shoal/version.h
 
 // --- Program -----------------------------------------------------------------
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "shoal/shoal.h"
+#include "shoal/shoal.hpp"
 
 namespace {
 
@@ -40,7 +41,11 @@ bool contains(const std::string& haystack, const std::string& needle) {
 
 TEST(CApiTest, VersionAndStatusNames) {
   ASSERT_NE(shoal_version(), nullptr);
-  EXPECT_GT(std::string(shoal_version()).size(), 0u);
+  EXPECT_STREQ(shoal_version(), SHOAL_VERSION);
+  EXPECT_STREQ(shoal_version(), shoal::version());
+  EXPECT_EQ(std::string(SHOAL_VERSION), std::to_string(SHOAL_VERSION_MAJOR) + "." +
+                                            std::to_string(SHOAL_VERSION_MINOR) + "." +
+                                            std::to_string(SHOAL_VERSION_PATCH));
   EXPECT_STREQ(shoal_status_name(SHOAL_OK), "ok");
   EXPECT_STREQ(shoal_status_name(SHOAL_ERR_INVALID_ARGUMENT), "invalid_argument");
   EXPECT_STREQ(shoal_status_name(SHOAL_ERR_UNSUPPORTED), "unsupported");

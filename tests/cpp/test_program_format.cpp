@@ -22,6 +22,7 @@
 #include "program/format.hpp"
 #include "program/program_data.hpp"
 #include "shoal/error.hpp"
+#include "shoal/version.h"
 
 namespace shoal::program {
 namespace {
@@ -529,16 +530,57 @@ TEST(ProgramFormatCorrupt, FutureAndPastVersions) {
   Sample s = make_sample();
   Bytes b = serialize(s.p);
   put32(b, format::kOffVersion, 7);
+  put32(b, format::kOffProducerVersion, 0x0a0302);  // written by shoal 2.3.10
   reseal(b);
-  expect_bad(b, {"program format version 7 is newer than this shoal (1)",
-                 "recompile or upgrade"});
+  // Both format versions and both shoal versions.
+  expect_bad(b, {"program format version 7 (written by shoal 2.3.10) is newer than this shoal " +
+                     std::string(SHOAL_VERSION) + " loads (format versions 1 to 2)",
+                 "recompile the model with this shoal, or upgrade shoal"});
   put32(b, format::kOffVersion, 0);
   reseal(b);
-  expect_bad(b, {"version 0 is older"});
-  // The version is checked before the rest of the header is trusted.
+  expect_bad(b, {"version 0 is older than this shoal " + std::string(SHOAL_VERSION) +
+                 " loads (format versions 1 to 2)"});
+  // The version is checked before the rest of the header is trusted; a file
+  // too short to hold the writer's version does not name it.
   Bytes head(b.begin(), b.begin() + 12);
   put32(head, format::kOffVersion, 9);
   expect_bad(head, {"version 9 is newer"});
+}
+
+TEST(ProgramFormat, HeaderRecordsTheWritersVersion) {
+  Sample s = make_sample();
+  Bytes b = serialize(s.p);
+  EXPECT_EQ(b[format::kOffProducerVersion], SHOAL_VERSION_MAJOR);
+  EXPECT_EQ(b[format::kOffProducerVersion + 1], SHOAL_VERSION_MINOR);
+  EXPECT_EQ(b[format::kOffProducerVersion + 2], SHOAL_VERSION_PATCH);
+  EXPECT_EQ(b[format::kOffProducerVersion + 3], 0);
+  auto p = deserialize(b.data(), b.size(), nullptr);
+  EXPECT_EQ(p->version, kFormatVersion);
+  EXPECT_EQ(p->producer_version, SHOAL_VERSION);
+  // The byte after it is reserved: must be zero.
+  b[format::kOffProducerVersion + 3] = 1;
+  reseal(b);
+  expect_bad(b, {"offset 39", "the byte after the producer version is 1, expected 0"});
+}
+
+TEST(ProgramFormat, LoadsFormatVersion1) {
+  // Version 1 is version 2 without the writer's version (a reserved 0 there).
+  Sample s = make_sample();
+  Bytes b = serialize(s.p);
+  put32(b, format::kOffVersion, 1);
+  put32(b, format::kOffProducerVersion, 0);
+  reseal(b);
+  auto p = deserialize(b.data(), b.size(), nullptr);
+  EXPECT_EQ(p->version, 1u);
+  EXPECT_EQ(p->producer_version, "");
+  EXPECT_EQ(p->producer, s.p.producer);
+  EXPECT_EQ(p->instructions.size(), s.p.instructions.size());
+  ASSERT_EQ(p->weights_bytes, s.p.weights_bytes);
+  EXPECT_EQ(std::memcmp(p->weights, s.p.weights, p->weights_bytes), 0);
+  put32(b, format::kOffProducerVersion, 0x000100);
+  reseal(b);
+  expect_bad(b,
+             {"offset 36", "reserved header field is 0x00000100, expected 0 in format version 1"});
 }
 
 TEST(ProgramFormatCorrupt, ChecksumsNameTheSection) {

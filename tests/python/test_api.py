@@ -42,9 +42,12 @@ def run_once(model, inputs, **compile_kw):
 
 # ---------------------------------------------------------------- basics ----
 
-def test_version():
+def test_version(source_dir):
     assert isinstance(shoal.__version__, str) and shoal.__version__
     assert shoal.version == shoal.__version__
+    # The C++ library's version, which is the CMake project's.
+    cmake = (source_dir / "CMakeLists.txt").read_text()
+    assert f"project(shoal VERSION {shoal.__version__} " in cmake
 
 
 def test_parse_shape():

@@ -158,10 +158,11 @@ def test_bad_program_files(cli, relu_program, tmp_path):
     half.write_bytes(data[: len(data) // 2])
     expect_error(shoal_cli(cli, "run", half, x), "half.shoal", "truncated")
     future = bytearray(data)
-    future[8] = 2  # format version
+    future[8] = 9  # format version
     fut = tmp_path / "future.shoal"
     fut.write_bytes(bytes(future))
-    expect_error(shoal_cli(cli, "inspect", fut), "future.shoal", "version 2 is newer")
+    expect_error(shoal_cli(cli, "inspect", fut), "future.shoal", "version 9 (written by shoal",
+                 "is newer than this shoal")
     huge = tmp_path / "huge.shoal"
     with open(huge, "wb") as f:
         f.truncate(3 * GIB)
