@@ -20,20 +20,20 @@
 namespace shoal::cli {
 namespace {
 
-// <directory of this binary>/../python when it holds shoal.dask, else "".
+// <directory of this binary>/../python when it holds the shoal package, else "".
 std::string build_python_dir() {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (ec) return "";
   const fs::path dir = exe.parent_path().parent_path() / "python";
-  return fs::exists(dir / "shoal" / "dask" / "__main__.py", ec) ? dir.string() : "";
+  return fs::exists(dir / "shoal" / "__init__.py", ec) ? dir.string() : "";
 }
 
 }  // namespace
 
-int forward_to_dask(const std::string& command,
-                    const std::vector<std::string>& argv) {
+int forward_to_python(const std::string& module, const std::string& needs,
+                      const std::vector<std::string>& argv) {
   const char* py = std::getenv("SHOAL_PYTHON");
   const std::string python = py && *py ? py : "/usr/bin/python3";
   const char* path = std::getenv("PYTHONPATH");
@@ -41,7 +41,7 @@ int forward_to_dask(const std::string& command,
     const std::string dir = build_python_dir();
     if (!dir.empty()) setenv("PYTHONPATH", dir.c_str(), 1);
   }
-  std::vector<std::string> args = {python, "-m", "shoal.dask", command};
+  std::vector<std::string> args = {python, "-m", module};
   args.insert(args.end(), argv.begin(), argv.end());
   std::vector<char*> cargs;
   for (std::string& a : args) cargs.push_back(a.data());
@@ -49,14 +49,17 @@ int forward_to_dask(const std::string& command,
   std::fflush(nullptr);
   execvp(python.c_str(), cargs.data());
   throw Error(ErrorKind::unsupported,
-              "shoal " + command + " runs '" + python +
-                  " -m shoal.dask' (Python 3 with python3-distributed), but "
-                  "it could not be started: " + std::strerror(errno) +
+              "this command runs '" + python + " -m " + module + "' (" + needs +
+                  "), but it could not be started: " + std::strerror(errno) +
                   " (set SHOAL_PYTHON to the interpreter)");
 }
 
-int cmd_worker(const std::vector<std::string>& argv) {
-  return forward_to_dask("worker", argv);
+int forward_to_dask(const std::string& command, const std::vector<std::string>& argv) {
+  std::vector<std::string> args = {command};
+  args.insert(args.end(), argv.begin(), argv.end());
+  return forward_to_python("shoal.dask", "Python 3 with python3-distributed", args);
 }
+
+int cmd_worker(const std::vector<std::string>& argv) { return forward_to_dask("worker", argv); }
 
 }  // namespace shoal::cli

@@ -73,6 +73,10 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
   if (o.clusters < 0 || o.clusters > 1024)
     throw Error(ErrorKind::invalid_argument,
                 "clusters must be 0 (one per core) to 1024, got " + std::to_string(o.clusters));
+  if (o.precision == Precision::bf16) {  // before any work: fail fast
+    const std::string missing = cpu::bf16_unavailable();
+    if (!missing.empty()) throw Error(ErrorKind::unsupported, missing);
+  }
   const auto t0 = std::chrono::steady_clock::now();
   auto log = [&](const std::string& s) {
     if (!o.log) return;
@@ -109,6 +113,7 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
   data->clusters = o.clusters;
   data->mode = o.mode;
   compiler::emit_program(g, *data, log);
+  cpu::assign_precision(*data, o.precision, log);
   if (o.optimize && o.winograd) {
     // SHOAL_WINOGRAD=all: wherever oneDNN has it, not only where it pays
     // (tests of the Winograd path on small models).

@@ -121,6 +121,13 @@ std::string Program::describe() const {
   double flops = 0;
   for (const auto& ins : p.instructions) flops += ins.flops;
   o << "  " << p.instructions.size() << " instructions, " << flops / 1e9 << " GFLOP per input\n";
+  size_t reduced = 0;
+  for (const auto& ins : p.instructions) reduced += ins.attrs.has("shoal_precision");
+  if (reduced)
+    o << "  precision: " << reduced << " layers bf16 (bf16 inputs and weights, f32 "
+      << "accumulation), the rest f32\n";
+  else
+    o << "  precision: f32\n";
   for (int32_t t : p.inputs) o << "  input  " << tensor(t) << "\n";
   for (int32_t t : p.outputs) o << "  output " << tensor(t) << "\n";
   o << "layers:\n";
@@ -129,6 +136,8 @@ std::string Program::describe() const {
     o << "  " << i << ": " << ins.op << " '" << ins.name << "'";
     const std::string act = ins.attrs.has("activation") ? ins.attrs.s("activation", "") : "";
     if (!act.empty()) o << " +" << act;
+    const std::string prec = ins.attrs.s("shoal_precision", "");
+    if (!prec.empty()) o << " [" << prec << "]";
     o << "  (";
     for (size_t k = 0; k < ins.inputs.size(); ++k) o << (k ? ", " : "") << tensor(ins.inputs[k]);
     o << ") -> ";

@@ -83,6 +83,7 @@ class NanFaithfulKernel final : public runtime::Kernel {
     native::apply_fused_activation(ins_.attrs, yp, shape_numel(y.shape));
   }
   std::string impl() const override { return fast_->impl(); }
+  std::string precision() const override { return fast_->precision(); }
 
   /// Whether kernel k, made for ins, may lose a NaN that this class keeps.
   static bool wanted(const program::Instruction& ins, const runtime::Kernel& k) {
