@@ -328,7 +328,8 @@ void DnnlKernel::add_reorder(const dnnl::memory& src, const dnnl::memory& dst, b
 
 void DnnlKernel::set_impl(const dnnl::primitive_desc_base& pd) {
   impl_ = std::string("onednn:") + pd.impl_info_str();
-  precision_ = pd.src_desc().data_type() == dt::bf16 ? "bf16" : "f32";
+  const dt src = pd.src_desc().data_type();
+  precision_ = src == dt::bf16 ? "bf16" : src == dt::u8 || src == dt::s8 ? "int8" : "f32";
 }
 
 void DnnlKernel::execute(runtime::ExecContext& ctx, std::span<void* const> in,

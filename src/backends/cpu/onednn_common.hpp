@@ -208,6 +208,9 @@ KernelPtr make_batchnorm(const OpContext& oc);
 KernelPtr make_binary(const OpContext& oc);
 KernelPtr make_softmax(const OpContext& oc);
 KernelPtr make_concat(const OpContext& oc);
+/// QLinearConv: the int8 convolution (onednn_qconv.cpp); checks its own
+/// operands (8-bit activations, constant int8 weights and parameters).
+KernelPtr make_qlinear_conv(const OpContext& oc);
 
 /// How a kernel uses its constant weight operand (input 1 of Conv,
 /// ConvTranspose, Gemm and MatMul): the tensor's plain bytes viewed as the
