@@ -146,14 +146,14 @@ def _mode_arg(mode, split):
 
 
 def _precision_arg(precision):
-    if precision not in ("f32", "bf16"):
-        raise ValueError(f"precision must be 'f32' or 'bf16', got {precision!r}")
+    if precision not in ("f32", "bf16", "int8"):
+        raise ValueError(f"precision must be 'f32', 'bf16' or 'int8', got {precision!r}")
     return precision
 
 
 def compile(model, shape=None, devices=1, clusters=0, split=False, optimize=True,
             verbose=False, log=None, mode=None, winograd=True, strict=False,
-            precision="f32"):
+            precision="f32", calibration=None, quantize_options=None):
     """Compiles an ONNX model into a Program.
 
     model: a path (str or os.PathLike), the model's bytes, or an
@@ -181,10 +181,24 @@ def compile(model, shape=None, devices=1, clusters=0, split=False, optimize=True
         kernels); other ops stay float32. bf16 needs a CPU with AVX512-BF16
         or AMX-BF16 and raises shoal.UnsupportedError naming them elsewhere
         (never emulated). Runtime.plan(), the profile and `shoal inspect`
-        show the precision of each layer. See docs/QUANTIZATION.md.
+        show the precision of each layer. "int8": the one-step shortcut for
+        shoal.compile(shoal.quantize(model, shape, calibration, ...)):
+        calibrates on `calibration` (see shoal.quantize; quantize_options: a
+        dict of its other options, e.g. {"method": "entropy"}) and compiles
+        the QDQ model, whose quantized convolutions run int8 kernels. See
+        docs/QUANTIZATION.md.
     verbose: print the compile log to stderr; log: a callable receiving each
         log line (both may be given).
     """
+    precision = _precision_arg(precision)
+    if precision == "int8":
+        if calibration is None:
+            raise InvalidArgumentError("precision='int8' needs calibration= (sample inputs)")
+        model = quantize(model, shape=shape, calibration=calibration,
+                         **(quantize_options or {}))
+        precision = "f32"  # the QDQ model says which layers are int8
+    elif calibration is not None or quantize_options:
+        raise InvalidArgumentError("calibration= is for precision='int8'")
     args = (
         _shape_arg(shape),
         _positive_int(devices, "devices"),
@@ -193,7 +207,7 @@ def compile(model, shape=None, devices=1, clusters=0, split=False, optimize=True
         bool(optimize),
         bool(winograd),
         bool(strict),
-        _precision_arg(precision),
+        precision,
         _log_sink(verbose, log),
     )
     if isinstance(model, (bytes, bytearray, memoryview)):

@@ -128,6 +128,10 @@ def test_bf16_without_the_isa_fails_clearly(digits_model, tmp_path):
 def test_bad_precision_name(digits_model):
     with pytest.raises(ValueError, match="precision"):
         shoal.compile(digits_model, precision="fp16")
+    with pytest.raises(ValueError, match="calibration"):
+        shoal.compile(digits_model, precision="int8")
+    with pytest.raises(ValueError, match="calibration"):
+        shoal.compile(digits_model, calibration=np.zeros((1, 1, 8, 8), np.float32))
 
 
 def test_cli_precision_and_inspect(digits_model, build_dir, tmp_path):
