@@ -392,9 +392,33 @@ def _quantize_weight(w, axis):
     return q, scale
 
 
-def _rewrite(model, quantized, params):
+def _output_points(model, nodes):
+    """Where the result of each quantized Conv is quantized: its output, or
+    the output of the Relu that alone reads it (what an engine fuses into an
+    int8 convolution with an int8 result). Graph outputs stay float."""
+    g = model.graph
+    readers = {}
+    for n in g.node:
+        for t in n.input:
+            readers.setdefault(t, []).append(n)
+    graph_outputs = {o.name for o in g.output}
+    points = []
+    for node, _ in nodes:
+        if node.op_type != "Conv":
+            continue
+        t = node.output[0]
+        r = readers.get(t, [])
+        if len(r) == 1 and r[0].op_type == "Relu" and t not in graph_outputs:
+            t = r[0].output[0]
+        if t not in graph_outputs and readers.get(t):
+            points.append(t)
+    return points
+
+
+def _rewrite(model, quantized, params, outputs=()):
     """Inserts the QDQ nodes: one Q/DQ pair per calibrated activation (shared
-    by its quantized readers), DequantizeLinear for weights and biases."""
+    by its quantized readers; for the output points, by all its readers),
+    DequantizeLinear for weights and biases."""
     from onnx import helper, numpy_helper
 
     g = model.graph
@@ -448,6 +472,12 @@ def _rewrite(model, quantized, params):
                 node.input[2] = node.input[2] + "_dequantized"
         node.input[0] = activation_qdq(x)
         before[id(node)] = dqs
+    for t in outputs:  # every reader takes the dequantized value
+        dq = activation_qdq(t)
+        for n in g.node:
+            for i, name in enumerate(n.input):
+                if name == t:
+                    n.input[i] = dq
 
     # Rebuild the node list in order: each activation's Q/DQ right after its
     # producer (graph inputs: first), each weight's DQ right before its node.
@@ -548,12 +578,13 @@ def quantize(model, shape=None, calibration=None, method="minmax", output=None,
     if not nodes:
         raise errors.UnsupportedError(
             "the model has no Conv, Gemm or MatMul with a constant weight left to quantize")
-    tensors = list(dict.fromkeys(n.input[0] for n, _ in nodes))
+    outputs = _output_points(m, nodes)
+    tensors = list(dict.fromkeys([n.input[0] for n, _ in nodes] + outputs))
     ranges = _calibrate(m, sample_shape, x, tensors, method)
     params = {t: _scale_zero_point(ranges[t], method, float(percentile), activations)
               for t in tensors}
     layer_report = _layer_report(m, sample_shape, x, nodes, params) if report else None
-    _rewrite(m, nodes, params)
+    _rewrite(m, nodes, params, outputs)
     m.producer_name, m.producer_version = "shoal.quantize", _version()
     try:
         onnx.checker.check_model(m)

@@ -22,7 +22,8 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 
-def _qdq_conv_model(rng, cin, cout, k, stride, pad, group, x_type, relu, x_zp, with_bias):
+def _qdq_conv_model(rng, cin, cout, k, stride, pad, group, x_type, relu, x_zp, with_bias,
+                    y_zp=0):
     x_np = np.uint8 if x_type == "u8" else np.int8
     y_np = x_np
     w = rng.integers(-127, 128, (cout, cin // group, k, k)).astype(np.int8)
@@ -31,7 +32,7 @@ def _qdq_conv_model(rng, cin, cout, k, stride, pad, group, x_type, relu, x_zp, w
     ys = np.float32(0.25)
     inits = {
         "xs": np.array(xs), "xz": np.array(x_zp, x_np), "wq": w, "ws": ws,
-        "wz": np.zeros(cout, np.int8), "ys": np.array(ys), "yz": np.array(0, y_np),
+        "wz": np.zeros(cout, np.int8), "ys": np.array(ys), "yz": np.array(y_zp, y_np),
     }
     nodes = [
         helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
@@ -61,7 +62,8 @@ def _qdq_conv_model(rng, cin, cout, k, stride, pad, group, x_type, relu, x_zp, w
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, o, o])],
         initializer=[numpy_helper.from_array(v, n) for n, v in inits.items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    return model, dict(w=w, ws=ws, xs=xs, ys=ys, x_zp=x_zp, b=b, x_np=x_np, y_np=y_np)
+    return model, dict(w=w, ws=ws, xs=xs, ys=ys, x_zp=x_zp, b=b, x_np=x_np, y_np=y_np,
+                       y_zp=y_zp)
 
 
 def _integer_reference(x, p, cout, k, stride, pad, group, relu):
@@ -87,26 +89,30 @@ def _integer_reference(x, p, cout, k, stride, pad, group, relu):
     if relu:
         v = np.maximum(v, np.float32(0))
     yinfo = np.iinfo(p["y_np"])
-    yq = np.clip(np.rint(v), yinfo.min, yinfo.max)  # rint: half to even
-    return (yq * p["ys"]).astype(np.float32)
+    yq = np.clip(np.rint(v) + p["y_zp"], yinfo.min, yinfo.max)  # rint: half to even
+    return ((yq - p["y_zp"]) * p["ys"]).astype(np.float32)
 
 
 CASES = [
-    # cin, cout, k, stride, pad, group, x type, relu, x zero point, bias
+    # cin, cout, k, stride, pad, group, x type, relu, x zero point, bias[, y zero point]
     (8, 16, 3, 1, 1, 1, "u8", True, 0, True),
     (8, 16, 3, 1, 1, 1, "u8", True, 7, True),
     (3, 32, 3, 2, 1, 1, "u8", True, 11, True),
     (16, 16, 3, 1, 1, 16, "u8", True, 0, True),  # depthwise
     (32, 64, 1, 1, 0, 1, "s8", False, 0, True),
     (16, 24, 3, 2, 1, 1, "s8", True, 0, False),
+    (8, 16, 3, 1, 1, 1, "u8", False, 5, True, 9),  # output zero point: a float32 pass
+    (8, 16, 1, 1, 0, 1, "u8", False, 0, True, 128),
 ]
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_int8_conv_matches_integer_reference(case):
-    cin, cout, k, stride, pad, group, x_type, relu, x_zp, bias = case
+    cin, cout, k, stride, pad, group, x_type, relu, x_zp, bias = case[:10]
+    y_zp = case[10] if len(case) > 10 else 0
     rng = np.random.default_rng(hash(case) % 2**32)
-    model, p = _qdq_conv_model(rng, cin, cout, k, stride, pad, group, x_type, relu, x_zp, bias)
+    model, p = _qdq_conv_model(rng, cin, cout, k, stride, pad, group, x_type, relu, x_zp, bias,
+                               y_zp)
     x = (rng.standard_normal((3, cin, 12, 12)) * 3).astype(np.float32)
     program = shoal.compile(model)
     rt = shoal.Runtime(program, profile=True)
@@ -147,20 +153,29 @@ def test_int8_conv_matches_reference_kernel(tmp_path):
     np.testing.assert_array_equal(y, np.load(tmp_path / "y.npy"))
 
 
-def test_unfusable_conv_stays_float(digits_model):
-    """A Conv whose output is not requantized (here: read by MaxPool) keeps
-    its QDQ nodes and runs in float32 on the dequantized values."""
+def test_digits_layer_precisions(digits_model):
+    """Every quantized Conv of the digits CNN runs int8 (its result is
+    requantized for the next layer); the Gemm (no int8 kernel yet) and a
+    layer left in float32 (keep_first_last) run float32."""
     x = np.load(digits_model.parent / "heldout_x.npy").astype(np.float32)
+
+    def precisions(q):
+        rt = shoal.Runtime(shoal.compile(q), profile=True)
+        rt.run(x[:4])
+        return {lay["name"]: lay["precision"] for lay in rt.profile()
+                if lay["op"] in ("Conv", "QLinearConv", "Gemm")}
+
     q = shoal.quantize(digits_model, calibration=x[:100])
-    rt = shoal.Runtime(shoal.compile(q), profile=True)
-    rt.run(x[:4])
-    precision = {lay["name"]: lay["precision"] for lay in rt.profile()
-                 if lay["op"] in ("Conv", "QLinearConv", "Gemm")}
-    assert precision == {"/features/features.0/Conv": "int8",
-                         "/features/features.3/Conv": "f32",
-                         "/features/features.7/Conv": "f32",
-                         "/classifier/Gemm": "f32"}, precision
-    assert "precision: 1 layers int8" in shoal.compile(q).describe()
+    assert precisions(q) == {"/features/features.0/Conv": "int8",
+                             "/features/features.3/Conv": "int8",
+                             "/features/features.7/Conv": "int8",
+                             "/classifier/Gemm": "f32"}
+    assert "precision: 3 layers int8" in shoal.compile(q).describe()
+    q = shoal.quantize(digits_model, calibration=x[:100], keep_first_last=True)
+    assert precisions(q) == {"/features/features.0/Conv": "f32",
+                             "/features/features.3/Conv": "int8",
+                             "/features/features.7/Conv": "int8",
+                             "/classifier/Gemm": "f32"}
 
 
 def test_compile_int8_shortcut(digits_model):

@@ -2,11 +2,13 @@
 // (symmetric: zero points 0), int32 bias, per-output-channel output scales
 // x_scale * w_scale[m] / y_scale, the source and destination zero points, a
 // fused activation, and a uint8/int8 destination: requantized in the
-// primitive, no float32 round trip between int8 layers. The destination
-// zero point must be 0 (see below). The compiler's
+// primitive, no float32 round trip between int8 layers (with a destination
+// zero point, a float32 pass: see below). The compiler's
 // fuse_qdq pass makes such instructions from QDQ models. Matches the
 // reference kernel (reference/nn_qlinear.cpp) exactly.
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "backends/cpu/onednn_common.hpp"
 #include "shoal/error.hpp"
@@ -63,6 +65,42 @@ bool read_ints(const OpContext& oc, const program::TensorDesc* t, std::vector<in
   return !v.empty();
 }
 
+/// A oneDNN kernel writing scaled float32 results into a buffer of its own,
+/// then y = saturate(round_half_even(v) + zero_point) into the output (in
+/// the same layout), as the reference kernel rounds.
+class RequantizeKernel final : public runtime::Kernel {
+ public:
+  RequantizeKernel(std::unique_ptr<DnnlKernel> conv, DType type, int32_t zp, int64_t n)
+      : conv_(std::move(conv)), type_(type), zp_(zp), buf_(size_t(n)) {}
+  void execute(runtime::ExecContext& ctx, std::span<void* const> in,
+               std::span<void* const> out) override {
+    void* tmp[1] = {buf_.data()};
+    conv_->execute(ctx, in, tmp);
+    if (type_ == DType::u8)
+      store(static_cast<uint8_t*>(out[0]));
+    else
+      store(static_cast<int8_t*>(out[0]));
+  }
+  std::string impl() const override { return conv_->impl(); }
+  std::string precision() const override { return conv_->precision(); }
+
+ private:
+  template <class Q>
+  void store(Q* y) const {
+    const float lo = float(std::numeric_limits<Q>::min()) - float(zp_);
+    const float hi = float(std::numeric_limits<Q>::max()) - float(zp_);
+    for (size_t i = 0; i < buf_.size(); ++i) {
+      float v = std::min(hi, std::max(lo, buf_[i]));
+      v = (v + 12582912.0f) - 12582912.0f;  // round half to even (|v| <= 2^22)
+      y[i] = Q(int32_t(v) + zp_);
+    }
+  }
+  std::unique_ptr<DnnlKernel> conv_;
+  DType type_;
+  int32_t zp_;
+  std::vector<float> buf_;
+};
+
 }  // namespace
 
 KernelPtr make_qlinear_conv(const OpContext& oc) {
@@ -88,11 +126,11 @@ KernelPtr make_qlinear_conv(const OpContext& oc) {
       !read_ints(oc, oc.in(5), wz) || !read_ints(oc, oc.in(7), yz))
     return nullptr;
   if (xs.size() != 1 || ys.size() != 1 || xz.size() != 1 || yz.size() != 1) return nullptr;
-  // oneDNN adds the destination zero point before rounding, ONNX after: a
+  // oneDNN adds the destination zero point before rounding, ONNX after (a
   // value halfway between two integers would round the other way with an
-  // odd zero point. Such layers (uint8 outputs that can be negative: no
-  // ReLU) run the reference kernel.
-  if (yz[0] != 0) return nullptr;
+  // odd zero point): with one (uint8 outputs that can be negative), the
+  // primitive writes its scaled float32 results and a loop requantizes them.
+  const bool requantize = yz[0] != 0;
   for (int32_t z : wz)
     if (z != 0) return nullptr;  // asymmetric weights: the reference kernel
 
@@ -120,7 +158,7 @@ KernelPtr make_qlinear_conv(const OpContext& oc) {
   dims strides(g.stride.begin(), g.stride.end()), dil, pl(g.pad_begin.begin(), g.pad_begin.end()),
       pr(g.pad_end.begin(), g.pad_end.end());
   for (int64_t d : g.dilation) dil.push_back(d - 1);
-  const dt xt = dnnl_type(x->dtype), yt = dnnl_type(y.dtype);
+  const dt xt = dnnl_type(x->dtype), yt = requantize ? dt::f32 : dnnl_type(y.dtype);
   auto xmd = dnnl::memory::desc(xd, xt, tag::any);
   auto wmd = dnnl::memory::desc(wd, dt::s8, tag::any);
   auto ymd = dnnl::memory::desc(yd, yt, tag::any);
@@ -145,14 +183,15 @@ KernelPtr make_qlinear_conv(const OpContext& oc) {
   args[DNNL_ARG_WEIGHTS] = *packed;
   k->keep(packed);
   if (b) args[DNNL_ARG_BIAS] = k->operand(oc, 8, bmd);
-  const dnnl::memory::desc yu = typed_md(y, yd);
+  const dnnl::memory::desc yu = requantize ? user_md(y, yd) : typed_md(y, yd);
   const bool dst_user = pd.dst_desc() == yu;
   dnnl::memory dst = dst_user ? k->bind_output(0, yu) : k->temp(pd.dst_desc());
   args[DNNL_ARG_DST] = dst;
   k->add(dnnl::convolution_forward(pd), pd, std::move(args));
   if (!dst_user) k->add_reorder(dst, k->bind_output(0, yu));
   k->set_impl(pd);
-  return k;
+  if (!requantize) return k;
+  return std::make_unique<RequantizeKernel>(std::move(k), y.dtype, yz[0], shape_numel(y.shape));
 }
 
 }  // namespace shoal::cpu::onednn
