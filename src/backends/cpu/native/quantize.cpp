@@ -3,7 +3,8 @@
 // compiler vectorizes, split over the team. The same arithmetic as the
 // reference kernels (reference/quantize_ops.cpp): y = saturate(
 // round_half_even(x / scale) + zero_point), NaN -> 0; y = (x - zero_point) *
-// scale. Per-axis forms run the reference kernel.
+// scale. Per-axis forms run the reference kernel. QuantizeLinear also
+// writes a channels-last result from a plain input (a graph input).
 #include <cmath>
 #include <cstring>
 
@@ -60,6 +61,26 @@ void quantize_run(int threads, const float* x, Q* y, int64_t n, float scale, int
   });
 }
 
+/// Quantizes a plain [N, C, spatial...] x into a channels-last y (a graph
+/// input read by int8 layers), row by row of x.
+template <class Q>
+void quantize_to_channels_last(int threads, const float* x, Q* y, int64_t n, int64_t c, int64_t hw,
+                               float scale, int32_t zp) {
+  const float lo = float(std::numeric_limits<Q>::min()) - float(zp);
+  const float hi = float(std::numeric_limits<Q>::max()) - float(zp);
+  parallel_rows(threads, n * c, hw, [&](int64_t row) {
+    const int64_t b = row / c, ch = row % c;
+    const float* xr = x + row * hw;
+    Q* yr = y + b * hw * c + ch;
+    for (int64_t k = 0; k < hw; ++k) {
+      float v = xr[k] / scale;
+      v = v != v ? -float(zp) : std::min(hi, std::max(lo, v));
+      v = (v + 12582912.0f) - 12582912.0f;
+      yr[k * c] = Q(int32_t(v) + zp);
+    }
+  });
+}
+
 template <class Q>
 void dequantize_run(int threads, const Q* x, float* y, int64_t n, float scale, int32_t zp) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
@@ -77,10 +98,26 @@ KernelPtr make_quantize(const OpContext& oc) {
   float scale;
   int32_t zp;
   DType zt;
-  if (!dense_f32(x) || !same_dense(*x, y) || !scalar_params(oc, scale, zp, zt) || zt != y.dtype)
-    return nullptr;
+  if (!dense_f32(x) || !scalar_params(oc, scale, zp, zt) || zt != y.dtype) return nullptr;
   if (oc.ins.attrs.i("block_size", 0) != 0) return nullptr;
   const int64_t n = shape_numel(y.shape);
+  if (!same_dense(*x, y)) {  // plain -> channels-last only
+    if (x->layout != program::Layout::plain || y.layout != program::Layout::channels_last ||
+        y.shape.size() < 3)
+      return nullptr;
+    const int64_t b = y.shape[0], c = y.shape[1], hw = n / std::max<int64_t>(1, b * c);
+    if (y.dtype == DType::u8)
+      return std::make_unique<NativeKernel>([=](int t, auto in, auto out) {
+        quantize_to_channels_last(t, cf32(in[0]), static_cast<uint8_t*>(out[0]), b, c, hw, scale,
+                                  zp);
+      });
+    if (y.dtype == DType::i8)
+      return std::make_unique<NativeKernel>([=](int t, auto in, auto out) {
+        quantize_to_channels_last(t, cf32(in[0]), static_cast<int8_t*>(out[0]), b, c, hw, scale,
+                                  zp);
+      });
+    return nullptr;
+  }
   if (y.dtype == DType::u8)
     return std::make_unique<NativeKernel>([=](int t, auto in, auto out) {
       quantize_run(t, cf32(in[0]), static_cast<uint8_t*>(out[0]), n, scale, zp);
