@@ -26,7 +26,7 @@ import numpy as np
 from . import errors
 
 METHODS = ("minmax", "percentile", "entropy")
-ACTIVATION_TYPES = ("u8", "s8")
+ACTIVATION_TYPES = ("auto", "u8", "s8")
 _QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")
 _BINS = 2048
 
@@ -173,8 +173,12 @@ def _scale_zero_point(r, method, percentile, activations):
         if method == "percentile":
             amax = _percentile_amax(r, percentile)
         else:  # levels of the 8-bit grid over [0, amax]
-            amax = _entropy_amax(r, 255 if activations == "u8" and r.lo >= 0 else 128)
+            amax = _entropy_amax(r, 255 if activations != "s8" and r.lo >= 0 else 128)
         lo, hi = max(lo, -amax), min(hi, amax)
+    if activations == "auto":  # zero point 0 either way: u8 when non-negative
+        if lo >= 0:
+            return np.float32(hi / 255.0 if hi > 0 else 1.0), np.uint8(0)
+        activations = "s8"
     if activations == "s8":  # symmetric, zero point 0
         amax = max(-lo, hi)
         scale = amax / 127.0 if amax > 0 else 1.0
@@ -533,7 +537,7 @@ def _sample_shape(model, shape):
 
 
 def quantize(model, shape=None, calibration=None, method="minmax", output=None,
-             activations="u8", exclude=(), keep_first_last=False, percentile=99.999,
+             activations="auto", exclude=(), keep_first_last=False, percentile=99.999,
              report=False):
     """Quantizes an ONNX model into a QDQ model; returns the onnx.ModelProto
     (and writes it to `output` when given).
@@ -550,9 +554,13 @@ def quantize(model, shape=None, calibration=None, method="minmax", output=None,
         percent of the values) or "entropy" (the clipping threshold
         minimizing the KL divergence of the 8-bit histogram, TensorRT's
         method).
-    activations: "u8" (asymmetric, zero point from the range) or "s8"
-        (symmetric, zero point 0). Weights are always symmetric s8, one scale
-        per output channel; biases int32.
+    activations: "auto" (the default: uint8 with zero point 0 for tensors
+        that are never negative, such as ReLU outputs, symmetric int8
+        otherwise: no zero points, the fastest int8 kernels), "u8"
+        (asymmetric uint8, zero point from the range, as onnxruntime's
+        quantizer writes by default) or "s8" (symmetric int8, zero point 0).
+        Weights are always symmetric s8, one scale per output channel;
+        biases int32.
     exclude: names of Conv/Gemm/MatMul nodes to leave in float32;
         keep_first_last: also leave the first and the last one.
     report: also return, per quantized layer, the signal-to-noise ratio (dB)
@@ -566,7 +574,7 @@ def quantize(model, shape=None, calibration=None, method="minmax", output=None,
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if activations not in ACTIVATION_TYPES:
-        raise ValueError(f"activations must be 'u8' or 's8', got {activations!r}")
+        raise ValueError(f"activations must be 'auto', 'u8' or 's8', got {activations!r}")
     if not 50.0 < float(percentile) <= 100.0:
         raise ValueError(f"percentile must be in (50, 100], got {percentile!r}")
     exclude = list(exclude or ())
@@ -676,7 +684,7 @@ def main(argv=None):
     p.add_argument("--calibration", required=True,
                    help="sample inputs: an N x C x H x W .npy file or a directory of .npy files")
     p.add_argument("--method", default="minmax", choices=METHODS)
-    p.add_argument("--activations", default="u8", choices=ACTIVATION_TYPES)
+    p.add_argument("--activations", default="auto", choices=ACTIVATION_TYPES)
     p.add_argument("--percentile", type=float, default=99.999)
     p.add_argument("--exclude", default="", help="comma-separated node names to keep in fp32")
     p.add_argument("--keep-first-last", action="store_true",

@@ -38,7 +38,7 @@ def _accuracy(model, x, y):
 
 
 @pytest.mark.parametrize("method", ["minmax", "percentile", "entropy"])
-@pytest.mark.parametrize("activations", ["u8", "s8"])
+@pytest.mark.parametrize("activations", ["auto", "u8", "s8"])
 def test_digits_accuracy_per_method(digits, method, activations):
     path, x, y = digits
     q = shoal.quantize(path, calibration=x[:CALIBRATION], method=method,

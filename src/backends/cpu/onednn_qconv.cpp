@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 
+#include "backends/cpu/omp_team.hpp"
 #include "backends/cpu/onednn_common.hpp"
 #include "shoal/error.hpp"
 
@@ -76,23 +77,28 @@ class RequantizeKernel final : public runtime::Kernel {
                std::span<void* const> out) override {
     void* tmp[1] = {buf_.data()};
     conv_->execute(ctx, in, tmp);
+    const int threads = team_threads(ctx.threads);
     if (type_ == DType::u8)
-      store(static_cast<uint8_t*>(out[0]));
+      store(static_cast<uint8_t*>(out[0]), threads);
     else
-      store(static_cast<int8_t*>(out[0]));
+      store(static_cast<int8_t*>(out[0]), threads);
   }
   std::string impl() const override { return conv_->impl(); }
   std::string precision() const override { return conv_->precision(); }
 
  private:
   template <class Q>
-  void store(Q* y) const {
+  void store(Q* y, int threads) const {
     const float lo = float(std::numeric_limits<Q>::min()) - float(zp_);
     const float hi = float(std::numeric_limits<Q>::max()) - float(zp_);
-    for (size_t i = 0; i < buf_.size(); ++i) {
-      float v = std::min(hi, std::max(lo, buf_[i]));
-      v = (v + 12582912.0f) - 12582912.0f;  // round half to even (|v| <= 2^22)
-      y[i] = Q(int32_t(v) + zp_);
+    const float* v = buf_.data();
+    const int64_t n = int64_t(buf_.size());
+    const int32_t zp = zp_;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n > 65536)
+    for (int64_t i = 0; i < n; ++i) {
+      float t = std::min(hi, std::max(lo, v[i]));
+      t = (t + 12582912.0f) - 12582912.0f;  // round half to even (|t| <= 2^22)
+      y[i] = Q(int32_t(t) + zp);
     }
   }
   std::unique_ptr<DnnlKernel> conv_;
