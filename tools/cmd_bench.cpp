@@ -223,6 +223,7 @@ std::string result_json(const Result& r) {
       const double g = layer_gflops(l);
       s += std::string(i ? ", " : "") + "{\"layer\": " + json_string(l.name) +
            ", \"op\": " + json_string(l.op) + ", \"impl\": " + json_string(l.impl) +
+           ", \"precision\": " + json_string(l.precision) +
            ", \"ms\": " + json_number(layer_ms(l, r.iter_ms.size())) +
            ", \"gflops\": " + json_number(g) +
            ", \"pct_peak\": " + (r.peak_gflops_core > 0 ? json_number(r.pct_peak(g)) : "null") +
@@ -248,12 +249,12 @@ void print_profile(const Result& r) {
   std::printf("\nprofile, per run of %lld (%zu layers, %.3f ms):\n",
               static_cast<long long>(r.batch), r.profile.size(),
               iters ? total / double(iters) : 0.0);
-  std::printf("%-*s  %-*s  %-*s  %9s  %9s  %6s%s\n", wn, "layer", wo, "op", wi, "impl", "ms",
-              "GFLOP/s", "time", peak ? "  % peak" : "");
+  std::printf("%-*s  %-*s  %-*s  %-4s  %9s  %9s  %6s%s\n", wn, "layer", wo, "op", wi, "impl",
+              "prec", "ms", "GFLOP/s", "time", peak ? "  % peak" : "");
   for (const LayerProfile& l : r.profile) {
     const double g = layer_gflops(l);
-    std::printf("%-*.*s  %-*s  %-*.*s  %9.3f  %9.2f  %5.1f%%", wn, wn, l.name.c_str(), wo,
-                l.op.c_str(), wi, wi, l.impl.c_str(), layer_ms(l, iters), g,
+    std::printf("%-*.*s  %-*s  %-*.*s  %-4s  %9.3f  %9.2f  %5.1f%%", wn, wn, l.name.c_str(), wo,
+                l.op.c_str(), wi, wi, l.impl.c_str(), l.precision.c_str(), layer_ms(l, iters), g,
                 total > 0 ? 100.0 * l.ms / total : 0.0);
     if (peak) std::printf("  %6.1f%%", r.pct_peak(g));
     std::printf("\n");

@@ -14,7 +14,7 @@ Command spec() {
   return Command("compile",
                  "shoal compile MODEL.onnx [-o OUT.shoal] [--shape SHAPE] "
                  "[--devices N] [--clusters M] [--mode auto|batch|split] [--split] "
-                 "[--no-optimize] [--no-winograd] [--strict] [-v]",
+                 "[--no-optimize] [--no-winograd] [--strict] [--precision f32|bf16] [-v]",
                  "Compiles an ONNX model into a program file and prints its "
                  "inputs, outputs\n(with the output size per input), arena "
                  "and weight sizes.")
@@ -39,6 +39,9 @@ Command spec() {
       .flag("strict", 0,
             "fail, listing them, when some layers have no fast kernel on this CPU "
             "(they would run the slow reference kernels)")
+      .option("precision", 0, "P",
+              "f32 (the default) or bf16: Conv/Gemm/MatMul with bf16 weights and inputs, "
+              "f32 accumulation (needs AVX512-BF16 or AMX-BF16)")
       .flag("verbose", 'v', "print compiler progress to stderr")
       .positionals(1, 1);
 }
@@ -91,6 +94,9 @@ int cmd_compile(const std::vector<std::string>& argv) {
   options.optimize = !args.has("no-optimize");
   options.winograd = !args.has("no-winograd");
   options.strict = args.has("strict");
+  const std::string precision = args.has("precision") ? args.value("precision") : "f32";
+  if (!precision_from_name(precision, options.precision))
+    throw UsageError("--precision expects f32 or bf16, got '" + precision + "'");
   if (args.has("verbose"))
     options.log = [](const std::string& line) {
       std::fprintf(stderr, "%s\n", line.c_str());

@@ -49,8 +49,19 @@ std::string summary_json(const std::string& path, const Program& p) {
     op_counts += json_string(op) + ": " + std::to_string(n);
   }
   op_counts += "}";
+  // Layers per precision the compiler asked for (views and other ops: f32).
+  std::map<std::string, int> precisions;
+  for (const program::Instruction& ins : d.instructions)
+    ++precisions[ins.attrs.s(cpu::kPrecisionAttr, "f32")];
+  std::string precision_counts = "{";
+  for (const auto& [name, n] : precisions) {
+    if (precision_counts.size() > 1) precision_counts += ", ";
+    precision_counts += json_string(name) + ": " + std::to_string(n);
+  }
+  precision_counts += "}";
   return "{\"file\": " + json_string(path) + ", \"model\": " + json_string(d.model_name) +
-         ", \"producer\": " + json_string(d.producer) + ", \"target\": " + json_string(d.target) +
+         ", \"precision\": " + precision_counts + ", \"producer\": " + json_string(d.producer) +
+         ", \"target\": " + json_string(d.target) +
          ", \"format_version\": " + std::to_string(d.version) +
          ", \"devices\": " + std::to_string(p.devices()) +
          ", \"clusters\": " + std::to_string(p.clusters()) +

@@ -199,11 +199,11 @@ void print_profile(const std::vector<LayerProfile>& prof) {
   }
   const int wn = int(w_name), wo = int(w_op), wi = int(w_impl);
   std::printf("\nprofile (%zu layers, %.3f ms total):\n", prof.size(), total);
-  std::printf("%-*s  %-*s  %-*s  %7s  %10s  %9s  %6s\n", wn, "layer", wo, "op",
-              wi, "impl", "calls", "ms", "GFLOP/s", "%");
+  std::printf("%-*s  %-*s  %-*s  %-4s  %7s  %10s  %9s  %6s\n", wn, "layer", wo, "op",
+              wi, "impl", "prec", "calls", "ms", "GFLOP/s", "%");
   for (const LayerProfile& l : prof)
-    std::printf("%-*.*s  %-*s  %-*.*s  %7lld  %10.3f  %9.2f  %5.1f%%\n", wn, wn,
-                l.name.c_str(), wo, l.op.c_str(), wi, wi, l.impl.c_str(),
+    std::printf("%-*.*s  %-*s  %-*.*s  %-4s  %7lld  %10.3f  %9.2f  %5.1f%%\n", wn, wn,
+                l.name.c_str(), wo, l.op.c_str(), wi, wi, l.impl.c_str(), l.precision.c_str(),
                 static_cast<long long>(l.calls), l.ms, gflops(l),
                 total > 0 ? 100.0 * l.ms / total : 0.0);
 }
@@ -216,6 +216,7 @@ std::string profile_json(const std::vector<LayerProfile>& prof) {
     s += "{\"layer\": " + json_string(l.name) +
          ", \"op\": " + json_string(l.op) +
          ", \"impl\": " + json_string(l.impl) +
+         ", \"precision\": " + json_string(l.precision) +
          ", \"calls\": " + std::to_string(l.calls) +
          ", \"ms\": " + json_number(l.ms) +
          ", \"gflops\": " + json_number(gflops(l)) + "}";

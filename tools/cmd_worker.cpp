@@ -28,7 +28,7 @@ namespace {
 
 // The first of <directory of this binary>/../python (a build) and
 // <directory of this binary>/SHOAL_INSTALLED_PYTHON_DIR (an install) that
-// holds shoal.dask, else "".
+// holds the shoal package, else "".
 std::string package_python_dir() {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -36,14 +36,14 @@ std::string package_python_dir() {
   if (ec) return "";
   for (const fs::path& dir : {exe.parent_path().parent_path() / "python",
                               (exe.parent_path() / SHOAL_INSTALLED_PYTHON_DIR).lexically_normal()})
-    if (fs::exists(dir / "shoal" / "dask" / "__main__.py", ec)) return dir.string();
+    if (fs::exists(dir / "shoal" / "__init__.py", ec)) return dir.string();
   return "";
 }
 
 }  // namespace
 
-int forward_to_dask(const std::string& command,
-                    const std::vector<std::string>& argv) {
+int forward_to_python(const std::string& module, const std::string& needs,
+                      const std::vector<std::string>& argv) {
   const char* py = std::getenv("SHOAL_PYTHON");
   const std::string python = py && *py ? py : "/usr/bin/python3";
   const char* path = std::getenv("PYTHONPATH");
@@ -51,7 +51,7 @@ int forward_to_dask(const std::string& command,
     const std::string dir = package_python_dir();
     if (!dir.empty()) setenv("PYTHONPATH", dir.c_str(), 1);
   }
-  std::vector<std::string> args = {python, "-m", "shoal.dask", command};
+  std::vector<std::string> args = {python, "-m", module};
   args.insert(args.end(), argv.begin(), argv.end());
   std::vector<char*> cargs;
   for (std::string& a : args) cargs.push_back(a.data());
@@ -59,14 +59,17 @@ int forward_to_dask(const std::string& command,
   std::fflush(nullptr);
   execvp(python.c_str(), cargs.data());
   throw Error(ErrorKind::unsupported,
-              "shoal " + command + " runs '" + python +
-                  " -m shoal.dask' (Python 3 with python3-distributed), but "
-                  "it could not be started: " + std::strerror(errno) +
+              "this command runs '" + python + " -m " + module + "' (" + needs +
+                  "), but it could not be started: " + std::strerror(errno) +
                   " (set SHOAL_PYTHON to the interpreter)");
 }
 
-int cmd_worker(const std::vector<std::string>& argv) {
-  return forward_to_dask("worker", argv);
+int forward_to_dask(const std::string& command, const std::vector<std::string>& argv) {
+  std::vector<std::string> args = {command};
+  args.insert(args.end(), argv.begin(), argv.end());
+  return forward_to_python("shoal.dask", "Python 3 with python3-distributed", args);
 }
+
+int cmd_worker(const std::vector<std::string>& argv) { return forward_to_dask("worker", argv); }
 
 }  // namespace shoal::cli

@@ -27,6 +27,8 @@ constexpr CommandEntry kCommands[] = {
     {"ops", "list the supported operators", shoal::cli::cmd_ops},
     {"bench", "time a program on a random batch", shoal::cli::cmd_bench},
     {"worker", "serve a device to a Dask cluster", shoal::cli::cmd_worker},
+    {"quantize", "calibrate and quantize an ONNX model into a QDQ model",
+     shoal::cli::cmd_quantize},
 };
 
 void print_usage(std::FILE* out) {

@@ -94,6 +94,13 @@ struct CompileOptions {
   /// fast kernel on this CPU and would run the slow reference kernels,
   /// instead of compiling a program that silently runs slowly.
   bool strict = false;
+  /// The precision of Conv, Gemm and MatMul (see Precision): bf16 stores
+  /// their weights in bfloat16 and runs oneDNN's bf16 kernels (inputs
+  /// converted at the op, float32 accumulation and outputs); compiling for it
+  /// on a CPU without AVX512-BF16 or AMX-BF16 fails (Error kind unsupported,
+  /// naming the missing instruction set), as does loading such a program on
+  /// one.
+  Precision precision = Precision::f32;
   /// Progress and diagnostics; receives one line at a time.
   std::function<void(const std::string&)> log;
 };
@@ -132,9 +139,10 @@ class Tensor {
 /// Per-layer timings of the last run (when profiling is on).
 struct LayerProfile {
   std::string name, op, impl;
-  double ms = 0;      ///< summed over the batch and repeats
-  double flops = 0;   ///< per run
-  int64_t calls = 0;  ///< samples it ran (a stack of n counts n)
+  std::string precision;  ///< what the kernel computes in: "f32", "bf16"
+  double ms = 0;          ///< summed over the batch and repeats
+  double flops = 0;       ///< per run
+  int64_t calls = 0;      ///< samples it ran (a stack of n counts n)
 };
 
 enum class WeightPlacement { automatic, copy, shared };

@@ -41,6 +41,15 @@ const char* mode_name(Mode m) noexcept;  ///< "batch", "split", "auto"
 /// The mode mode_name() calls `name`; false when none is.
 bool mode_from_name(std::string_view name, Mode& mode) noexcept;
 
+/// The arithmetic the compiler asks the heavy kernels (Conv, Gemm, MatMul)
+/// to run in. f32: everything in float32. bf16: their weights and inputs in
+/// bfloat16 with float32 accumulation and outputs; needs a CPU with
+/// AVX512-BF16 or AMX-BF16 (never emulated). Other ops stay float32.
+enum class Precision : uint8_t { f32 = 0, bf16 = 1 };
+const char* precision_name(Precision p) noexcept;  ///< "f32", "bf16"
+/// The precision precision_name() calls `name`; false when none is.
+bool precision_from_name(std::string_view name, Precision& precision) noexcept;
+
 /// Name, element type and shape of one model input or output, for one input
 /// sample (the leading dimension is the batch and is 1 here).
 struct TensorInfo {

@@ -36,6 +36,7 @@ __all__ = [
     "__version__",
     "version",
     "compile",
+    "quantize",
     "load",
     "parse_shape",
     "devices",
@@ -144,8 +145,15 @@ def _mode_arg(mode, split):
     return mode
 
 
+def _precision_arg(precision):
+    if precision not in ("f32", "bf16", "int8"):
+        raise ValueError(f"precision must be 'f32', 'bf16' or 'int8', got {precision!r}")
+    return precision
+
+
 def compile(model, shape=None, devices=1, clusters=0, split=False, optimize=True,
-            verbose=False, log=None, mode=None, winograd=True, strict=False):
+            verbose=False, log=None, mode=None, winograd=True, strict=False,
+            precision="f32", calibration=None, quantize_options=None):
     """Compiles an ONNX model into a Program.
 
     model: a path (str or os.PathLike), the model's bytes, or an
@@ -168,9 +176,29 @@ def compile(model, shape=None, devices=1, clusters=0, split=False, optimize=True
     strict: raise shoal.UnsupportedError, naming them, when some layers have
         no fast kernel on this CPU and would run the slow reference kernels
         (Runtime.plan() and `shoal inspect` name such layers too).
+    precision: "f32" (the default) or "bf16": Conv, Gemm and MatMul with
+        bf16 weights and inputs and float32 accumulation (oneDNN's bf16
+        kernels); other ops stay float32. bf16 needs a CPU with AVX512-BF16
+        or AMX-BF16 and raises shoal.UnsupportedError naming them elsewhere
+        (never emulated). Runtime.plan(), the profile and `shoal inspect`
+        show the precision of each layer. "int8": the one-step shortcut for
+        shoal.compile(shoal.quantize(model, shape, calibration, ...)):
+        calibrates on `calibration` (see shoal.quantize; quantize_options: a
+        dict of its other options, e.g. {"method": "entropy"}) and compiles
+        the QDQ model, whose quantized convolutions run int8 kernels. See
+        docs/QUANTIZATION.md.
     verbose: print the compile log to stderr; log: a callable receiving each
         log line (both may be given).
     """
+    precision = _precision_arg(precision)
+    if precision == "int8":
+        if calibration is None:
+            raise InvalidArgumentError("precision='int8' needs calibration= (sample inputs)")
+        model = quantize(model, shape=shape, calibration=calibration,
+                         **(quantize_options or {}))
+        precision = "f32"  # the QDQ model says which layers are int8
+    elif calibration is not None or quantize_options:
+        raise InvalidArgumentError("calibration= is for precision='int8'")
     args = (
         _shape_arg(shape),
         _positive_int(devices, "devices"),
@@ -179,6 +207,7 @@ def compile(model, shape=None, devices=1, clusters=0, split=False, optimize=True
         bool(optimize),
         bool(winograd),
         bool(strict),
+        precision,
         _log_sink(verbose, log),
     )
     if isinstance(model, (bytes, bytearray, memoryview)):
@@ -465,3 +494,14 @@ class Runtime:
     def __repr__(self):
         state = " (closed)" if self._rt is None else ""
         return f"<shoal.Runtime{state} {self._program!r}>"
+
+
+def quantize(model, shape=None, calibration=None, method="minmax", output=None, **options):
+    """Post-training static quantization of an ONNX model into a QDQ model
+    (int8 weights per output channel, int8 activations per tensor, int32
+    biases), calibrated on `calibration`; see shoal.quantization.quantize for
+    every option and docs/QUANTIZATION.md. Returns the onnx.ModelProto."""
+    from .quantization import quantize as run  # imports onnx: only when used
+
+    return run(model, shape=shape, calibration=calibration, method=method, output=output,
+               **options)

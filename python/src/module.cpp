@@ -100,7 +100,8 @@ py::bytes to_pybytes(const std::vector<uint8_t>& v) {
 
 shoal::CompileOptions make_options(std::vector<int64_t> shape, int devices, int clusters,
                                    const std::string& mode, bool optimize, bool winograd,
-                                   bool strict, const py::object* log) {
+                                   bool strict, const std::string& precision,
+                                   const py::object* log) {
   shoal::CompileOptions o;
   o.input_shape = std::move(shape);
   o.devices = devices;
@@ -111,6 +112,9 @@ shoal::CompileOptions make_options(std::vector<int64_t> shape, int devices, int 
   o.optimize = optimize;
   o.winograd = winograd;
   o.strict = strict;
+  if (!shoal::precision_from_name(precision, o.precision))
+    throw shoal::Error(shoal::ErrorKind::invalid_argument,
+                       "precision must be 'f32' or 'bf16', got '" + precision + "'");
   if (log && !log->is_none()) {
     // Called with the GIL released, maybe from another thread. Captures a
     // raw pointer (copying the std::function must not touch refcounts); the
@@ -129,9 +133,10 @@ shoal::CompileOptions make_options(std::vector<int64_t> shape, int devices, int 
 
 shoal::Program compile_file(const std::filesystem::path& path, std::vector<int64_t> shape,
                             int devices, int clusters, const std::string& mode, bool optimize,
-                            bool winograd, bool strict, const py::object& log) {
-  auto opts =
-      make_options(std::move(shape), devices, clusters, mode, optimize, winograd, strict, &log);
+                            bool winograd, bool strict, const std::string& precision,
+                            const py::object& log) {
+  auto opts = make_options(std::move(shape), devices, clusters, mode, optimize, winograd, strict,
+                           precision, &log);
   std::string p = path.string();
   py::gil_scoped_release nogil;
   return shoal::compile(p, opts);
@@ -139,9 +144,9 @@ shoal::Program compile_file(const std::filesystem::path& path, std::vector<int64
 
 shoal::Program compile_bytes(const py::object& data, std::vector<int64_t> shape, int devices,
                              int clusters, const std::string& mode, bool optimize, bool winograd,
-                             bool strict, const py::object& log) {
-  auto opts =
-      make_options(std::move(shape), devices, clusters, mode, optimize, winograd, strict, &log);
+                             bool strict, const std::string& precision, const py::object& log) {
+  auto opts = make_options(std::move(shape), devices, clusters, mode, optimize, winograd, strict,
+                           precision, &log);
   ByteView bytes(data);
   py::gil_scoped_release nogil;
   return shoal::compile_bytes(bytes.data(), bytes.size(), opts);
@@ -298,6 +303,7 @@ py::list profile(const shoal::Runtime& rt) {
     d["name"] = to_str(lp.name);
     d["op"] = to_str(lp.op);
     d["impl"] = to_str(lp.impl);
+    d["precision"] = to_str(lp.precision);
     d["ms"] = lp.ms;
     d["flops"] = lp.flops;
     d["calls"] = lp.calls;
@@ -423,10 +429,10 @@ PYBIND11_MODULE(_shoal, m) {
 
   m.def("compile_file", &compile_file, py::arg("path"), py::arg("shape"), py::arg("devices"),
         py::arg("clusters"), py::arg("mode"), py::arg("optimize"), py::arg("winograd"),
-        py::arg("strict"), py::arg("log").none(true));
+        py::arg("strict"), py::arg("precision"), py::arg("log").none(true));
   m.def("compile_bytes", &compile_bytes, py::arg("data"), py::arg("shape"), py::arg("devices"),
         py::arg("clusters"), py::arg("mode"), py::arg("optimize"), py::arg("winograd"),
-        py::arg("strict"), py::arg("log").none(true));
+        py::arg("strict"), py::arg("precision"), py::arg("log").none(true));
 
   py::class_<shoal::DeviceInfo>(m, "Device")
       .def_readonly("id", &shoal::DeviceInfo::id)

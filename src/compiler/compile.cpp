@@ -73,6 +73,10 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
   if (o.clusters < 0 || o.clusters > 1024)
     throw Error(ErrorKind::invalid_argument,
                 "clusters must be 0 (one per core) to 1024, got " + std::to_string(o.clusters));
+  if (o.precision == Precision::bf16) {  // before any work: fail fast
+    const std::string missing = cpu::bf16_unavailable();
+    if (!missing.empty()) throw Error(ErrorKind::unsupported, missing);
+  }
   const auto t0 = std::chrono::steady_clock::now();
   auto log = [&](const std::string& s) {
     if (!o.log) return;
@@ -87,6 +91,7 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
   io.log = log;
   auto data = std::make_shared<program::ProgramData>();
   ir::Graph g = frontend::import_onnx(onnx_bytes, size, io, &data->model_name);
+  if (o.optimize) passes::fuse_qdq(g, log);
   passes::infer_and_fold(g, log);
   passes::remove_dead_and_identity(g, log);
   if (o.optimize) {
@@ -110,6 +115,7 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
   data->clusters = o.clusters;
   data->mode = o.mode;
   compiler::emit_program(g, *data, log);
+  cpu::assign_precision(*data, o.precision, log);
   if (o.optimize && o.winograd) {
     // SHOAL_WINOGRAD=all: wherever oneDNN has it, not only where it pays
     // (tests of the Winograd path on small models).

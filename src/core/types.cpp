@@ -48,6 +48,23 @@ bool mode_from_name(std::string_view name, Mode& mode) noexcept {
   return false;
 }
 
+const char* precision_name(Precision p) noexcept {
+  switch (p) {
+    case Precision::f32: return "f32";
+    case Precision::bf16: return "bf16";
+  }
+  return "unknown";
+}
+
+bool precision_from_name(std::string_view name, Precision& precision) noexcept {
+  for (Precision p : {Precision::f32, Precision::bf16})
+    if (name == precision_name(p)) {
+      precision = p;
+      return true;
+    }
+  return false;
+}
+
 const char* dtype_name(DType t) noexcept {
   switch (t) {
     case DType::f32: return "float32";

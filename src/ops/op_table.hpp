@@ -74,6 +74,7 @@ const OpSpec* find_op(std::string_view name);
 void register_elementwise(std::vector<OpSpec>& table);  // src/reference/elementwise.cpp
 void register_nn(std::vector<OpSpec>& table);           // src/reference/nn.cpp
 void register_tensor(std::vector<OpSpec>& table);       // src/reference/tensor_ops.cpp
+void register_quantize(std::vector<OpSpec>& table);     // src/reference/quantize_ops.cpp
 /// Sets every op's per_sample rule (src/ops/batch_rules.cpp).
 void assign_batch_rules(std::vector<OpSpec>& table);
 

@@ -32,7 +32,8 @@ bool prefers_channels_last(const ir::Node& n) {
                                             "Slice",         "Concat",
                                             "Split",         "Gather",
                                             "Resize",        "Upsample",
-                                            "Pad"};
+                                            "Pad",           "QuantizeLinear",
+                                            "DequantizeLinear", "QLinearConv"};
   return ops.count(n.op) != 0;
 }
 
@@ -47,7 +48,9 @@ void assign_layouts(ir::Graph& g, const Log& log) {
   int marked = 0;
   for (size_t v = 0; v < g.values.size(); ++v) {
     ir::Value& val = g.values[v];
-    if (val.is_const() || val.dtype != DType::f32 || val.shape.size() != 4 || edges.count(int(v)) ||
+    const bool int8 = val.dtype == DType::u8 || val.dtype == DType::i8;  // QDQ models
+    if (val.is_const() || (val.dtype != DType::f32 && !int8) || val.shape.size() != 4 ||
+        edges.count(int(v)) ||
         prod[v] < 0 || cons[v].empty())
       continue;
     bool ok = prefers_channels_last(g.nodes[size_t(prod[v])]);

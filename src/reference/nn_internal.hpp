@@ -61,6 +61,20 @@ struct Win3 {
   int64_t in[3], out[3], k[3], s[3], d[3], pb[3];
 };
 Win3 win3(const WindowGeometry& g);
+/// The dims of a numpy matmul A x B (MatMul and its quantized forms).
+struct MatMulDims {
+  Shape batch;    // broadcast batch shape
+  Shape a_batch;  // A's batch dims (rank of batch, 1 where broadcast)
+  Shape b_batch;
+  int64_t m = 1, k = 1, n = 1;
+  Shape out;
+};
+/// Throws invalid_argument (naming `op`) when A and B do not multiply.
+MatMulDims matmul_dims(const Shape& a, const Shape& b, const std::string& op = "MatMul");
+/// Linear index into a tensor of batch shape `in` for batch position `pos`
+/// of the broadcast batch shape (dims of size 1 broadcast).
+int64_t batch_offset(const Shape& in, const Shape& pos);
+
 /// [N, C_out, out...]: the output shape of a window op.
 Shape window_out_shape(const WindowGeometry& g);
 
@@ -73,5 +87,6 @@ void add_layernorm_ops(std::vector<OpSpec>& t);  // nn_layernorm.cpp
 void add_reduce_ops(std::vector<OpSpec>& t);  // nn_reduce.cpp
 void add_pad_ops(std::vector<OpSpec>& t);     // nn_pad.cpp
 void add_resize_ops(std::vector<OpSpec>& t);  // nn_resize.cpp
+void add_qlinear_ops(std::vector<OpSpec>& t); // nn_qlinear.cpp
 
 }  // namespace shoal::ref::nn

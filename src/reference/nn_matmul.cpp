@@ -4,6 +4,55 @@
 #include "reference/nn_internal.hpp"
 
 namespace shoal::ref::nn {
+
+// --- MatMul ------------------------------------------------------------------
+
+MatMulDims matmul_dims(const Shape& sa0, const Shape& sb0, const std::string& op) {
+  if (sa0.empty() || sb0.empty())
+    fail(ErrorKind::invalid_argument, op + ": inputs A " + shape_str(sa0) +
+                                          " and B " + shape_str(sb0) +
+                                          " must have rank >= 1");
+  Shape sa = sa0, sb = sb0;
+  if (sa.size() == 1) sa.insert(sa.begin(), 1);  // [K] -> [1,K]
+  if (sb.size() == 1) sb.push_back(1);           // [K] -> [K,1]
+  MatMulDims d;
+  d.m = sa[sa.size() - 2];
+  d.k = sa[sa.size() - 1];
+  d.n = sb[sb.size() - 1];
+  if (sb[sb.size() - 2] != d.k)
+    fail(ErrorKind::invalid_argument,
+         op + ": inner dimensions differ: A " + shape_str(sa0) +
+             " has K=" + std::to_string(d.k) + ", B " + shape_str(sb0) +
+             " has K=" + std::to_string(sb[sb.size() - 2]));
+  size_t r = std::max(sa.size(), sb.size()) - 2;
+  d.a_batch.assign(r, 1);
+  d.b_batch.assign(r, 1);
+  std::copy(sa.begin(), sa.end() - 2, d.a_batch.end() - long(sa.size() - 2));
+  std::copy(sb.begin(), sb.end() - 2, d.b_batch.end() - long(sb.size() - 2));
+  d.batch.resize(r);
+  for (size_t i = 0; i < r; ++i) {
+    int64_t x = d.a_batch[i], y = d.b_batch[i];
+    if (x != y && x != 1 && y != 1)
+      fail(ErrorKind::invalid_argument,
+           op + ": batch dims of A " + shape_str(sa0) + " and B " +
+               shape_str(sb0) + " cannot be broadcast together");
+    d.batch[i] = x == 1 ? y : x;
+  }
+  d.out = d.batch;
+  if (sa0.size() > 1) d.out.push_back(d.m);
+  if (sb0.size() > 1) d.out.push_back(d.n);
+  return d;
+}
+
+// Linear index into a tensor of batch shape `in` for batch position `pos`
+// of the broadcast batch shape (dims of size 1 broadcast).
+int64_t batch_offset(const Shape& in, const Shape& pos) {
+  int64_t off = 0;
+  for (size_t i = 0; i < in.size(); ++i)
+    off = off * in[i] + (in[i] == 1 ? 0 : pos[i]);
+  return off;
+}
+
 namespace {
 
 // --- Gemm --------------------------------------------------------------------
@@ -92,69 +141,12 @@ void gemm_ref(const Attrs& a, Refs in, Refs out) {
     }
 }
 
-// --- MatMul ------------------------------------------------------------------
-
-struct MatMulDims {
-  Shape batch;    // broadcast batch shape
-  Shape a_batch;  // A's batch dims (rank of batch, 1 where broadcast)
-  Shape b_batch;
-  int64_t m = 1, k = 1, n = 1;
-  Shape out;
-};
-
-MatMulDims matmul_dims(const Shape& sa0, const Shape& sb0) {
-  const std::string op = "MatMul";
-  if (sa0.empty() || sb0.empty())
-    fail(ErrorKind::invalid_argument, op + ": inputs A " + shape_str(sa0) +
-                                          " and B " + shape_str(sb0) +
-                                          " must have rank >= 1");
-  Shape sa = sa0, sb = sb0;
-  if (sa.size() == 1) sa.insert(sa.begin(), 1);  // [K] -> [1,K]
-  if (sb.size() == 1) sb.push_back(1);           // [K] -> [K,1]
-  MatMulDims d;
-  d.m = sa[sa.size() - 2];
-  d.k = sa[sa.size() - 1];
-  d.n = sb[sb.size() - 1];
-  if (sb[sb.size() - 2] != d.k)
-    fail(ErrorKind::invalid_argument,
-         op + ": inner dimensions differ: A " + shape_str(sa0) +
-             " has K=" + std::to_string(d.k) + ", B " + shape_str(sb0) +
-             " has K=" + std::to_string(sb[sb.size() - 2]));
-  size_t r = std::max(sa.size(), sb.size()) - 2;
-  d.a_batch.assign(r, 1);
-  d.b_batch.assign(r, 1);
-  std::copy(sa.begin(), sa.end() - 2, d.a_batch.end() - long(sa.size() - 2));
-  std::copy(sb.begin(), sb.end() - 2, d.b_batch.end() - long(sb.size() - 2));
-  d.batch.resize(r);
-  for (size_t i = 0; i < r; ++i) {
-    int64_t x = d.a_batch[i], y = d.b_batch[i];
-    if (x != y && x != 1 && y != 1)
-      fail(ErrorKind::invalid_argument,
-           op + ": batch dims of A " + shape_str(sa0) + " and B " +
-               shape_str(sb0) + " cannot be broadcast together");
-    d.batch[i] = x == 1 ? y : x;
-  }
-  d.out = d.batch;
-  if (sa0.size() > 1) d.out.push_back(d.m);
-  if (sb0.size() > 1) d.out.push_back(d.n);
-  return d;
-}
-
 std::vector<TypeShape> matmul_infer(const Attrs& a, Infos in) {
   const std::string op = "MatMul";
   const auto [va, vb] = need_f32_pair(in, op, "A", "B");
   MatMulDims d = matmul_dims(va.shape, vb.shape);
   activation_from_attrs(a);
   return {{DType::f32, d.out}};
-}
-
-// Linear index into a tensor of batch shape `in` for batch position `pos`
-// of the broadcast batch shape (dims of size 1 broadcast).
-int64_t batch_offset(const Shape& in, const Shape& pos) {
-  int64_t off = 0;
-  for (size_t i = 0; i < in.size(); ++i)
-    off = off * in[i] + (in[i] == 1 ? 0 : pos[i]);
-  return off;
 }
 
 void matmul_ref(const Attrs& a, Refs in, Refs out) {

@@ -121,6 +121,15 @@ std::string Program::describe() const {
   double flops = 0;
   for (const auto& ins : p.instructions) flops += ins.flops;
   o << "  " << p.instructions.size() << " instructions, " << flops / 1e9 << " GFLOP per input\n";
+  size_t bf16 = 0, int8 = 0;
+  for (const auto& ins : p.instructions) {
+    bf16 += ins.attrs.s("shoal_precision", "") == "bf16";
+    int8 += ins.attrs.s("shoal_precision", "") == "int8";
+  }
+  o << "  precision:";
+  if (bf16) o << " " << bf16 << " layers bf16 (bf16 inputs and weights, f32 accumulation),";
+  if (int8) o << " " << int8 << " layers int8 (int8 inputs and weights, int32 accumulation),";
+  o << (bf16 || int8 ? " the rest f32\n" : " f32\n");
   for (int32_t t : p.inputs) o << "  input  " << tensor(t) << "\n";
   for (int32_t t : p.outputs) o << "  output " << tensor(t) << "\n";
   o << "layers:\n";
@@ -129,6 +138,8 @@ std::string Program::describe() const {
     o << "  " << i << ": " << ins.op << " '" << ins.name << "'";
     const std::string act = ins.attrs.has("activation") ? ins.attrs.s("activation", "") : "";
     if (!act.empty()) o << " +" << act;
+    const std::string prec = ins.attrs.s("shoal_precision", "");
+    if (!prec.empty()) o << " [" << prec << "]";
     o << "  (";
     for (size_t k = 0; k < ins.inputs.size(); ++k) o << (k ? ", " : "") << tensor(ins.inputs[k]);
     o << ") -> ";

@@ -263,6 +263,10 @@ std::string Executor::impl(size_t instruction) const {
   return stacks_[1] ? stacks_[1]->kernels[instruction]->impl() : "";
 }
 
+std::string Executor::precision(size_t instruction) const {
+  return stacks_[1] ? stacks_[1]->kernels[instruction]->precision() : "";
+}
+
 void Executor::reset_profile() {
   for (size_t i = 0; i < count_; ++i) {
     ms_[i].store(0.0, std::memory_order_relaxed);

@@ -36,6 +36,7 @@ class Executor {
   /// Per instruction: the one-sample kernel's implementation, and the
   /// profile (ms summed, samples run).
   std::string impl(size_t instruction) const;
+  std::string precision(size_t instruction) const;  ///< "f32", "bf16"
   /// Safe to call while the cluster runs (the counters are atomics).
   double ms(size_t instruction) const { return ms_[instruction].load(std::memory_order_relaxed); }
   int64_t samples(size_t instruction) const {

@@ -31,6 +31,9 @@ class Kernel {
                        std::span<void* const> out) = 0;
   /// Which implementation runs, for profiles ("onednn:jit:avx512", "ref").
   virtual std::string impl() const = 0;
+  /// The arithmetic it computes in, for profiles and plans: "f32", "bf16" or
+  /// "int8".
+  virtual std::string precision() const { return "f32"; }
 };
 
 }  // namespace shoal::runtime

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -344,6 +345,31 @@ std::string Session::plan() const {
       << " the slow reference kernels: ";
     for (size_t i = 0; i < slow.size(); ++i) o << (i ? ", " : "") << slow[i];
   }
+  // Where each precision runs: counts per kernel precision, and the layers
+  // compiled for a reduced one whose kernel computes in another.
+  std::map<std::string, int> per;
+  std::vector<std::string> fell_back;
+  for (size_t s = 0; ex && s < pd.instructions.size(); ++s) {
+    const program::Instruction& ins = pd.instructions[s];
+    if (ex->impl(s) == "view") continue;  // costs nothing, computes nothing
+    const std::string got = ex->precision(s), want = ins.attrs.s("shoal_precision", "f32");
+    ++per[got];
+    // (An int8 layer on the reference kernel still computes int8; it is
+    // named among the slow layers above.)
+    if (got != want && want == "bf16") fell_back.push_back(ins.op + " '" + ins.name + "' (" + got + ")");
+  }
+  o << "; precision:";
+  const char* sep = " ";
+  for (const auto& [name, n] : per) {
+    o << sep << n << " layer" << (n == 1 ? "" : "s") << " " << name;
+    sep = ", ";
+  }
+  if (!fell_back.empty()) {
+    o << "; " << fell_back.size() << " layer" << (fell_back.size() == 1 ? "" : "s")
+      << " compiled for reduced precision run" << (fell_back.size() == 1 ? "s" : "")
+      << " another: ";
+    for (size_t i = 0; i < fell_back.size(); ++i) o << (i ? ", " : "") << fell_back[i];
+  }
   return o.str();
 }
 
@@ -574,6 +600,7 @@ std::vector<LayerProfile> Session::profile() const {
       if (!busiest || ex->samples(s) > busiest->samples(s)) busiest = ex;
     }
     out[s].impl = busiest ? busiest->impl(s) : "";
+    out[s].precision = busiest ? busiest->precision(s) : "";
   }
   return out;
 }

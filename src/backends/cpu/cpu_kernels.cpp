@@ -83,10 +83,12 @@ class NanFaithfulKernel final : public runtime::Kernel {
     native::apply_fused_activation(ins_.attrs, yp, shape_numel(y.shape));
   }
   std::string impl() const override { return fast_->impl(); }
+  std::string precision() const override { return fast_->precision(); }
 
   /// Whether kernel k, made for ins, may lose a NaN that this class keeps.
   static bool wanted(const program::Instruction& ins, const runtime::Kernel& k) {
     if (k.impl().rfind("onednn", 0) != 0 || ins.outputs.size() != 1) return false;
+    if (ins.op == "QLinearConv") return false;  // integers: no NaN to lose
     return ins.op == "MaxPool" || native::has_fused_activation(ins.attrs);
   }
 

@@ -181,7 +181,16 @@ dnnl::memory::desc strided_md(const dims& d, const dims& strides) {
   return dnnl::memory::desc(d, dt::f32, strides);
 }
 
-dnnl::memory::desc any_md(const dims& d) { return dnnl::memory::desc(d, dt::f32, tag::any); }
+dnnl::memory::desc any_md(const dims& d, dt type) { return dnnl::memory::desc(d, type, tag::any); }
+
+dt compute_type(const OpContext& oc) {
+  if (!runs_bf16(oc.ins)) return dt::f32;
+  const std::string missing = bf16_unavailable();
+  if (!missing.empty())
+    throw Error(ErrorKind::unsupported,
+                oc.what() + " was compiled for bf16, which cannot run here: " + missing);
+  return dt::bf16;
+}
 
 dnnl::primitive_attr base_attr() {
   dnnl::primitive_attr a;
@@ -319,6 +328,8 @@ void DnnlKernel::add_reorder(const dnnl::memory& src, const dnnl::memory& dst, b
 
 void DnnlKernel::set_impl(const dnnl::primitive_desc_base& pd) {
   impl_ = std::string("onednn:") + pd.impl_info_str();
+  const dt src = pd.src_desc().data_type();
+  precision_ = src == dt::bf16 ? "bf16" : src == dt::u8 || src == dt::s8 ? "int8" : "f32";
 }
 
 void DnnlKernel::execute(runtime::ExecContext& ctx, std::span<void* const> in,

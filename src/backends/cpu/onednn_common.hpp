@@ -57,8 +57,13 @@ dnnl::memory::desc user_md(const program::TensorDesc& t, const dims& d);
 bool same_layout(const program::TensorDesc& a, const program::TensorDesc& b);
 /// f32 descriptor with explicit strides.
 dnnl::memory::desc strided_md(const dims& d, const dims& strides);
-/// f32 descriptor letting the primitive choose the layout.
-dnnl::memory::desc any_md(const dims& d);
+/// Descriptor letting the primitive choose the layout (f32 by default).
+dnnl::memory::desc any_md(const dims& d, dt type = dt::f32);
+/// The data type the instruction's heavy operands (source, weights) are
+/// computed in: bf16 when the compiler asked for it (kPrecisionAttr), else
+/// f32. Throws Error(unsupported) naming the layer and the missing
+/// instruction set when this CPU cannot run bf16 (no silent emulation).
+dt compute_type(const OpContext& oc);
 
 /// A primitive attribute with a user-managed scratchpad (see DnnlKernel).
 dnnl::primitive_attr base_attr();
@@ -116,6 +121,7 @@ class DnnlKernel : public runtime::Kernel {
   void execute(runtime::ExecContext& ctx, std::span<void* const> in,
                std::span<void* const> out) override;
   std::string impl() const override { return impl_; }
+  std::string precision() const override { return precision_; }
 
  private:
   struct Binding {
@@ -143,6 +149,7 @@ class DnnlKernel : public runtime::Kernel {
   size_t temp_bytes_ = 0;     // workspace bytes of the temporaries
   size_t scratch_bytes_ = 0;  // largest scratchpad, after the temporaries
   std::string impl_ = "onednn";
+  std::string precision_ = "f32";
 };
 
 /// A kernel made of parts that write disjoint pieces of the outputs (bands
@@ -156,6 +163,7 @@ class TeamKernel : public runtime::Kernel {
   void execute(runtime::ExecContext& ctx, std::span<void* const> in,
                std::span<void* const> out) override;
   std::string impl() const override { return impl_; }
+  std::string precision() const override { return parts_.front()->precision(); }
 
  private:
   std::vector<std::unique_ptr<DnnlKernel>> parts_;
@@ -200,6 +208,9 @@ KernelPtr make_batchnorm(const OpContext& oc);
 KernelPtr make_binary(const OpContext& oc);
 KernelPtr make_softmax(const OpContext& oc);
 KernelPtr make_concat(const OpContext& oc);
+/// QLinearConv: the int8 convolution (onednn_qconv.cpp); checks its own
+/// operands (8-bit activations, constant int8 weights and parameters).
+KernelPtr make_qlinear_conv(const OpContext& oc);
 
 /// How a kernel uses its constant weight operand (input 1 of Conv,
 /// ConvTranspose, Gemm and MatMul): the tensor's plain bytes viewed as the

@@ -148,7 +148,10 @@ bool plan_conv(const OpContext& oc, bool transpose, ConvPlan& out, const RowBand
     pl[0] = band->pad_begin;
     pr[0] = band->pad_end;
   }
-  dnnl::memory::desc xmd = any_md(xd), wmd = any_md(wd), ymd = any_md(yd);
+  // bf16 (when compiled so): source and weights in bf16, f32 accumulation,
+  // bias and destination (the post-ops see f32 values).
+  const dt type = compute_type(oc);
+  dnnl::memory::desc xmd = any_md(xd, type), wmd = any_md(wd, type), ymd = any_md(yd);
   dnnl::memory::desc bmd = plain_md({g.c_out});
   const auto fwd = dnnl::prop_kind::forward_inference;
   const dnnl::engine& eng = oc.ctx.engine;
@@ -173,7 +176,7 @@ bool plan_conv(const OpContext& oc, bool transpose, ConvPlan& out, const RowBand
     // The compiler marks the layers where Winograd measured faster
     // (choose_conv_algorithms); a CPU without it runs them directly.
     bool done = false;
-    if (a.i(kWinogradAttr, 0) != 0) {
+    if (a.i(kWinogradAttr, 0) != 0 && type == dt::f32) {
       try {
         pd = make(dnnl::algorithm::convolution_winograd);
         done = true;
@@ -271,6 +274,8 @@ bool is_winograd(const ConvPlan& p) { return wino_alpha(p.pd) != 0; }
 /// (tests), =none none.
 bool wants_bands(const ConvPlan& whole) {
   if (whole.xd[0] != 1) return false;  // measured on one sample only
+  // Measured on f32 kernels only.
+  if (whole.pd.src_desc().data_type() != dt::f32) return false;
   const char* force = std::getenv("SHOAL_ROW_BANDS");
   if (force && std::strcmp(force, "all") == 0) return true;
   if (force && std::strcmp(force, "none") == 0) return false;

@@ -39,6 +39,7 @@ const std::unordered_map<std::string_view, Builder>& builders() {
       {"Softmax", onednn::make_softmax},
       {"LogSoftmax", onednn::make_softmax},
       {"Concat", onednn::make_concat},
+      {"QLinearConv", onednn::make_qlinear_conv},
   };
   return table;
 }
@@ -95,7 +96,10 @@ std::unique_ptr<runtime::Kernel> make_onednn_kernel(const program::Instruction& 
   auto it = builders().find(ins.op);
   if (it == builders().end()) return nullptr;
   OpContext oc{ins, prog, ctx, threads};
-  if (!operands_supported(oc)) return nullptr;
+  const bool own_checks = ins.op == "QLinearConv";  // 8-bit operands
+  if (!own_checks && !operands_supported(oc)) return nullptr;
+  for (int i = 0; own_checks && i < oc.num_inputs(); ++i)
+    if (const program::TensorDesc* t = oc.in(i); t && shape_numel(t->shape) == 0) return nullptr;
   try {
     return it->second(oc);
   } catch (const dnnl::error& e) {

@@ -53,11 +53,18 @@ bool plan_matmul(const OpContext& oc, const MatmulSpec& s, MatmulPlan& out) {
 
   dnnl::memory::desc amd = strided_md(s.a_dims, s.a_strides);
   dnnl::memory::desc bu = strided_md(s.b_dims, s.b_strides);
-  dnnl::memory::desc bmd = b_const ? any_md(s.b_dims) : bu;
+  // bf16 (when compiled so): A and B converted to dense bf16 (a constant B
+  // packed so once), f32 accumulation, bias and output.
+  const dt type = compute_type(oc);
+  auto dense = [&](const dims& d) { return dnnl::memory::desc(d, type, plain_strides(d)); };
+  dnnl::memory::desc asrc = type == dt::f32 ? amd : dense(s.a_dims);
+  dnnl::memory::desc bmd = b_const           ? any_md(s.b_dims, type)
+                           : type == dt::f32 ? bu
+                                             : dense(s.b_dims);
   dnnl::memory::desc ymd = plain_md(s.y_dims);
   dnnl::memory::desc cmd = c ? plain_md(s.bias_dims) : dnnl::memory::desc();
-  auto d = c ? dnnl::matmul::desc(amd, bmd, cmd, ymd)
-             : dnnl::matmul::desc(amd, bmd, ymd);
+  auto d = c ? dnnl::matmul::desc(asrc, bmd, cmd, ymd)
+             : dnnl::matmul::desc(asrc, bmd, ymd);
   dnnl::matmul::primitive_desc pd(d, attr, oc.ctx.engine);
   out = MatmulPlan{b, c, r, b_const, c_const, amd, bu, ymd, cmd, pd};
   return true;
@@ -74,14 +81,22 @@ KernelPtr build(const OpContext& oc, const MatmulSpec& s) {
 
   auto k = std::make_unique<DnnlKernel>(oc);
   DnnlKernel::Args args;
-  args[DNNL_ARG_SRC] = k->operand(oc, 0, amd);
+  // A (and a variable B) as the primitive wants them: converted to bf16 in
+  // the workspace when it computes in bf16.
+  auto source = [&](int index, const dnnl::memory::desc& user, const dnnl::memory::desc& want) {
+    if (want == user) return k->operand(oc, index, user);
+    dnnl::memory t = k->temp(want);
+    k->add_reorder(k->operand(oc, index, user), t);
+    return t;
+  };
+  args[DNNL_ARG_SRC] = source(0, amd, pd.src_desc());
   if (b_const) {
     auto packed =
         packed_weight(oc, *b, bu, pd.weights_desc(), "matmul", s.alpha);
     args[DNNL_ARG_WEIGHTS] = *packed;
     k->keep(packed);
   } else {
-    args[DNNL_ARG_WEIGHTS] = k->bind_input(1, bu);
+    args[DNNL_ARG_WEIGHTS] = source(1, bu, pd.weights_desc());
   }
   if (c) {
     if (c_const && s.beta != 1.0f) {

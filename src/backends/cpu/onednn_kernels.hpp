@@ -103,6 +103,24 @@ enum class WinogradPolicy { none, worthwhile, all };
 int choose_conv_algorithms(program::ProgramData& p, WinogradPolicy policy,
                            const std::function<void(const std::string&)>& log);
 
+/// The instruction attribute (string) by which the compiler asks for a
+/// reduced precision: "bf16" on Conv, Gemm and MatMul (see assign_precision).
+inline constexpr const char* kPrecisionAttr = "shoal_precision";
+
+/// "" when this CPU (as oneDNN sees it, DNNL_MAX_CPU_ISA included) runs bf16
+/// kernels natively (AVX512-BF16 or AMX-BF16), else the error message naming
+/// the missing instruction sets.
+std::string bf16_unavailable();
+/// Whether the compiler asked for bf16 on `ins`.
+bool runs_bf16(const program::Instruction& ins);
+/// Marks the float32 Conv, Gemm and MatMul instructions with kPrecisionAttr
+/// for `precision` (nothing for f32); throws Error(unsupported) naming the
+/// missing instruction set when this CPU cannot run it. Run before
+/// choose_conv_algorithms and prepack_weights (bf16 layers take no Winograd,
+/// and their weights are stored in bf16). Returns how many it marked.
+int assign_precision(program::ProgramData& p, Precision precision,
+                     const std::function<void(const std::string&)>& log);
+
 /// The plain (dense row-major, ONNX) values of weight `t` whose bytes are at
 /// `bytes` (t.bytes of them): packed tensors are reordered back and any folded
 /// factor divided out; plain ones are copied. Throws Error(invalid_argument)

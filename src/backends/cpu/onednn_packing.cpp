@@ -24,6 +24,7 @@ constexpr uint8_t kKindOneDnnWino = 2;  // ... and a Winograd copy
 constexpr uint8_t kTransformNone = 0;   // the stored values are the plain ones
 constexpr uint8_t kTransformScale = 1;  // ... times `scale`
 constexpr uint8_t kDtypeF32 = 1;        // the ONNX code of float32
+constexpr uint8_t kDtypeBf16 = 16;      // ... of bfloat16 (packed layouts only)
 constexpr uint8_t kFormatBlocked = 1;   // dnnl_blocked
 constexpr int64_t kMaxDim = int64_t(1) << 40;
 
@@ -90,7 +91,7 @@ void write_md(program::ByteWriter& w, const dnnl::memory::desc& md) {
   const dnnl_memory_desc_t& d = md.data;
   const dnnl_blocking_desc_t& b = d.format_desc.blocking;
   w.u8(uint8_t(d.ndims));
-  w.u8(kDtypeF32);
+  w.u8(d.data_type == dnnl_bf16 ? kDtypeBf16 : kDtypeF32);
   w.u8(kFormatBlocked);
   w.u8(uint8_t(b.inner_nblks));
   w.i64(d.offset0);
@@ -107,22 +108,25 @@ void write_md(program::ByteWriter& w, const dnnl::memory::desc& md) {
   w.u64(d.extra.flags);
 }
 
-/// Reads one descriptor and checks that it describes a sane f32 blocked
-/// layout of positive dims (the data access of a reorder over it stays
-/// within span_elems elements).
-dnnl::memory::desc read_md(Reader& r, const char* which) {
+/// Reads one descriptor and checks that it describes a sane f32 (or, with
+/// allow_bf16, bf16) blocked layout of positive dims (the data access of a
+/// reorder over it stays within span_elems elements).
+dnnl::memory::desc read_md(Reader& r, const char* which, bool allow_bf16 = false) {
   auto bad = [&](const std::string& what) { r.fail(std::string(which) + " layout: " + what); };
   dnnl_memory_desc_t d;
   std::memset(&d, 0, sizeof d);
   dnnl_blocking_desc_t& b = d.format_desc.blocking;
   int nd = r.u8();
   if (nd < 1 || nd > DNNL_MAX_NDIMS) bad("rank " + std::to_string(nd));
-  if (r.u8() != kDtypeF32) bad("data type is not f32");
+  const uint8_t type = r.u8();
+  if (type != kDtypeF32 && !(allow_bf16 && type == kDtypeBf16))
+    bad(std::string("data type ") + std::to_string(type) + " is not f32" +
+        (allow_bf16 ? " or bf16" : ""));
   if (r.u8() != kFormatBlocked) bad("format is not blocked");
   int nb = r.u8();
   if (nb > DNNL_MAX_NDIMS) bad(std::to_string(nb) + " inner blocks");
   d.ndims = nd;
-  d.data_type = dnnl_f32;
+  d.data_type = type == kDtypeBf16 ? dnnl_bf16 : dnnl_f32;
   d.format_kind = dnnl_blocked;
   b.inner_nblks = nb;
   d.offset0 = r.i64();
@@ -230,9 +234,10 @@ bool same_wino(const dnnl::memory::desc& a, const dnnl::memory::desc& b) {
          x.size == y.size;
 }
 
-bool can_encode(const dnnl::memory::desc& md) {
+bool can_encode(const dnnl::memory::desc& md, bool allow_bf16) {
   const dnnl_memory_desc_t& d = md.data;
-  return d.ndims >= 1 && d.ndims <= DNNL_MAX_NDIMS && d.data_type == dnnl_f32 &&
+  return d.ndims >= 1 && d.ndims <= DNNL_MAX_NDIMS &&
+         (d.data_type == dnnl_f32 || (allow_bf16 && d.data_type == dnnl_bf16)) &&
          d.format_kind == dnnl_blocked && d.extra.flags == 0 && d.offset0 == 0;
 }
 
@@ -271,9 +276,10 @@ Packing decode_packing(const program::TensorDesc& t) {
     r.fail("transformation " + std::to_string(transform) + " with scale " +
            std::to_string(p.scale));
   p.plain = read_md(r, "plain");
-  p.packed = read_md(r, "packed");
+  p.packed = read_md(r, "packed", /*allow_bf16=*/true);
   if (kind == kKindOneDnnWino) {
     if (p.scale != 1.0f) r.fail("a Winograd copy with a scale");
+    if (p.packed.data.data_type != dnnl_f32) r.fail("a Winograd copy of bf16 weights");
     p.wino = read_wino(r, p.plain, p.wino_offset);
   }
   if (!r.done()) r.fail("trailing bytes");
@@ -294,7 +300,8 @@ Packing decode_packing(const program::TensorDesc& t) {
   uint64_t span = 0;
   if (pl.format_desc.blocking.inner_nblks != 0 || !span_elems(pl, span) || span > numel)
     r.fail("the plain layout is not a dense view of the tensor");
-  if (!span_elems(pk, span) || span > t.bytes / sizeof(float) || p.packed.get_size() > t.bytes)
+  const uint64_t elem = pk.data_type == dnnl_bf16 ? 2 : sizeof(float);
+  if (!span_elems(pk, span) || span > t.bytes / elem || p.packed.get_size() > t.bytes)
     r.fail("the packed layout needs " + std::to_string(p.packed.get_size()) +
            " bytes, the tensor has " + std::to_string(t.bytes));
   if (kind == kKindOneDnnWino && (p.wino_offset < p.packed.get_size() || p.wino_offset > t.bytes ||

@@ -28,8 +28,9 @@ struct Packing {
   uint64_t wino_offset = 0;
 };
 
-/// Whether `md` can be encoded: f32, blocked format, no extra flags.
-bool can_encode(const dnnl::memory::desc& md);
+/// Whether `md` can be encoded: f32 (or bf16, for a packed layout, with
+/// allow_bf16), blocked format, no extra flags.
+bool can_encode(const dnnl::memory::desc& md, bool allow_bf16 = false);
 /// Whether `md` is a f32 Winograd weights layout of `dims_of`'s dims, which
 /// can be encoded as Packing::wino.
 bool can_encode_wino(const dnnl::memory::desc& md, const dnnl::memory::desc& dims_of);

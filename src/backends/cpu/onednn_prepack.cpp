@@ -91,7 +91,7 @@ bool pack_one(const program::Instruction& ins, const ProgramData& p, int id, One
     out.packing = onednn::encode_packing({wp.plain, wp.plain, 1.0f, wp.target, at});
     return true;
   }
-  if (!onednn::can_encode(wp.target)) return false;
+  if (!onednn::can_encode(wp.target, /*allow_bf16=*/true)) return false;
   out.bytes.assign(wp.target.get_size(), 0);
   reorder_to(wp.target, out.bytes.data());
   out.packing = onednn::encode_packing({wp.plain, wp.target, wp.scale, {}, 0});

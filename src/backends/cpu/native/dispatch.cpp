@@ -70,6 +70,9 @@ const std::unordered_map<std::string_view, Entry>& builders() {
       // no nearest modes or coordinate modes beyond half_pixel).
       {"Resize", {make_resize, true}},
       {"Upsample", {make_resize, true}},
+      // QDQ models' (de)quantization of activations, per tensor.
+      {"QuantizeLinear", {make_quantize, true}},
+      {"DequantizeLinear", {make_dequantize, true}},
   };
   return table;
 }

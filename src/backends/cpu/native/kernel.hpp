@@ -77,6 +77,8 @@ KernelPtr make_reduce(const OpContext& oc);
 KernelPtr make_layernorm(const OpContext& oc);
 KernelPtr make_batchnorm(const OpContext& oc);
 KernelPtr make_resize(const OpContext& oc);
+KernelPtr make_quantize(const OpContext& oc);    // quantize.cpp: QuantizeLinear
+KernelPtr make_dequantize(const OpContext& oc);  // ... DequantizeLinear
 KernelPtr make_softmax(const OpContext& oc);
 KernelPtr make_transpose(const OpContext& oc);
 KernelPtr make_slice(const OpContext& oc);

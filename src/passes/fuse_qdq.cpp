@@ -1,0 +1,146 @@
+// fuse_qdq: the QDQ form of a quantized convolution,
+//
+//   DequantizeLinear(xq) ─┐
+//   DequantizeLinear(wq) ─┼─ Conv ─ [Relu] ─ QuantizeLinear ─> yq
+//   DequantizeLinear(bq) ─┘
+//
+// becomes one QLinearConv(xq, ..., wq, ..., bq) -> yq (with the Relu as its
+// fused activation): an int8 convolution that requantizes its result, with
+// no float32 tensor in between. Runs before infer_and_fold, which would fold
+// the weights' DequantizeLinear into float32 constants. Matched only where
+// the fused node computes what the QDQ graph says: per-tensor activation
+// scales, weights int8 with zero points 0 (per tensor or per output
+// channel, axis 0), an int32 bias whose scale is x_scale * w_scale. Other
+// Convs keep the QDQ nodes and run in float32 on the dequantized values.
+#include <cmath>
+
+#include "passes/passes.hpp"
+
+namespace shoal::passes {
+namespace {
+
+const HostTensor* constant(const ir::Graph& g, int v) {
+  if (v < 0 || !g.values[size_t(v)].is_const()) return nullptr;
+  return &*g.values[size_t(v)].constant;
+}
+
+/// The node producing `v` when it is an op of type `op` (not dead).
+ir::Node* producer_of(ir::Graph& g, const std::vector<int>& prod, int v, const char* op) {
+  if (v < 0 || prod[size_t(v)] < 0) return nullptr;
+  ir::Node* n = &g.nodes[size_t(prod[size_t(v)])];
+  return !n->dead && n->op == op ? n : nullptr;
+}
+
+/// The only reader of `v` (no graph output), when it is an op of type `op`.
+ir::Node* sole_reader(ir::Graph& g, const std::vector<std::vector<int>>& cons, int v,
+                      const char* op) {
+  if (v < 0 || cons[size_t(v)].size() != 1 || is_graph_output(g, v)) return nullptr;
+  ir::Node* n = &g.nodes[size_t(cons[size_t(v)][0])];
+  return !n->dead && n->op == op ? n : nullptr;
+}
+
+int input(const ir::Node& n, size_t i) { return i < n.inputs.size() ? n.inputs[i] : -1; }
+
+/// A per-tensor (de)quantization of an activation: constant scalar f32 scale
+/// and a constant scalar 8-bit zero point.
+bool per_tensor(const ir::Graph& g, const ir::Node& q) {
+  const HostTensor* s = constant(g, input(q, 1));
+  const HostTensor* z = constant(g, input(q, 2));
+  return s && z && s->dtype() == DType::f32 && s->numel() == 1 &&
+         (z->dtype() == DType::u8 || z->dtype() == DType::i8) && z->numel() == 1 &&
+         q.inputs[0] >= 0;
+}
+
+bool all_zero(const HostTensor* t) {
+  if (!t) return true;  // absent: 0
+  for (int64_t i = 0; i < t->numel(); ++i)
+    if (t->int_at(i) != 0) return false;
+  return true;
+}
+
+}  // namespace
+
+void fuse_qdq(ir::Graph& g, const Log& log) {
+  auto prod = g.producers();
+  auto cons = g.consumers();
+  int fused = 0, convs = 0;
+  const size_t count = g.nodes.size();
+  for (size_t ci = 0; ci < count; ++ci) {
+    ir::Node& conv = g.nodes[ci];
+    if (conv.dead || conv.op != "Conv" || conv.inputs.size() < 2 || conv.inputs.size() > 3 ||
+        conv.outputs.size() != 1)
+      continue;
+    ++convs;
+    // The quantized input, weight and bias.
+    ir::Node* dx = producer_of(g, prod, conv.inputs[0], "DequantizeLinear");
+    ir::Node* dw = producer_of(g, prod, conv.inputs[1], "DequantizeLinear");
+    if (!dx || !dw || !per_tensor(g, *dx)) continue;
+    const HostTensor* wq = constant(g, input(*dw, 0));
+    const HostTensor* ws = constant(g, input(*dw, 1));
+    const HostTensor* wz = constant(g, input(*dw, 2));
+    if (!wq || !ws || wq->dtype() != DType::i8 || ws->dtype() != DType::f32 || wq->shape().empty())
+      continue;
+    const int64_t m = wq->shape()[0];
+    if (ws->numel() != 1 && !(ws->numel() == m && dw->attrs.i("axis", 1) == 0)) continue;
+    if ((input(*dw, 2) >= 0 && !wz) || !all_zero(wz)) continue;
+    const float xs = float(constant(g, dx->inputs[1])->float_at(0));
+    int bq = -1;
+    if (input(conv, 2) >= 0) {
+      ir::Node* db = producer_of(g, prod, conv.inputs[2], "DequantizeLinear");
+      const HostTensor* b = db ? constant(g, input(*db, 0)) : nullptr;
+      const HostTensor* bs = db ? constant(g, input(*db, 1)) : nullptr;
+      if (!b || !bs || b->dtype() != DType::i32 || b->shape() != Shape{m} ||
+          bs->dtype() != DType::f32 || (bs->numel() != 1 && bs->numel() != m))
+        continue;
+      if (input(*db, 2) >= 0 && !all_zero(constant(g, db->inputs[2]))) continue;
+      bool scales_match = true;  // the bias is in the accumulator's units
+      for (int64_t k = 0; k < m && scales_match; ++k) {
+        const double want = double(xs) * ws->float_at(ws->numel() == 1 ? 0 : k);
+        const double got = bs->float_at(bs->numel() == 1 ? 0 : k);
+        scales_match = std::fabs(got - want) <= 1e-5 * std::fabs(want);
+      }
+      if (!scales_match) continue;
+      bq = db->inputs[0];
+    }
+    // The output: [Relu] then a per-tensor QuantizeLinear.
+    int y = conv.outputs[0];
+    ir::Node* relu = sole_reader(g, cons, y, "Relu");
+    if (relu) y = relu->outputs[0];
+    ir::Node* q = sole_reader(g, cons, y, "QuantizeLinear");
+    if (!q || !per_tensor(g, *q) || q->outputs.size() != 1) continue;
+    if (q->attrs.i("output_dtype", 0) != 0) continue;
+
+    ir::Node fusedn;
+    fusedn.name = conv.name;
+    fusedn.op = "QLinearConv";
+    fusedn.attrs = conv.attrs;
+    if (relu) fusedn.attrs.set("activation", std::string("Relu"));
+    fusedn.attrs.set("shoal_precision", std::string("int8"));  // for plans and inspect
+    int wz_id = input(*dw, 2);
+    if (wz_id < 0) {  // QLinearConv needs a weight zero point
+      ir::Value z;
+      z.name = conv.name + "_w_zero_point";
+      z.dtype = DType::i8;
+      z.shape = {};
+      z.shape_known = true;
+      z.constant = HostTensor(DType::i8, {});
+      wz_id = g.add_value(std::move(z));
+    }
+    fusedn.inputs = {dx->inputs[0], dx->inputs[1], dx->inputs[2], dw->inputs[0],
+                     dw->inputs[1], wz_id,         q->inputs[1],  q->inputs[2]};
+    if (bq >= 0) fusedn.inputs.push_back(bq);
+    fusedn.outputs = q->outputs;
+    conv.dead = true;
+    if (relu) relu->dead = true;
+    q->dead = true;
+    g.nodes.push_back(std::move(fusedn));
+    ++fused;
+  }
+  g.compact();
+  g.sort();
+  if (log)
+    log("fused " + std::to_string(fused) + " of " + std::to_string(convs) +
+        " Conv nodes with their QDQ nodes into int8 QLinearConv");
+}
+
+}  // namespace shoal::passes
