@@ -39,6 +39,7 @@ __all__ = [
     "load",
     "parse_shape",
     "devices",
+    "find_device",
     "operators",
     "Program",
     "Runtime",
@@ -68,9 +69,37 @@ def parse_shape(text):
     return _shoal.parse_shape(text)
 
 
-def devices():
-    """The devices on this host (CPU devices follow SHOAL_CPU_DEVICES)."""
-    return _shoal.devices()
+def devices(kind=None):
+    """The devices on this host, of every backend or of `kind` ("cpu",
+    "ref"): cpu devices follow SHOAL_CPU_DEVICES, ref devices (reference
+    kernels, memory the runtime cannot address) SHOAL_REF_DEVICES (default
+    1). Each has an id, a kind and a name such as "cpu:0" or "ref:0"."""
+    devs = _shoal.devices()
+    return devs if kind is None else [d for d in devs if d.kind == kind]
+
+
+def find_device(name):
+    """The id of the device named "kind:index" (e.g. "ref:0") or by its id."""
+    return _shoal.find_device(str(name))
+
+
+def _device_ids(devices):
+    """Device objects, names ("cpu:0", "ref:0") or ids -> ids; a str is a
+    comma-separated list of names."""
+    if isinstance(devices, str):
+        devices = [s for s in devices.split(",") if s.strip()]
+    elif isinstance(devices, bytes) or not hasattr(devices, "__iter__"):
+        raise TypeError("devices must be a sequence of devices, names or ids, or None, "
+                        f"got {type(devices).__name__}")
+    ids = []
+    for d in devices:
+        if isinstance(d, _shoal.Device):
+            ids.append(d.id)
+        elif isinstance(d, str):
+            ids.append(find_device(d))
+        else:
+            ids.append(operator.index(d))
+    return ids
 
 
 def operators():
@@ -231,10 +260,11 @@ class Runtime:
     and release the GIL.
 
     program: a Program or the path of a program file.
-    devices: the devices to use: shoal.devices() entries or their ids; naming devices claims
-        them until this runtime is closed (another runtime naming one gets a
-        DeviceError). None = the program's device count, from the devices no
-        runtime has claimed.
+    devices: the devices to use: shoal.devices() entries, their names
+        ("cpu:0", "ref:0", also as one comma-separated str) or their ids, of
+        any kinds mixed; naming devices claims them until this runtime is
+        closed (another runtime naming one gets a DeviceError). None = the
+        program's device count, from the cpu devices no runtime has claimed.
     profile: collect per-layer timings (see profile()).
     share_devices: use the named devices without claiming them (and even if
         another runtime claimed them).
@@ -261,12 +291,7 @@ class Runtime:
         if not isinstance(program, Program):
             program = load(program)
         if devices is not None:
-            if isinstance(devices, (str, bytes)) or not hasattr(devices, "__iter__"):
-                raise TypeError("devices must be a sequence of device ids or None, "
-                                f"got {type(devices).__name__}")
-            # Device objects (from shoal.devices()) or their ids.
-            devices = [d.id if isinstance(d, _shoal.Device) else operator.index(d)
-                       for d in devices]
+            devices = _device_ids(devices)
         self._rt = _shoal.Runtime(program, devices, bool(profile), bool(share_devices),
                                   operator.index(micro_batch), str(weights),
                                   bool(check_inputs))

@@ -431,22 +431,31 @@ PYBIND11_MODULE(_shoal, m) {
   py::class_<shoal::DeviceInfo>(m, "Device")
       .def_readonly("id", &shoal::DeviceInfo::id)
       .def_readonly("kind", &shoal::DeviceInfo::kind)
+      .def_readonly("index", &shoal::DeviceInfo::index)
+      .def_readonly("name", &shoal::DeviceInfo::name)
       .def_readonly("cores", &shoal::DeviceInfo::cores)
+      .def_readonly("compute_units", &shoal::DeviceInfo::compute_units)
       .def_readonly("clusters", &shoal::DeviceInfo::clusters)
       .def_readonly("memory_bytes", &shoal::DeviceInfo::memory_bytes)
+      .def_readonly("host_addressable", &shoal::DeviceInfo::host_addressable)
       .def("describe", &shoal::DeviceInfo::describe)
       .def("to_dict",
            [](const shoal::DeviceInfo& d) {
              py::dict r;
              r["id"] = d.id;
              r["kind"] = d.kind;
+             r["index"] = d.index;
+             r["name"] = d.name;
              r["cores"] = d.cores;
+             r["compute_units"] = d.compute_units;
              r["clusters"] = d.clusters;
              r["memory_bytes"] = d.memory_bytes;
+             r["host_addressable"] = d.host_addressable;
              return r;
            })
       .def("__repr__",
            [](const shoal::DeviceInfo& d) { return "<shoal.Device " + d.describe() + ">"; });
+  m.def("find_device", &shoal::find_device, py::arg("name"));
   m.def("devices", [] { return shoal::devices(); });
   m.def("operators", [] {
     py::list out;

@@ -321,7 +321,7 @@ void DnnlKernel::set_impl(const dnnl::primitive_desc_base& pd) {
   impl_ = std::string("onednn:") + pd.impl_info_str();
 }
 
-void DnnlKernel::execute(runtime::ExecContext& ctx, std::span<void* const> in,
+void DnnlKernel::execute(device::ExecContext& ctx, std::span<void* const> in,
                          std::span<void* const> out) {
   auto* stream = static_cast<dnnl::stream*>(ctx.backend_state);
   if (!stream)
