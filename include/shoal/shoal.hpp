@@ -135,6 +135,15 @@ struct LayerProfile {
   int64_t calls = 0;  ///< samples it ran (a stack of n counts n)
 };
 
+/// One layer's outputs for one input sample (Runtime::run_layers).
+struct LayerOutputs {
+  std::string name, op;
+  /// Its outputs as the program stores them for one sample (a 4-D
+  /// activation the program keeps channels-last holds its values in that
+  /// order); an absent optional output is an empty Tensor.
+  std::vector<Tensor> outputs;
+};
+
 enum class WeightPlacement { automatic, copy, shared };
 
 struct RuntimeOptions {
@@ -246,6 +255,11 @@ class Runtime {
   double last_run_ms() const;
   std::vector<LayerProfile> profile() const;
   void reset_profile();
+  /// Runs the first sample of `inputs` on the first device's first cluster
+  /// and returns every layer's outputs, in program order: for debugging
+  /// numerics, e.g. comparing two devices layer by layer (`shoal
+  /// debug-compare`, shoal.debug_compare).
+  std::vector<LayerOutputs> run_layers(const std::vector<Tensor>& inputs);
 
  private:
   std::unique_ptr<runtime::Session> impl_;

@@ -40,6 +40,7 @@ __all__ = [
     "parse_shape",
     "devices",
     "find_device",
+    "debug_compare",
     "operators",
     "Program",
     "Runtime",
@@ -76,6 +77,46 @@ def devices(kind=None):
     1). Each has an id, a kind and a name such as "cpu:0" or "ref:0"."""
     devs = _shoal.devices()
     return devs if kind is None else [d for d in devs if d.kind == kind]
+
+
+def debug_compare(program, x, devices=("cpu:0", "ref:0"), tolerance=1e-4):
+    """Runs the first sample of x through `program` on two devices layer by
+    layer (shoal debug-compare). Returns a list with one dict per layer
+    (index, name, op, error = max |a - b|, magnitude = max |a|, relative =
+    error / magnitude) up to and including the first whose relative error
+    exceeds `tolerance`; that one has diverges=True."""
+    if len(devices) != 2:
+        raise InvalidArgumentError(f"debug_compare takes two devices, got {list(devices)}")
+    if not isinstance(program, Program):
+        program = load(program)
+    runs = []
+    for d in devices:
+        with Runtime(program, devices=[d], share_devices=True) as rt:
+            runs.append(rt.run_layers(x))
+    report = []
+    for i, ((name, op, a), (_, _, b)) in enumerate(zip(*runs)):
+        err = mag = 0.0
+        for u, v in zip(a, b):
+            if u.dtype != np.float32 or u.size == 0:
+                continue
+            u64, v64 = u.astype(np.float64), v.astype(np.float64)
+            if (np.isnan(u64) != np.isnan(v64)).any():
+                err = float("inf")
+            ok = ~np.isnan(u64) & ~np.isnan(v64)
+            finite = np.isfinite(u64)
+            if finite.any():
+                mag = max(mag, float(np.abs(u64[finite]).max()))
+            if ok.any():
+                diff = np.abs(u64[ok] - v64[ok])
+                diff[u64[ok] == v64[ok]] = 0  # equal infinities
+                err = max(err, float(diff.max()))
+        rel = 0.0 if err == 0 else err / max(mag, 1e-30)
+        entry = dict(index=i, name=name, op=op, error=err, magnitude=mag, relative=rel,
+                     diverges=rel > tolerance)
+        report.append(entry)
+        if entry["diverges"]:
+            break
+    return report
 
 
 def find_device(name):
@@ -395,6 +436,12 @@ class Runtime:
         return self._live().run(self._normalize(x))
 
     __call__ = run
+
+    def run_layers(self, x):
+        """Runs the first sample of x (as for run()) on the first device and
+        returns every layer's outputs: a list of (name, op, [arrays]) in
+        program order, arrays as the program stores them for one sample."""
+        return self._live().run_layers(self._normalize(x))
 
     # ------------------------------------------------------------ pipeline --
 

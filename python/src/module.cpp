@@ -245,6 +245,21 @@ py::list run(shoal::Runtime& rt, const py::sequence& xs) {
   return output_arrays(out);
 }
 
+// Every layer's outputs for the first sample: [(name, op, [arrays])].
+py::list run_layers(shoal::Runtime& rt, const py::sequence& xs) {
+  std::vector<py::array> keep;
+  std::vector<shoal::Tensor> in = input_views(rt, xs, keep);
+  std::vector<shoal::LayerOutputs> layers;
+  {
+    py::gil_scoped_release nogil;
+    layers = rt.run_layers(in);
+  }
+  py::list out;
+  for (shoal::LayerOutputs& l : layers)
+    out.append(py::make_tuple(l.name, l.op, output_arrays(l.outputs)));
+  return out;
+}
+
 // put/get: timeouts in milliseconds, < 0 = no limit.
 bool put(shoal::Runtime& rt, const py::sequence& xs, uint64_t tag, double timeout_ms) {
   std::vector<py::array> keep;
@@ -501,6 +516,8 @@ PYBIND11_MODULE(_shoal, m) {
            py::arg("program"), py::arg("devices") = py::none(), py::arg("profile") = false,
            py::arg("share_devices") = false, py::arg("micro_batch") = 8,
            py::arg("weights") = "auto", py::arg("check_inputs") = false)
+      .def("run_layers", &run_layers, py::arg("inputs"),
+           "Every layer's outputs for the first sample: [(name, op, [arrays])].")
       .def("run", &run, py::arg("inputs"),
            "Runs a batch: a sequence of C-contiguous arrays, one per model input.")
       .def("put", &put, py::arg("inputs"), py::arg("tag"), py::arg("timeout_ms"),

@@ -16,11 +16,11 @@ std::string operand(const program::TensorDesc& d) {
   return "'" + d.name + "' " + shape_str(d.shape) + " " + dtype_name(d.dtype);
 }
 
-/// Ops whose output is their input reinterpreted (the compiler plans them
-/// in place, compiler/emit.cpp; the reference kernel skips them).
+/// Ops whose output is their input reinterpreted (OpSpec::view: the
+/// compiler plans them in place; the reference kernel skips them).
 bool is_view(const std::string& op) {
-  return op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" ||
-         op == "Identity" || op == "Dropout";
+  const OpSpec* spec = find_op(op);
+  return spec && spec->view;
 }
 
 bool overlap(const program::TensorDesc& a, const program::TensorDesc& b) {

@@ -268,6 +268,38 @@ int64_t Executor::run(ExecContext& ctx, const std::vector<Tensor>& inputs,
   return m;
 }
 
+void Executor::run_layers(ExecContext& ctx, const std::vector<Tensor>& inputs,
+                          std::vector<std::vector<Tensor>>& outputs) {
+  Stack& s = stack(ctx, 1);
+  const program::ProgramData& v = s.view;
+  ctx.nonfinite = false;
+  for (size_t k = 0; k < v.inputs.size(); ++k) {
+    const auto& d = v.tensors[size_t(v.inputs[k])];
+    if (!d.bytes) continue;
+    device_.copy_in(ctx, address(s, v.inputs[k], 0), inputs[k].data(), d.bytes);
+    if (d.dtype == DType::f32)
+      ctx.nonfinite = ctx.nonfinite || first_nonfinite(static_cast<const float*>(inputs[k].data()),
+                                                       int64_t(d.bytes / sizeof(float))) >= 0;
+  }
+  outputs.assign(v.instructions.size(), {});
+  for (size_t i = 0; i < v.instructions.size(); ++i) {
+    s.kernels[i]->execute(ctx, s.ins[i], s.outs[i]);
+    const program::Instruction& ins = v.instructions[i];
+    for (size_t o = 0; o < ins.outputs.size(); ++o) {
+      if (ins.outputs[o] < 0) {
+        outputs[i].emplace_back();
+        continue;
+      }
+      const auto& d = v.tensors[size_t(ins.outputs[o])];
+      Tensor t(d.dtype, d.shape);
+      if (t.bytes())
+        device_.copy_out(ctx, t.data(), s.outs[i][o], std::min<size_t>(t.bytes(), d.bytes));
+      outputs[i].push_back(std::move(t));
+    }
+  }
+  device_.synchronize(ctx);
+}
+
 std::string Executor::impl(size_t instruction) const {
   return stacks_[1] ? stacks_[1]->kernels[instruction]->impl() : "";
 }

@@ -38,6 +38,11 @@ class Executor {
   int64_t run(ExecContext& ctx, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
               int64_t first, int64_t m, bool profile);
 
+  /// Runs sample 0 of the batch through the one-sample kernels and copies
+  /// every instruction's outputs out after it ran (debugging).
+  void run_layers(ExecContext& ctx, const std::vector<Tensor>& inputs,
+                  std::vector<std::vector<Tensor>>& outputs);
+
   /// Per instruction: the one-sample kernel's implementation, and the
   /// profile (ms summed, samples run).
   std::string impl(size_t instruction) const;

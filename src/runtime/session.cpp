@@ -619,6 +619,32 @@ std::vector<LayerProfile> Session::profile() const {
   return out;
 }
 
+std::vector<LayerOutputs> Session::run_layers(const std::vector<Tensor>& inputs) {
+  int64_t n = 0;
+  check_inputs(inputs, n);
+  if (n < 1) throw Error(ErrorKind::invalid_argument, "run_layers needs at least one sample");
+  Executor* ex = !executors_.empty() ? executors_.front() : teams_.front();
+  const program::ProgramData& pd = program_.data();
+  std::vector<std::vector<Tensor>> outs;
+  Completion done(1);
+  ex->device().submit(ex->cluster(), [&](device::ExecContext& ctx) {
+    try {
+      ex->run_layers(ctx, inputs, outs);
+      done.done();
+    } catch (...) {
+      done.done(std::current_exception());
+    }
+  });
+  done.wait();
+  std::vector<LayerOutputs> result(pd.instructions.size());
+  for (size_t i = 0; i < result.size(); ++i) {
+    result[i].name = pd.instructions[i].name;
+    result[i].op = pd.instructions[i].op;
+    result[i].outputs = std::move(outs[i]);
+  }
+  return result;
+}
+
 void Session::reset_profile() {
   for (auto* ex : all_executors()) ex->reset_profile();
 }

@@ -38,6 +38,7 @@ class Session {
   double last_run_ms() const { return last_ms_.load(); }
   std::vector<LayerProfile> profile() const;
   void reset_profile();
+  std::vector<LayerOutputs> run_layers(const std::vector<Tensor>& inputs);
 
  private:
   struct DeviceState;

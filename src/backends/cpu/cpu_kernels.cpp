@@ -7,6 +7,7 @@
 #include "backends/cpu/native/native.hpp"
 #include "backends/cpu/onednn_common.hpp"
 #include "ops/instruction_check.hpp"
+#include "ops/op_table.hpp"
 #include "shoal/error.hpp"
 
 namespace shoal::cpu {
@@ -112,8 +113,8 @@ std::unique_ptr<device::Kernel> make_cpu_kernel(const program::Instruction& ins,
 }
 
 bool is_view_op(const std::string& op) {
-  return op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" ||
-         op == "Identity" || op == "Dropout";
+  const ops::OpSpec* spec = ops::find_op(op);
+  return spec && spec->view;
 }
 
 std::vector<std::string> reference_layers(const program::ProgramData& prog) {

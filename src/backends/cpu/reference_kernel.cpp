@@ -46,7 +46,7 @@ class ReferenceKernel final : public device::Kernel {
       out_.push_back(t < 0 ? TensorRef{} : ref_of(prog.tensors[size_t(t)]));
       out_scratch_.push_back(scratch_for(prog, t));
     }
-    view_ = is_view_op(spec.name);
+    view_ = spec.view;
   }
 
   void execute(device::ExecContext&, std::span<void* const> in,
