@@ -70,9 +70,9 @@ def second_model(path):
 
 def main():
     images = np.load(os.path.join(MODEL_DIR, "heldout_x.npy"))[:20]
-    if len(shoal.devices()) < 2:
+    if len(shoal.devices("cpu")) < 2:
         print(f"need 2 devices, SHOAL_CPU_DEVICES={os.environ['SHOAL_CPU_DEVICES']} gives "
-              f"{len(shoal.devices())}", file=sys.stderr)
+              f"{len(shoal.devices('cpu'))}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         model1 = os.path.join(MODEL_DIR, "digits_cnn.onnx")

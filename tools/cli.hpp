@@ -106,6 +106,7 @@ int cmd_worker(const std::vector<std::string>& argv);  // cmd_worker.cpp
 /// `needs` names what that takes, for the error when it cannot start.
 int forward_to_python(const std::string& module, const std::string& needs,
                       const std::vector<std::string>& argv);
+int cmd_debug_compare(const std::vector<std::string>& argv);
 /// Replaces the process with `python3 -m shoal.dask COMMAND ARGV...`.
 int forward_to_dask(const std::string& command, const std::vector<std::string>& argv);
 /// `shoal quantize`: forwards to `python3 -m shoal.quantization`.

@@ -9,6 +9,7 @@
 #include <limits>
 #include <numeric>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -23,21 +24,21 @@ Command spec() {
   return Command("run",
                  "shoal run PROGRAM.shoal INPUT.npy [INPUT2.npy ...] "
                  "[-o OUT.npy | --output-dir DIR] [--json] [--profile] "
-                 "[--repeat K] [--devices 0,1]",
+                 "[--repeat K] [--devices cpu:0,ref:0]",
                  "Runs a program on one .npy file per model input. An input "
                  "array is a batch,\nN x (the input's shape without its batch "
                  "dim), or one sample with the model's\nexact shape. Prints "
                  "each output's shape and, for 2-D outputs, the top-5\nclasses "
                  "of each sample.")
-      .option("output", 'o', "OUT.npy",
-              "write output 0 to OUT.npy, output i to OUT_i.npy")
+      .option("output", 'o', "OUT.npy", "write output 0 to OUT.npy, output i to OUT_i.npy")
       .option("output-dir", 0, "DIR", "write each output to DIR/NAME.npy")
       .flag("json", 0,
             "print {\"outputs\": [{\"name\", \"shape\", \"dtype\", \"data\"}], "
             "\"ms\": ...} (data flat, C order)")
       .flag("profile", 'p', "print per-layer timings, slowest first")
       .option("repeat", 'r', "K", "run K times, report mean and min (1)")
-      .option("devices", 'd', "IDS", "device ids to run on, e.g. 0,1")
+      .option("devices", 'd', "DEVICES",
+              "devices to run on, by name or id, any kinds mixed: cpu:0,ref:0 or 0,1")
       .option("scheduler", 0, "ADDR",
               "run on the Dask cluster at ADDR instead (tcp://HOST:8786; "
               "forwards to python3 -m shoal.dask run, see its --help)")
@@ -242,8 +243,16 @@ int cmd_run(const std::vector<std::string>& argv) {
   const int repeat = args.int_value("repeat", 1, 1);
   RuntimeOptions ropts;
   for (const std::string& d : args.values("devices")) {
-    const std::vector<int> ids = parse_int_list(d, "--devices");
-    ropts.devices.insert(ropts.devices.end(), ids.begin(), ids.end());
+    // Names ("cpu:0", "ref:0") or ids, mixed.
+    std::stringstream items(d);
+    for (std::string item; std::getline(items, item, ',');) {
+      if (item.find(':') != std::string::npos) {
+        ropts.devices.push_back(find_device(item));
+      } else {
+        const std::vector<int> ids = parse_int_list(item, "--devices");
+        ropts.devices.insert(ropts.devices.end(), ids.begin(), ids.end());
+      }
+    }
   }
   ropts.profile = args.has("profile");
   const bool json = args.has("json");

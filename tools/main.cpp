@@ -19,8 +19,7 @@ struct CommandEntry {
 };
 
 constexpr CommandEntry kCommands[] = {
-    {"compile", "compile an ONNX model into a program file",
-     shoal::cli::cmd_compile},
+    {"compile", "compile an ONNX model into a program file", shoal::cli::cmd_compile},
     {"run", "run a program on .npy inputs", shoal::cli::cmd_run},
     {"inspect", "describe a program file", shoal::cli::cmd_inspect},
     {"devices", "list the devices of this host", shoal::cli::cmd_devices},
@@ -29,6 +28,7 @@ constexpr CommandEntry kCommands[] = {
     {"worker", "serve a device to a Dask cluster", shoal::cli::cmd_worker},
     {"quantize", "calibrate and quantize an ONNX model into a QDQ model",
      shoal::cli::cmd_quantize},
+    {"debug-compare", "compare two devices layer by layer", shoal::cli::cmd_debug_compare},
 };
 
 void print_usage(std::FILE* out) {
@@ -36,8 +36,7 @@ void print_usage(std::FILE* out) {
                "usage: shoal [--help] [--version] COMMAND [ARGS...]\n\n"
                "Compiles ONNX CNNs ahead of time and runs them on CPU "
                "devices.\n\ncommands:\n");
-  for (const CommandEntry& c : kCommands)
-    std::fprintf(out, "  %-9s %s\n", c.name, c.summary);
+  for (const CommandEntry& c : kCommands) std::fprintf(out, "  %-13s %s\n", c.name, c.summary);
   std::fprintf(out, "\nRun 'shoal COMMAND --help' for a command's options.\n");
 }
 

@@ -66,8 +66,17 @@ SHOAL_API const char* shoal_last_error(void);
  * NULL; "unknown" for codes that are not SHOAL_*. */
 SHOAL_API const char* shoal_status_name(int status);
 
-/* Number of devices on this host (shoal::devices()), into *count. */
+/* Number of devices on this host (shoal::devices(): cpu devices, then ref
+ * devices), into *count. */
 SHOAL_API int shoal_device_count(int* count);
+
+/* The id of the device `name` names ("cpu:0", "ref:0", or an id as text),
+ * into *id: what shoal_runtime_create's device_ids take. */
+SHOAL_API int shoal_find_device(const char* name, int* id);
+
+/* The name ("cpu:0", "ref:0") of device `id`, NUL-terminated into
+ * buf[size]; SHOAL_ERR_INVALID_ARGUMENT when it does not fit. */
+SHOAL_API int shoal_device_name(int id, char* buf, size_t size);
 
 /* ---- compiling ----------------------------------------------------------- */
 

@@ -145,14 +145,24 @@ struct LayerProfile {
   int64_t calls = 0;      ///< samples it ran (a stack of n counts n)
 };
 
+/// One layer's outputs for one input sample (Runtime::run_layers).
+struct LayerOutputs {
+  std::string name, op;
+  /// Its outputs as the program stores them for one sample (a 4-D
+  /// activation the program keeps channels-last holds its values in that
+  /// order); an absent optional output is an empty Tensor.
+  std::vector<Tensor> outputs;
+};
+
 enum class WeightPlacement { automatic, copy, shared };
 
 struct RuntimeOptions {
-  /// Device ids to use (see devices()). Naming devices claims them: another
-  /// runtime naming one of them gets Error(device) until this one is gone.
-  /// With share_devices, named devices are used without claiming or checking.
-  /// Empty = the program's device count, from the devices no runtime has
-  /// claimed (shared with other runtimes that named none).
+  /// Device ids to use (see devices(); find_device() turns a name such as
+  /// "ref:0" into one); devices of different kinds may be mixed. Naming devices claims them:
+  /// another runtime naming one of them gets Error(device) until this one is gone. With
+  /// share_devices, named devices are used without claiming or checking. Empty = the program's
+  /// device count, from the cpu devices no runtime has claimed (shared with other runtimes that
+  /// named none; ref devices run only where named).
   std::vector<int> devices;
   bool share_devices = false;
   bool profile = false;
@@ -176,14 +186,25 @@ struct RuntimeOptions {
   bool check_inputs = false;
 };
 
+/// One device of this host (devices()), of a registered backend.
 struct DeviceInfo {
-  int id = 0;
-  std::string kind;        ///< "cpu"
-  std::vector<int> cores;  ///< host cores it owns
-  int clusters = 1;        ///< default clusters (one per core)
+  int id = 0;              ///< its index in devices(): what RuntimeOptions::devices lists
+  std::string kind;        ///< its backend: "cpu" (host cores), "ref" (reference kernels)
+  int index = 0;           ///< among the devices of its kind
+  std::string name;        ///< "kind:index", e.g. "cpu:0", "ref:0" (see find_device())
+  std::vector<int> cores;  ///< host cores it owns (cpu devices; empty for others)
+  int compute_units = 1;   ///< what clusters are made of: cores for cpu devices
+  int clusters = 1;        ///< default clusters (one per compute unit)
   uint64_t memory_bytes = 0;
+  /// Whether the host reads the device's memory directly (cpu: yes; ref:
+  /// no, every byte goes through the device's copies, as on a GPU).
+  bool host_addressable = true;
   std::string describe() const;
 };
+
+/// The id of the device `name` names: "kind:index" ("cpu:0", "ref:0") or a
+/// plain id ("1"). Throws Error(invalid_argument) listing this host's devices.
+int find_device(const std::string& name);
 
 /// One operator of the operator table (the single source of truth for what
 /// shoal supports; docs/OPERATORS.md is generated from it).
@@ -199,7 +220,8 @@ std::vector<OperatorInfo> operators();
 /// The operator table as the Markdown of docs/OPERATORS.md.
 std::string operators_markdown();
 
-/// Devices on this host (CPU devices follow SHOAL_CPU_DEVICES).
+/// Devices on this host, of every backend: cpu devices first (they follow
+/// SHOAL_CPU_DEVICES), then ref devices (SHOAL_REF_DEVICES, default 1).
 std::vector<DeviceInfo> devices();
 
 /// A program loaded onto devices: weights broadcast into each device's memory,
@@ -243,6 +265,11 @@ class Runtime {
   double last_run_ms() const;
   std::vector<LayerProfile> profile() const;
   void reset_profile();
+  /// Runs the first sample of `inputs` on the first device's first cluster
+  /// and returns every layer's outputs, in program order: for debugging
+  /// numerics, e.g. comparing two devices layer by layer (`shoal
+  /// debug-compare`, shoal.debug_compare).
+  std::vector<LayerOutputs> run_layers(const std::vector<Tensor>& inputs);
 
  private:
   std::unique_ptr<runtime::Session> impl_;

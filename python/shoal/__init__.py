@@ -40,6 +40,8 @@ __all__ = [
     "load",
     "parse_shape",
     "devices",
+    "find_device",
+    "debug_compare",
     "operators",
     "Program",
     "Runtime",
@@ -69,9 +71,77 @@ def parse_shape(text):
     return _shoal.parse_shape(text)
 
 
-def devices():
-    """The devices on this host (CPU devices follow SHOAL_CPU_DEVICES)."""
-    return _shoal.devices()
+def devices(kind=None):
+    """The devices on this host, of every backend or of `kind` ("cpu",
+    "ref"): cpu devices follow SHOAL_CPU_DEVICES, ref devices (reference
+    kernels, memory the runtime cannot address) SHOAL_REF_DEVICES (default
+    1). Each has an id, a kind and a name such as "cpu:0" or "ref:0"."""
+    devs = _shoal.devices()
+    return devs if kind is None else [d for d in devs if d.kind == kind]
+
+
+def debug_compare(program, x, devices=("cpu:0", "ref:0"), tolerance=1e-4):
+    """Runs the first sample of x through `program` on two devices layer by
+    layer (shoal debug-compare). Returns a list with one dict per layer
+    (index, name, op, error = max |a - b|, magnitude = max |a|, relative =
+    error / magnitude) up to and including the first whose relative error
+    exceeds `tolerance`; that one has diverges=True."""
+    if len(devices) != 2:
+        raise InvalidArgumentError(f"debug_compare takes two devices, got {list(devices)}")
+    if not isinstance(program, Program):
+        program = load(program)
+    runs = []
+    for d in devices:
+        with Runtime(program, devices=[d], share_devices=True) as rt:
+            runs.append(rt.run_layers(x))
+    report = []
+    for i, ((name, op, a), (_, _, b)) in enumerate(zip(*runs)):
+        err = mag = 0.0
+        for u, v in zip(a, b):
+            if u.dtype != np.float32 or u.size == 0:
+                continue
+            u64, v64 = u.astype(np.float64), v.astype(np.float64)
+            if (np.isnan(u64) != np.isnan(v64)).any():
+                err = float("inf")
+            ok = ~np.isnan(u64) & ~np.isnan(v64)
+            finite = np.isfinite(u64)
+            if finite.any():
+                mag = max(mag, float(np.abs(u64[finite]).max()))
+            if ok.any():
+                diff = np.abs(u64[ok] - v64[ok])
+                diff[u64[ok] == v64[ok]] = 0  # equal infinities
+                err = max(err, float(diff.max()))
+        rel = 0.0 if err == 0 else err / max(mag, 1e-30)
+        entry = dict(index=i, name=name, op=op, error=err, magnitude=mag, relative=rel,
+                     diverges=rel > tolerance)
+        report.append(entry)
+        if entry["diverges"]:
+            break
+    return report
+
+
+def find_device(name):
+    """The id of the device named "kind:index" (e.g. "ref:0") or by its id."""
+    return _shoal.find_device(str(name))
+
+
+def _device_ids(devices):
+    """Device objects, names ("cpu:0", "ref:0") or ids -> ids; a str is a
+    comma-separated list of names."""
+    if isinstance(devices, str):
+        devices = [s for s in devices.split(",") if s.strip()]
+    elif isinstance(devices, bytes) or not hasattr(devices, "__iter__"):
+        raise TypeError("devices must be a sequence of devices, names or ids, or None, "
+                        f"got {type(devices).__name__}")
+    ids = []
+    for d in devices:
+        if isinstance(d, _shoal.Device):
+            ids.append(d.id)
+        elif isinstance(d, str):
+            ids.append(find_device(d))
+        else:
+            ids.append(operator.index(d))
+    return ids
 
 
 def operators():
@@ -260,10 +330,11 @@ class Runtime:
     and release the GIL.
 
     program: a Program or the path of a program file.
-    devices: the devices to use: shoal.devices() entries or their ids; naming devices claims
-        them until this runtime is closed (another runtime naming one gets a
-        DeviceError). None = the program's device count, from the devices no
-        runtime has claimed.
+    devices: the devices to use: shoal.devices() entries, their names
+        ("cpu:0", "ref:0", also as one comma-separated str) or their ids, of
+        any kinds mixed; naming devices claims them until this runtime is
+        closed (another runtime naming one gets a DeviceError). None = the
+        program's device count, from the cpu devices no runtime has claimed.
     profile: collect per-layer timings (see profile()).
     share_devices: use the named devices without claiming them (and even if
         another runtime claimed them).
@@ -290,12 +361,7 @@ class Runtime:
         if not isinstance(program, Program):
             program = load(program)
         if devices is not None:
-            if isinstance(devices, (str, bytes)) or not hasattr(devices, "__iter__"):
-                raise TypeError("devices must be a sequence of device ids or None, "
-                                f"got {type(devices).__name__}")
-            # Device objects (from shoal.devices()) or their ids.
-            devices = [d.id if isinstance(d, _shoal.Device) else operator.index(d)
-                       for d in devices]
+            devices = _device_ids(devices)
         self._rt = _shoal.Runtime(program, devices, bool(profile), bool(share_devices),
                                   operator.index(micro_batch), str(weights),
                                   bool(check_inputs))
@@ -399,6 +465,12 @@ class Runtime:
         return self._live().run(self._normalize(x))
 
     __call__ = run
+
+    def run_layers(self, x):
+        """Runs the first sample of x (as for run()) on the first device and
+        returns every layer's outputs: a list of (name, op, [arrays]) in
+        program order, arrays as the program stores them for one sample."""
+        return self._live().run_layers(self._normalize(x))
 
     # ------------------------------------------------------------ pipeline --
 

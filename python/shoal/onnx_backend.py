@@ -26,7 +26,10 @@ them by rewriting a copy of the model when it runs it:
   such values). A model left with no run-time input gets an unused one, and
   shoal computes all of it at compile time (constant folding).
 
-Only the CPU device is supported.
+Only ONNX's CPU device is supported. Which shoal devices run the models is
+``shoal.onnx_backend.DEVICES`` (None: the runtime's default, cpu devices);
+``["ref:0"]`` runs them on the reference kernels (the conformance suite does
+with SHOAL_CONFORMANCE_DEVICES=ref:0).
 """
 
 import numpy as np
@@ -36,6 +39,9 @@ from onnx import helper, numpy_helper
 from onnx.backend.base import Backend, BackendRep, Device, DeviceType, namedtupledict
 
 import shoal
+
+# The shoal devices models run on (names, ids or None for the default).
+DEVICES = None
 
 __all__ = ["ShoalBackend", "ShoalBackendRep", "prepare", "run_model", "run_node",
            "supports_device", "is_compatible"]
@@ -233,7 +239,7 @@ class ShoalBackendRep(BackendRep):
     def run(self, inputs, **kwargs):
         feeds = self._feeds(inputs)
         program, runtime = self._program(feeds)
-        rt = shoal.Runtime(program)
+        rt = shoal.Runtime(program, devices=DEVICES)
         try:
             ys = rt.run([np.zeros((1, 1), np.float32) if n == _UNUSED else feeds[n][None]
                          for n in runtime])

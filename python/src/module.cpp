@@ -250,6 +250,21 @@ py::list run(shoal::Runtime& rt, const py::sequence& xs) {
   return output_arrays(out);
 }
 
+// Every layer's outputs for the first sample: [(name, op, [arrays])].
+py::list run_layers(shoal::Runtime& rt, const py::sequence& xs) {
+  std::vector<py::array> keep;
+  std::vector<shoal::Tensor> in = input_views(rt, xs, keep);
+  std::vector<shoal::LayerOutputs> layers;
+  {
+    py::gil_scoped_release nogil;
+    layers = rt.run_layers(in);
+  }
+  py::list out;
+  for (shoal::LayerOutputs& l : layers)
+    out.append(py::make_tuple(l.name, l.op, output_arrays(l.outputs)));
+  return out;
+}
+
 // put/get: timeouts in milliseconds, < 0 = no limit.
 bool put(shoal::Runtime& rt, const py::sequence& xs, uint64_t tag, double timeout_ms) {
   std::vector<py::array> keep;
@@ -437,22 +452,31 @@ PYBIND11_MODULE(_shoal, m) {
   py::class_<shoal::DeviceInfo>(m, "Device")
       .def_readonly("id", &shoal::DeviceInfo::id)
       .def_readonly("kind", &shoal::DeviceInfo::kind)
+      .def_readonly("index", &shoal::DeviceInfo::index)
+      .def_readonly("name", &shoal::DeviceInfo::name)
       .def_readonly("cores", &shoal::DeviceInfo::cores)
+      .def_readonly("compute_units", &shoal::DeviceInfo::compute_units)
       .def_readonly("clusters", &shoal::DeviceInfo::clusters)
       .def_readonly("memory_bytes", &shoal::DeviceInfo::memory_bytes)
+      .def_readonly("host_addressable", &shoal::DeviceInfo::host_addressable)
       .def("describe", &shoal::DeviceInfo::describe)
       .def("to_dict",
            [](const shoal::DeviceInfo& d) {
              py::dict r;
              r["id"] = d.id;
              r["kind"] = d.kind;
+             r["index"] = d.index;
+             r["name"] = d.name;
              r["cores"] = d.cores;
+             r["compute_units"] = d.compute_units;
              r["clusters"] = d.clusters;
              r["memory_bytes"] = d.memory_bytes;
+             r["host_addressable"] = d.host_addressable;
              return r;
            })
       .def("__repr__",
            [](const shoal::DeviceInfo& d) { return "<shoal.Device " + d.describe() + ">"; });
+  m.def("find_device", &shoal::find_device, py::arg("name"));
   m.def("devices", [] { return shoal::devices(); });
   m.def("operators", [] {
     py::list out;
@@ -498,6 +522,8 @@ PYBIND11_MODULE(_shoal, m) {
            py::arg("program"), py::arg("devices") = py::none(), py::arg("profile") = false,
            py::arg("share_devices") = false, py::arg("micro_batch") = 8,
            py::arg("weights") = "auto", py::arg("check_inputs") = false)
+      .def("run_layers", &run_layers, py::arg("inputs"),
+           "Every layer's outputs for the first sample: [(name, op, [arrays])].")
       .def("run", &run, py::arg("inputs"),
            "Runs a batch: a sequence of C-contiguous arrays, one per model input.")
       .def("put", &put, py::arg("inputs"), py::arg("tag"), py::arg("timeout_ms"),

@@ -260,6 +260,29 @@ int shoal_device_count(int* count) {
   });
 }
 
+int shoal_find_device(const char* name, int* id) {
+  return guarded([&] {
+    require(name, "shoal_find_device", "name");
+    require(id, "shoal_find_device", "id");
+    *id = shoal::find_device(name);
+  });
+}
+
+int shoal_device_name(int id, char* buf, size_t size) {
+  return guarded([&] {
+    require(buf, "shoal_device_name", "buf");
+    const std::vector<shoal::DeviceInfo> devs = shoal::devices();
+    if (id < 0 || id >= int(devs.size()))
+      invalid("shoal_device_name: no device " + std::to_string(id) + " (this host has " +
+              std::to_string(devs.size()) + ")");
+    const std::string& n = devs[size_t(id)].name;
+    if (n.size() + 1 > size)
+      invalid("shoal_device_name: the name '" + n + "' needs " + std::to_string(n.size() + 1) +
+              " bytes, got " + std::to_string(size));
+    std::memcpy(buf, n.c_str(), n.size() + 1);
+  });
+}
+
 int shoal_compile(const char* onnx_path, const int64_t* input_shape, size_t ndim, int devices,
                   int clusters, int mode, shoal_program** out) {
   return guarded([&] {

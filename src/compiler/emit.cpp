@@ -11,9 +11,11 @@
 namespace shoal::compiler {
 namespace {
 
-/// Ops whose output is their input reinterpreted: they share its buffer.
+/// Ops whose output is their input reinterpreted (OpSpec::view): they share
+/// its buffer.
 bool is_view_op(const std::string& op) {
-  return op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze";
+  const ops::OpSpec* spec = ops::find_op(op);
+  return spec && spec->view;
 }
 
 void check_runtime_dtypes(const ir::Graph& g) {

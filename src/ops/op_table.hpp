@@ -64,6 +64,11 @@ struct OpSpec {
   bool runtime = true;                       // false: compile-time only (folded, e.g. Shape)
   std::vector<DType> dtypes = {DType::f32};  // runtime dtypes supported
   BatchFn per_sample;                        // empty: samples are never stacked (one at a time)
+  /// A view: output 0 is input 0's bytes reinterpreted (Reshape, Flatten,
+  /// Squeeze, Unsqueeze, Identity, Dropout). The memory plan gives it its
+  /// input's buffer, so its kernel has nothing to do; kernels and checks
+  /// read this fact here, not from lists of their own.
+  bool view = false;
 };
 
 /// All operators, sorted by name.

@@ -26,6 +26,7 @@ void add_identity(std::vector<OpSpec>& t) {
         ref::copy_bytes(in[0], out[0]);
       },
       kTensorDTypes));
+  t.back().view = true;
 }
 
 /// Inference-mode Dropout: y = x; the optional mask output is all true.
@@ -61,6 +62,7 @@ void add_dropout(std::vector<OpSpec>& t) {
       kTensorDTypes);
   s.num_outputs = 2;  // the mask (output 1) is optional
   s.dtypes.push_back(DType::boolean);  // the mask's type at run time
+  s.view = true;
   t.push_back(std::move(s));
 }
 

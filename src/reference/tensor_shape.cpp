@@ -79,6 +79,7 @@ void add_reshape(std::vector<OpSpec>& t) {
             {x.dtype, reshape_target(x.shape, *target, a.i("allowzero", 0) != 0)}};
       },
       copy_kernel, kTensorDTypes));
+  t.back().view = true;
 }
 
 // --- Flatten ------------------------------------------------------------------
@@ -101,6 +102,7 @@ void add_flatten(std::vector<OpSpec>& t) {
         return std::vector<TypeShape>{{x.dtype, {outer, inner}}};
       },
       copy_kernel, kTensorDTypes));
+  t.back().view = true;
 }
 
 // --- Squeeze, Unsqueeze ---------------------------------------------------------
@@ -132,6 +134,7 @@ void add_squeeze(std::vector<OpSpec>& t) {
         return std::vector<TypeShape>{{x.dtype, out}};
       },
       copy_kernel, kTensorDTypes));
+  t.back().view = true;
 }
 
 void add_unsqueeze(std::vector<OpSpec>& t) {
@@ -153,6 +156,7 @@ void add_unsqueeze(std::vector<OpSpec>& t) {
         return std::vector<TypeShape>{{x.dtype, out}};
       },
       copy_kernel, kTensorDTypes));
+  t.back().view = true;
 }
 
 // --- Transpose -----------------------------------------------------------------

@@ -206,5 +206,8 @@ int Runtime::clusters() const { return live(impl_).clusters(); }
 double Runtime::last_run_ms() const { return live(impl_).last_run_ms(); }
 std::vector<LayerProfile> Runtime::profile() const { return live(impl_).profile(); }
 void Runtime::reset_profile() { live(impl_).reset_profile(); }
+std::vector<LayerOutputs> Runtime::run_layers(const std::vector<Tensor>& inputs) {
+  return live(impl_).run_layers(inputs);
+}
 
 }  // namespace shoal

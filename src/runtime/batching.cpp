@@ -1,7 +1,7 @@
 #include "runtime/batching.hpp"
 
+#include "ops/instruction_check.hpp"
 #include "ops/op_table.hpp"
-#include "runtime/instruction_check.hpp"
 #include "shoal/error.hpp"
 
 namespace shoal::runtime {
@@ -35,12 +35,12 @@ std::string stacking_blocker(const program::ProgramData& pd) {
     const std::unique_ptr<bool[]> b(new bool[flags.size() + 1]);
     for (size_t i = 0; i < flags.size(); ++i) b[i] = flags[i];
     try {
-      const InstructionInputs in = instruction_inputs(ins, pd, 1);
+      const ops::InstructionInputs in = ops::instruction_inputs(ins, pd, 1);
       if (!spec->per_sample(ins.attrs, in.infos, std::span<const bool>(b.get(), flags.size())))
         return what +
                " mixes samples (or its attributes or inputs depend on "
                "the batch)";
-      const std::vector<ops::TypeShape> two = infer_instruction(ins, pd, 2);
+      const std::vector<ops::TypeShape> two = ops::infer_instruction(ins, pd, 2);
       for (size_t i = 0; i < ins.outputs.size(); ++i) {
         Shape want = pd.tensors[size_t(ins.outputs[i])].shape;
         want[0] *= 2;

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 
 #include "runtime/batching.hpp"
 #include "runtime/finite.hpp"
@@ -55,10 +54,13 @@ Executor::Executor(Device& device, int cluster, const program::ProgramData& view
 
 Executor::~Executor() {
   stacks_.clear();  // kernels before the arena they point into
-  if (arena_) device_.release(arena_);
+  if (arena_) device_.free(arena_);
 }
 
-void Executor::init(ExecContext&) { stack(1); }
+void Executor::init(ExecContext& ctx) {
+  stack(ctx, 1);
+  device_.synchronize(ctx);
+}
 
 void* Executor::address(const Stack& s, int32_t t, int64_t sample) const {
   if (t < 0) return nullptr;
@@ -144,7 +146,7 @@ void Executor::settle(Stack& s, size_t split) {
   s.tuned = true;
 }
 
-Executor::Stack& Executor::stack(int64_t n) {
+Executor::Stack& Executor::stack(ExecContext& ctx, int64_t n) {
   if (stacks_[size_t(n)]) return *stacks_[size_t(n)];
   auto s = std::make_unique<Stack>();
   s->n = n;
@@ -157,8 +159,11 @@ Executor::Stack& Executor::stack(int64_t n) {
   const uint64_t need = s->base + s->view.arena_bytes;
   if (need > arena_bytes_ || !arena_) {  // grow it, rebind the others
     uint8_t* grown = static_cast<uint8_t*>(device_.allocate(need));
-    std::memset(grown, 0, need);
-    if (arena_) device_.release(arena_);
+    device_.fill(ctx, grown, 0, need);
+    if (arena_) {
+      device_.synchronize(ctx);  // nothing in flight reads the old arena
+      device_.free(arena_);
+    }
     arena_ = grown;
     arena_bytes_ = need;
     for (auto& other : stacks_)
@@ -185,7 +190,7 @@ int64_t Executor::run(ExecContext& ctx, const std::vector<Tensor>& inputs,
   Stack* s = nullptr;
   if (m > 1) {
     try {
-      s = &stack(m);
+      s = &stack(ctx, m);
     } catch (const std::exception&) {
       // No kernels for this stack (a backend refused the shapes, or memory
       // ran out): one sample at a time from now on.
@@ -193,7 +198,7 @@ int64_t Executor::run(ExecContext& ctx, const std::vector<Tensor>& inputs,
       m = 1;
     }
   }
-  if (!s) s = &stack(1);
+  if (!s) s = &stack(ctx, 1);
   const program::ProgramData& v = s->view;
   std::vector<double> tuning;  // per instruction, while the stack is tuned
   if (!s->tuned) tuning.assign(s->kernels.size(), 1e300);
@@ -202,6 +207,7 @@ int64_t Executor::run(ExecContext& ctx, const std::vector<Tensor>& inputs,
     if (!profile && tuning.empty()) return k.execute(ctx, in, out);
     const double t0 = now_ms();
     k.execute(ctx, in, out);
+    device_.synchronize(ctx);  // an asynchronous device's kernel has finished
     const double ms = now_ms() - t0;
     if (!tuning.empty()) tuning[i] = std::min(tuning[i], ms);
     if (!profile) return;
@@ -214,9 +220,10 @@ int64_t Executor::run(ExecContext& ctx, const std::vector<Tensor>& inputs,
     for (size_t k = 0; k < v.inputs.size(); ++k) {
       const auto& d = view_.tensors[size_t(v.inputs[k])];  // one sample's
       if (d.bytes)  // an empty tensor may have no buffer at all
-        std::memcpy(address(to, v.inputs[k], 0),
-                    static_cast<const uint8_t*>(inputs[k].data()) + size_t(first + j0) * d.bytes,
-                    size_t(count) * d.bytes);
+        device_.copy_in(
+            ctx, address(to, v.inputs[k], 0),
+            static_cast<const uint8_t*>(inputs[k].data()) + size_t(first + j0) * d.bytes,
+            size_t(count) * d.bytes);
     }
   };
   // NaN or Inf in these samples' float inputs: kernels keep ONNX's NaN
@@ -238,7 +245,7 @@ int64_t Executor::run(ExecContext& ctx, const std::vector<Tensor>& inputs,
       for (size_t i = 0; i < s->split; ++i) timed(i, *one.kernels[i], one.ins[i], one.outs[i], 1);
       for (int32_t t : s->carry) {
         const auto& d = view_.tensors[size_t(t)];
-        std::memcpy(address(*s, t, j), address(one, t, 0), d.bytes);
+        device_.copy(ctx, address(*s, t, j), address(one, t, 0), d.bytes);
       }
     }
   }
@@ -250,13 +257,47 @@ int64_t Executor::run(ExecContext& ctx, const std::vector<Tensor>& inputs,
     uint8_t* dst = static_cast<uint8_t*>(outputs[k].data());
     if (d.storage == program::Storage::activation) {
       const size_t per = d.bytes / size_t(m);
-      if (d.bytes) std::memcpy(dst + size_t(first) * per, address(*s, v.outputs[k], 0), d.bytes);
+      if (d.bytes)
+        device_.copy_out(ctx, dst + size_t(first) * per, address(*s, v.outputs[k], 0), d.bytes);
     } else {  // a constant output: the same bytes for every sample
       for (int64_t j = 0; j < m && d.bytes; ++j)
-        std::memcpy(dst + size_t(first + j) * d.bytes, v.weights + d.offset, d.bytes);
+        device_.copy_out(ctx, dst + size_t(first + j) * d.bytes, v.weights + d.offset, d.bytes);
     }
   }
+  device_.synchronize(ctx);  // the outputs are in host memory, the inputs may be reused
   return m;
+}
+
+void Executor::run_layers(ExecContext& ctx, const std::vector<Tensor>& inputs,
+                          std::vector<std::vector<Tensor>>& outputs) {
+  Stack& s = stack(ctx, 1);
+  const program::ProgramData& v = s.view;
+  ctx.nonfinite = false;
+  for (size_t k = 0; k < v.inputs.size(); ++k) {
+    const auto& d = v.tensors[size_t(v.inputs[k])];
+    if (!d.bytes) continue;
+    device_.copy_in(ctx, address(s, v.inputs[k], 0), inputs[k].data(), d.bytes);
+    if (d.dtype == DType::f32)
+      ctx.nonfinite = ctx.nonfinite || first_nonfinite(static_cast<const float*>(inputs[k].data()),
+                                                       int64_t(d.bytes / sizeof(float))) >= 0;
+  }
+  outputs.assign(v.instructions.size(), {});
+  for (size_t i = 0; i < v.instructions.size(); ++i) {
+    s.kernels[i]->execute(ctx, s.ins[i], s.outs[i]);
+    const program::Instruction& ins = v.instructions[i];
+    for (size_t o = 0; o < ins.outputs.size(); ++o) {
+      if (ins.outputs[o] < 0) {
+        outputs[i].emplace_back();
+        continue;
+      }
+      const auto& d = v.tensors[size_t(ins.outputs[o])];
+      Tensor t(d.dtype, d.shape);
+      if (t.bytes())
+        device_.copy_out(ctx, t.data(), s.outs[i][o], std::min<size_t>(t.bytes(), d.bytes));
+      outputs[i].push_back(std::move(t));
+    }
+  }
+  device_.synchronize(ctx);
 }
 
 std::string Executor::impl(size_t instruction) const {

@@ -8,9 +8,13 @@
 #include <string>
 #include <vector>
 
-#include "runtime/device.hpp"
+#include "device/device.hpp"
 
 namespace shoal::runtime {
+
+using device::Device;
+using device::ExecContext;
+using device::Kernel;
 
 class Executor {
  public:
@@ -25,13 +29,19 @@ class Executor {
   int cluster() const { return cluster_; }
 
   /// Makes the one-sample kernels (call on the cluster's thread, which
-  /// first-touches the arena).
+  /// first-touches the arena). The arena is device memory: the executor
+  /// offsets its address but moves bytes only through the device's copies.
   void init(ExecContext& ctx);
   /// Runs up to m samples, `first` onwards, of a batch (inputs and outputs
   /// with the batch as dim 0) as one stack: fewer when stacks are capped or
   /// cannot be made. Returns how many it ran. On the cluster's thread.
   int64_t run(ExecContext& ctx, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
               int64_t first, int64_t m, bool profile);
+
+  /// Runs sample 0 of the batch through the one-sample kernels and copies
+  /// every instruction's outputs out after it ran (debugging).
+  void run_layers(ExecContext& ctx, const std::vector<Tensor>& inputs,
+                  std::vector<std::vector<Tensor>>& outputs);
 
   /// Per instruction: the one-sample kernel's implementation, and the
   /// profile (ms summed, samples run).
@@ -48,7 +58,7 @@ class Executor {
   struct Stack;
   /// The kernels for n samples, made on first use. For n > 1 a first part
   /// of the program may run a sample at a time where that measured faster.
-  Stack& stack(int64_t n);
+  Stack& stack(ExecContext& ctx, int64_t n);
   void bind(Stack& s);
   /// Runs the first `split` instructions a sample at a time from now on.
   void set_split(Stack& s, size_t split);

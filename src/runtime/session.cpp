@@ -12,10 +12,11 @@
 #include <set>
 #include <sstream>
 
+#include "device/registry.hpp"
+#include "ops/instruction_check.hpp"
 #include "runtime/batching.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/finite.hpp"
-#include "runtime/instruction_check.hpp"
 #include "shoal/error.hpp"
 
 namespace shoal::runtime {
@@ -61,13 +62,13 @@ class DeviceRegistry {
     return r;
   }
   /// Claims `ids` exclusively; throws naming the first device in use.
-  void claim(const std::vector<int>& ids) {
+  void claim(const std::vector<int>& ids, const std::vector<DeviceInfo>& host) {
     std::lock_guard<std::mutex> lk(mu_);
     for (int id : ids)
       if (owned_.count(id))
         throw Error(ErrorKind::device,
-                    "device " + std::to_string(id) +
-                        " is owned by another runtime; free that runtime first, or set "
+                    "device " + std::to_string(id) + " (" + host[size_t(id)].name +
+                        ") is owned by another runtime; free that runtime first, or set "
                         "share_devices on both to share it");
     for (int id : ids) owned_.insert(id);
   }
@@ -93,20 +94,26 @@ void drop_pages(const uint8_t* p, size_t n) {
   if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
 }
 
-/// Copies the weight section into device memory. With `drop` (one device
-/// and a mapped file), each copied chunk of the mapping is dropped at once,
-/// so the weights are never resident twice.
-void copy_weights(uint8_t* dst, const program::ProgramData& pd, bool drop) {
+/// Copies the weight section into device memory (on the device's cluster
+/// `ctx`). With `drop` (one device and a mapped file), each copied chunk of
+/// the mapping is dropped once the device has it, so the weights are never
+/// resident twice.
+void copy_weights(device::Device& dev, device::ExecContext& ctx, uint8_t* dst,
+                  const program::ProgramData& pd, bool drop) {
   const size_t chunk = size_t(8) << 20;
   for (size_t off = 0; off < pd.weights_bytes; off += chunk) {
     const size_t n = std::min(chunk, size_t(pd.weights_bytes) - off);
-    std::memcpy(dst + off, pd.weights + off, n);
-    if (drop) drop_pages(pd.weights + off, n);
+    dev.copy_in(ctx, dst + off, pd.weights + off, n);
+    if (drop) {
+      dev.synchronize(ctx);
+      drop_pages(pd.weights + off, n);
+    }
   }
+  dev.synchronize(ctx);
 }
 
 /// The placement `requested` resolves to: SHOAL_WEIGHTS overrides automatic,
-/// which means shared on a host with one NUMA node and copy on others.
+/// which each device then decides (Device::prefers_host_weights).
 WeightPlacement resolve_weight_placement(WeightPlacement requested) {
   if (requested != WeightPlacement::automatic) return requested;
   if (const char* env = std::getenv("SHOAL_WEIGHTS"); env && *env) {
@@ -117,7 +124,7 @@ WeightPlacement resolve_weight_placement(WeightPlacement requested) {
       throw Error(ErrorKind::invalid_argument,
                   "SHOAL_WEIGHTS=" + v + ": expected copy, shared or auto");
   }
-  return numa_node_count() > 1 ? WeightPlacement::copy : WeightPlacement::shared;
+  return WeightPlacement::automatic;
 }
 
 }  // namespace
@@ -155,13 +162,13 @@ struct Session::Job {
 };
 
 struct Session::DeviceState {
-  std::unique_ptr<Device> device;
-  uint8_t* weights = nullptr;
+  std::unique_ptr<device::Device> device;
+  uint8_t* weights = nullptr;  // the device's copy (device memory), or null: read in place
   program::ProgramData view;  // the program with weights on this device
   std::vector<std::unique_ptr<Executor>> executors;
   ~DeviceState() {
     executors.clear();  // kernels and arenas first: they live in the device
-    if (weights) device->release(weights);
+    if (weights) device->free(weights);
   }
 };
 
@@ -170,33 +177,41 @@ Session::Session(const Program& program, const RuntimeOptions& options)
   if (!program_)
     throw Error(ErrorKind::invalid_argument, "cannot create a runtime from an empty program");
   const program::ProgramData& pd = program_.data();
-  if (pd.target != "cpu")
-    throw Error(ErrorKind::invalid_argument, "the program was compiled for target '" + pd.target +
-                                                 "'; this runtime runs target 'cpu'");
-  check_program_io(pd);  // samples are copied in and out byte for byte
+  // A program file is untrusted input: every instruction is checked against
+  // the operator table once, here, before any device makes a kernel for it.
+  for (const program::Instruction& ins : pd.instructions) ops::check_instruction(ins, pd);
+  ops::check_program_io(pd);  // samples are copied in and out byte for byte
   if (options.micro_batch < 1 || options.micro_batch > kMaxMicroBatch)
     throw Error(ErrorKind::invalid_argument, "micro_batch must be at least 1 and at most " +
                                                  std::to_string(kMaxMicroBatch) + ", got " +
                                                  std::to_string(options.micro_batch));
   stacking_ = stacking_blocker(pd);
   max_stack_ = stacking_.empty() ? options.micro_batch : 1;
-  std::vector<DeviceInfo> host = devices();
+  std::vector<DeviceInfo> host = device::enumerate_devices();
   std::vector<int> ids = options.devices;
   DeviceRegistry& registry = DeviceRegistry::get();
   if (ids.empty()) {
+    // The devices of backends that runtimes may pick by themselves (not
+    // the debugging ones, which run only where named).
+    std::vector<int> pickable;
+    for (const device::Backend& b : device::backends())
+      if (b.automatic)
+        for (const DeviceInfo& d : host)
+          if (d.kind == b.kind) pickable.push_back(d.id);
     const int want = pd.devices;
-    if (want > int(host.size()))
+    if (want > int(pickable.size()))
       throw Error(ErrorKind::device, "the program was compiled for " + std::to_string(want) +
-                                         " devices; this host has " + std::to_string(host.size()) +
+                                         " devices; this host has " +
+                                         std::to_string(pickable.size()) +
                                          " (set SHOAL_CPU_DEVICES to partition its cores, e.g. "
                                          "SHOAL_CPU_DEVICES=" +
                                          std::to_string(want) + ")");
-    for (int i = 0; i < int(host.size()) && int(ids.size()) < want; ++i)
-      if (!registry.owned(i)) ids.push_back(i);
+    for (int i : pickable)
+      if (int(ids.size()) < want && !registry.owned(i)) ids.push_back(i);
     if (int(ids.size()) < want)
       throw Error(ErrorKind::device, "the program needs " + std::to_string(want) +
                                          " devices and only " + std::to_string(ids.size()) +
-                                         " of this host's " + std::to_string(host.size()) +
+                                         " of this host's " + std::to_string(pickable.size()) +
                                          " are not owned by other runtimes");
   }
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -209,14 +224,15 @@ Session::Session(const Program& program, const RuntimeOptions& options)
                     "device " + std::to_string(ids[i]) + " listed twice");
   }
   // Before claiming: it may throw (a bad SHOAL_WEIGHTS).
-  shared_weights_ = resolve_weight_placement(options.weights) == WeightPlacement::shared;
+  const WeightPlacement placement = resolve_weight_placement(options.weights);
   if (!options.devices.empty() && !options.share_devices) {
-    registry.claim(ids);
+    registry.claim(ids, host);
     exclusive_ = true;
   }
   device_ids_ = ids;
+  for (int id : ids) device_names_.push_back(host[size_t(id)].name);
   try {
-    init_devices(host);
+    init_devices(host, placement);
   } catch (...) {
     devices_.clear();
     if (exclusive_) registry.release(ids);
@@ -225,14 +241,16 @@ Session::Session(const Program& program, const RuntimeOptions& options)
   capacity_ = 2 * executors_.size();
   // The devices hold their own copies now: let the kernel drop the mapped
   // file's pages rather than count the weights twice in resident memory.
-  if (pd.weights_mapped && !shared_weights_) drop_pages(pd.weights, pd.weights_bytes);
+  bool in_place = false;
+  for (const auto& ds : devices_) in_place = in_place || !ds->weights;
+  if (pd.weights_mapped && !in_place) drop_pages(pd.weights, pd.weights_bytes);
 }
 
-void Session::init_devices(const std::vector<DeviceInfo>& host) {
+void Session::init_devices(const std::vector<DeviceInfo>& host, WeightPlacement placement) {
   const program::ProgramData& pd = program_.data();
-  // Clusters per device: the program's count, or (0) one per core.
+  // Clusters per device: the program's count, or (0) one per compute unit.
   auto clusters_of = [&](int id) {
-    return pd.clusters > 0 ? pd.clusters : std::max(1, int(host[size_t(id)].cores.size()));
+    return pd.clusters > 0 ? pd.clusters : std::max(1, host[size_t(id)].compute_units);
   };
   clusters_ = clusters_of(device_ids_.front());
   // Auto mode gives a device with clusters to choose between a team over all
@@ -248,12 +266,22 @@ void Session::init_devices(const std::vector<DeviceInfo>& host) {
     // share every operator of ONE sample (oneDNN partitions each op's output
     // over the team's threads), which cuts latency instead. Auto mode: both,
     // the team as one more cluster over all the device's cores.
-    ds->device = make_cpu_device(host[size_t(id)], pd.mode == Mode::split ? 1 : clusters_of(id),
-                                 has_team(id));
-    Device& dev = *ds->device;
+    const DeviceInfo& info = host[size_t(id)];
+    device::DeviceConfig config;
+    config.clusters = pd.mode == Mode::split ? 1 : clusters_of(id);
+    config.team = has_team(id);
+    ds->device = device::backend(info.kind).create(info, config);
+    device::Device& dev = *ds->device;
+    if (!dev.runs_target(pd.target))
+      throw Error(ErrorKind::invalid_argument, "the program was compiled for target '" + pd.target +
+                                                   "', which device " + info.name + " cannot run");
     // Broadcast the weights into the device's own memory, copied (and so
-    // first touched) by the device's own thread; or, shared, read in place.
-    if (!shared_weights_) ds->weights = static_cast<uint8_t*>(dev.allocate(pd.weights_bytes));
+    // first touched) by the device's own thread; or, where the device reads
+    // host memory and placement allows, read in place from the program.
+    const bool in_place = info.host_addressable &&
+                          (placement == WeightPlacement::shared ||
+                           (placement == WeightPlacement::automatic && dev.prefers_host_weights()));
+    if (!in_place) ds->weights = static_cast<uint8_t*>(dev.allocate(pd.weights_bytes));
     ds->view.version = pd.version;
     ds->view.target = pd.target;
     ds->view.devices = pd.devices;
@@ -264,19 +292,20 @@ void Session::init_devices(const std::vector<DeviceInfo>& host) {
     ds->view.instructions = pd.instructions;
     ds->view.inputs = pd.inputs;
     ds->view.outputs = pd.outputs;
-    ds->view.weights = shared_weights_ ? pd.weights : ds->weights;
+    ds->view.weights = in_place ? pd.weights : ds->weights;
     ds->view.weights_bytes = pd.weights_bytes;
     for (int c = 0; c < dev.num_clusters(); ++c)
       ds->executors.push_back(std::make_unique<Executor>(dev, c, ds->view, max_stack_));
-    if (!shared_weights_) {
+    if (!in_place) {
       Completion init(dev.num_clusters());
       for (auto& exp : ds->executors) {
         Executor* ex = exp.get();
         DeviceState* d = ds.get();
         const bool drop = pd.weights_mapped && device_ids_.size() == 1;
-        dev.submit(ex->cluster(), [ex, d, &pd, &init, drop](ExecContext&) {
+        dev.submit(ex->cluster(), [ex, d, &pd, &init, drop](device::ExecContext& ctx) {
           try {
-            if (ex->cluster() == 0 && pd.weights_bytes) copy_weights(d->weights, pd, drop);
+            if (ex->cluster() == 0 && pd.weights_bytes)
+              copy_weights(*d->device, ctx, d->weights, pd, drop);
             init.done();
           } catch (...) {
             init.done(std::current_exception());
@@ -290,7 +319,7 @@ void Session::init_devices(const std::vector<DeviceInfo>& host) {
     Completion kernels(dev.num_clusters());
     for (auto& exp : ds->executors) {
       Executor* ex = exp.get();
-      dev.submit(ex->cluster(), [ex, &kernels](ExecContext& ctx) {
+      dev.submit(ex->cluster(), [ex, &kernels](device::ExecContext& ctx) {
         try {
           ex->init(ctx);
           kernels.done();
@@ -312,7 +341,7 @@ std::string Session::plan() const {
   const program::ProgramData& pd = program_.data();
   std::ostringstream o;
   o << device_ids_.size() << " device" << (device_ids_.size() == 1 ? "" : "s") << " [";
-  for (size_t i = 0; i < device_ids_.size(); ++i) o << (i ? "," : "") << device_ids_[i];
+  for (size_t i = 0; i < device_ids_.size(); ++i) o << (i ? "," : "") << device_names_[i];
   o << "]" << (exclusive_ ? " (owned)" : " (shared)") << " x " << clusters_ << " cluster"
     << (clusters_ == 1 ? "" : "s") << (pd.clusters == 0 ? " (one per core)" : "") << "; ";
   const size_t n = executors_.size();
@@ -328,8 +357,19 @@ std::string Session::plan() const {
     o << "; up to " << max_stack_ << " inputs at once through each kernel";
   else if (options_.micro_batch > 1)
     o << "; one input at a time through the kernels (" << stacking_ << ")";
-  o << (shared_weights_ ? "; weights read in place from the program (one copy in host memory)"
-                        : "; weights copied into each device's memory");
+  std::vector<std::string> in_place, copied;
+  for (size_t i = 0; i < devices_.size(); ++i)
+    (devices_[i]->weights ? copied : in_place).push_back(device_names_[i]);
+  if (copied.empty())
+    o << "; weights read in place from the program (one copy in host memory)";
+  else if (in_place.empty())
+    o << "; weights copied into each device's memory";
+  else
+    for (size_t i = 0; i < in_place.size(); ++i)
+      o << (i ? ", " : "; weights read in place from the program by ") << in_place[i];
+  if (!copied.empty() && !in_place.empty())
+    for (size_t i = 0; i < copied.size(); ++i)
+      o << (i ? ", " : ", copied into the memory of ") << copied[i];
   // Layers no fast kernel took (named, so a slow model says why).
   const Executor* ex = !executors_.empty() ? executors_.front()
                        : !teams_.empty()   ? teams_.front()
@@ -467,21 +507,22 @@ std::shared_ptr<Session::Job> Session::start(std::vector<Tensor> inputs,
   const size_t first = round_robin_.fetch_add(size_t(workers));
   for (int w = 0; w < workers; ++w) {
     Executor* ex = pool[(first + size_t(w)) % pool.size()];
-    ex->device().submit(ex->cluster(), [ex, next, n, chunk, job, profile](ExecContext& ctx) {
-      std::exception_ptr error;
-      try {
-        for (int64_t i; (i = next->fetch_add(chunk)) < n;) {
-          const int64_t m = std::min(chunk, n - i);
-          for (int64_t j = 0; j < m;) {  // m samples from i, in stacks that work
-            j += ex->run(ctx, job->inputs, job->outputs, i + j, m - j, profile);
+    ex->device().submit(
+        ex->cluster(), [ex, next, n, chunk, job, profile](device::ExecContext& ctx) {
+          std::exception_ptr error;
+          try {
+            for (int64_t i; (i = next->fetch_add(chunk)) < n;) {
+              const int64_t m = std::min(chunk, n - i);
+              for (int64_t j = 0; j < m;) {  // m samples from i, in stacks that work
+                j += ex->run(ctx, job->inputs, job->outputs, i + j, m - j, profile);
+              }
+            }
+          } catch (...) {
+            error = std::current_exception();
+            next->store(n);  // the other workers stop early
           }
-        }
-      } catch (...) {
-        error = std::current_exception();
-        next->store(n);  // the other workers stop early
-      }
-      job->finish_worker(error);
-    });
+          job->finish_worker(error);
+        });
   }
   return job;
 }
@@ -603,6 +644,32 @@ std::vector<LayerProfile> Session::profile() const {
     out[s].precision = busiest ? busiest->precision(s) : "";
   }
   return out;
+}
+
+std::vector<LayerOutputs> Session::run_layers(const std::vector<Tensor>& inputs) {
+  int64_t n = 0;
+  check_inputs(inputs, n);
+  if (n < 1) throw Error(ErrorKind::invalid_argument, "run_layers needs at least one sample");
+  Executor* ex = !executors_.empty() ? executors_.front() : teams_.front();
+  const program::ProgramData& pd = program_.data();
+  std::vector<std::vector<Tensor>> outs;
+  Completion done(1);
+  ex->device().submit(ex->cluster(), [&](device::ExecContext& ctx) {
+    try {
+      ex->run_layers(ctx, inputs, outs);
+      done.done();
+    } catch (...) {
+      done.done(std::current_exception());
+    }
+  });
+  done.wait();
+  std::vector<LayerOutputs> result(pd.instructions.size());
+  for (size_t i = 0; i < result.size(); ++i) {
+    result[i].name = pd.instructions[i].name;
+    result[i].op = pd.instructions[i].op;
+    result[i].outputs = std::move(outs[i]);
+  }
+  return result;
 }
 
 void Session::reset_profile() {

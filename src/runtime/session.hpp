@@ -10,7 +10,8 @@
 #include <mutex>
 #include <vector>
 
-#include "runtime/device.hpp"
+#include "program/program_data.hpp"
+#include "shoal/shoal.hpp"
 
 namespace shoal::runtime {
 
@@ -37,13 +38,14 @@ class Session {
   double last_run_ms() const { return last_ms_.load(); }
   std::vector<LayerProfile> profile() const;
   void reset_profile();
+  std::vector<LayerOutputs> run_layers(const std::vector<Tensor>& inputs);
 
  private:
   struct DeviceState;
   struct Job;  // one batch in flight
 
   void check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) const;
-  void init_devices(const std::vector<DeviceInfo>& host);
+  void init_devices(const std::vector<DeviceInfo>& host, WeightPlacement placement);
   /// Validates and starts a batch on the clusters; `on_done` runs (on a
   /// cluster thread) when its last sample finished.
   std::shared_ptr<Job> start(std::vector<Tensor> inputs, std::function<void()> on_done);
@@ -52,7 +54,7 @@ class Session {
   RuntimeOptions options_;
   std::vector<int> device_ids_;
   bool exclusive_ = false;       // this runtime claimed device_ids_
-  bool shared_weights_ = false;  // devices read the program's weights in place
+  std::vector<std::string> device_names_;
   int clusters_ = 1;             // clusters per device (the first device's)
   std::vector<std::unique_ptr<DeviceState>> devices_;
   std::vector<Executor*> executors_;  // one per cluster (split mode: per device)

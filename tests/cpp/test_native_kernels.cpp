@@ -15,9 +15,9 @@
 
 #include "backends/cpu/native/loops.hpp"
 #include "backends/cpu/native/native.hpp"
+#include "backends/cpu/reference_kernel.hpp"
 #include "one_instruction.hpp"
 #include "reference/geometry.hpp"
-#include "runtime/device.hpp"
 
 namespace shoal::cpu {
 namespace {
@@ -65,7 +65,7 @@ class OneOp {
     auto fast = native::make_native_kernel(oc);
     ASSERT_TRUE(fast) << op << ": no native kernel";
     EXPECT_EQ(fast->impl().rfind("native:", 0), 0u);
-    auto ref = runtime::make_reference_kernel(in, prog_);
+    auto ref = make_reference_kernel(in, prog_, prog_.weights);
     auto got = run(*fast, threads), want = run(*ref, 1);
     for (size_t o = 0; o < got.size(); ++o) {
       ASSERT_EQ(got[o].size(), want[o].size());
@@ -111,7 +111,7 @@ class OneOp {
     prog_.weights = w.data();
     prog_.weights_bytes = w.size();
   }
-  std::vector<std::vector<float>> run(runtime::Kernel& k, int threads) {
+  std::vector<std::vector<float>> run(device::Kernel& k, int threads) {
     const program::Instruction& ins = prog_.instructions[0];
     std::vector<std::vector<uint8_t>> bufs = raw_;
     std::vector<void*> in, out;
@@ -121,7 +121,7 @@ class OneOp {
                                                 : static_cast<void*>(bufs[size_t(id)].data()));
     }
     for (int32_t id : ins.outputs) out.push_back(bufs[size_t(id)].data());
-    runtime::ExecContext ec;
+    device::ExecContext ec;
     ec.threads = threads;
     k.execute(ec, in, out);
     std::vector<std::vector<float>> res;

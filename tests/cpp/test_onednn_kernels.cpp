@@ -50,9 +50,9 @@ class Net {
   void set_data(int id, Vec v) { data_[id] = std::move(v); }
   TensorDesc& desc(int id) { return prog_.tensors[id]; }
 
-  std::unique_ptr<runtime::Kernel> build(const std::string& op, std::vector<int32_t> ins,
-                                         std::vector<int32_t> outs, Attrs attrs = {},
-                                         int threads = 1) {
+  std::unique_ptr<device::Kernel> build(const std::string& op, std::vector<int32_t> ins,
+                                        std::vector<int32_t> outs, Attrs attrs = {},
+                                        int threads = 1) {
     prog_.instructions = {
         test_util::one_instruction(op, std::move(ins), std::move(outs), std::move(attrs))};
     prog_.weights = prog_.owned_weights.data();
@@ -62,7 +62,7 @@ class Net {
 
   /// Runs the kernel; `alias` makes input `alias` share output 0's buffer
   /// (which first receives a copy of that input).
-  void run(runtime::Kernel& k, int alias = -1) {
+  void run(device::Kernel& k, int alias = -1) {
     const program::Instruction& ins = prog_.instructions[0];
     std::vector<void*> in, out;
     for (int32_t id : ins.inputs) in.push_back(id < 0 ? nullptr : ptr(id));
@@ -72,7 +72,7 @@ class Net {
       out[0] = in[alias] = data_[ins.outputs[0]].data();
     }
     dnnl::stream stream(ctx_.engine);
-    runtime::ExecContext ec;
+    device::ExecContext ec;
     ec.backend_state = &stream;
     k.execute(ec, in, out);
   }
@@ -1055,8 +1055,8 @@ TEST(OneDnnContext, ConcurrentClusters) {
       y = net.output({1, 32, 12, 12});
   Attrs a = fused("Relu");
   a.set("pads", Ints{1, 1, 1, 1});
-  std::unique_ptr<runtime::Kernel> k[2] = {net.build("Conv", {x, w, b}, {y}, a),
-                                           net.build("Conv", {x, w, b}, {y}, a)};
+  std::unique_ptr<device::Kernel> k[2] = {net.build("Conv", {x, w, b}, {y}, a),
+                                          net.build("Conv", {x, w, b}, {y}, a)};
   ASSERT_NE(k[0], nullptr);
   ASSERT_NE(k[1], nullptr);
   net.run(*k[0]);
@@ -1066,7 +1066,7 @@ TEST(OneDnnContext, ConcurrentClusters) {
   for (int c = 0; c < 2; ++c)
     threads.emplace_back([&, c] {
       dnnl::stream stream(net.ctx().engine);
-      runtime::ExecContext ec;
+      device::ExecContext ec;
       ec.cluster = c;
       ec.backend_state = &stream;
       std::vector<void*> in = {net.ptr(x), net.ptr(w), net.ptr(b)};
@@ -1108,7 +1108,7 @@ TEST(OneDnnDispatch, ExecuteWithoutStreamThrows) {
   int x = net.input({4}), y = net.output({4});
   auto k = net.build("Relu", {x}, {y});
   ASSERT_NE(k, nullptr);
-  runtime::ExecContext ec;
+  device::ExecContext ec;
   std::vector<void*> in = {const_cast<float*>(net.data(x).data())};
   std::vector<void*> out = {const_cast<float*>(net.data(y).data())};
   EXPECT_THROW(k->execute(ec, in, out), Error);

@@ -82,7 +82,7 @@ TEST_F(RuntimeTest, NamedDevicesAreOwned) {
   }
   // A runtime naming no device takes a device nobody owns.
   shoal::Runtime c(p);
-  EXPECT_NE(c.plan().find("[1]"), std::string::npos) << c.plan();
+  EXPECT_NE(c.plan().find("[cpu:1]"), std::string::npos) << c.plan();
   shoal::RuntimeOptions shared = on0;
   shared.share_devices = true;
   EXPECT_NO_THROW(shoal::Runtime d(p, shared));

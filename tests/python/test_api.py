@@ -78,14 +78,34 @@ def test_error_classes():
 
 def test_devices():
     devs = shoal.devices()
-    assert len(devs) >= 1
-    assert len({d.id for d in devs}) == len(devs)
+    assert len(devs) >= 2
+    assert [d.id for d in devs] == list(range(len(devs)))
+    # cpu devices first, then the one ref device (SHOAL_REF_DEVICES unset).
+    assert [d.kind for d in devs] == ["cpu"] * (len(devs) - 1) + ["ref"]
     for d in devs:
-        assert d.kind == "cpu"
-        assert isinstance(d.cores, list) and d.clusters >= 1
+        assert d.name == f"{d.kind}:{d.index}"
+        assert shoal.find_device(d.name) == d.id == shoal.find_device(str(d.id))
+        assert isinstance(d.cores, list) and d.clusters >= 1 and d.compute_units >= 1
         assert isinstance(d.memory_bytes, int)
-        assert set(d.to_dict()) == {"id", "kind", "cores", "clusters", "memory_bytes"}
-        assert isinstance(d.describe(), str) and repr(d)
+        assert set(d.to_dict()) == {"id", "kind", "index", "name", "cores", "compute_units",
+                                    "clusters", "memory_bytes", "host_addressable"}
+        assert isinstance(d.describe(), str) and d.name in repr(d)
+    cpu, ref = devs[0], devs[-1]
+    assert cpu.name == "cpu:0" and cpu.cores and cpu.host_addressable
+    assert ref.name == "ref:0" and not ref.cores and not ref.host_addressable
+    assert [d.id for d in shoal.devices("ref")] == [ref.id]
+    with pytest.raises(shoal.InvalidArgumentError, match="cpu:0, .*ref:0"):
+        shoal.find_device("gpu:0")
+
+
+def test_ref_devices_follow_shoal_ref_devices(monkeypatch):
+    monkeypatch.setenv("SHOAL_REF_DEVICES", "2")
+    assert [d.name for d in shoal.devices("ref")] == ["ref:0", "ref:1"]
+    monkeypatch.setenv("SHOAL_REF_DEVICES", "0")
+    assert shoal.devices("ref") == []
+    monkeypatch.setenv("SHOAL_REF_DEVICES", "x")
+    with pytest.raises(shoal.InvalidArgumentError, match="SHOAL_REF_DEVICES"):
+        shoal.devices()
 
 
 def test_program_has_no_public_constructor():
@@ -198,7 +218,7 @@ def test_clusters_and_split(digits_model, digits_rt):
 def test_two_devices(digits_model, digits_rt, monkeypatch):
     # Two devices on any host: the cores split in two (one core each on 2).
     monkeypatch.setenv("SHOAL_CPU_DEVICES", "2")
-    assert len(shoal.devices()) == 2, shoal.devices()
+    assert len(shoal.devices("cpu")) == 2, shoal.devices()
     x = digits_input(5)
     p = shoal.compile(digits_model, devices=2)
     assert p.devices == 2

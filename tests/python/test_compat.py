@@ -60,7 +60,7 @@ def two_devices(monkeypatch):
     cores = sorted(os.sched_getaffinity(0))
     monkeypatch.setenv("SHOAL_CPU_DEVICES",
                        "2" if len(cores) >= 2 else f"{cores[0]},{cores[0]}")
-    assert len(shoal.devices()) == 2
+    assert len(shoal.devices("cpu")) == 2
 
 
 def small_model(make_onnx, seed, outputs=1):
@@ -190,7 +190,7 @@ def test_init_device_selection(sdks, digits_model, tmp_path, two_devices, digits
     sfa.Compile("8x8x1", digits_model, path)
     assert sfa.Init(path, "cpu:1") == 10
     assert sfa.devices == [1]
-    assert "[1]" in sfa.runtime.plan()
+    assert "[cpu:1]" in sfa.runtime.plan()
     sfb = sdks()
     assert sfb.Init(path, "bitfile.bit") == 10  # a design file: ignored, picks a free device
     assert sfb.devices == [0]
@@ -371,8 +371,8 @@ def test_getinfo(ready):
     assert isinstance(info["hwtime"], float)
     assert (info["numcluster"], info["numfpga"], info["numbatch"]) == (2, 1, 2)
     assert isinstance(info["freq"], int) and info["freq"] >= 0
-    assert info["maxfpga"] == len(shoal.devices())
-    assert info["maxcluster"] == max(d.clusters for d in shoal.devices())
+    assert info["maxfpga"] == len(shoal.devices("cpu"))
+    assert info["maxcluster"] == max(d.clusters for d in shoal.devices("cpu"))
     assert info["version"] == shoal.__version__
     with pytest.raises(shoal.InvalidArgumentError, match="unknown name 'speed'"):
         ready.GetInfo("speed")

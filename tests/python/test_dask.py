@@ -154,7 +154,9 @@ def test_parse_device():
     assert parse("cpu") is None
     assert parse("cpu:1") == [1] and parse("1") == [1] and parse(" CPU:0,1 ") == [0, 1]
     assert parse("0-2") == [0, 1, 2]
-    for bad in ("gpu:0", "cpu:x", "1,1", "3-1", "-1"):
+    assert parse("ref:0") == ["ref:0"] and parse("cpu:0,ref:0") == [0, "ref:0"]
+    assert parse("cpu:1,ref:0-1") == [1, "ref:0", "ref:1"]
+    for bad in ("gpu:0", "cpu:x", "1,1", "3-1", "-1", "ref:0,ref:0"):
         with pytest.raises(shoal.InvalidArgumentError, match="SHOAL_DEVICE"):
             parse(bad)
 

@@ -87,11 +87,22 @@ def test_main_job(example, model_dir, tmp_path):
     assert r["images_per_s"] > 0
 
 
+# The cpu backend (the default), the ref backend (reference kernels, memory
+# the runtime cannot address), and both at once in batch mode.
+DEVICES = {"cpu": None, "ref": ["ref:0"], "cpu+ref": ["cpu:0", "ref:0"]}
+
+
+@pytest.mark.parametrize("devices", DEVICES)
 @pytest.mark.parametrize("batch", [1, 7, 64, 359])
-def test_batch_sizes(example, program, data, batch):
-    """Any batch split (including a ragged last batch) gives the same answer."""
+def test_batch_sizes(example, program, data, batch, devices):
+    """Any batch split (including a ragged last batch) gives the same answer,
+    on every backend and on devices of two kinds sharing each batch."""
     x, y, torch_logits = data
-    logits, _ = example.classify(shoal.Runtime(program), x, batch)
+    rt = shoal.Runtime(program, devices=DEVICES[devices])
+    if devices == "cpu+ref":
+        assert "[cpu:0,ref:0]" in rt.plan(), rt.plan()
+    logits, _ = example.classify(rt, x, batch)
+    rt.close()
     assert logits.shape == torch_logits.shape
     diff = float(np.abs(logits - torch_logits).max())
     assert diff <= _limit(torch_logits), diff

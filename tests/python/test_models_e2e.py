@@ -13,7 +13,10 @@ static input shape [1,3,224,224]) and checked:
     the batch-1 results within the same tolerance, and the two outputs differ
     by more than 1% of the output range (the reference depends on its input);
   * no layer runs a slow reference kernel, except where the model needs an
-    op no fast kernel covers yet (SLOW_OK names them).
+    op no fast kernel covers yet (SLOW_OK names them);
+  * the ref backend (reference kernels only, its memory not addressable by
+    the runtime) matches PyTorch within the same tolerance, and a batch
+    shared by cpu:0 and ref:0 comes back in input order.
 
 vit_b_16, swin_t, maxvit_t and resnet50 are marked `slow` (deselect with -m "not slow"); all of
 them together take a few minutes on 2 cores, mostly export, the first time.
@@ -139,6 +142,27 @@ def test_matches_torch(model):
     assert np.isfinite(y).all()
     diff, tol = _max_diff(y, expected), _tolerance(expected)
     assert diff <= tol, f"{model['name']}: max |diff| {diff:.3g} > {tol:.3g}"
+
+
+def test_ref_backend(model):
+    """The same program on the ref backend (every layer on the reference
+    kernels, in memory the runtime cannot address) matches PyTorch too; a
+    batch shared by cpu:0 and ref:0 comes back in input order."""
+    x = model["x"]
+    ref = shoal.Runtime(model["program"], devices=["ref:0"])
+    assert "[ref:0]" in ref.plan() and "fast kernel" not in ref.plan(), ref.plan()
+    (y,) = ref.run(x)
+    ref.close()
+    diff, tol = _max_diff(y, model["expected"]), _tolerance(model["expected"])
+    assert diff <= tol, f"{model['name']} on ref:0: max |diff| {diff:.3g} > {tol:.3g}"
+    (y_neg,) = model["runtime"].run(np.ascontiguousarray(-x))
+    y_neg = np.array(y_neg, copy=True)
+    both = shoal.Runtime(model["program"], devices=["cpu:0", "ref:0"], micro_batch=1)
+    (y3,) = both.run(np.concatenate([x, -x, x]))
+    both.close()
+    for i, want in enumerate((model["y"], y_neg, model["y"])):
+        diff, tol = _max_diff(y3[i:i + 1], want), _tolerance(want)
+        assert diff <= tol, f"{model['name']} cpu+ref sample {i}: {diff:.3g} > {tol:.3g}"
 
 
 def test_save_load_identical(model, tmp_path):

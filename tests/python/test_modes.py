@@ -27,7 +27,7 @@ def two_devices(monkeypatch):
     cores = sorted(os.sched_getaffinity(0))
     spec = "2" if len(cores) >= 2 else f"{cores[0]},{cores[0]}"
     monkeypatch.setenv("SHOAL_CPU_DEVICES", spec)
-    assert len(shoal.devices()) == 2
+    assert len(shoal.devices("cpu")) == 2
     return spec
 
 
@@ -80,11 +80,11 @@ def assert_rows_equal(y, ref):
 # ------------------------------------------------------------- devices ----
 
 def test_devices_follow_shoal_cpu_devices(monkeypatch, two_devices):
-    devs = shoal.devices()
+    devs = shoal.devices("cpu")
     assert [d.id for d in devs] == [0, 1]
     assert all(d.kind == "cpu" and d.cores and d.clusters == len(d.cores) for d in devs)
     monkeypatch.setenv("SHOAL_CPU_DEVICES", "1")
-    assert len(shoal.devices()) == 1
+    assert len(shoal.devices("cpu")) == 1
     monkeypatch.setenv("SHOAL_CPU_DEVICES", "9999")
     with pytest.raises(shoal.InvalidArgumentError, match="SHOAL_CPU_DEVICES"):
         shoal.devices()
@@ -103,7 +103,7 @@ def test_named_devices_are_claimed(digits_model, two_devices):
         shoal.Runtime(program, devices=[0])
     shared = shoal.Runtime(program, devices=[0], share_devices=True)
     b = shoal.Runtime(program, devices=[1])
-    assert "[0]" in a.plan() and "[1]" in b.plan()
+    assert "[cpu:0]" in a.plan() and "[cpu:1]" in b.plan()
     with pytest.raises(shoal.DeviceError):  # no free device left for an unnamed runtime
         shoal.Runtime(program)
     a.close()
@@ -131,7 +131,7 @@ def test_mode2_two_programs_on_disjoint_devices(digits_model, second_model, digi
     ref2 = single_device_run(second_model, digits_x)
     rt1 = shoal.Runtime(shoal.compile(digits_model, shape="8x8x1"), devices=[0])
     rt2 = shoal.Runtime(shoal.compile(second_model, shape="8x8x1"), devices=[1])
-    assert "[0]" in rt1.plan() and "[1]" in rt2.plan()
+    assert "[cpu:0]" in rt1.plan() and "[cpu:1]" in rt2.plan()
     errors = []
 
     def loop(rt, ref):

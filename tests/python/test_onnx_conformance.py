@@ -20,6 +20,10 @@ The run ends with a line
 
 also written to $SHOAL_BUILD_DIR/onnx_conformance.txt with the excluded and
 failing tests; test_claimed_conformance_rate requires at least 98%.
+
+SHOAL_CONFORMANCE_DEVICES=ref:0 runs the same suite on the ref backend (the
+reference kernels on memory the runtime cannot address; ctest's
+pytest_conformance_ref), its summary in onnx_conformance_ref.txt.
 Run directly (python3 tests/python/test_onnx_conformance.py) it uses unittest.
 """
 
@@ -44,12 +48,17 @@ from onnx.backend.test.loader import load_model_tests  # noqa: E402
 import shoal  # noqa: E402
 import shoal.onnx_backend  # noqa: E402
 
+if os.environ.get("SHOAL_CONFORMANCE_DEVICES"):
+    shoal.onnx_backend.DEVICES = os.environ["SHOAL_CONFORMANCE_DEVICES"]
+
 _SOURCE = pathlib.Path(os.environ.get("SHOAL_SOURCE_DIR",
                                       pathlib.Path(__file__).resolve().parents[2]))
 _BUILD = pathlib.Path(os.environ.get("SHOAL_BUILD_DIR", _SOURCE / "build"))
 DATA_DIR = _BUILD / "onnx_node_tests"
 EXCLUSIONS = _SOURCE / "tests" / "onnx_exclusions.txt"
-SUMMARY_FILE = _BUILD / "onnx_conformance.txt"
+_DEVICES = os.environ.get("SHOAL_CONFORMANCE_DEVICES", "")
+SUMMARY_FILE = _BUILD / ("onnx_conformance.txt" if not _DEVICES else
+                         f"onnx_conformance_{_DEVICES.split(':')[0]}.txt")
 
 def _numpy_aliases():
     """onnx 1.12's test generator and runner still use np.float, np.object...,

@@ -229,11 +229,11 @@ class FWDNXT:
         ids = _device_selection(bitfile)
         with _held_lock:
             if ids is None:
-                free = [d.id for d in _devices() if d.id not in _held]
+                free = [d.id for d in _devices("cpu") if d.id not in _held]
                 if len(free) < program.devices:
                     raise DeviceError(
                         f"Init: the program needs {program.devices} device(s) (numfpga) and "
-                        f"{len(free)} of this host's {len(_devices())} are free (the others "
+                        f"{len(free)} of this host's {len(_devices('cpu'))} are free (the others "
                         "belong to other FWDNXT objects: Free() them, or set SHOAL_CPU_DEVICES "
                         "to split the cores into more devices)")
                 ids = free[:program.devices]
@@ -470,7 +470,7 @@ class FWDNXT:
         if key == "hwtime":
             return float(self._hwtime)
         # A native program compiled with clusters=0 has one per core.
-        clusters = (p.clusters or max((d.clusters for d in _devices()), default=1)) if p else 0
+        clusters = (p.clusters or max((d.clusters for d in _devices("cpu")), default=1)) if p else 0
         if key == "numcluster":
             return clusters
         if key == "numfpga":
@@ -480,9 +480,9 @@ class FWDNXT:
         if key == "freq":
             return _cpu_mhz()
         if key == "maxcluster":
-            return max((d.clusters for d in _devices()), default=0)
+            return max((d.clusters for d in _devices("cpu")), default=0)
         if key == "maxfpga":
-            return len(_devices())
+            return len(_devices("cpu"))
         if key == "version":
             return _version
         raise InvalidArgumentError(f"GetInfo: unknown name '{name}'; known: {', '.join(_INFO)}")

@@ -6,7 +6,8 @@
 
 #include "backends/cpu/native/native.hpp"
 #include "backends/cpu/onednn_common.hpp"
-#include "runtime/instruction_check.hpp"
+#include "ops/instruction_check.hpp"
+#include "ops/op_table.hpp"
 #include "shoal/error.hpp"
 
 namespace shoal::cpu {
@@ -30,7 +31,7 @@ bool has_empty_operand(const program::Instruction& ins, const program::ProgramDa
   return false;
 }
 
-using KernelPtr = std::unique_ptr<runtime::Kernel>;
+using KernelPtr = std::unique_ptr<device::Kernel>;
 
 KernelPtr make_fastest(const program::Instruction& ins, const program::ProgramData& prog,
                        OneDnnContext& ctx, int threads) {
@@ -56,7 +57,7 @@ KernelPtr make_fastest(const program::Instruction& ins, const program::ProgramDa
 /// the op without its activation (a second kernel, made on first need) and
 /// then the activation natively. oneDNN's max pooling skips NaN: the faithful
 /// path puts NaN back where a window holds one.
-class NanFaithfulKernel final : public runtime::Kernel {
+class NanFaithfulKernel final : public device::Kernel {
  public:
   NanFaithfulKernel(KernelPtr fast, const program::Instruction& ins,
                     const program::ProgramData& prog, OneDnnContext& ctx, int threads)
@@ -65,7 +66,7 @@ class NanFaithfulKernel final : public runtime::Kernel {
       bare_.attrs.erase(key);
   }
 
-  void execute(runtime::ExecContext& ctx, std::span<void* const> in,
+  void execute(device::ExecContext& ctx, std::span<void* const> in,
                std::span<void* const> out) override {
     if (!ctx.nonfinite) return fast_->execute(ctx, in, out);
     const program::TensorDesc& y = prog_.tensors[size_t(ins_.outputs[0])];
@@ -86,7 +87,7 @@ class NanFaithfulKernel final : public runtime::Kernel {
   std::string precision() const override { return fast_->precision(); }
 
   /// Whether kernel k, made for ins, may lose a NaN that this class keeps.
-  static bool wanted(const program::Instruction& ins, const runtime::Kernel& k) {
+  static bool wanted(const program::Instruction& ins, const device::Kernel& k) {
     if (k.impl().rfind("onednn", 0) != 0 || ins.outputs.size() != 1) return false;
     if (ins.op == "QLinearConv") return false;  // integers: no NaN to lose
     return ins.op == "MaxPool" || native::has_fused_activation(ins.attrs);
@@ -104,9 +105,9 @@ class NanFaithfulKernel final : public runtime::Kernel {
 
 }  // namespace
 
-std::unique_ptr<runtime::Kernel> make_cpu_kernel(const program::Instruction& ins,
-                                                 const program::ProgramData& prog,
-                                                 OneDnnContext& ctx, int threads) {
+std::unique_ptr<device::Kernel> make_cpu_kernel(const program::Instruction& ins,
+                                                const program::ProgramData& prog,
+                                                OneDnnContext& ctx, int threads) {
   KernelPtr k = make_fastest(ins, prog, ctx, threads);
   if (k && NanFaithfulKernel::wanted(ins, *k))
     return std::make_unique<NanFaithfulKernel>(std::move(k), ins, prog, ctx, threads);
@@ -114,8 +115,8 @@ std::unique_ptr<runtime::Kernel> make_cpu_kernel(const program::Instruction& ins
 }
 
 bool is_view_op(const std::string& op) {
-  return op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" ||
-         op == "Identity" || op == "Dropout";
+  const ops::OpSpec* spec = ops::find_op(op);
+  return spec && spec->view;
 }
 
 std::vector<std::string> reference_layers(const program::ProgramData& prog) {
@@ -130,7 +131,7 @@ std::vector<std::string> reference_layers(const program::ProgramData& prog) {
     if (empty) continue;
     const std::string what = ins.op + " '" + ins.name + "'";
     try {
-      runtime::check_instruction(ins, prog);  // a program file is untrusted input
+      ops::check_instruction(ins, prog);  // a program file is untrusted input
       if (!make_cpu_kernel(ins, prog, ctx, 1)) slow.push_back(what);
     } catch (const Error& e) {
       slow.push_back(what + " (no kernel: " + e.what() + ")");

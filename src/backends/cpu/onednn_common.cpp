@@ -332,7 +332,7 @@ void DnnlKernel::set_impl(const dnnl::primitive_desc_base& pd) {
   precision_ = src == dt::bf16 ? "bf16" : src == dt::u8 || src == dt::s8 ? "int8" : "f32";
 }
 
-void DnnlKernel::execute(runtime::ExecContext& ctx, std::span<void* const> in,
+void DnnlKernel::execute(device::ExecContext& ctx, std::span<void* const> in,
                          std::span<void* const> out) {
   auto* stream = static_cast<dnnl::stream*>(ctx.backend_state);
   if (!stream)

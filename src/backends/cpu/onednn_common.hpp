@@ -19,7 +19,7 @@ namespace shoal::cpu::onednn {
 using dims = dnnl::memory::dims;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
-using KernelPtr = std::unique_ptr<runtime::Kernel>;
+using KernelPtr = std::unique_ptr<device::Kernel>;
 
 /// The instruction being lowered, with checked access to its operands.
 struct OpContext {
@@ -91,7 +91,7 @@ dims window_out_dims(const OpContext& oc, const ref::WindowGeometry& g);
 /// the instruction's operands get their data handles at each execute; temporary
 /// memories and scratchpads live in a thread-local workspace shared by all
 /// kernels running on the thread (kernels of one cluster run one at a time).
-class DnnlKernel : public runtime::Kernel {
+class DnnlKernel : public device::Kernel {
  public:
   using Args = std::unordered_map<int, dnnl::memory>;
 
@@ -118,7 +118,7 @@ class DnnlKernel : public runtime::Kernel {
   void add_reorder(const dnnl::memory& src, const dnnl::memory& dst, bool skip_if_same = false);
   void set_impl(const dnnl::primitive_desc_base& pd);
 
-  void execute(runtime::ExecContext& ctx, std::span<void* const> in,
+  void execute(device::ExecContext& ctx, std::span<void* const> in,
                std::span<void* const> out) override;
   std::string impl() const override { return impl_; }
   std::string precision() const override { return precision_; }
@@ -156,11 +156,11 @@ class DnnlKernel : public runtime::Kernel {
 /// of output rows), run at once, one per thread of the cluster's OpenMP team.
 /// Each part is single-threaded: its primitives were made while oneDNN saw
 /// one thread, and oneDNN runs nested in the team's parallel region with one.
-class TeamKernel : public runtime::Kernel {
+class TeamKernel : public device::Kernel {
  public:
   TeamKernel(const dnnl::engine& eng, std::vector<std::unique_ptr<DnnlKernel>> parts,
              std::string impl);
-  void execute(runtime::ExecContext& ctx, std::span<void* const> in,
+  void execute(device::ExecContext& ctx, std::span<void* const> in,
                std::span<void* const> out) override;
   std::string impl() const override { return impl_; }
   std::string precision() const override { return parts_.front()->precision(); }

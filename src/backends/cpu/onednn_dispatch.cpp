@@ -90,9 +90,9 @@ bool onednn::weight_plan(const OpContext& oc, WeightPlan& wp) {
   return false;
 }
 
-std::unique_ptr<runtime::Kernel> make_onednn_kernel(const program::Instruction& ins,
-                                                    const program::ProgramData& prog,
-                                                    OneDnnContext& ctx, int threads) {
+std::unique_ptr<device::Kernel> make_onednn_kernel(const program::Instruction& ins,
+                                                   const program::ProgramData& prog,
+                                                   OneDnnContext& ctx, int threads) {
   auto it = builders().find(ins.op);
   if (it == builders().end()) return nullptr;
   OpContext oc{ins, prog, ctx, threads};

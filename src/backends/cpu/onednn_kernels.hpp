@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "core/tensor.hpp"
+#include "device/kernel.hpp"
 #include "program/program_data.hpp"
-#include "runtime/kernel.hpp"
 
 namespace shoal::cpu {
 
@@ -51,9 +51,9 @@ struct OneDnnContext {
 /// some convolutions (Winograd ones with small weights, 1x1 ones with a
 /// residual) are cut into bands of output rows, one per thread (see
 /// wants_bands in onednn_conv.cpp).
-std::unique_ptr<runtime::Kernel> make_onednn_kernel(const program::Instruction& ins,
-                                                    const program::ProgramData& prog,
-                                                    OneDnnContext& ctx, int threads = 1);
+std::unique_ptr<device::Kernel> make_onednn_kernel(const program::Instruction& ins,
+                                                   const program::ProgramData& prog,
+                                                   OneDnnContext& ctx, int threads = 1);
 
 /// The fastest CPU kernel for the instruction: shoal's native kernel for the
 /// ops it runs first (elementwise, reductions, copies; see
@@ -61,9 +61,9 @@ std::unique_ptr<runtime::Kernel> make_onednn_kernel(const program::Instruction& 
 /// its reference implementation. nullptr when neither covers it (the
 /// runtime's reference kernel then runs). Same contract as
 /// make_onednn_kernel.
-std::unique_ptr<runtime::Kernel> make_cpu_kernel(const program::Instruction& ins,
-                                                 const program::ProgramData& prog,
-                                                 OneDnnContext& ctx, int threads = 1);
+std::unique_ptr<device::Kernel> make_cpu_kernel(const program::Instruction& ins,
+                                                const program::ProgramData& prog,
+                                                OneDnnContext& ctx, int threads = 1);
 
 /// Views (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout): the
 /// memory plan shares their input's buffer, so they cost nothing.

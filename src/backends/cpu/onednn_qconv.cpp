@@ -69,11 +69,11 @@ bool read_ints(const OpContext& oc, const program::TensorDesc* t, std::vector<in
 /// A oneDNN kernel writing scaled float32 results into a buffer of its own,
 /// then y = saturate(round_half_even(v) + zero_point) into the output (in
 /// the same layout), as the reference kernel rounds.
-class RequantizeKernel final : public runtime::Kernel {
+class RequantizeKernel final : public device::Kernel {
  public:
   RequantizeKernel(std::unique_ptr<DnnlKernel> conv, DType type, int32_t zp, int64_t n)
       : conv_(std::move(conv)), type_(type), zp_(zp), buf_(size_t(n)) {}
-  void execute(runtime::ExecContext& ctx, std::span<void* const> in,
+  void execute(device::ExecContext& ctx, std::span<void* const> in,
                std::span<void* const> out) override {
     void* tmp[1] = {buf_.data()};
     conv_->execute(ctx, in, tmp);

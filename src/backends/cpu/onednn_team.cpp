@@ -19,7 +19,7 @@ TeamKernel::TeamKernel(const dnnl::engine& eng, std::vector<std::unique_ptr<Dnnl
   for (size_t i = 0; i < parts_.size(); ++i) streams_.emplace_back(eng);
 }
 
-void TeamKernel::execute(runtime::ExecContext& ctx, std::span<void* const> in,
+void TeamKernel::execute(device::ExecContext& ctx, std::span<void* const> in,
                          std::span<void* const> out) {
   const int n = int(parts_.size());
   std::exception_ptr failure;
@@ -29,7 +29,7 @@ void TeamKernel::execute(runtime::ExecContext& ctx, std::span<void* const> in,
   // parts (nested parallelism) still runs every part.
 #pragma omp parallel num_threads(team_threads(n))
   {
-    runtime::ExecContext c = ctx;
+    device::ExecContext c = ctx;
     c.threads = 1;
     for (int i = omp_get_thread_num(); i < n; i += omp_get_num_threads()) {
       c.backend_state = &streams_[size_t(i)];

@@ -79,7 +79,7 @@ const std::unordered_map<std::string_view, Entry>& builders() {
 
 }  // namespace
 
-std::unique_ptr<runtime::Kernel> make_native_kernel(const onednn::OpContext& oc) {
+std::unique_ptr<device::Kernel> make_native_kernel(const onednn::OpContext& oc) {
   auto it = builders().find(oc.ins.op);
   if (it == builders().end()) return nullptr;
   return it->second.build(oc);

@@ -9,7 +9,7 @@
 #include "backends/cpu/native/nest.hpp"
 #include "backends/cpu/omp_team.hpp"
 #include "backends/cpu/onednn_common.hpp"
-#include "runtime/kernel.hpp"
+#include "device/kernel.hpp"
 
 namespace shoal::cpu::native {
 
@@ -17,12 +17,12 @@ using onednn::KernelPtr;
 using onednn::OpContext;
 
 /// Runs fn(threads, in, out); impl() is "native:<isa>".
-class NativeKernel final : public runtime::Kernel {
+class NativeKernel final : public device::Kernel {
  public:
   using Fn =
       std::function<void(int threads, std::span<void* const> in, std::span<void* const> out)>;
   explicit NativeKernel(Fn fn) : fn_(std::move(fn)), impl_(std::string("native:") + loops().isa) {}
-  void execute(runtime::ExecContext& ctx, std::span<void* const> in,
+  void execute(device::ExecContext& ctx, std::span<void* const> in,
                std::span<void* const> out) override {
     fn_(team_threads(ctx.threads), in, out);
   }

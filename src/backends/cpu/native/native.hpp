@@ -17,7 +17,7 @@ namespace shoal::cpu::native {
 /// The native kernel for the instruction, or nullptr when the op, its dtypes
 /// or layouts are not covered (another kernel takes it). Throws
 /// shoal::Error(invalid_argument) for operands that contradict the op.
-std::unique_ptr<runtime::Kernel> make_native_kernel(const onednn::OpContext& oc);
+std::unique_ptr<device::Kernel> make_native_kernel(const onednn::OpContext& oc);
 
 /// Whether native kernels are tried before oneDNN's for this op (ops oneDNN
 /// runs no faster); for the others they stand in only where oneDNN would

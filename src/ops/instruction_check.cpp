@@ -1,4 +1,4 @@
-#include "runtime/instruction_check.hpp"
+#include "ops/instruction_check.hpp"
 
 #include <cstring>
 #include <optional>
@@ -6,7 +6,7 @@
 #include "ops/op_table.hpp"
 #include "shoal/error.hpp"
 
-namespace shoal::runtime {
+namespace shoal::ops {
 namespace {
 
 /// Shape-determining constants are small; larger weights are not read.
@@ -16,11 +16,11 @@ std::string operand(const program::TensorDesc& d) {
   return "'" + d.name + "' " + shape_str(d.shape) + " " + dtype_name(d.dtype);
 }
 
-/// Ops whose output is their input reinterpreted (the compiler plans them
-/// in place, compiler/emit.cpp; the reference kernel skips them).
+/// Ops whose output is their input reinterpreted (OpSpec::view: the
+/// compiler plans them in place; the reference kernel skips them).
 bool is_view(const std::string& op) {
-  return op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" ||
-         op == "Identity" || op == "Dropout";
+  const OpSpec* spec = find_op(op);
+  return spec && spec->view;
 }
 
 bool overlap(const program::TensorDesc& a, const program::TensorDesc& b) {
@@ -63,7 +63,9 @@ InstructionInputs instruction_inputs(const program::Instruction& ins,
 std::vector<ops::TypeShape> infer_instruction(const program::Instruction& ins,
                                               const program::ProgramData& prog, int64_t stack) {
   const ops::OpSpec* spec = ops::find_op(ins.op);
-  if (!spec) throw Error(ErrorKind::unsupported, ins.op + ": unknown operator");
+  if (!spec)
+    throw Error(ErrorKind::unsupported,
+                ins.op + ": unknown operator (not supported by this build of shoal)");
   const InstructionInputs in = instruction_inputs(ins, prog, stack);
   return spec->infer(ins.attrs, in.infos);
 }
@@ -74,7 +76,9 @@ void check_instruction(const program::Instruction& ins, const program::ProgramDa
     return Error(ErrorKind::invalid_argument, what + ": " + msg);
   };
   const ops::OpSpec* spec = ops::find_op(ins.op);
-  if (!spec) throw Error(ErrorKind::unsupported, what + ": unknown operator");
+  if (!spec)
+    throw Error(ErrorKind::unsupported,
+                what + ": unknown operator (not supported by this build of shoal)");
   const int nin = int(ins.inputs.size()), nout = int(ins.outputs.size());
   if (nin < spec->min_inputs || nin > spec->max_inputs)
     throw fail("has " + std::to_string(nin) + " inputs; the operator takes " +
@@ -164,4 +168,4 @@ void check_program_io(const program::ProgramData& prog) {
   for (size_t k = 0; k < prog.outputs.size(); ++k) check(prog.outputs[k], "output", k);
 }
 
-}  // namespace shoal::runtime
+}  // namespace shoal::ops

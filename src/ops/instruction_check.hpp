@@ -9,7 +9,7 @@
 #include "ops/op_table.hpp"
 #include "program/program_data.hpp"
 
-namespace shoal::runtime {
+namespace shoal::ops {
 
 /// Throws Error(invalid_argument) naming the instruction and the operand when
 /// the instruction's operand counts, dtypes or shapes are not what the op's
@@ -41,4 +41,4 @@ std::vector<ops::TypeShape> infer_instruction(const program::Instruction& ins,
 /// of them byte for byte.
 void check_program_io(const program::ProgramData& prog);
 
-}  // namespace shoal::runtime
+}  // namespace shoal::ops

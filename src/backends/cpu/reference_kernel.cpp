@@ -1,14 +1,15 @@
 // The fallback kernel: the op table's reference implementation over the
 // program's plain tensors (weights stored packed are unpacked at creation).
+#include "backends/cpu/reference_kernel.hpp"
+
 #include <cstring>
 #include <optional>
 
 #include "backends/cpu/onednn_kernels.hpp"
 #include "ops/op_table.hpp"
-#include "runtime/device.hpp"
 #include "shoal/error.hpp"
 
-namespace shoal::runtime {
+namespace shoal::cpu {
 namespace {
 
 /// Converts between channels-last (N, spatial..., C) and plain (N, C,
@@ -27,16 +28,16 @@ void convert_layout(const Shape& shape, size_t elem, const uint8_t* src, uint8_t
       }
 }
 
-class ReferenceKernel final : public Kernel {
+class ReferenceKernel final : public device::Kernel {
  public:
   ReferenceKernel(const program::Instruction& ins, const program::ProgramData& prog,
-                  const ops::OpSpec& spec)
+                  const uint8_t* weights, const ops::OpSpec& spec)
       : attrs_(ins.attrs), spec_(spec) {
     for (int32_t t : ins.inputs) {
       // A weight the compiler stored packed: unpacked once, here, into a
       // plain copy of the kernel's own.
-      in_plain_.push_back(unpacked(prog, t));
-      in_.push_back(t < 0           ? TensorRef{}
+      in_plain_.push_back(unpacked(prog, weights, t));
+      in_.push_back(t < 0              ? TensorRef{}
                     : in_plain_.back() ? in_plain_.back()->ref()
                                        : ref_of(prog.tensors[size_t(t)]));
       in_scratch_.push_back(scratch_for(prog, t));
@@ -45,10 +46,10 @@ class ReferenceKernel final : public Kernel {
       out_.push_back(t < 0 ? TensorRef{} : ref_of(prog.tensors[size_t(t)]));
       out_scratch_.push_back(scratch_for(prog, t));
     }
-    view_ = cpu::is_view_op(spec.name);
+    view_ = spec.view;
   }
 
-  void execute(ExecContext&, std::span<void* const> in,
+  void execute(device::ExecContext&, std::span<void* const> in,
                std::span<void* const> out) override {
     // Views planned in place: the bytes are already where they belong.
     if (view_ && !in.empty() && !out.empty() && in[0] == out[0]) return;
@@ -83,17 +84,17 @@ class ReferenceKernel final : public Kernel {
   }
 
   static std::optional<HostTensor> unpacked(const program::ProgramData& prog,
-                                            int32_t t) {
+                                            const uint8_t* weights, int32_t t) {
     if (t < 0 || prog.tensors[size_t(t)].layout != program::Layout::packed ||
         prog.tensors[size_t(t)].storage != program::Storage::weight)
       return std::nullopt;
     const program::TensorDesc& d = prog.tensors[size_t(t)];
-    const uint8_t* base = prog.weights ? prog.weights : prog.owned_weights.data();
-    const uint64_t size = prog.weights ? prog.weights_bytes : prog.owned_weights.size();
+    const uint8_t* base = weights ? weights : prog.owned_weights.data();
+    const uint64_t size = weights ? prog.weights_bytes : prog.owned_weights.size();
     if (!base || d.offset > size || size - d.offset < d.bytes)
       throw Error(ErrorKind::invalid_argument,
                   "weight '" + d.name + "' lies outside the weight section");
-    return cpu::unpack_weight(d, base + d.offset);
+    return unpack_weight(d, base + d.offset);
   }
 
   static std::vector<uint8_t> scratch_for(const program::ProgramData& prog, int32_t t) {
@@ -104,20 +105,21 @@ class ReferenceKernel final : public Kernel {
   Attrs attrs_;
   const ops::OpSpec& spec_;
   std::vector<TensorRef> in_, out_;
-  std::vector<std::optional<HostTensor>> in_plain_;  // unpacked packed weights
+  std::vector<std::optional<HostTensor>> in_plain_;             // unpacked packed weights
   std::vector<std::vector<uint8_t>> in_scratch_, out_scratch_;  // channels-last
   bool view_ = false;
 };
 
 }  // namespace
 
-std::unique_ptr<Kernel> make_reference_kernel(const program::Instruction& ins,
-                                              const program::ProgramData& prog) {
+std::unique_ptr<device::Kernel> make_reference_kernel(const program::Instruction& ins,
+                                                      const program::ProgramData& prog,
+                                                      const uint8_t* weights) {
   const ops::OpSpec* spec = ops::find_op(ins.op);
   if (!spec || !spec->runtime)
     throw Error(ErrorKind::unsupported,
                 ins.op + " node '" + ins.name + "': no kernel for this operator");
-  return std::make_unique<ReferenceKernel>(ins, prog, *spec);
+  return std::make_unique<ReferenceKernel>(ins, prog, weights, *spec);
 }
 
-}  // namespace shoal::runtime
+}  // namespace shoal::cpu

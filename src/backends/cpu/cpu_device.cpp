@@ -1,5 +1,9 @@
 // A CPU device: a set of host cores split into clusters, each cluster a
 // thread (plus its OpenMP team) pinned to its cores with its own job queue.
+// Its memory is host memory: copies are memcpy, and it may read the mapped
+// program's weights in place. Registered as backend "cpu".
+#include "backends/cpu/cpu_device.hpp"
+
 #include <omp.h>
 #include <pthread.h>
 #include <sched.h>
@@ -8,20 +12,24 @@
 
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 
 #include "backends/cpu/onednn_kernels.hpp"
+#include "backends/cpu/reference_kernel.hpp"
+#include "device/registry.hpp"
 #include "ops/op_table.hpp"
-#include "runtime/device.hpp"
-#include "runtime/instruction_check.hpp"
 
-namespace shoal::runtime {
+namespace shoal::cpu {
 namespace {
 
-class CpuDevice final : public Device {
+using device::ExecContext;
+using device::Kernel;
+
+class CpuDevice final : public device::Device {
  public:
   CpuDevice(const DeviceInfo& info, int clusters, bool team) : info_(info) {
     const int ncores = int(info.cores.size());
@@ -84,7 +92,7 @@ class CpuDevice final : public Device {
     sizes_[p] = rounded;
     return p;
   }
-  void release(void* p) noexcept override {
+  void free(void* p) noexcept override {
     if (!p) return;
     size_t n = 0;
     {
@@ -97,6 +105,26 @@ class CpuDevice final : public Device {
     ::munmap(p, n);
   }
 
+  void copy_in(ExecContext&, void* dst, const void* src, size_t bytes) override {
+    std::memcpy(dst, src, bytes);
+  }
+  void copy_out(ExecContext&, void* dst, const void* src, size_t bytes) override {
+    std::memcpy(dst, src, bytes);
+  }
+  void copy(ExecContext&, void* dst, const void* src, size_t bytes) override {
+    std::memcpy(dst, src, bytes);
+  }
+  void fill(ExecContext&, void* dst, uint8_t value, size_t bytes) override {
+    std::memset(dst, value, bytes);
+  }
+  void synchronize(ExecContext&) override {}  // kernels and copies run synchronously
+
+  /// One NUMA node: every core is equally near the mapped file's pages, so a
+  /// copy would cost load time and memory only.
+  bool prefers_host_weights() const override { return numa_node_count() == 1; }
+
+  bool runs_target(const std::string& target) const override { return target == "cpu"; }
+
   bool supports(const program::Instruction& ins, const program::ProgramData&) const override {
     const ops::OpSpec* spec = ops::find_op(ins.op);
     return spec && spec->runtime;
@@ -107,10 +135,9 @@ class CpuDevice final : public Device {
     if (!supports(ins, prog))
       throw Error(ErrorKind::unsupported,
                   ins.op + " node '" + ins.name + "' is not supported on CPU devices");
-    check_instruction(ins, prog);  // a program file is untrusted input
     if (!disable_onednn_)
-      if (auto k = cpu::make_cpu_kernel(ins, prog, onednn_, cluster_threads(cluster))) return k;
-    return make_reference_kernel(ins, prog);
+      if (auto k = make_cpu_kernel(ins, prog, onednn_, cluster_threads(cluster))) return k;
+    return make_reference_kernel(ins, prog, prog.weights);
   }
 
   int cluster_threads(int cluster) const {
@@ -162,15 +189,24 @@ class CpuDevice final : public Device {
   DeviceInfo info_;
   std::mutex alloc_mu_;
   std::unordered_map<void*, size_t> sizes_;  // live allocations
-  cpu::OneDnnContext onednn_;
+  OneDnnContext onednn_;
   bool disable_onednn_ = std::getenv("SHOAL_REFERENCE_ONLY") != nullptr;
   std::vector<std::unique_ptr<Cluster>> clusters_;
 };
 
+[[maybe_unused]] const bool registered = device::register_backend({
+    .kind = "cpu",
+    .order = 0,
+    .automatic = true,
+    .enumerate = enumerate_devices,
+    .create = make_cpu_device,
+});
+
 }  // namespace
 
-std::unique_ptr<Device> make_cpu_device(const DeviceInfo& info, int clusters, bool team) {
-  return std::make_unique<CpuDevice>(info, clusters, team);
+std::unique_ptr<device::Device> make_cpu_device(const DeviceInfo& info,
+                                                const device::DeviceConfig& config) {
+  return std::make_unique<CpuDevice>(info, config.clusters, config.team);
 }
 
-}  // namespace shoal::runtime
+}  // namespace shoal::cpu

@@ -9,10 +9,10 @@
 #include <set>
 #include <sstream>
 
-#include "runtime/device.hpp"
-#include "shoal/shoal.hpp"
+#include "backends/cpu/cpu_device.hpp"
+#include "shoal/error.hpp"
 
-namespace shoal {
+namespace shoal::cpu {
 namespace {
 
 std::vector<int> parse_cpulist(const std::string& text, const std::string& what) {
@@ -76,21 +76,9 @@ std::vector<std::vector<int>> numa_nodes(const std::vector<int>& allowed) {
 
 }  // namespace
 
-namespace runtime {
 int numa_node_count() { return int(numa_nodes(allowed_cores()).size()); }
-}  // namespace runtime
 
-std::string DeviceInfo::describe() const {
-  std::ostringstream o;
-  o << "device " << id << ": " << kind << ", " << cores.size() << " core"
-    << (cores.size() == 1 ? "" : "s") << " [";
-  for (size_t i = 0; i < cores.size(); ++i) o << (i ? "," : "") << cores[i];
-  o << "], " << clusters << " cluster" << (clusters == 1 ? "" : "s") << ", " << (memory_bytes >> 20)
-    << " MiB";
-  return o.str();
-}
-
-std::vector<DeviceInfo> devices() {
+std::vector<DeviceInfo> enumerate_devices() {
   const std::vector<int> allowed = allowed_cores();
   std::vector<std::vector<int>> groups;
   const char* env = std::getenv("SHOAL_CPU_DEVICES");
@@ -143,14 +131,14 @@ std::vector<DeviceInfo> devices() {
   const uint64_t mem = host_memory();
   for (size_t i = 0; i < groups.size(); ++i) {
     DeviceInfo d;
-    d.id = int(i);
-    d.kind = "cpu";
     d.cores = groups[i];
+    d.compute_units = int(groups[i].size());
     d.clusters = int(groups[i].size());
+    d.host_addressable = true;
     d.memory_bytes = mem / groups.size();
     out.push_back(std::move(d));
   }
   return out;
 }
 
-}  // namespace shoal
+}  // namespace shoal::cpu

@@ -1,0 +1,23 @@
+// The CPU backend's devices: sets of host cores (cpu_devices.cpp enumerates
+// them) and CpuDevice (cpu_device.cpp), registered as backend "cpu".
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "device/device.hpp"
+
+namespace shoal::cpu {
+
+/// This host's CPU devices: one per NUMA node, or as SHOAL_CPU_DEVICES says.
+std::vector<DeviceInfo> enumerate_devices();
+
+/// How many NUMA nodes hold cores this process may use (at least 1).
+int numa_node_count();
+
+/// The CPU device for `info` with config.clusters clusters over its cores;
+/// with config.team, one more cluster spans all of them.
+std::unique_ptr<device::Device> make_cpu_device(const DeviceInfo& info,
+                                                const device::DeviceConfig& config);
+
+}  // namespace shoal::cpu
