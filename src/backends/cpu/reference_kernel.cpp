@@ -2,6 +2,7 @@
 // program's plain tensors (weights stored packed are unpacked at creation).
 #include "backends/cpu/reference_kernel.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 
@@ -51,8 +52,11 @@ class ReferenceKernel final : public device::Kernel {
 
   void execute(device::ExecContext&, std::span<void* const> in,
                std::span<void* const> out) override {
-    // Views planned in place: the bytes are already where they belong.
-    if (view_ && !in.empty() && !out.empty() && in[0] == out[0]) return;
+    // Views planned in place: the bytes are already where they belong,
+    // unless the op writes more (Dropout's mask).
+    if (view_ && !in.empty() && !out.empty() && in[0] == out[0] &&
+        std::all_of(out.begin() + 1, out.end(), [](void* p) { return p == nullptr; }))
+      return;
     // Channels-last operands are converted to plain and back around the
     // plain reference code.
     for (size_t i = 0; i < in.size(); ++i) {
