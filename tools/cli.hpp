@@ -102,6 +102,7 @@ int cmd_devices(const std::vector<std::string>& argv);
 int cmd_ops(const std::vector<std::string>& argv);
 int cmd_bench(const std::vector<std::string>& argv);
 int cmd_worker(const std::vector<std::string>& argv);  // cmd_worker.cpp
+int cmd_serve(const std::vector<std::string>& argv);   // cmd_serve.cpp, src/serve/
 /// Replaces the process with `python3 -m shoal.dask COMMAND ARGV...`.
 int forward_to_dask(const std::string& command, const std::vector<std::string>& argv);
 

@@ -27,6 +27,7 @@ constexpr CommandEntry kCommands[] = {
     {"ops", "list the supported operators", shoal::cli::cmd_ops},
     {"bench", "time a program on a random batch", shoal::cli::cmd_bench},
     {"worker", "serve a device to a Dask cluster", shoal::cli::cmd_worker},
+    {"serve", "serve models over HTTP (KServe v2, batching, metrics)", shoal::cli::cmd_serve},
 };
 
 void print_usage(std::FILE* out) {
