@@ -93,7 +93,8 @@ std::string ServedModel::describe() const {
     << "; dynamic batching: up to " << b.max_batch_size << " samples, queue delay "
     << b.max_queue_delay_us << " us";
   if (!b.preferred_batch_sizes.empty()) o << ", preferred sizes " << ids(b.preferred_batch_sizes);
-  o << ", queue capacity " << b.queue_capacity << ", " << b.instances << " batches at once";
+  o << ", queue capacity " << b.queue_capacity << ", " << b.instances
+    << (b.instances == 1 ? " batch" : " batches") << " at once";
   return o.str();
 }
 

@@ -1,9 +1,14 @@
 #include "serve/server.hpp"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <prometheus/counter.h>
+#include <sys/socket.h>
 
+#include <charconv>
 #include <chrono>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -12,6 +17,14 @@
 #include "serve/protocol.hpp"
 
 namespace shoal::serve {
+
+class HttpServer : public httplib::Server {
+ public:
+  /// httplib listens with a backlog of 5: more clients connecting at once
+  /// would see their SYNs dropped and retried a second later.
+  void set_backlog(int n) { ::listen(svr_sock_, n); }
+};
+
 namespace {
 
 constexpr const char* kJson = "application/json";
@@ -25,6 +38,35 @@ void send_json(httplib::Response& res, int status, std::string body) {
 
 void send_error(httplib::Response& res, int status, const std::string& message) {
   send_json(res, status, error_body(message));
+}
+
+// Set by infer() on the HTTP thread that handles the request, cleared by the
+// logger, which httplib calls on the same thread once the response is
+// written: a request counts as in flight until its client has the answer.
+thread_local bool t_inflight = false;
+
+// Shuts down (does not close: httplib owns them) this process's accepted
+// connections on `port`. httplib's stop() closes the listener, but a
+// keep-alive connection waiting idle for its next request ends only at its
+// keep-alive timeout; shut down, it ends at once.
+void shut_down_connections(int port) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    int fd = -1;
+    const std::string name = e.path().filename().string();
+    if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc()) continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t n = sizeof local, m = sizeof peer;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &n) != 0 ||
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &m) != 0)
+      continue;
+    int local_port = -1;
+    if (local.ss_family == AF_INET)
+      local_port = ntohs(reinterpret_cast<const sockaddr_in*>(&local)->sin_port);
+    else if (local.ss_family == AF_INET6)
+      local_port = ntohs(reinterpret_cast<const sockaddr_in6*>(&local)->sin6_port);
+    if (local_port == port) ::shutdown(fd, SHUT_RDWR);
+  }
 }
 
 int status_of(const Error& e) {
@@ -55,13 +97,13 @@ Server::Server(const std::vector<ModelConfig>& models, const ServerOptions& opti
     by_name_[models[i].name] = models_.back().get();
   }
 
-  http_ = std::make_unique<httplib::Server>();
+  http_ = std::make_unique<HttpServer>();
   const size_t threads = size_t(std::max(options_.http_threads, 4));
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http_->set_payload_max_length(options_.max_body_bytes);
   http_->set_tcp_nodelay(true);
   http_->set_keep_alive_max_count(size_t(1) << 30);
-  http_->set_keep_alive_timeout(60);
+  http_->set_keep_alive_timeout(30);
   routes();
   const bool bound = options_.port == 0 ? (port_ = http_->bind_to_any_port(options_.host)) > 0
                                         : http_->bind_to_port(options_.host, port_ = options_.port);
@@ -69,6 +111,7 @@ Server::Server(const std::vector<ModelConfig>& models, const ServerOptions& opti
     throw Error(ErrorKind::device, "cannot listen on " + options_.host + ":" +
                                        std::to_string(options_.port) +
                                        " (in use, or not an address of this host)");
+  http_->set_backlog(SOMAXCONN);
   const std::string base = "http://" + options_.host + ":" + std::to_string(port_);
   for (const auto& m : models_) {
     log_(m->describe());
@@ -120,6 +163,12 @@ void Server::routes() {
     res.body = metrics_.text();
     res.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
   });
+  h.set_logger([this](const httplib::Request&, const httplib::Response&) {
+    if (!t_inflight) return;
+    t_inflight = false;
+    std::lock_guard<std::mutex> lk(inflight_mu_);
+    if (--inflight_ == 0) inflight_cv_.notify_all();
+  });
   // Anything else that fails (no route: 404, a body over the limit: 413,
   // a body shorter than its Content-Length: 400) gets an error body too.
   h.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
@@ -154,6 +203,7 @@ void Server::infer(const httplib::Request& req, httplib::Response& res) {
     std::lock_guard<std::mutex> lk(inflight_mu_);
     ++inflight_;
   }
+  t_inflight = true;  // until the logger saw the response written
   bool ok = false;
   try {
     if (!accepting_) throw HttpError(503, "the server is shutting down");
@@ -194,8 +244,6 @@ void Server::infer(const httplib::Request& req, httplib::Response& res) {
   } else {
     metrics.request_failure->Increment();
   }
-  std::lock_guard<std::mutex> lk(inflight_mu_);
-  if (--inflight_ == 0) inflight_cv_.notify_all();
 }
 
 void Server::run() {
@@ -226,6 +274,7 @@ void Server::shutdown() {
   // run() set accepting_ just before it listens: wait until it does.
   while (!http_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   http_->stop();
+  shut_down_connections(port_);
   log_("drained; stopped");
 }
 

@@ -15,12 +15,13 @@
 #include "serve/model.hpp"
 
 namespace httplib {
-class Server;
 struct Request;
 struct Response;
 }  // namespace httplib
 
 namespace shoal::serve {
+
+class HttpServer;  // httplib::Server with a deeper accept backlog (server.cpp)
 
 struct ServerOptions {
   std::string host = "127.0.0.1";  ///< loopback unless told otherwise
@@ -59,7 +60,7 @@ class Server {
   Metrics metrics_;
   std::vector<std::unique_ptr<ServedModel>> models_;
   std::map<std::string, ServedModel*> by_name_;
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<HttpServer> http_;
   int port_ = 0;
   std::atomic<bool> accepting_{false};
   bool stop_requested_ = false;  // shutdown() was called (under inflight_mu_)
