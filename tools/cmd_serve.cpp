@@ -47,7 +47,7 @@ Command spec() {
       .option("preferred-batch-sizes", 0, "LIST", "batch sizes to prefer, e.g. 4,8")
       .option("queue-capacity", 0, "N",
               "requests a model holds waiting; one more gets 503 at once (128)")
-      .option("instances", 0, "N", "batches of a model run at once (2)")
+      .option("instances", 0, "N", "batches of a model run at once (1)")
       .option("http-threads", 0, "N", "HTTP worker threads, one per open connection (128)")
       .option("max-body-mb", 0, "MB", "larger request bodies get 413 (256)")
       .epilog(
@@ -77,7 +77,7 @@ std::vector<serve::ModelConfig> model_configs(const Args& args) {
     defaults.preferred_batch_sizes =
         parse_int_list(args.value("preferred-batch-sizes"), "--preferred-batch-sizes");
   defaults.queue_capacity = args.int_value("queue-capacity", 128, 1);
-  defaults.instances = args.int_value("instances", 2, 1);
+  defaults.instances = args.int_value("instances", 1, 1);
 
   std::vector<serve::ModelConfig> models;
   for (const std::string& m : args.values("model")) {

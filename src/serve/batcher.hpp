@@ -47,7 +47,7 @@ struct BatchSettings {
   int64_t max_queue_delay_us = 0;
   std::vector<int> preferred_batch_sizes;
   int queue_capacity = 128;
-  int instances = 2;
+  int instances = 1;
 };
 
 class Batcher {

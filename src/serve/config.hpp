@@ -24,9 +24,10 @@ struct ModelConfig {
   std::vector<int> preferred_batch_sizes;
   /// Requests waiting (not yet running); one more is refused with 503.
   int queue_capacity = 128;
-  /// Batches run at once (worker threads calling Runtime::run): one runs
-  /// while the next forms.
-  int instances = 2;
+  /// Batches run at once (worker threads calling Runtime::run). One batch
+  /// already spreads over every cluster of the model's devices, and the
+  /// next forms while it runs.
+  int instances = 1;
   /// Device ids; empty: the server shares out the devices no model names.
   std::vector<int> devices;
   /// Compile options for an ONNX model.
