@@ -157,8 +157,21 @@ void Server::routes() {
     if (!accepting_) return send_error(res, 503, "model '" + m->name() + "' is not ready");
     send_json(res, 200, nlohmann::json{{"name", m->name()}, {"ready", true}}.dump());
   });
-  h.Post(R"(/v2/models/([^/]+)/infer)",
-         [this](const httplib::Request& req, httplib::Response& res) { infer(req, res); });
+  // The body is read here rather than by httplib, into a string reserved at
+  // its Content-Length (bounded by the limit): httplib appends it 4 KB at a
+  // time, and a growing string would copy a 600 KB image several times over.
+  h.Post(R"(/v2/models/([^/]+)/infer)", [this](const httplib::Request& req, httplib::Response& res,
+                                               const httplib::ContentReader& read) {
+    std::string body;
+    const uint64_t declared = req.get_header_value<uint64_t>("Content-Length");
+    body.reserve(size_t(std::min<uint64_t>(declared, options_.max_body_bytes)));
+    if (!read([&](const char* data, size_t n) {
+          body.append(data, n);
+          return true;
+        }))
+      return;  // httplib set the status: 400 (short body) or 413 (too large)
+    infer(req, body, res);
+  });
   h.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.body = metrics_.text();
     res.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
@@ -195,7 +208,7 @@ void Server::routes() {
       });
 }
 
-void Server::infer(const httplib::Request& req, httplib::Response& res) {
+void Server::infer(const httplib::Request& req, const std::string& body, httplib::Response& res) {
   const Clock::time_point t0 = Clock::now();
   ServedModel* m = find(req.matches[1]);
   if (!m) return send_error(res, 404, "unknown model '" + std::string(req.matches[1]) + "'");
@@ -209,9 +222,9 @@ void Server::infer(const httplib::Request& req, httplib::Response& res) {
     if (!accepting_) throw HttpError(503, "the server is shutting down");
     std::optional<size_t> header_length;
     if (req.has_header(kHeaderLength))
-      header_length = parse_header_length(req.get_header_value(kHeaderLength), req.body.size());
+      header_length = parse_header_length(req.get_header_value(kHeaderLength), body.size());
     const InferRequest request =
-        decode_infer_request(req.body, header_length, m->inputs(), m->outputs());
+        decode_infer_request(body, header_length, m->inputs(), m->outputs());
     auto pending = std::make_shared<Pending>(request);
     if (!m->batcher().submit(pending))
       throw HttpError(503, "model '" + m->name() + "' is overloaded: " +

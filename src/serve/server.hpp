@@ -52,7 +52,7 @@ class Server {
 
  private:
   void routes();
-  void infer(const httplib::Request& req, httplib::Response& res);
+  void infer(const httplib::Request& req, const std::string& body, httplib::Response& res);
   ServedModel* find(const std::string& name) const;
 
   ServerOptions options_;
