@@ -27,15 +27,20 @@ cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Fuzz \
 nice cmake --build "$BUILD_DIR" -j "$JOBS" --target shoal_compiler
 mkdir -p "$BUILD_DIR/bin"
 LIB="$PWD/$BUILD_DIR/lib"
-for target in fuzz_onnx_import fuzz_program_load; do
+for target in fuzz_onnx_import fuzz_program_load fuzz_serve_request; do
   src=fuzz/$target.cpp
   out=$BUILD_DIR/bin/$target
-  if [ "$out" -nt "$src" ] && [ "$out" -nt "$LIB/libshoal_compiler.so" ] &&
-     [ "$out" -nt "$LIB/libshoal_runtime.so" ] && [ "$out" -nt fuzz/fuzz_common.hpp ]; then
-    continue
-  fi
+  # The serve target needs only the request decoder (header-only JSON).
+  extra=()
+  [ "$target" = fuzz_serve_request ] && extra=(src/serve/protocol.cpp)
+  newer=true
+  for dep in "$src" "$LIB/libshoal_compiler.so" "$LIB/libshoal_runtime.so" fuzz/fuzz_common.hpp \
+             "${extra[@]}" src/serve/protocol.hpp; do
+    [ "$out" -nt "$dep" ] || newer=false
+  done
+  $newer && continue
   echo "fuzz/build.sh: linking $out"
   nice $CXX -std=c++20 -O1 -g $SAN -fsanitize=fuzzer -Iinclude -Isrc -Ifuzz \
-    "$src" -o "$out" -L"$LIB" -Wl,-rpath,"$LIB" -lshoal_compiler -lshoal_runtime \
+    "$src" "${extra[@]}" -o "$out" -L"$LIB" -Wl,-rpath,"$LIB" -lshoal_compiler -lshoal_runtime \
     -ldnnl -lonnx -lonnx_proto -lprotobuf "$GOMP" -lpthread
 done

@@ -8,9 +8,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "program/crc32c.hpp"
+#include "serve/protocol.hpp"
 #include "shoal/shoal.hpp"
 
 namespace shoal::fuzz {
@@ -78,6 +83,54 @@ inline void load_and_run_program(const uint8_t* data, size_t size) {
     inputs.emplace_back(info.dtype, shape);
   }
   rt.run(inputs);
+}
+
+/// The serve target's input: byte 0 holds flags; with bit 0 set, the bytes
+/// up to the first newline are the Inference-Header-Content-Length value
+/// (text, as sent) and the rest is the body; without it, everything after
+/// byte 0 is a JSON body. It is decoded as `shoal serve` decodes a POST
+/// /v2/models/NAME/infer body for a model with inputs x [N,3,4,4] and
+/// y [N,2] and outputs z [N,5] and w [N,2,2] (all float32). A decoded
+/// request must encode a response whose JSON header parses again.
+/// Returns false for a request refused with 400; any other outcome is a bug.
+inline bool decode_serve_request(const uint8_t* data, size_t size) {
+  if (size == 0) return false;
+  const std::string_view all(reinterpret_cast<const char*>(data) + 1, size - 1);
+  std::optional<std::string_view> header;
+  std::string_view body = all;
+  if (data[0] & 1) {
+    const size_t nl = all.find('\n');
+    header = all.substr(0, nl);
+    body = nl == std::string_view::npos ? std::string_view() : all.substr(nl + 1);
+  }
+  const std::vector<TensorInfo> inputs = {{"x", DType::f32, {1, 3, 4, 4}},
+                                          {"y", DType::f32, {1, 2}}};
+  const std::vector<TensorInfo> outputs = {{"z", DType::f32, {1, 5}}, {"w", DType::f32, {1, 2, 2}}};
+  serve::InferRequest req;
+  try {
+    std::optional<size_t> length;
+    if (header) length = serve::parse_header_length(*header, body.size());
+    req = serve::decode_infer_request(body, length, inputs, outputs);
+  } catch (const serve::HttpError& e) {
+    if (e.status() != 400 || std::string(e.what()).empty()) __builtin_trap();
+    return false;
+  }
+  // The decoded request is consistent: its bytes are where it says.
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    const serve::InputTensor& in = req.inputs[k];
+    if (in.shape[0] != req.batch || in.bytes != size_t(shape_numel(in.shape)) * 4) __builtin_trap();
+    volatile uint8_t sink = 0;
+    for (size_t i = 0; i < in.bytes; i += 64) sink = sink + in.data[i];
+  }
+  if (req.batch > 4096) return true;  // valid, just too large to encode cheaply
+  std::vector<Tensor> outs;
+  for (const TensorInfo& t : outputs)
+    outs.emplace_back(t.dtype, serve::batch_shape(t.shape, req.batch));
+  const serve::EncodedResponse r = serve::encode_infer_response("m", req, outs, outputs);
+  if (r.header_length > r.body.size()) __builtin_trap();
+  const auto doc = nlohmann::json::parse(r.body.substr(0, r.header_length));  // throws if not
+  if (doc.at("outputs").size() != req.outputs.size()) __builtin_trap();
+  return true;
 }
 
 }  // namespace shoal::fuzz

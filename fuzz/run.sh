@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs one fuzz target for a while: fuzz/run.sh onnx|program SECONDS [libFuzzer flags...]
+# Runs one fuzz target for a while: fuzz/run.sh onnx|program|serve SECONDS [libFuzzer flags...]
 #
 # Starts from the committed seeds (fuzz/corpus/TARGET) and reproducers
 # (fuzz/regressions/TARGET); new interesting inputs go to a scratch corpus in
@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then
-  echo "usage: fuzz/run.sh onnx|program SECONDS [libFuzzer flags...]" >&2
+  echo "usage: fuzz/run.sh onnx|program|serve SECONDS [libFuzzer flags...]" >&2
   exit 2
 fi
 TARGET=$1
@@ -17,7 +17,8 @@ shift 2
 case "$TARGET" in
   onnx) BIN=fuzz_onnx_import ;;
   program) BIN=fuzz_program_load ;;
-  *) echo "fuzz/run.sh: unknown target '$TARGET' (onnx or program)" >&2; exit 2 ;;
+  serve) BIN=fuzz_serve_request ;;
+  *) echo "fuzz/run.sh: unknown target '$TARGET' (onnx, program or serve)" >&2; exit 2 ;;
 esac
 BUILD_DIR=${SHOAL_FUZZ_BUILD_DIR:-build-fuzz}
 [ -x "$BUILD_DIR/bin/$BIN" ] || bash fuzz/build.sh

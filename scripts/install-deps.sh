@@ -6,6 +6,7 @@ PACKAGES=(
   libdnnl-dev libonnx-dev libprotobuf-dev protobuf-compiler
   pybind11-dev python3-dev python3-numpy python3-pytest
   libgtest-dev libbenchmark-dev
+  libcpp-httplib-dev nlohmann-json3-dev prometheus-cpp-dev
   python3-onnx python3-torch python3-torchvision python3-sklearn
   python3-distributed python3-tqdm python3-matplotlib python3-cryptography
   python3-pip python3-setuptools python3-wheel python3-venv dpkg-dev file

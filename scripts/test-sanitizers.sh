@@ -109,6 +109,7 @@ for s in "${STAGES[@]}"; do
       stage "fuzz: build" bash fuzz/build.sh
       stage "fuzz: onnx ${FUZZ_SECONDS} s" fuzz_run onnx
       stage "fuzz: program ${FUZZ_SECONDS} s" fuzz_run program
+      stage "fuzz: serve ${FUZZ_SECONDS} s" fuzz_run serve
       ;;
     *)
       echo "test-sanitizers: unknown stage '$s' (asan, tsan, fuzz)" >&2

@@ -107,6 +107,7 @@ int cmd_worker(const std::vector<std::string>& argv);  // cmd_worker.cpp
 int forward_to_python(const std::string& module, const std::string& needs,
                       const std::vector<std::string>& argv);
 int cmd_debug_compare(const std::vector<std::string>& argv);
+int cmd_serve(const std::vector<std::string>& argv);   // cmd_serve.cpp, src/serve/
 /// Replaces the process with `python3 -m shoal.dask COMMAND ARGV...`.
 int forward_to_dask(const std::string& command, const std::vector<std::string>& argv);
 /// `shoal quantize`: forwards to `python3 -m shoal.quantization`.

@@ -29,6 +29,7 @@ constexpr CommandEntry kCommands[] = {
     {"quantize", "calibrate and quantize an ONNX model into a QDQ model",
      shoal::cli::cmd_quantize},
     {"debug-compare", "compare two devices layer by layer", shoal::cli::cmd_debug_compare},
+    {"serve", "serve models over HTTP (KServe v2, batching, metrics)", shoal::cli::cmd_serve},
 };
 
 void print_usage(std::FILE* out) {

@@ -79,6 +79,24 @@ TEST(FuzzRegressions, ProgramLoad) {
   feed(files, shoal::fuzz::load_and_run_program);
 }
 
+// The serve target: every reproducer (none so far: the folder may be
+// empty) must be answered (decoded, or refused with 400, which
+// decode_serve_request turns into false), and every seed must decode.
+TEST(FuzzRegressions, ServeRequest) {
+  for (const fs::path& p : files_in("regressions/serve")) {
+    SCOPED_TRACE(p.string());
+    const std::vector<uint8_t> bytes = read_bytes(p);
+    EXPECT_NO_THROW(shoal::fuzz::decode_serve_request(bytes.data(), bytes.size()));
+  }
+  const auto seeds = files_in("corpus/serve");
+  ASSERT_FALSE(seeds.empty()) << "no seeds in fuzz/corpus/serve";
+  for (const fs::path& p : seeds) {
+    SCOPED_TRACE(p.string());
+    const std::vector<uint8_t> bytes = read_bytes(p);
+    EXPECT_TRUE(shoal::fuzz::decode_serve_request(bytes.data(), bytes.size()));
+  }
+}
+
 // The seeds are valid: each must compile (or load and run) without error.
 TEST(FuzzRegressions, SeedsAreValid) {
   const auto onnx = files_in("corpus/onnx"), programs = files_in("corpus/program");
