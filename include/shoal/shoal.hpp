@@ -199,6 +199,9 @@ struct DeviceInfo {
   /// Whether the host reads the device's memory directly (cpu: yes; ref:
   /// no, every byte goes through the device's copies, as on a GPU).
   bool host_addressable = true;
+  /// Whether runtimes that name no device may pick it (cpu: yes; ref: no,
+  /// it runs only where named).
+  bool automatic = true;
   std::string describe() const;
 };
 

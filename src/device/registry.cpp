@@ -58,6 +58,7 @@ std::vector<DeviceInfo> enumerate_devices() {
       d.kind = b.kind;
       d.index = int(i);
       d.name = b.kind + ":" + std::to_string(i);
+      d.automatic = b.automatic;
       out.push_back(std::move(d));
     }
   }

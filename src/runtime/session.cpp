@@ -194,10 +194,8 @@ Session::Session(const Program& program, const RuntimeOptions& options)
     // The devices of backends that runtimes may pick by themselves (not
     // the debugging ones, which run only where named).
     std::vector<int> pickable;
-    for (const device::Backend& b : device::backends())
-      if (b.automatic)
-        for (const DeviceInfo& d : host)
-          if (d.kind == b.kind) pickable.push_back(d.id);
+    for (const DeviceInfo& d : host)
+      if (d.automatic) pickable.push_back(d.id);
     const int want = pd.devices;
     if (want > int(pickable.size()))
       throw Error(ErrorKind::device, "the program was compiled for " + std::to_string(want) +

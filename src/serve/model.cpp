@@ -98,7 +98,8 @@ std::string ServedModel::describe() const {
   return o.str();
 }
 
-std::vector<Placement> place_models(const std::vector<ModelConfig>& models, int host_devices) {
+std::vector<Placement> place_models(const std::vector<ModelConfig>& models,
+                                    const std::vector<int>& pool) {
   std::vector<Placement> out(models.size());
   std::set<int> named;
   size_t unplaced = 0;
@@ -108,7 +109,7 @@ std::vector<Placement> place_models(const std::vector<ModelConfig>& models, int 
     if (models[i].devices.empty()) ++unplaced;
   }
   std::vector<int> free;
-  for (int d = 0; d < host_devices; ++d)
+  for (int d : pool)
     if (!named.count(d)) free.push_back(d);
   if (unplaced == 0) return out;
   if (free.empty())

@@ -44,14 +44,16 @@ class ServedModel {
 };
 
 /// Which devices each model runs on: a model's own "devices" when set;
-/// the others share out the host's remaining devices, each getting its own
+/// the others share out the remaining devices of `pool` (the devices
+/// runtimes pick by themselves), each getting its own
 /// (contiguous, as even as possible) when there are enough, and sharing
 /// them round-robin (share = true) when there are more such models than
-/// devices. `host_devices` is shoal::devices().size().
+/// devices.
 struct Placement {
   std::vector<int> devices;
   bool share = false;
 };
-std::vector<Placement> place_models(const std::vector<ModelConfig>& models, int host_devices);
+std::vector<Placement> place_models(const std::vector<ModelConfig>& models,
+                                    const std::vector<int>& pool);
 
 }  // namespace shoal::serve

@@ -90,7 +90,12 @@ Server::Server(const std::vector<ModelConfig>& models, const ServerOptions& opti
   for (const ModelConfig& m : models)
     if (!names.insert(m.name).second)
       throw Error(ErrorKind::invalid_argument, "model name '" + m.name + "' is given twice");
-  const std::vector<Placement> placement = place_models(models, int(devices().size()));
+  // Models that name no devices share those runtimes pick by themselves
+  // (not the debugging ref devices).
+  std::vector<int> pool;
+  for (const DeviceInfo& d : devices())
+    if (d.automatic) pool.push_back(d.id);
+  const std::vector<Placement> placement = place_models(models, pool);
   for (size_t i = 0; i < models.size(); ++i) {
     models_.push_back(std::make_unique<ServedModel>(models[i], placement[i].devices,
                                                     placement[i].share, metrics_, log_));

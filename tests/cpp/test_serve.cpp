@@ -179,20 +179,20 @@ TEST(ServePlacement, ModelsGetTheirOwnDevicesOrShare) {
     c.devices = devices;
     return c;
   };
-  auto p = place_models({model(), model()}, 4);
+  auto p = place_models({model(), model()}, {0, 1, 2, 3});
   EXPECT_EQ(p[0].devices, (std::vector<int>{0, 1}));
   EXPECT_EQ(p[1].devices, (std::vector<int>{2, 3}));
   EXPECT_FALSE(p[0].share || p[1].share);
-  p = place_models({model(), model({0}), model()}, 4);  // 1, 2, 3 left for two models
+  p = place_models({model(), model({0}), model()}, {0, 1, 2, 3});  // 1, 2, 3 left for two models
   EXPECT_EQ(p[0].devices, (std::vector<int>{1, 2}));
   EXPECT_EQ(p[1].devices, (std::vector<int>{0}));
   EXPECT_EQ(p[2].devices, (std::vector<int>{3}));
-  p = place_models({model(), model(), model()}, 2);  // more models than devices
+  p = place_models({model(), model(), model()}, {0, 1});  // more models than devices
   EXPECT_EQ(p[0].devices, (std::vector<int>{0}));
   EXPECT_EQ(p[1].devices, (std::vector<int>{1}));
   EXPECT_EQ(p[2].devices, (std::vector<int>{0}));
   EXPECT_TRUE(p[0].share && p[1].share && p[2].share);
-  EXPECT_THROW(place_models({model({0}), model()}, 1), Error);
+  EXPECT_THROW(place_models({model({0}), model()}, {0}), Error);
 }
 
 // The batcher on a real runtime: many threads, requests of 1-3 samples, each

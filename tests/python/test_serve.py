@@ -113,7 +113,7 @@ def test_health_and_metadata(server):
 
 def test_startup_log_names_devices_plan_and_endpoint(server):
     log = server.log
-    assert re.search(r"model 'digits' \(.*digits\.shoal\): \d+ devices? \[[0-9,]+\]", log), log
+    assert re.search(r"model 'digits' \(.*digits\.shoal\): \d+ devices? \[[a-z0-9:,]+\]", log), log
     assert f"POST http://127.0.0.1:{server.port}/v2/models/digits/infer" in log
     assert f"POST http://127.0.0.1:{server.port}/v2/models/multi/infer" in log
     assert "dynamic batching: up to" in log
@@ -479,8 +479,8 @@ def test_model_repository_configs_and_devices(cli, models, tmp_path, digits_x, d
         log = s.log
         left = next(line for line in s.lines if "model 'left' (" in line)
         right = next(line for line in s.lines if "model 'right' (" in line)
-        assert "1 device [0] (owned)" in left, left
-        assert "1 device [1] (owned)" in right, right
+        assert "1 device [cpu:0] (owned)" in left, left
+        assert "1 device [cpu:1] (owned)" in right, right
         assert "up to 3 samples, queue delay 100 us, preferred sizes 2,3, queue capacity 7, " \
                "1 batch at once" in right, right
         client = Client(s.url)
