@@ -94,6 +94,8 @@ def make_onnx():
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "slow: long model tests (resnet50, vit_b_16, swin_t, maxvit_t)")
+    config.addinivalue_line(
+        "markers", "ref_models: whole models on the ref backend (left out under ASan)")
 
 
 # --- no silent skips ---------------------------------------------------------
