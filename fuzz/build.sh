@@ -40,7 +40,7 @@ for target in fuzz_onnx_import fuzz_program_load fuzz_serve_request; do
   done
   $newer && continue
   echo "fuzz/build.sh: linking $out"
-  nice $CXX -std=c++20 -O1 -g $SAN -fsanitize=fuzzer -Iinclude -Isrc -Ifuzz \
+  nice $CXX -std=c++20 -O1 -g $SAN -fsanitize=fuzzer -Iinclude -I"$BUILD_DIR/include" -Isrc -Ifuzz \
     "$src" "${extra[@]}" -o "$out" -L"$LIB" -Wl,-rpath,"$LIB" -lshoal_compiler -lshoal_runtime \
     -ldnnl -lonnx -lonnx_proto -lprotobuf "$GOMP" -lpthread
 done
