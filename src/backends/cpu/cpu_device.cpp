@@ -10,16 +10,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <mutex>
-#include <thread>
 #include <unordered_map>
 
 #include "backends/cpu/onednn_kernels.hpp"
 #include "backends/cpu/reference_kernel.hpp"
+#include "device/job_thread.hpp"
 #include "device/registry.hpp"
 #include "ops/op_table.hpp"
 
@@ -53,17 +51,13 @@ class CpuDevice final : public device::Device {
       ++clusters;
     }
     for (int c = 0; c < clusters; ++c)
-      clusters_[size_t(c)]->thread = std::thread([this, c] { loop(c); });
+      clusters_[size_t(c)]->jobs.start(
+          [this, c](const device::JobThread::RunJobs& run) { thread_main(c, run); });
   }
 
   ~CpuDevice() override {
-    for (auto& cl : clusters_) {
-      std::lock_guard<std::mutex> lk(cl->mu);
-      cl->stop = true;
-      cl->cv.notify_all();
-    }
-    for (auto& cl : clusters_)
-      if (cl->thread.joinable()) cl->thread.join();
+    for (auto& cl : clusters_) cl->jobs.request_stop();
+    for (auto& cl : clusters_) cl->jobs.join();
   }
 
   const DeviceInfo& info() const override { return info_; }
@@ -147,23 +141,18 @@ class CpuDevice final : public device::Device {
   }
 
   void submit(int cluster, std::function<void(ExecContext&)> work) override {
-    Cluster& cl = *clusters_.at(size_t(cluster));
-    std::lock_guard<std::mutex> lk(cl.mu);
-    cl.jobs.push_back(std::move(work));
-    cl.cv.notify_one();
+    clusters_.at(size_t(cluster))->jobs.submit(std::move(work));
   }
 
  private:
   struct Cluster {
     std::vector<int> cores;
-    std::thread thread;
-    std::mutex mu;
-    std::condition_variable cv;
-    std::deque<std::function<void(ExecContext&)>> jobs;
-    bool stop = false;
+    device::JobThread jobs;
   };
 
-  void loop(int c) {
+  /// Cluster c's thread: pinned to its cores, its OpenMP team sized to
+  /// them, with its own oneDNN stream.
+  void thread_main(int c, const device::JobThread::RunJobs& run) {
     Cluster& cl = *clusters_[size_t(c)];
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -173,17 +162,7 @@ class CpuDevice final : public device::Device {
     omp_set_num_threads(int(cl.cores.size()));
     dnnl::stream stream(onednn_.engine);
     ExecContext ctx{c, int(cl.cores.size()), &stream};
-    for (;;) {
-      std::function<void(ExecContext&)> job;
-      {
-        std::unique_lock<std::mutex> lk(cl.mu);
-        cl.cv.wait(lk, [&] { return cl.stop || !cl.jobs.empty(); });
-        if (cl.jobs.empty()) return;  // stop requested, queue drained
-        job = std::move(cl.jobs.front());
-        cl.jobs.pop_front();
-      }
-      job(ctx);  // jobs catch their own exceptions
-    }
+    run(ctx);
   }
 
   DeviceInfo info_;

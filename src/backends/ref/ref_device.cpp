@@ -13,15 +13,13 @@
 
 #include <unistd.h>
 
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <mutex>
-#include <thread>
 #include <unordered_map>
 
 #include "backends/cpu/reference_kernel.hpp"
+#include "device/job_thread.hpp"
 #include "device/registry.hpp"
 #include "ops/op_table.hpp"
 #include "shoal/error.hpp"
@@ -61,17 +59,17 @@ class RefDevice final : public device::Device {
  public:
   RefDevice(const DeviceInfo& info, const device::DeviceConfig& config) : info_(info) {
     const int n = std::max(1, config.clusters) + (config.team ? 1 : 0);
-    for (int c = 0; c < n; ++c) clusters_.push_back(std::make_unique<Cluster>());
-    for (int c = 0; c < n; ++c) clusters_[size_t(c)]->thread = std::thread([this, c] { loop(c); });
+    for (int c = 0; c < n; ++c) {
+      clusters_.push_back(std::make_unique<device::JobThread>());
+      clusters_.back()->start([c](const device::JobThread::RunJobs& run) {
+        ExecContext ctx{c, 1, nullptr};
+        run(ctx);
+      });
+    }
   }
   ~RefDevice() override {
-    for (auto& cl : clusters_) {
-      std::lock_guard<std::mutex> lk(cl->mu);
-      cl->stop = true;
-      cl->cv.notify_all();
-    }
-    for (auto& cl : clusters_)
-      if (cl->thread.joinable()) cl->thread.join();
+    for (auto& cl : clusters_) cl->request_stop();
+    for (auto& cl : clusters_) cl->join();
     for (auto& [p, n] : live_) std::free(p);
   }
 
@@ -130,41 +128,14 @@ class RefDevice final : public device::Device {
   }
 
   void submit(int cluster, std::function<void(ExecContext&)> work) override {
-    Cluster& cl = *clusters_.at(size_t(cluster));
-    std::lock_guard<std::mutex> lk(cl.mu);
-    cl.jobs.push_back(std::move(work));
-    cl.cv.notify_one();
+    clusters_.at(size_t(cluster))->submit(std::move(work));
   }
 
  private:
-  struct Cluster {
-    std::thread thread;
-    std::mutex mu;
-    std::condition_variable cv;
-    std::deque<std::function<void(ExecContext&)>> jobs;
-    bool stop = false;
-  };
-
-  void loop(int c) {
-    Cluster& cl = *clusters_[size_t(c)];
-    ExecContext ctx{c, 1, nullptr};
-    for (;;) {
-      std::function<void(ExecContext&)> job;
-      {
-        std::unique_lock<std::mutex> lk(cl.mu);
-        cl.cv.wait(lk, [&] { return cl.stop || !cl.jobs.empty(); });
-        if (cl.jobs.empty()) return;  // stop requested, queue drained
-        job = std::move(cl.jobs.front());
-        cl.jobs.pop_front();
-      }
-      job(ctx);  // jobs catch their own exceptions
-    }
-  }
-
   DeviceInfo info_;
   std::mutex mu_;
   std::unordered_map<void*, size_t> live_;  // host buffer -> bytes
-  std::vector<std::unique_ptr<Cluster>> clusters_;
+  std::vector<std::unique_ptr<device::JobThread>> clusters_;
 };
 
 /// SHOAL_REF_DEVICES=n ref devices (default 1, 0 for none).
