@@ -26,6 +26,15 @@ int add_constant(ir::Graph& g, std::string name, HostTensor data) {
   return g.add_value(std::move(v));
 }
 
+int add_f32_value(ir::Graph& g, std::string name, Shape shape) {
+  ir::Value v;
+  v.name = std::move(name);
+  v.dtype = DType::f32;
+  v.shape = std::move(shape);
+  v.shape_known = true;
+  return g.add_value(std::move(v));
+}
+
 namespace {
 
 /// A Pad that adds nothing (every pad 0, constants known) is an Identity;

@@ -171,14 +171,7 @@ class Emitter {
     n.name = name(op);
     n.op = op;
     n.inputs = std::move(inputs);
-    if (out < 0) {
-      ir::Value v;
-      v.name = n.name;
-      v.dtype = DType::f32;
-      v.shape = shape;
-      v.shape_known = true;
-      out = g_.add_value(std::move(v));
-    }
+    if (out < 0) out = add_f32_value(g_, n.name, shape);
     n.outputs = {out};
     n.attrs = std::move(attrs);
     nodes.push_back(std::move(n));

@@ -55,12 +55,7 @@ void lower_reductions(ir::Graph& g, const Log& log) {
         g.values[size_t(red.inputs[0])].dtype != DType::f32 || may_be_noop(g, red))
       continue;
     auto fresh = [&](const std::string& what, const ir::Value& like) {
-      ir::Value v;
-      v.name = red.name + "/shoal_" + what;
-      v.dtype = DType::f32;
-      v.shape = like.shape;
-      v.shape_known = like.shape_known;
-      return g.add_value(std::move(v));
+      return add_f32_value(g, red.name + "/shoal_" + what, like.shape);
     };
     auto node = [&](const std::string& op, std::vector<int> in, int out, Attrs attrs = {}) {
       ir::Node n;

@@ -82,5 +82,7 @@ struct BatchNormParams {
 bool inference_batchnorm(const ir::Graph& g, const ir::Node& bn, BatchNormParams& p);
 /// Adds a constant value holding `data` (its dtype and shape); returns its id.
 int add_constant(ir::Graph& g, std::string name, HostTensor data);
+/// Adds a run-time float32 value of a known `shape`; returns its id.
+int add_f32_value(ir::Graph& g, std::string name, Shape shape);
 
 }  // namespace shoal::passes

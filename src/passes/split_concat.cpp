@@ -76,15 +76,6 @@ bool channelwise_pool(const ir::Node& n, int input) {
          n.outputs.size() == 1;
 }
 
-int new_value(ir::Graph& g, const std::string& name, Shape shape) {
-  ir::Value v;
-  v.name = name;
-  v.dtype = DType::f32;
-  v.shape = std::move(shape);
-  v.shape_known = true;
-  return g.add_value(std::move(v));
-}
-
 /// Columns [c0, c0 + c) of a [M, C, 1, 1] weight, as a constant value.
 int weight_slice(ir::Graph& g, const ir::Value& w, int64_t c0, int64_t c, const std::string& name) {
   const int64_t m = w.shape[0], total = w.shape[1];
@@ -131,7 +122,7 @@ void split_concat_conv(ir::Graph& g, const Log& log) {
         const ir::Node p = g.nodes[size_t(pool)];
         Shape s = g.values[size_t(p.outputs[0])].shape;
         s[1] = g.values[size_t(v)].shape[1];
-        const int out = new_value(g, p.name + "/part" + std::to_string(k), s);
+        const int out = add_f32_value(g, p.name + "/part" + std::to_string(k), s);
         ir::Node q = p;
         q.name = p.name + "/part" + std::to_string(k);
         q.inputs = {v};
@@ -151,7 +142,7 @@ void split_concat_conv(ir::Graph& g, const Log& log) {
       part.inputs = {parts[k], weight_slice(g, w, c0, c, name + "/W")};
       if (k == 0 && bias >= 0) part.inputs.push_back(bias);
       const bool last = k + 1 == parts.size();
-      const int y = new_value(g, name, y_shape);
+      const int y = add_f32_value(g, name, y_shape);
       part.outputs = {y};
       g.nodes.push_back(part);
       if (k == 0) {
@@ -161,7 +152,7 @@ void split_concat_conv(ir::Graph& g, const Log& log) {
         add.name = name + "/sum";
         add.op = "Add";
         add.inputs = {y, sum};
-        add.outputs = {last ? conv.outputs[0] : new_value(g, add.name, y_shape)};
+        add.outputs = {last ? conv.outputs[0] : add_f32_value(g, add.name, y_shape)};
         sum = add.outputs[0];
         g.nodes.push_back(add);
       }
