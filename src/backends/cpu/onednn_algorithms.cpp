@@ -59,13 +59,15 @@ int choose_conv_algorithms(program::ProgramData& p, WinogradPolicy policy,
     ref::WindowGeometry g;
     if (!candidate(ins, p, g)) continue;
     ++candidates;
-    // Measured on AVX-512 (docs/PERFORMANCE.md): Winograd saves 35-55% on
-    // 56x56 to 14x14 maps with 64 channels or more, 24% on 27x27 maps with
-    // 32 input channels (SqueezeNet), about 10% on 7x7 maps (where its
-    // weights, 1.8-4x larger, are not worth it), nothing with 16 input
-    // channels, and loses on 13x13 maps with 48-64.
+    // Measured per layer against direct convolution (SHOAL_WINOGRAD=all
+    // against the default, docs/PERFORMANCE.md). On an AVX-512 Xeon
+    // (Sapphire Rapids class): Winograd saves 20-25% on 56x56 and 28x28
+    // maps with 128 input and 32 output channels (DenseNet), 12% on 14x14
+    // maps, 22% on 13x13 maps with 48-64 input channels (SqueezeNet),
+    // loses 12-30% on 7x7 maps (its weights, 1.8-4x larger, are not worth
+    // it there) and 14-24% with 16 input channels.
     const int64_t area = g.out[0] * g.out[1];
-    const bool worth = area >= 14 * 14 && g.c_in >= 32 && g.c_out >= 64;
+    const bool worth = area >= 13 * 13 && g.c_in >= 32 && g.c_out >= 32;
     if ((policy == WinogradPolicy::all || worth) && available(ins, p, ctx)) {
       ins.attrs.set(kWinogradAttr, int64_t(1));
       ++marked;
