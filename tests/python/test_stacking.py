@@ -221,8 +221,10 @@ def test_winograd_layers_stack(monkeypatch):
     (64, 64, 14, True),     # ResNet's 3x3 layers down to 14x14
     (32, 128, 27, True),    # SqueezeNet's fire 6-7 expand3x3
     (16, 64, 55, False),    # too few input channels to pay
-    (64, 256, 13, False),   # maps under 14x14
-    (64, 32, 28, False),    # too few output channels
+    (64, 256, 13, True),    # SqueezeNet's fire 9-12 expand3x3
+    (128, 32, 28, True),    # DenseNet's 3x3 layers
+    (512, 512, 7, False),   # maps under 13x13
+    (64, 16, 28, False),    # too few output channels
 ])
 def test_winograd_rule(c_in, c_out, size, chosen):
     """The fixed rule choosing Winograd per 3x3 stride-1 layer (on a CPU
