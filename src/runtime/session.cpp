@@ -164,7 +164,7 @@ struct Session::Job {
 struct Session::DeviceState {
   std::unique_ptr<device::Device> device;
   uint8_t* weights = nullptr;  // the device's copy (device memory), or null: read in place
-  program::ProgramData view;  // the program with weights on this device
+  program::ProgramData view;   // the program with weights on this device
   std::vector<std::unique_ptr<Executor>> executors;
   ~DeviceState() {
     executors.clear();  // kernels and arenas first: they live in the device
@@ -348,7 +348,8 @@ std::string Session::plan() const {
   else if (auto_mode())
     o << "auto mode: a batch of " << n << " inputs or more runs in batch mode (each input on "
       << "one cluster, " << n << " at a time), a smaller one in split mode (each input on a "
-      << "whole device, the clusters sharing every operator)";
+      << "whole device, the clusters sharing every operator), and so do the inputs of a larger "
+      << "batch left over after whole rounds of the clusters, when at most half a round";
   else
     o << "batch mode: each input runs on one cluster, " << n << " inputs at a time";
   if (max_stack_ > 1)
@@ -394,7 +395,8 @@ std::string Session::plan() const {
     ++per[got];
     // (An int8 layer on the reference kernel still computes int8; it is
     // named among the slow layers above.)
-    if (got != want && want == "bf16") fell_back.push_back(ins.op + " '" + ins.name + "' (" + got + ")");
+    if (got != want && want == "bf16")
+      fell_back.push_back(ins.op + " '" + ins.name + "' (" + got + ")");
   }
   o << "; precision:";
   const char* sep = " ";
@@ -475,6 +477,26 @@ void Session::check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) co
   }
 }
 
+void Session::start_tail(const std::shared_ptr<Job>& job,
+                         const std::shared_ptr<std::atomic<int64_t>>& next, int64_t n, int workers,
+                         bool profile) {
+  // One sample at a time on each team, which shares it over all its cores.
+  for (int w = 0; w < workers; ++w) {
+    Executor* ex = teams_[size_t(w)];
+    ex->device().submit(ex->cluster(), [ex, next, n, job, profile](device::ExecContext& ctx) {
+      std::exception_ptr error;
+      try {
+        for (int64_t i; (i = next->fetch_add(1)) < n;)
+          ex->run(ctx, job->inputs, job->outputs, i, 1, profile);
+      } catch (...) {
+        error = std::current_exception();
+        next->store(n);
+      }
+      job->finish_worker(error);
+    });
+  }
+}
+
 std::shared_ptr<Session::Job> Session::start(std::vector<Tensor> inputs,
                                              std::function<void()> on_done) {
   auto job = std::make_shared<Job>();
@@ -490,37 +512,56 @@ std::shared_ptr<Session::Job> Session::start(std::vector<Tensor> inputs,
   }
   // Auto mode: a batch too small to give every cluster an input runs on the
   // devices' whole-core teams instead (latency), a larger one on clusters.
-  const std::vector<Executor*>& pool =
-      !teams_.empty() && n < int64_t(executors_.size()) ? teams_ : executors_;
+  const bool small = !teams_.empty() && n < int64_t(executors_.size());
+  const std::vector<Executor*>& pool = small ? teams_ : executors_;
   const int workers = int(std::min<int64_t>(n, int64_t(pool.size())));
-  job->left = workers;
+  // A batch that does not divide evenly over the clusters would leave some
+  // idle for a whole extra round (3 samples on 2 clusters took as long as
+  // 4). In auto mode the few samples left over run afterwards on the teams,
+  // which share each sample over all cores: one round of the clusters plus
+  // one split-mode sample instead of two rounds (docs/ARCHITECTURE.md).
+  const int64_t rest = small || teams_.empty() ? 0 : n % int64_t(executors_.size());
+  const int64_t per_team =
+      teams_.empty() ? 0 : (rest + int64_t(teams_.size()) - 1) / int64_t(teams_.size());
+  const int64_t clusters_per_team = teams_.empty() ? 0 : int64_t(executors_.size() / teams_.size());
+  const int64_t tail = rest > 0 && 2 * per_team <= clusters_per_team ? rest : 0;
+  const int tail_workers = int(std::min<int64_t>(tail, int64_t(teams_.size())));
+  job->left = workers + tail_workers;
   if (workers == 0) return job;  // an empty batch is done at once
-  // Each worker (cluster) takes the next chunk of samples until the batch is
-  // done, so outputs land in input order whatever order chunks finish in. A
-  // chunk (up to max_stack_ samples, the batch shared evenly) runs through
-  // the kernels at once.
-  const int64_t chunk = std::clamp<int64_t>((n + workers - 1) / workers, 1, max_stack_);
+  // Each worker (cluster) takes the next chunk of samples until its part of
+  // the batch is done, so outputs land in input order whatever order chunks
+  // finish in. A chunk (up to max_stack_ samples, the part shared evenly)
+  // runs through the kernels at once.
+  const int64_t head = n - tail;
+  const int64_t chunk = std::clamp<int64_t>((head + workers - 1) / workers, 1, max_stack_);
   auto next = std::make_shared<std::atomic<int64_t>>(0);
+  auto head_left = std::make_shared<std::atomic<int>>(workers);
   const bool profile = options_.profile;
+  auto tail_next = std::make_shared<std::atomic<int64_t>>(head);
   const size_t first = round_robin_.fetch_add(size_t(workers));
   for (int w = 0; w < workers; ++w) {
     Executor* ex = pool[(first + size_t(w)) % pool.size()];
-    ex->device().submit(
-        ex->cluster(), [ex, next, n, chunk, job, profile](device::ExecContext& ctx) {
-          std::exception_ptr error;
-          try {
-            for (int64_t i; (i = next->fetch_add(chunk)) < n;) {
-              const int64_t m = std::min(chunk, n - i);
-              for (int64_t j = 0; j < m;) {  // m samples from i, in stacks that work
-                j += ex->run(ctx, job->inputs, job->outputs, i + j, m - j, profile);
-              }
-            }
-          } catch (...) {
-            error = std::current_exception();
-            next->store(n);  // the other workers stop early
+    ex->device().submit(ex->cluster(), [this, ex, next, tail_next, head, head_left, chunk, job,
+                                        profile, n, tail_workers](device::ExecContext& ctx) {
+      std::exception_ptr error;
+      try {
+        for (int64_t i; (i = next->fetch_add(chunk)) < head;) {
+          const int64_t m = std::min(chunk, head - i);
+          for (int64_t j = 0; j < m;) {  // m samples from i, in stacks that work
+            j += ex->run(ctx, job->inputs, job->outputs, i + j, m - j, profile);
           }
-          job->finish_worker(error);
-        });
+        }
+      } catch (...) {
+        error = std::current_exception();
+        next->store(head);    // the other workers stop early
+        tail_next->store(n);  // and the tail does nothing
+      }
+      // The last cluster done starts the tail (before finishing, so the job
+      // cannot end and free the session's state under it).
+      if (head_left->fetch_sub(1) == 1 && tail_workers > 0)
+        start_tail(job, tail_next, n, tail_workers, profile);
+      job->finish_worker(error);
+    });
   }
   return job;
 }

@@ -49,13 +49,18 @@ class Session {
   /// Validates and starts a batch on the clusters; `on_done` runs (on a
   /// cluster thread) when its last sample finished.
   std::shared_ptr<Job> start(std::vector<Tensor> inputs, std::function<void()> on_done);
+  /// Auto mode: runs samples [next, n) of `job` one at a time on the first
+  /// `workers` teams, after the clusters ran the rest of the batch.
+  void start_tail(const std::shared_ptr<Job>& job,
+                  const std::shared_ptr<std::atomic<int64_t>>& next, int64_t n, int workers,
+                  bool profile);
 
   Program program_;
   RuntimeOptions options_;
   std::vector<int> device_ids_;
-  bool exclusive_ = false;       // this runtime claimed device_ids_
+  bool exclusive_ = false;  // this runtime claimed device_ids_
   std::vector<std::string> device_names_;
-  int clusters_ = 1;             // clusters per device (the first device's)
+  int clusters_ = 1;  // clusters per device (the first device's)
   std::vector<std::unique_ptr<DeviceState>> devices_;
   std::vector<Executor*> executors_;  // one per cluster (split mode: per device)
   /// Auto mode: one per device, over all its cores (a one-cluster device's

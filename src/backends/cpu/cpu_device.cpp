@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -44,6 +45,7 @@ class CpuDevice final : public device::Device {
       }
       clusters_.push_back(std::move(cl));
     }
+    team_ = team;
     if (team) {  // the device's cores as one more cluster (auto mode)
       auto cl = std::make_unique<Cluster>();
       cl->cores = info.cores;
@@ -141,7 +143,18 @@ class CpuDevice final : public device::Device {
   }
 
   void submit(int cluster, std::function<void(ExecContext&)> work) override {
-    clusters_.at(size_t(cluster))->jobs.submit(std::move(work));
+    Cluster& cl = *clusters_.at(size_t(cluster));
+    // The team's OpenMP workers spin for a while after its last parallel
+    // region (libgomp's default, about 14 ms here), on the cores a cluster
+    // job now needs: a batch-mode job after a split-mode one ran at half
+    // speed on one core. On such a switch the team releases its workers
+    // (queued behind its own jobs; the next team job starts new ones).
+    if (team_ && cluster != team_index())
+      if (team_ran_.exchange(false))
+        clusters_[size_t(team_index())]->jobs.submit(
+            [](ExecContext&) { omp_pause_resource_all(omp_pause_soft); });
+    if (team_ && cluster == team_index()) team_ran_ = true;
+    cl.jobs.submit(std::move(work));
   }
 
  private:
@@ -165,7 +178,11 @@ class CpuDevice final : public device::Device {
     run(ctx);
   }
 
+  int team_index() const { return int(clusters_.size()) - 1; }
+
   DeviceInfo info_;
+  bool team_ = false;                  // the last cluster spans every core
+  std::atomic<bool> team_ran_{false};  // a team job was queued since a cluster job
   std::mutex alloc_mu_;
   std::unordered_map<void*, size_t> sizes_;  // live allocations
   OneDnnContext onednn_;
