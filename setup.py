@@ -1,12 +1,13 @@
 """The Python package: python3 -m pip install --no-build-isolation .
 
-Builds the extension with CMake, reusing a configured build when there is one
+Builds the extensions with CMake, reusing a configured build when there is one
 (SHOAL_BUILD_DIR; else ./build when it holds a CMake build, as
 scripts/build.sh makes it; else a new ./build-pip), installs the runtime,
-compiler and python components into a staging directory, and packages the
-shoal package with its extension and the two libraries the extension links,
-next to it (it finds them there: RPATH $ORIGIN). The installed package needs
-nothing from the source or build tree. See docs/INSTALL.md.
+compiler, python and python_compiler components into a staging directory, and
+packages the shoal package with both extensions (shoal._shoal, the runtime,
+and shoal._shoal_compiler, which shoal.compile imports) and the library each
+links, next to them (they find them there: RPATH $ORIGIN). The installed
+package needs nothing from the source or build tree. See docs/INSTALL.md.
 """
 
 import glob
@@ -46,42 +47,56 @@ def run(cmd):
     subprocess.run(cmd, check=True)
 
 
-class CMakeBuild(build_ext):
-    """Builds `shoal._shoal` with CMake instead of from its (empty) sources."""
+# Each extension, and the library it links (installed next to it).
+EXTENSIONS = {"shoal._shoal": "shoal_runtime", "shoal._shoal_compiler": "shoal_compiler"}
 
-    def build_extension(self, ext):
+
+class CMakeBuild(build_ext):
+    """Builds the extensions with CMake instead of from their (empty) sources:
+    once, into a staging prefix that each extension is then copied from."""
+
+    def run(self):
+        with tempfile.TemporaryDirectory() as stage:
+            self._stage = stage
+            self._build_and_install(stage)
+            super().run()
+
+    def _build_and_install(self, stage):
         build = build_dir()
         jobs = os.environ.get("SHOAL_JOBS") or str(os.cpu_count() or 1)
         if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
             run(["cmake", "-S", HERE, "-B", build, "-DCMAKE_BUILD_TYPE=Release",
                  "-DSHOAL_TESTS=OFF", f"-DPython3_EXECUTABLE={sys.executable}"])
         # The C API library and the CLI too: the compiler component, which
-        # installs the libraries the extension links, holds them.
-        run(["cmake", "--build", build, "-j", jobs, "--target", "_shoal", "shoal", "shoal_cli"])
+        # installs the library the compiler extension links, holds them.
+        run(["cmake", "--build", build, "-j", jobs, "--target", "_shoal", "_shoal_compiler",
+             "shoal", "shoal_cli"])
+        for component in ("runtime", "compiler", "python", "python_compiler"):
+            run(["cmake", "--install", build, "--prefix", stage, "--component", component])
+
+    def build_extension(self, ext):
+        stage = self._stage
+        short = ext.name.split(".")[-1]
         dest = self.get_ext_fullpath(ext.name)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        with tempfile.TemporaryDirectory() as stage:
-            for component in ("runtime", "compiler", "python"):
-                run(["cmake", "--install", build, "--prefix", stage, "--component", component])
-            built = glob.glob(os.path.join(stage, "**", "shoal", "_shoal*.so"), recursive=True)
-            if len(built) != 1:
-                raise RuntimeError(f"expected one installed shoal/_shoal*.so under {stage}, "
-                                   f"found {built}")
-            suffix = sysconfig.get_config_var("EXT_SUFFIX")
-            if not built[0].endswith(suffix):
-                raise RuntimeError(
-                    f"{build} builds {os.path.basename(built[0])}, not for this Python "
-                    f"({sys.executable}, extension suffix {suffix}); set SHOAL_BUILD_DIR "
-                    "to a new directory to build one for it")
-            shutil.copy(built[0], dest)
-            # The sonames the extension links (links to the versioned files).
-            for name in ("shoal_runtime", "shoal_compiler"):
-                libs = [p for p in glob.glob(os.path.join(stage, "**", f"lib{name}.so.*"),
-                                             recursive=True) if os.path.islink(p)]
-                if len(libs) != 1:
-                    raise RuntimeError(f"expected one lib{name}.so.<soversion> link, found {libs}")
-                shutil.copy(libs[0], os.path.join(os.path.dirname(dest),
-                                                      os.path.basename(libs[0])))
+        built = glob.glob(os.path.join(stage, "**", "shoal", short + ".*.so"), recursive=True)
+        if len(built) != 1:
+            raise RuntimeError(f"expected one installed shoal/{short}.*.so under {stage}, "
+                               f"found {built}")
+        suffix = sysconfig.get_config_var("EXT_SUFFIX")
+        if not built[0].endswith(suffix):
+            raise RuntimeError(
+                f"{build_dir()} builds {os.path.basename(built[0])}, not for this Python "
+                f"({sys.executable}, extension suffix {suffix}); set SHOAL_BUILD_DIR "
+                "to a new directory to build one for it")
+        shutil.copy(built[0], dest)
+        # The soname the extension links (the link to the versioned file).
+        name = EXTENSIONS[ext.name]
+        libs = [p for p in glob.glob(os.path.join(stage, "**", f"lib{name}.so.*"),
+                                     recursive=True) if os.path.islink(p)]
+        if len(libs) != 1:
+            raise RuntimeError(f"expected one lib{name}.so.<soversion> link, found {libs}")
+        shutil.copy(libs[0], os.path.join(os.path.dirname(dest), os.path.basename(libs[0])))
 
 
 setup(
@@ -93,7 +108,7 @@ setup(
     packages=find_packages("python"),
     install_requires=["numpy"],
     extras_require={"dask": ["distributed"], "onnx": ["onnx"]},
-    ext_modules=[Extension("shoal._shoal", sources=[])],
+    ext_modules=[Extension(name, sources=[]) for name in EXTENSIONS],
     cmdclass={"build_ext": CMakeBuild},
     # setuptools' own build files go inside the CMake build directory.
     options={"build": {"build_base": os.path.join(build_dir(), "setuptools")}},

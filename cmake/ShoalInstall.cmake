@@ -1,8 +1,10 @@
 # Install rules, exported CMake targets and pkg-config files
 # (docs/INSTALL.md). Components: runtime (libshoal_runtime), compiler
 # (libshoal_compiler, the C API libshoal, the shoal CLI), dev (headers, CMake
-# and pkg-config files, the .so links) and python (the shoal package). Each
-# component becomes one Debian package (cmake/ShoalPackaging.cmake).
+# and pkg-config files, the .so links), python (the shoal package and its
+# runtime extension) and python_compiler (the compiler extension; both in
+# python/CMakeLists.txt). Each component becomes one Debian package
+# (cmake/ShoalPackaging.cmake).
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 

@@ -8,8 +8,13 @@
 #   3. pip install --no-build-isolation into a new virtual environment (with
 #      the system site packages, for numpy); examples/classify_digits.py is
 #      copied out and runs on the installed package;
-#   4. cpack -G DEB: the four packages' names, contents and Depends, checked
-#      with dpkg-deb, then unpacked together and run from there.
+#   4. cpack -G DEB: the five packages' names, contents, Depends and shlibs,
+#      checked with dpkg-deb, then unpacked together and run from there;
+#   5. a worker's install: only libshoal-runtime and python3-shoal unpacked,
+#      or only the runtime and python components installed with cmake (no
+#      compiler, ONNX or protobuf): the Python package runs a program
+#      compiled elsewhere, on its own and on a Dask worker started from there,
+#      and shoal.compile names the missing package (test-install-worker.py).
 # ctest runs it as the test "install" (about a minute on 2 cores).
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,7 +50,9 @@ for f in bin/shoal include/shoal/shoal.hpp include/shoal/shoal.h include/shoal/v
     lib/python3/dist-packages/shoal/__init__.py; do
   [ -e "$P/$f" ] || fail "cmake --install did not install $f"
 done
-ls "$P"/lib/python3/dist-packages/shoal/_shoal*.so >/dev/null || fail "no installed extension"
+PYDIR=$P/lib/python3/dist-packages/shoal
+ls "$PYDIR"/_shoal.*.so >/dev/null || fail "no installed runtime extension"
+ls "$PYDIR"/_shoal_compiler.*.so >/dev/null || fail "no installed compiler extension"
 # RPATHs are $ORIGIN-relative: nothing points back into the build or source tree.
 for f in "$P"/bin/shoal "$P"/lib/libshoal*.so."$VERSION" "$P"/lib/python3/dist-packages/shoal/_shoal*.so; do
   d=$(readelf -d "$f")
@@ -55,6 +62,14 @@ done
 # The runtime library is all a worker needs: no ONNX, no protobuf.
 expect_not_in "$(readelf -d "$P/lib/libshoal_runtime.so.$VERSION")" 'onnx|protobuf' \
   "libshoal_runtime links the compiler's dependencies"
+# So is the runtime extension (all it loads, ldd's closure), the compiler's
+# extension being the one that links libshoal_compiler.
+expect_not_in "$(ldd "$PYDIR"/_shoal.*.so)" 'libshoal_compiler|onnx|protobuf' \
+  "the runtime extension shoal._shoal links the compiler or its dependencies"
+expect_in "$(ldd "$PYDIR"/_shoal.*.so)" "libshoal_runtime\.so\.$SOVERSION => $P/lib/" \
+  "the runtime extension's libshoal_runtime"
+expect_in "$(ldd "$PYDIR"/_shoal_compiler.*.so)" "libshoal_compiler\.so\.$SOVERSION => $P/lib/" \
+  "the compiler extension's libshoal_compiler"
 out=$("$P/bin/shoal" --version)
 [ "$out" = "shoal $VERSION" ] || fail "shoal --version printed '$out', expected 'shoal $VERSION'"
 "$P/bin/shoal" compile "$DIGITS/digits_cnn.onnx" -o "$T/cli.shoal" --shape 8x8x1 >/dev/null
@@ -111,6 +126,10 @@ expect_in "$out" "^$VERSION $T/venv/lib/python3\.[0-9]+/site-packages/shoal/__in
   "pip's shoal: version and location"
 expect_not_in "$out" "$SRC|$BUILD|$P" "pip's shoal loads something from outside the venv"
 expect_in "$out" "site-packages/shoal/libshoal_runtime.so.$SOVERSION\$" "pip's shoal libraries"
+expect_not_in "$out" "libshoal_compiler" "pip's shoal loads the compiler at import"
+for f in _shoal _shoal_compiler libshoal_compiler.so.$SOVERSION; do
+  ls "$T"/venv/lib/python3.*/site-packages/shoal/$f* >/dev/null || fail "pip's shoal has no $f"
+done
 out=$("$T/venv/bin/python" "$T/classify_digits.py" --model-dir "$DIGITS" --program "$T/py.shoal") ||
   fail "classify_digits.py: $out"
 echo "$out"
@@ -124,7 +143,8 @@ step "cpack -G DEB"
 (cd "$BUILD" && cpack -G DEB -B "$T/deb" >"$T/cpack.log" 2>&1) || { cat "$T/cpack.log"; fail "cpack"; }
 deb() { echo "$T/deb/$1_${VERSION}_$(dpkg --print-architecture).deb"; }
 RT=libshoal-runtime$SOVERSION
-for p in "$RT" shoal libshoal-dev python3-shoal; do
+ALL_DEBS=("$RT" shoal libshoal-dev python3-shoal python3-shoal-compiler)
+for p in "${ALL_DEBS[@]}"; do
   [ -f "$(deb "$p")" ] || fail "no package $p: $(ls "$T/deb")"
   [ "$(dpkg-deb -f "$(deb "$p")" Package Version)" = "Package: $p"$'\n'"Version: $VERSION" ] ||
     fail "$p: wrong name or version"
@@ -153,18 +173,55 @@ for f in usr/include/shoal/shoal.hpp usr/include/shoal/shoal.h usr/include/shoal
   expect_in "$c" "^\./$f\$" "libshoal-dev contents"
 done
 expect_in "$(depends libshoal-dev)" "$RT \(= $VERSION\), shoal \(= $VERSION\)" "libshoal-dev Depends"
+# The library packages carry shlibs files (for packages built against them).
+expect_in "$(dpkg-deb -I "$(deb "$RT")" shlibs)" \
+  "^libshoal_runtime $SOVERSION $RT \(>= $VERSION\)\$" "$RT shlibs"
+expect_in "$(dpkg-deb -I "$(deb shoal)" shlibs)" \
+  "^libshoal_compiler $SOVERSION shoal \(>= $VERSION\)\$" "shoal shlibs"
+# python3-shoal: the package and the runtime extension; it depends on the
+# runtime library alone. python3-shoal-compiler: the compiler extension.
 c=$(contents python3-shoal)
 expect_in "$c" '^\./usr/lib/python3/dist-packages/shoal/_shoal\..*\.so$' "python3-shoal contents"
 expect_in "$c" '^\./usr/lib/python3/dist-packages/shoal/dask/__main__\.py$' "python3-shoal contents"
+expect_not_in "$c" '_shoal_compiler' "python3-shoal contents"
 d=$(depends python3-shoal)
-expect_in "$d" "shoal \(= $VERSION\)" "python3-shoal Depends"
+expect_in "$d" "^$RT \(= $VERSION\)" "python3-shoal Depends"
 expect_in "$d" 'python3-numpy' "python3-shoal Depends"
+expect_not_in "$d" 'shoal \(|onnx|protobuf' "python3-shoal Depends"
+c=$(contents python3-shoal-compiler)
+expect_in "$c" '^\./usr/lib/python3/dist-packages/shoal/_shoal_compiler\..*\.so$' \
+  "python3-shoal-compiler contents"
+expect_not_in "$c" '\.py$|/_shoal\.' "python3-shoal-compiler holds python3-shoal's files"
+d=$(depends python3-shoal-compiler)
+expect_in "$d" "python3-shoal \(= $VERSION\), shoal \(= $VERSION\)" "python3-shoal-compiler Depends"
 # Unpacked together (as dpkg -i would put them, under another root), they run.
-for p in "$RT" shoal libshoal-dev python3-shoal; do dpkg-deb -x "$(deb "$p")" "$T/root"; done
+for p in "${ALL_DEBS[@]}"; do dpkg-deb -x "$(deb "$p")" "$T/root"; done
 out=$("$T/root/usr/bin/shoal" --version)
 [ "$out" = "shoal $VERSION" ] || fail "the packaged shoal --version printed '$out'"
 out=$(PYTHONPATH=$T/root/usr/lib/python3/dist-packages /usr/bin/python3 -c '
 import shoal; print(shoal.__version__, shoal.__file__)')
 expect_in "$out" "^$VERSION $T/root/usr/lib/python3/dist-packages/shoal/__init__.py\$" \
   "the packaged Python package"
+out=$(PYTHONPATH=$T/root/usr/lib/python3/dist-packages /usr/bin/python3 -c '
+import shoal; print(shoal.compile("'"$DIGITS"'/digits_cnn.onnx", shape="8x8x1").outputs[0].shape)')
+expect_in "$out" '^\(1, 10\)$' "the packaged shoal.compile"
+
+# --- 5. a worker: the runtime packages alone --------------------------------
+# The same two ways docs/INSTALL.md gives a worker: the two Debian packages,
+# or cmake --install of the runtime and python components.
+step "runtime only: $RT and python3-shoal, a Python and a Dask worker"
+for p in "$RT" python3-shoal; do dpkg-deb -x "$(deb "$p")" "$T/worker-deb"; done
+step "runtime only: cmake --install --component runtime, python"
+for c in runtime python; do
+  cmake --install "$BUILD" --prefix "$T/worker-cmake" --component "$c" >/dev/null
+done
+for W in "$T/worker-deb/usr" "$T/worker-cmake"; do
+  [ -z "$(find "$W" -name '*compiler*')" ] || fail "$W: the worker's install holds the compiler"
+  out=$(cd "$T" && PYTHONPATH=$W/lib/python3/dist-packages /usr/bin/python3 \
+    "$SRC/scripts/test-install-worker.py" "$W" "$T/cli.shoal" "$DIGITS" 2>&1) ||
+    fail "the runtime-only worker in $W: $out"
+  echo "$out"
+  expect_in "$out" '^runtime-only shoal .*: accuracy 98.61% \(354/359\)' "the runtime-only worker"
+  expect_in "$out" '^Dask worker \(runtime only\): 359 outputs' "the runtime-only Dask worker"
+done
 echo "test-install: all passed"

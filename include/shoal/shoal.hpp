@@ -106,11 +106,13 @@ struct CompileOptions {
 };
 
 /// Parses an input shape: "WxHxC" (the SDK's form, e.g. "224x224x3" ->
-/// {1,3,224,224}) or a comma list "1,3,224,224" taken as NCHW.
+/// {1,3,224,224}) or a comma list "1,3,224,224" taken as NCHW. In
+/// libshoal_runtime (shoal::runtime).
 Shape parse_shape(const std::string& text);
 
 /// Compiles an ONNX model file (or bytes) into a program. Throws Error; an
-/// unsupported model gets one message listing every unsupported node.
+/// unsupported model gets one message listing every unsupported node. In
+/// libshoal_compiler (shoal::compiler).
 Program compile(const std::string& onnx_path, const CompileOptions& options = {});
 Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions& options = {});
 

@@ -6,8 +6,13 @@
     rt = shoal.Runtime(shoal.load("model.shoal"))
     (y,) = rt.run(np.zeros((8, 3, 224, 224), np.float32))
 
-The C++ core lives in ``shoal._shoal`` (a thin binding); the argument
-conveniences are here. Errors are the classes of :mod:`shoal.errors`.
+The C++ core lives in ``shoal._shoal`` (a thin binding of the runtime:
+programs, runtimes, devices) and ``shoal._shoal_compiler`` (the compiler),
+which :func:`compile` imports on first use: importing shoal and running
+programs never loads the compiler, and a worker may have the runtime alone
+(the python3-shoal package without python3-shoal-compiler; docs/INSTALL.md).
+The argument conveniences are here. Errors are the classes of
+:mod:`shoal.errors`.
 """
 
 import itertools
@@ -203,6 +208,26 @@ def _log_sink(verbose, log):
     return both
 
 
+# The package holding shoal._shoal_compiler (docs/INSTALL.md).
+_COMPILER_PACKAGE = "python3-shoal-compiler"
+
+
+def _compiler():
+    """shoal._shoal_compiler, imported on first use; UnsupportedError naming
+    the package to install when it is not installed (a runtime-only install,
+    as on a worker) or cannot load."""
+    try:
+        from . import _shoal_compiler
+    except ImportError as e:
+        raise UnsupportedError(
+            "the shoal compiler is not installed: this shoal can load and run "
+            "compiled programs (shoal.load, shoal.Runtime) but not compile ONNX "
+            f"models; install the Debian package {_COMPILER_PACKAGE} (or pip-install "
+            f"shoal, which includes it), or compile elsewhere and copy the program "
+            f"file here ({e})") from e
+    return _shoal_compiler
+
+
 def _mode_arg(mode, split):
     if split:
         if mode not in (None, "split"):
@@ -260,6 +285,7 @@ def compile(model, shape=None, devices=1, clusters=0, split=False, optimize=True
     verbose: print the compile log to stderr; log: a callable receiving each
         log line (both may be given).
     """
+    compiler = _compiler()
     precision = _precision_arg(precision)
     if precision == "int8":
         if calibration is None:
@@ -281,11 +307,11 @@ def compile(model, shape=None, devices=1, clusters=0, split=False, optimize=True
         _log_sink(verbose, log),
     )
     if isinstance(model, (bytes, bytearray, memoryview)):
-        return _shoal.compile_bytes(model, *args)
+        return compiler.compile_bytes(model, *args)
     if hasattr(model, "SerializeToString"):  # onnx.ModelProto
-        return _shoal.compile_bytes(model.SerializeToString(), *args)
+        return compiler.compile_bytes(model.SerializeToString(), *args)
     if isinstance(model, (str, os.PathLike)):
-        return _shoal.compile_file(os.fsdecode(os.fspath(model)), *args)
+        return compiler.compile_file(os.fsdecode(os.fspath(model)), *args)
     raise TypeError(
         "model must be a path, bytes or an onnx.ModelProto, "
         f"got {type(model).__name__}")

@@ -1,10 +1,15 @@
-// shoal._shoal: a thin pybind11 binding of include/shoal/shoal.hpp.
+// shoal._shoal: a thin pybind11 binding of the runtime half of
+// include/shoal/shoal.hpp (programs, runtimes, devices, operators, version);
+// it links libshoal_runtime only, so that a worker needs no compiler. The
+// compiler's functions are shoal._shoal_compiler (compiler_module.cpp),
+// which shoal.compile imports when first used.
 //
 // Conveniences (model/shape argument forms, input normalisation, the public
 // Runtime wrapper) live in python/shoal/__init__.py. This file only converts
 // types, releases the GIL around long calls, keeps raw buffers safe (every
 // array handed to C++ is checked for dtype, shape and contiguity here too),
-// and translates shoal::Error into the classes of python/shoal/errors.py.
+// and translates shoal::Error into the classes of python/shoal/errors.py
+// (common.hpp).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -18,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "common.hpp"
 #include "shoal/shoal.hpp"
 
 namespace py = pybind11;
@@ -27,26 +33,8 @@ namespace {
 using shoal::DType;
 using shoal::Error;
 using shoal::ErrorKind;
-
-// Decodes text that may hold invalid UTF-8 (names read from a model file).
-py::str to_str(const std::string& s) {
-  PyObject* o = PyUnicode_DecodeUTF8(s.data(), Py_ssize_t(s.size()), "replace");
-  if (!o) throw py::error_already_set();
-  return py::reinterpret_steal<py::str>(o);
-}
-
-// Raises shoal.errors.<class for kind>(message). The kind -> class table is
-// python/shoal/errors.py's _from_kind; this is its only caller.
-void raise_shoal_error(const Error& e) {
-  try {
-    py::object errors = py::module_::import("shoal.errors");
-    py::object exc = errors.attr("_from_kind")(int(e.kind()), to_str(e.what()));
-    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
-  } catch (py::error_already_set&) {
-    // shoal.errors is missing (extension imported on its own): keep the text.
-    PyErr_SetString(PyExc_RuntimeError, e.what());
-  }
-}
+using shoal_python::ByteView;
+using shoal_python::to_str;
 
 std::string py_shape_str(const shoal::Shape& s) {
   std::ostringstream o;
@@ -77,79 +65,8 @@ py::dtype numpy_dtype(DType t) {
   return py::dtype(std::string(shoal::dtype_name(t)));
 }
 
-// A contiguous read-only view of any buffer-protocol object (bytes,
-// bytearray, memoryview, numpy uint8 array), released on destruction.
-class ByteView {
- public:
-  explicit ByteView(const py::object& obj) {
-    if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_SIMPLE) != 0) throw py::error_already_set();
-  }
-  ~ByteView() { PyBuffer_Release(&view_); }
-  ByteView(const ByteView&) = delete;
-  ByteView& operator=(const ByteView&) = delete;
-  const void* data() const { return view_.buf; }
-  size_t size() const { return size_t(view_.len); }
-
- private:
-  Py_buffer view_{};
-};
-
 py::bytes to_pybytes(const std::vector<uint8_t>& v) {
   return py::bytes(reinterpret_cast<const char*>(v.data()), v.size());
-}
-
-shoal::CompileOptions make_options(std::vector<int64_t> shape, int devices, int clusters,
-                                   const std::string& mode, bool optimize, bool winograd,
-                                   bool strict, const std::string& precision,
-                                   const py::object* log) {
-  shoal::CompileOptions o;
-  o.input_shape = std::move(shape);
-  o.devices = devices;
-  o.clusters = clusters;
-  if (!shoal::mode_from_name(mode, o.mode))
-    throw shoal::Error(shoal::ErrorKind::invalid_argument,
-                       "mode must be 'auto', 'batch' or 'split', got '" + mode + "'");
-  o.optimize = optimize;
-  o.winograd = winograd;
-  o.strict = strict;
-  if (!shoal::precision_from_name(precision, o.precision))
-    throw shoal::Error(shoal::ErrorKind::invalid_argument,
-                       "precision must be 'f32' or 'bf16', got '" + precision + "'");
-  if (log && !log->is_none()) {
-    // Called with the GIL released, maybe from another thread. Captures a
-    // raw pointer (copying the std::function must not touch refcounts); the
-    // callable outlives the compile call that uses these options.
-    o.log = [log](const std::string& line) {
-      py::gil_scoped_acquire gil;
-      try {
-        (*log)(to_str(line));
-      } catch (py::error_already_set& e) {
-        e.discard_as_unraisable("shoal.compile log callback");
-      }
-    };
-  }
-  return o;
-}
-
-shoal::Program compile_file(const std::filesystem::path& path, std::vector<int64_t> shape,
-                            int devices, int clusters, const std::string& mode, bool optimize,
-                            bool winograd, bool strict, const std::string& precision,
-                            const py::object& log) {
-  auto opts = make_options(std::move(shape), devices, clusters, mode, optimize, winograd, strict,
-                           precision, &log);
-  std::string p = path.string();
-  py::gil_scoped_release nogil;
-  return shoal::compile(p, opts);
-}
-
-shoal::Program compile_bytes(const py::object& data, std::vector<int64_t> shape, int devices,
-                             int clusters, const std::string& mode, bool optimize, bool winograd,
-                             bool strict, const std::string& precision, const py::object& log) {
-  auto opts = make_options(std::move(shape), devices, clusters, mode, optimize, winograd, strict,
-                           precision, &log);
-  ByteView bytes(data);
-  py::gil_scoped_release nogil;
-  return shoal::compile_bytes(bytes.data(), bytes.size(), opts);
 }
 
 std::string program_repr(const shoal::Program& p) {
@@ -302,9 +219,9 @@ py::object get(shoal::Runtime& rt, double timeout_ms) {
       message = e.what();
     } catch (...) {
     }
-    py::object exc = py::module_::import("shoal.errors").attr("_from_kind")(kind, to_str(message));
+    py::object exc = shoal_python::shoal_exception(kind, message);
     exc.attr("_shoal_tag") = py::int_(tag);
-    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
+    shoal_python::set_python_error(exc);
     throw py::error_already_set();
   }
   if (!ok) return py::none();
@@ -332,13 +249,7 @@ py::list profile(const shoal::Runtime& rt) {
 PYBIND11_MODULE(_shoal, m) {
   m.doc() = "shoal's C++ core; use the `shoal` package instead.";
 
-  py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const Error& e) {
-      raise_shoal_error(e);
-    }
-  });
+  shoal_python::register_error_translator();
 
   // ErrorKind values, so that tests can check errors.py's table covers them.
   py::dict kinds;
@@ -441,13 +352,6 @@ PYBIND11_MODULE(_shoal, m) {
             ByteView bytes(state[0]);
             return shoal::Program::from_bytes(bytes.data(), bytes.size());
           }));
-
-  m.def("compile_file", &compile_file, py::arg("path"), py::arg("shape"), py::arg("devices"),
-        py::arg("clusters"), py::arg("mode"), py::arg("optimize"), py::arg("winograd"),
-        py::arg("strict"), py::arg("precision"), py::arg("log").none(true));
-  m.def("compile_bytes", &compile_bytes, py::arg("data"), py::arg("shape"), py::arg("devices"),
-        py::arg("clusters"), py::arg("mode"), py::arg("optimize"), py::arg("winograd"),
-        py::arg("strict"), py::arg("precision"), py::arg("log").none(true));
 
   py::class_<shoal::DeviceInfo>(m, "Device")
       .def_readonly("id", &shoal::DeviceInfo::id)
