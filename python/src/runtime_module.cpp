@@ -156,26 +156,25 @@ py::list output_arrays(std::vector<shoal::Tensor>& out) {
   return result;
 }
 
-py::list run(shoal::Runtime& rt, const py::sequence& xs) {
+// f(inputs) on views of `xs`, without the GIL (the views' arrays are kept,
+// and released after the GIL is back).
+template <class F>
+auto on_inputs(shoal::Runtime& rt, const py::sequence& xs, F f) {
   std::vector<py::array> keep;
   std::vector<shoal::Tensor> in = input_views(rt, xs, keep);
-  std::vector<shoal::Tensor> out;
-  {
-    py::gil_scoped_release nogil;
-    out = rt.run(in);
-  }
+  py::gil_scoped_release nogil;
+  return f(in);
+}
+
+py::list run(shoal::Runtime& rt, const py::sequence& xs) {
+  std::vector<shoal::Tensor> out = on_inputs(rt, xs, [&](const auto& in) { return rt.run(in); });
   return output_arrays(out);
 }
 
 // Every layer's outputs for the first sample: [(name, op, [arrays])].
 py::list run_layers(shoal::Runtime& rt, const py::sequence& xs) {
-  std::vector<py::array> keep;
-  std::vector<shoal::Tensor> in = input_views(rt, xs, keep);
-  std::vector<shoal::LayerOutputs> layers;
-  {
-    py::gil_scoped_release nogil;
-    layers = rt.run_layers(in);
-  }
+  std::vector<shoal::LayerOutputs> layers =
+      on_inputs(rt, xs, [&](const auto& in) { return rt.run_layers(in); });
   py::list out;
   for (shoal::LayerOutputs& l : layers)
     out.append(py::make_tuple(l.name, l.op, output_arrays(l.outputs)));
