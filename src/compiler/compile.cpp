@@ -8,6 +8,7 @@
 
 #include "backends/cpu/onednn_kernels.hpp"
 #include "compiler/emit.hpp"
+#include "core/settings.hpp"
 #include "frontend/onnx/onnx_import.hpp"
 #include "passes/passes.hpp"
 #include "program/program_data.hpp"
@@ -67,6 +68,7 @@ Shape parse_shape(const std::string& text) {
 }
 
 Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions& o) {
+  const Settings settings = read_settings();
   if (o.devices < 1 || o.devices > 1024)
     throw Error(ErrorKind::invalid_argument,
                 "devices must be 1..1024, got " + std::to_string(o.devices));
@@ -119,8 +121,7 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
   if (o.optimize && o.winograd) {
     // SHOAL_WINOGRAD=all: wherever oneDNN has it, not only where it pays
     // (tests of the Winograd path on small models).
-    const char* env = std::getenv("SHOAL_WINOGRAD");
-    const bool all = env && std::string(env) == "all";
+    const bool all = settings.winograd_all;
     cpu::choose_conv_algorithms(
         *data, all ? cpu::WinogradPolicy::all : cpu::WinogradPolicy::worthwhile, log);
   }

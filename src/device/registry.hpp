@@ -18,9 +18,9 @@ struct Backend {
   /// Whether a runtime naming no device may pick this backend's devices (a
   /// debugging backend says no: it runs only where named).
   bool automatic = true;
-  /// This host's devices of the backend; id, kind, index and name are filled
-  /// in by the registry.
-  std::function<std::vector<DeviceInfo>()> enumerate;
+  /// This host's devices of the backend, as the settings partition them; id,
+  /// kind, index and name are filled in by the registry.
+  std::function<std::vector<DeviceInfo>(const Settings&)> enumerate;
   std::function<std::unique_ptr<Device>(const DeviceInfo&, const DeviceConfig&)> create;
 };
 
@@ -30,7 +30,7 @@ bool register_backend(Backend backend);
 /// The registered backends, in enumeration order.
 std::vector<Backend> backends();
 /// Every device of every backend; DeviceInfo::id is the index in this list.
-std::vector<DeviceInfo> enumerate_devices();
+std::vector<DeviceInfo> enumerate_devices(const Settings& settings);
 /// The backend of devices of `kind`; throws Error(device) when none is.
 Backend backend(const std::string& kind);
 

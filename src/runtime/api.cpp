@@ -182,7 +182,7 @@ static runtime::Session& live(const std::unique_ptr<runtime::Session>& s) {
 // --- Runtime -----------------------------------------------------------------
 
 Runtime::Runtime(const Program& program, const RuntimeOptions& options)
-    : impl_(std::make_unique<runtime::Session>(program, options)) {}
+    : impl_(std::make_unique<runtime::Session>(program, options, read_settings())) {}
 Runtime::~Runtime() = default;
 Runtime::Runtime(Runtime&&) noexcept = default;
 Runtime& Runtime::operator=(Runtime&&) noexcept = default;

@@ -19,8 +19,10 @@ using device::Kernel;
 class Executor {
  public:
   /// `view` (the program with weights on `device`) must outlive the executor;
-  /// stacks hold up to `max_stack` samples.
-  Executor(Device& device, int cluster, const program::ProgramData& view, int64_t max_stack);
+  /// stacks hold up to `max_stack` samples; `settings` say whether a stack's
+  /// split is forced (stack_split) or reported (debug_stack).
+  Executor(Device& device, int cluster, const program::ProgramData& view, int64_t max_stack,
+           const Settings& settings);
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
@@ -74,6 +76,8 @@ class Executor {
   const int cluster_;
   const program::ProgramData& view_;
   int64_t max_stack_;
+  int64_t stack_split_;  // SHOAL_STACK_SPLIT (-1: timed)
+  bool debug_stack_;     // SHOAL_DEBUG_STACK
   uint8_t* arena_ = nullptr;
   uint64_t arena_bytes_ = 0;
   // stacks_[n]: n samples at once, 1 <= n <= max_stack (sized once: impl()

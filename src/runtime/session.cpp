@@ -112,19 +112,11 @@ void copy_weights(device::Device& dev, device::ExecContext& ctx, uint8_t* dst,
   dev.synchronize(ctx);
 }
 
-/// The placement `requested` resolves to: SHOAL_WEIGHTS overrides automatic,
-/// which each device then decides (Device::prefers_host_weights).
-WeightPlacement resolve_weight_placement(WeightPlacement requested) {
-  if (requested != WeightPlacement::automatic) return requested;
-  if (const char* env = std::getenv("SHOAL_WEIGHTS"); env && *env) {
-    const std::string v = env;
-    if (v == "copy") return WeightPlacement::copy;
-    if (v == "shared") return WeightPlacement::shared;
-    if (v != "auto")
-      throw Error(ErrorKind::invalid_argument,
-                  "SHOAL_WEIGHTS=" + v + ": expected copy, shared or auto");
-  }
-  return WeightPlacement::automatic;
+/// The placement `requested` resolves to: SHOAL_WEIGHTS (settings.weights)
+/// overrides automatic, which each device then decides
+/// (Device::prefers_host_weights).
+WeightPlacement resolve_weight_placement(WeightPlacement requested, const Settings& settings) {
+  return requested != WeightPlacement::automatic ? requested : settings.weights;
 }
 
 }  // namespace
@@ -172,8 +164,8 @@ struct Session::DeviceState {
   }
 };
 
-Session::Session(const Program& program, const RuntimeOptions& options)
-    : program_(program), options_(options) {
+Session::Session(const Program& program, const RuntimeOptions& options, const Settings& settings)
+    : program_(program), options_(options), settings_(settings) {
   if (!program_)
     throw Error(ErrorKind::invalid_argument, "cannot create a runtime from an empty program");
   const program::ProgramData& pd = program_.data();
@@ -187,7 +179,7 @@ Session::Session(const Program& program, const RuntimeOptions& options)
                                                  std::to_string(options.micro_batch));
   stacking_ = stacking_blocker(pd);
   max_stack_ = stacking_.empty() ? options.micro_batch : 1;
-  std::vector<DeviceInfo> host = device::enumerate_devices();
+  std::vector<DeviceInfo> host = device::enumerate_devices(settings_);
   std::vector<int> ids = options.devices;
   DeviceRegistry& registry = DeviceRegistry::get();
   if (ids.empty()) {
@@ -221,8 +213,7 @@ Session::Session(const Program& program, const RuntimeOptions& options)
         throw Error(ErrorKind::invalid_argument,
                     "device " + std::to_string(ids[i]) + " listed twice");
   }
-  // Before claiming: it may throw (a bad SHOAL_WEIGHTS).
-  const WeightPlacement placement = resolve_weight_placement(options.weights);
+  const WeightPlacement placement = resolve_weight_placement(options.weights, settings_);
   if (!options.devices.empty() && !options.share_devices) {
     registry.claim(ids, host);
     exclusive_ = true;
@@ -268,6 +259,7 @@ void Session::init_devices(const std::vector<DeviceInfo>& host, WeightPlacement 
     device::DeviceConfig config;
     config.clusters = pd.mode == Mode::split ? 1 : clusters_of(id);
     config.team = has_team(id);
+    config.settings = settings_;
     ds->device = device::backend(info.kind).create(info, config);
     device::Device& dev = *ds->device;
     if (!dev.runs_target(pd.target))
@@ -293,7 +285,7 @@ void Session::init_devices(const std::vector<DeviceInfo>& host, WeightPlacement 
     ds->view.weights = in_place ? pd.weights : ds->weights;
     ds->view.weights_bytes = pd.weights_bytes;
     for (int c = 0; c < dev.num_clusters(); ++c)
-      ds->executors.push_back(std::make_unique<Executor>(dev, c, ds->view, max_stack_));
+      ds->executors.push_back(std::make_unique<Executor>(dev, c, ds->view, max_stack_, settings_));
     if (!in_place) {
       Completion init(dev.num_clusters());
       for (auto& exp : ds->executors) {

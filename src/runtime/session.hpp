@@ -10,6 +10,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/settings.hpp"
 #include "program/program_data.hpp"
 #include "shoal/shoal.hpp"
 
@@ -19,7 +20,8 @@ class Executor;  // one per (device, cluster): executor.hpp
 
 class Session {
  public:
-  Session(const Program& program, const RuntimeOptions& options);
+  /// `settings`: the environment as the API read it (core/settings.hpp).
+  Session(const Program& program, const RuntimeOptions& options, const Settings& settings);
   ~Session();
 
   std::vector<Tensor> run(const std::vector<Tensor>& inputs);
@@ -52,6 +54,7 @@ class Session {
 
   Program program_;
   RuntimeOptions options_;
+  Settings settings_;
   std::vector<int> device_ids_;
   bool exclusive_ = false;       // this runtime claimed device_ids_
   std::vector<std::string> device_names_;

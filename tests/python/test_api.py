@@ -265,10 +265,11 @@ def test_weight_placement(digits_model, digits_program, digits_rt, tmp_path, mon
     monkeypatch.setenv("SHOAL_WEIGHTS", "copy")  # overrides auto only
     assert "copied" in shoal.Runtime(digits_program).plan()
     assert "in place" in shoal.Runtime(digits_program, weights="shared").plan()
+    device = shoal.devices()[0].id
+    # A malformed variable fails every API call that reads the environment.
     monkeypatch.setenv("SHOAL_WEIGHTS", "everywhere")
     with pytest.raises(errors.InvalidArgumentError, match="SHOAL_WEIGHTS"):
         shoal.Runtime(digits_program)
-    device = shoal.devices()[0].id
     with pytest.raises(errors.InvalidArgumentError, match="SHOAL_WEIGHTS"):
         shoal.Runtime(digits_program, devices=[device])
     monkeypatch.delenv("SHOAL_WEIGHTS")

@@ -9,8 +9,9 @@
 
 namespace shoal::cpu {
 
-/// This host's CPU devices: one per NUMA node, or as SHOAL_CPU_DEVICES says.
-std::vector<DeviceInfo> enumerate_devices();
+/// This host's CPU devices: one per NUMA node, or as SHOAL_CPU_DEVICES
+/// (settings.cpu_devices) says.
+std::vector<DeviceInfo> enumerate_devices(const Settings& settings);
 
 /// How many NUMA nodes hold cores this process may use (at least 1).
 int numa_node_count();

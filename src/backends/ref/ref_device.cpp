@@ -139,15 +139,8 @@ class RefDevice final : public device::Device {
 };
 
 /// SHOAL_REF_DEVICES=n ref devices (default 1, 0 for none).
-std::vector<DeviceInfo> enumerate() {
-  int n = 1;
-  if (const char* env = std::getenv("SHOAL_REF_DEVICES"); env && *env) {
-    const std::string v = env;
-    if (v.size() > 2 || v.find_first_not_of("0123456789") != std::string::npos)
-      throw Error(ErrorKind::invalid_argument,
-                  "SHOAL_REF_DEVICES=" + v + ": expected a device count from 0 to 99");
-    n = std::stoi(v);
-  }
+std::vector<DeviceInfo> enumerate(const Settings& settings) {
+  const int n = settings.ref_devices;
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
   const uint64_t mem = pages > 0 && page > 0 ? uint64_t(pages) * uint64_t(page) : 0;
   std::vector<DeviceInfo> out(static_cast<size_t>(n));
