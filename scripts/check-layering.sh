@@ -2,7 +2,10 @@
 # Layering rules that grep can check (ctest `layering`, under a second):
 #  - the library reads the environment only in src/core/settings.cpp
 #    (read_settings(), called at the API; docs/ENVIRONMENT.md);
-#  - the runtime includes no backend and no oneDNN (docs/BACKENDS.md).
+#  - the runtime includes no backend and no oneDNN (docs/BACKENDS.md);
+#  - the public headers include only public headers, and the command line
+#    (tools/), the C API, the Python module and the server (src/serve/, a
+#    library over the public API) include only public headers and their own.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 fail=0
@@ -14,6 +17,18 @@ $hits"
 
 hits=$(grep -rn '#include "backends/\|#include <oneapi/dnnl\|#include "dnnl' src/runtime/ src/device/)
 [ -z "$hits" ] || bad "src/runtime or src/device includes a backend or oneDNN:
+$hits"
+
+hits=$(grep -rn '#include "' include/shoal/ | grep -v '#include "shoal/')
+[ -z "$hits" ] || bad "a public header includes an internal one:
+$hits"
+
+# Quoted includes must be public (shoal/...), the folder's own headers (no
+# slash), or, for tools/, the server library (serve/...).
+hits=$(grep -rn '#include "' tools/ src/serve/ src/capi/ python/src/ |
+  grep -v '#include "shoal/\|#include "[^/"]*"' |
+  grep -v '^tools/[^:]*:[0-9]*:#include "serve/\|^src/serve/[^:]*:[0-9]*:#include "serve/')
+[ -z "$hits" ] || bad "the command line, C API, Python module or server includes an internal header:
 $hits"
 
 [ $fail = 0 ] && echo "layering: ok"

@@ -11,7 +11,7 @@
 #include "core/settings.hpp"
 #include "frontend/onnx/onnx_import.hpp"
 #include "passes/passes.hpp"
-#include "program/program_data.hpp"
+#include "program/access.hpp"
 #include "shoal/shoal.hpp"
 
 namespace shoal {
@@ -139,7 +139,7 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
     log("strict: every layer has a fast CPU kernel");
   }
   log("compiled " + std::to_string(data->instructions.size()) + " instructions");
-  return Program(std::move(data));
+  return program::make_program(std::move(data));
 }
 
 Program compile(const std::string& onnx_path, const CompileOptions& options) {

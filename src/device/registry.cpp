@@ -70,12 +70,11 @@ std::vector<DeviceInfo> enumerate_devices(const Settings& settings) {
 std::string DeviceInfo::describe() const {
   std::ostringstream o;
   o << "device " << id << " (" << name << "): " << kind << ", ";
+  o << compute_units << " " << compute_unit << (compute_units == 1 ? "" : "s");
   if (!cores.empty()) {
-    o << cores.size() << " core" << (cores.size() == 1 ? "" : "s") << " [";
+    o << " [";
     for (size_t i = 0; i < cores.size(); ++i) o << (i ? "," : "") << cores[i];
     o << "]";
-  } else {
-    o << compute_units << " compute unit" << (compute_units == 1 ? "" : "s");
   }
   o << ", " << clusters << " cluster" << (clusters == 1 ? "" : "s") << ", " << (memory_bytes >> 20)
     << " MiB" << (host_addressable ? "" : ", own memory");

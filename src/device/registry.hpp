@@ -22,6 +22,10 @@ struct Backend {
   /// kind, index and name are filled in by the registry.
   std::function<std::vector<DeviceInfo>(const Settings&)> enumerate;
   std::function<std::unique_ptr<Device>(const DeviceInfo&, const DeviceConfig&)> create;
+  /// Optional: the layers ("Op 'name'") of a program that this backend's
+  /// devices would run on slow fallback kernels (Program::reference_layers,
+  /// strict compiles, `shoal inspect`).
+  std::function<std::vector<std::string>(const program::ProgramData&)> reference_layers;
 };
 
 /// Registers a backend (from a static initializer); returns true. Throws

@@ -168,7 +168,7 @@ Session::Session(const Program& program, const RuntimeOptions& options, const Se
     : program_(program), options_(options), settings_(settings) {
   if (!program_)
     throw Error(ErrorKind::invalid_argument, "cannot create a runtime from an empty program");
-  const program::ProgramData& pd = program_.data();
+  const program::ProgramData& pd = program::data_of(program_);
   // A program file is untrusted input: every instruction is checked against
   // the operator table once, here, before any device makes a kernel for it.
   for (const program::Instruction& ins : pd.instructions) ops::check_instruction(ins, pd);
@@ -236,7 +236,7 @@ Session::Session(const Program& program, const RuntimeOptions& options, const Se
 }
 
 void Session::init_devices(const std::vector<DeviceInfo>& host, WeightPlacement placement) {
-  const program::ProgramData& pd = program_.data();
+  const program::ProgramData& pd = program::data_of(program_);
   // Clusters per device: the program's count, or (0) one per compute unit.
   auto clusters_of = [&](int id) {
     return pd.clusters > 0 ? pd.clusters : std::max(1, host[size_t(id)].compute_units);
@@ -328,7 +328,7 @@ void Session::init_devices(const std::vector<DeviceInfo>& host, WeightPlacement 
 }
 
 std::string Session::plan() const {
-  const program::ProgramData& pd = program_.data();
+  const program::ProgramData& pd = program::data_of(program_);
   std::ostringstream o;
   o << device_ids_.size() << " device" << (device_ids_.size() == 1 ? "" : "s") << " [";
   for (size_t i = 0; i < device_ids_.size(); ++i) o << (i ? "," : "") << device_names_[i];
@@ -475,7 +475,7 @@ std::shared_ptr<Session::Job> Session::start(std::vector<Tensor> inputs,
   check_inputs(inputs, n);
   job->inputs = std::move(inputs);
   job->on_done = std::move(on_done);
-  const program::ProgramData& pd = program_.data();
+  const program::ProgramData& pd = program::data_of(program_);
   for (int32_t t : pd.outputs) {
     const auto& d = pd.tensors[size_t(t)];
     job->outputs.emplace_back(d.dtype, batched(d.shape, n));
@@ -616,7 +616,7 @@ size_t Session::pending() const {
 }
 
 std::vector<LayerProfile> Session::profile() const {
-  const auto& pd = program_.data();
+  const auto& pd = program::data_of(program_);
   std::vector<LayerProfile> out(pd.instructions.size());
   for (size_t s = 0; s < out.size(); ++s) {
     out[s].name = pd.instructions[s].name;
@@ -641,7 +641,7 @@ std::vector<LayerOutputs> Session::run_layers(const std::vector<Tensor>& inputs)
   check_inputs(inputs, n);
   if (n < 1) throw Error(ErrorKind::invalid_argument, "run_layers needs at least one sample");
   Executor* ex = !executors_.empty() ? executors_.front() : teams_.front();
-  const program::ProgramData& pd = program_.data();
+  const program::ProgramData& pd = program::data_of(program_);
   std::vector<std::vector<Tensor>> outs;
   Completion done(1);
   ex->device().submit(ex->cluster(), [&](device::ExecContext& ctx) {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/settings.hpp"
-#include "program/program_data.hpp"
+#include "program/access.hpp"
 #include "shoal/shoal.hpp"
 
 namespace shoal::runtime {
@@ -36,7 +36,7 @@ class Session {
   const Program& program() const { return program_; }
   std::string plan() const;
   /// Clusters per device taking whole inputs (1 in split mode).
-  int clusters() const { return program_.data().mode == Mode::split ? 1 : clusters_; }
+  int clusters() const { return program::data_of(program_).mode == Mode::split ? 1 : clusters_; }
   double last_run_ms() const { return last_ms_.load(); }
   std::vector<LayerProfile> profile() const;
   void reset_profile();

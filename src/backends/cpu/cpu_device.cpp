@@ -183,6 +183,7 @@ class CpuDevice final : public device::Device {
     .automatic = true,
     .enumerate = enumerate_devices,
     .create = make_cpu_device,
+    .reference_layers = reference_layers,
 });
 
 }  // namespace

@@ -146,6 +146,7 @@ std::vector<DeviceInfo> enumerate(const Settings& settings) {
   std::vector<DeviceInfo> out(static_cast<size_t>(n));
   for (DeviceInfo& d : out) {
     d.compute_units = 1;
+    d.compute_unit = "thread";
     d.clusters = 1;
     d.memory_bytes = mem;
     d.host_addressable = false;
@@ -163,6 +164,7 @@ std::unique_ptr<device::Device> create(const DeviceInfo& info, const device::Dev
     .automatic = false,
     .enumerate = enumerate,
     .create = create,
+    .reference_layers = {},  // every layer runs the reference kernels, on purpose
 });
 
 }  // namespace
