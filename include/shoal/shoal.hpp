@@ -251,6 +251,9 @@ struct OperatorInfo {
   bool runtime = true;        ///< false: folded at compile time only (e.g. Shape)
   std::vector<DType> dtypes;  ///< dtypes its run-time kernels take
   std::string summary;
+  bool view = false;        ///< output 0 is input 0's bytes (costs nothing)
+  bool per_sample = false;  ///< may run over a stack of samples (with its per-op rule)
+  bool channels_last = false;  ///< fast kernels take 4-D activations channels-last
 };
 std::vector<OperatorInfo> operators();
 /// The operator table as the Markdown of docs/OPERATORS.md.
