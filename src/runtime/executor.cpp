@@ -188,7 +188,8 @@ Executor::Stack& Executor::stack(ExecContext& ctx, int64_t n) {
 }
 
 int64_t Executor::run(ExecContext& ctx, const std::vector<Tensor>& inputs,
-                      std::vector<Tensor>& outputs, int64_t first, int64_t m, bool profile) {
+                      std::vector<Tensor>& outputs, int64_t first, int64_t m, bool profile,
+                      bool finite) {
   m = std::min(m, max_stack_);
   Stack* s = nullptr;
   if (m > 1) {
@@ -230,9 +231,10 @@ int64_t Executor::run(ExecContext& ctx, const std::vector<Tensor>& inputs,
     }
   };
   // NaN or Inf in these samples' float inputs: kernels keep ONNX's NaN
-  // semantics on their slower paths (ExecContext::nonfinite).
+  // semantics on their slower paths (ExecContext::nonfinite). Inputs the
+  // session already checked are finite: one scan either way.
   ctx.nonfinite = false;
-  for (size_t k = 0; k < v.inputs.size() && !ctx.nonfinite; ++k) {
+  for (size_t k = 0; !finite && k < v.inputs.size() && !ctx.nonfinite; ++k) {
     const auto& d = view_.tensors[size_t(v.inputs[k])];
     if (d.dtype != DType::f32 || !d.bytes) continue;
     const int64_t per = int64_t(d.bytes / sizeof(float));

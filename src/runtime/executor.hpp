@@ -37,8 +37,10 @@ class Executor {
   /// Runs up to m samples, `first` onwards, of a batch (inputs and outputs
   /// with the batch as dim 0) as one stack: fewer when stacks are capped or
   /// cannot be made. Returns how many it ran. On the cluster's thread.
+  /// `finite`: the inputs are known to hold no NaN or Inf (the session
+  /// checked them), so they are not scanned again.
   int64_t run(ExecContext& ctx, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
-              int64_t first, int64_t m, bool profile);
+              int64_t first, int64_t m, bool profile, bool finite = false);
 
   /// Runs sample 0 of the batch through the one-sample kernels and copies
   /// every instruction's outputs out after it ran (debugging).

@@ -426,7 +426,7 @@ void Session::check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) co
     const Tensor& t = inputs[i];
     const TensorInfo& info = infos[i];
     if (t.dtype() != info.dtype)
-      throw Error(ErrorKind::invalid_argument, "input '" + info.name + "' must be " +
+      throw Error(ErrorKind::dtype, "input '" + info.name + "' must be " +
                                                    dtype_name(info.dtype) + ", got " +
                                                    dtype_name(t.dtype()));
     const Shape want = batched(info.shape, -1);
@@ -498,13 +498,14 @@ std::shared_ptr<Session::Job> Session::start(std::vector<Tensor> inputs,
   for (int w = 0; w < workers; ++w) {
     Executor* ex = pool[(first + size_t(w)) % pool.size()];
     ex->device().submit(
-        ex->cluster(), [ex, next, n, chunk, job, profile](device::ExecContext& ctx) {
+        ex->cluster(), [ex, next, n, chunk, job, profile,
+                        finite = options_.check_inputs](device::ExecContext& ctx) {
           std::exception_ptr error;
           try {
             for (int64_t i; (i = next->fetch_add(chunk)) < n;) {
               const int64_t m = std::min(chunk, n - i);
               for (int64_t j = 0; j < m;) {  // m samples from i, in stacks that work
-                j += ex->run(ctx, job->inputs, job->outputs, i + j, m - j, profile);
+                j += ex->run(ctx, job->inputs, job->outputs, i + j, m - j, profile, finite);
               }
             }
           } catch (...) {
