@@ -2,7 +2,8 @@
 # Layering rules that grep can check (ctest `layering`, under a second):
 #  - the library reads the environment only in src/core/settings.cpp
 #    (read_settings(), called at the API; docs/ENVIRONMENT.md);
-#  - the runtime includes no backend and no oneDNN (docs/BACKENDS.md);
+#  - the runtime and the compiler include no backend and no oneDNN
+#    (docs/BACKENDS.md);
 #  - the public headers include only public headers, and the command line
 #    (tools/), the C API, the Python module and the server (src/serve/, a
 #    library over the public API) include only public headers and their own.
@@ -17,6 +18,12 @@ $hits"
 
 hits=$(grep -rn '#include "backends/\|#include <oneapi/dnnl\|#include "dnnl' src/runtime/ src/device/)
 [ -z "$hits" ] || bad "src/runtime or src/device includes a backend or oneDNN:
+$hits"
+
+# The compiler reaches target-specific work through the backends' compile
+# hooks (device::Backend::compile), never a backend's header.
+hits=$(grep -rn '#include "backends/\|#include <oneapi/dnnl' src/compiler/ src/passes/ src/frontend/ src/ir/)
+[ -z "$hits" ] || bad "the compiler includes a backend or oneDNN:
 $hits"
 
 hits=$(grep -rn '#include "' include/shoal/ | grep -v '#include "shoal/')

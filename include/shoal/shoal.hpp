@@ -129,6 +129,12 @@ struct CompileOptions {
   /// naming the missing instruction set), as does loading such a program on
   /// one.
   Precision precision = Precision::f32;
+  /// The backend kind whose devices will run the program ("cpu", "ref"; see
+  /// devices()). Its compile hook does the target-specific work (for cpu:
+  /// precision, Winograd, weight packing); the program records the target,
+  /// and a device that cannot run it refuses it at load (Error(device)).
+  /// "ref" programs keep plain f32 weights and run on ref devices.
+  std::string target = "cpu";
   /// Progress and diagnostics; receives one line at a time.
   std::function<void(const std::string&)> log;
 };

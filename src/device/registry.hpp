@@ -26,6 +26,13 @@ struct Backend {
   /// devices would run on slow fallback kernels (Program::reference_layers,
   /// strict compiles, `shoal inspect`).
   std::function<std::vector<std::string>(const program::ProgramData&)> reference_layers;
+  /// Optional: the target-specific part of compiling a program for this
+  /// backend (CompileOptions::target == kind), run on the emitted program:
+  /// precision, algorithm choices, weight layouts. Without one, the program
+  /// keeps plain f32 weights and precision must be f32.
+  std::function<void(program::ProgramData&, const CompileOptions&, const Settings&,
+                     const std::function<void(const std::string&)>& log)>
+      compile;
 };
 
 /// Registers a backend (from a static initializer); returns true. Throws

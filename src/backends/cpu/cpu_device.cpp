@@ -184,6 +184,7 @@ class CpuDevice final : public device::Device {
     .enumerate = enumerate_devices,
     .create = make_cpu_device,
     .reference_layers = reference_layers,
+    .compile = compile_for_cpu,
 });
 
 }  // namespace

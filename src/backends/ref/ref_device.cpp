@@ -109,9 +109,11 @@ class RefDevice final : public device::Device {
   }
   void synchronize(ExecContext&) override {}
 
-  // Programs for the cpu target: their packed weights are unpacked by the
-  // reference kernels once, at creation.
-  bool runs_target(const std::string& target) const override { return target == "cpu"; }
+  // Its own programs (plain weights), and the cpu target's: their packed
+  // weights are unpacked by the reference kernels once, at creation.
+  bool runs_target(const std::string& target) const override {
+    return target == "ref" || target == "cpu";
+  }
 
   bool supports(const program::Instruction& ins, const program::ProgramData&) const override {
     const ops::OpSpec* spec = ops::find_op(ins.op);
@@ -165,6 +167,7 @@ std::unique_ptr<device::Device> create(const DeviceInfo& info, const device::Dev
     .enumerate = enumerate,
     .create = create,
     .reference_layers = {},  // every layer runs the reference kernels, on purpose
+    .compile = {},           // "ref" programs: plain f32 weights
 });
 
 }  // namespace
