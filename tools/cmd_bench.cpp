@@ -18,7 +18,6 @@
 #include <vector>
 
 #include "cli.hpp"
-#include "program/program_data.hpp"
 #include "shoal/shoal.hpp"
 
 namespace shoal::cli {
@@ -353,9 +352,9 @@ int cmd_bench(const std::vector<std::string>& argv) {
   Runtime rt(program, ropts);
   r.load_ms = ms_since(t_load);
   r.clusters = rt.clusters();  // clusters=0 programs: one per core
-  r.model = program.data().model_name;
-  for (const program::Instruction& ins : program.data().instructions)
-    r.gflop_per_sample += ins.flops / 1e9;
+  const ProgramInfo info = program.info();
+  r.model = info.model;
+  for (const LayerInfo& l : info.layers) r.gflop_per_sample += l.flops / 1e9;
 
   std::vector<std::vector<float>> storage;
   const std::vector<Tensor> inputs = random_inputs(program, r.batch, storage);

@@ -14,7 +14,7 @@ Command spec() {
   return Command("compile",
                  "shoal compile MODEL.onnx [-o OUT.shoal] [--shape SHAPE] "
                  "[--devices N] [--clusters M] [--mode auto|batch|split] [--split] "
-                 "[--no-optimize] [--no-winograd] [--strict] [--precision f32|bf16] [-v]",
+                 "[--no-optimize] [--no-winograd] [--strict] [--precision f32|bf16] [--target KIND] [-v]",
                  "Compiles an ONNX model into a program file and prints its "
                  "inputs, outputs\n(with the output size per input), arena "
                  "and weight sizes.")
@@ -42,6 +42,9 @@ Command spec() {
       .option("precision", 0, "P",
               "f32 (the default) or bf16: Conv/Gemm/MatMul with bf16 weights and inputs, "
               "f32 accumulation (needs AVX512-BF16 or AMX-BF16)")
+      .option("target", 0, "KIND",
+              "the backend whose devices will run it: cpu (the default) or ref (plain f32 "
+              "weights, for ref devices)")
       .flag("verbose", 'v', "print compiler progress to stderr")
       .positionals(1, 1);
 }
@@ -94,6 +97,7 @@ int cmd_compile(const std::vector<std::string>& argv) {
   options.optimize = !args.has("no-optimize");
   options.winograd = !args.has("no-winograd");
   options.strict = args.has("strict");
+  if (args.has("target")) options.target = args.value("target");
   const std::string precision = args.has("precision") ? args.value("precision") : "f32";
   if (!precision_from_name(precision, options.precision))
     throw UsageError("--precision expects f32 or bf16, got '" + precision + "'");

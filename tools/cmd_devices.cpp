@@ -45,6 +45,7 @@ int cmd_devices(const std::vector<std::string>& argv) {
            ", \"kind\": " + json_string(d.kind) + ", \"index\": " + std::to_string(d.index) +
            ", \"cores\": " + cores_json(d.cores) +
            ", \"compute_units\": " + std::to_string(d.compute_units) +
+           ", \"compute_unit\": " + json_string(d.compute_unit) +
            ", \"host_addressable\": " + (d.host_addressable ? "true" : "false") +
            ", \"clusters\": " + std::to_string(d.clusters) +
            ", \"memory_bytes\": " + std::to_string(d.memory_bytes) + "}";

@@ -4,9 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "backends/cpu/onednn_kernels.hpp"
 #include "cli.hpp"
-#include "program/program_data.hpp"
 #include "shoal/shoal.hpp"
 
 namespace shoal::cli {
@@ -40,9 +38,9 @@ std::string strings_json(const std::vector<std::string>& v) {
 }
 
 std::string summary_json(const std::string& path, const Program& p) {
-  const program::ProgramData& d = p.data();
+  const ProgramInfo d = p.info();
   std::map<std::string, int> ops;
-  for (const program::Instruction& ins : d.instructions) ++ops[ins.op];
+  for (const LayerInfo& l : d.layers) ++ops[l.op];
   std::string op_counts = "{";
   for (const auto& [op, n] : ops) {
     if (op_counts.size() > 1) op_counts += ", ";
@@ -51,18 +49,17 @@ std::string summary_json(const std::string& path, const Program& p) {
   op_counts += "}";
   // Layers per precision the compiler asked for (views and other ops: f32).
   std::map<std::string, int> precisions;
-  for (const program::Instruction& ins : d.instructions)
-    ++precisions[ins.attrs.s(cpu::kPrecisionAttr, "f32")];
+  for (const LayerInfo& l : d.layers) ++precisions[l.precision];
   std::string precision_counts = "{";
   for (const auto& [name, n] : precisions) {
     if (precision_counts.size() > 1) precision_counts += ", ";
     precision_counts += json_string(name) + ": " + std::to_string(n);
   }
   precision_counts += "}";
-  return "{\"file\": " + json_string(path) + ", \"model\": " + json_string(d.model_name) +
+  return "{\"file\": " + json_string(path) + ", \"model\": " + json_string(d.model) +
          ", \"precision\": " + precision_counts + ", \"producer\": " + json_string(d.producer) +
          ", \"target\": " + json_string(d.target) +
-         ", \"format_version\": " + std::to_string(d.version) +
+         ", \"format_version\": " + std::to_string(d.format_version) +
          ", \"devices\": " + std::to_string(p.devices()) +
          ", \"clusters\": " + std::to_string(p.clusters()) +
          ", \"mode\": " + json_string(mode_name(p.mode())) +
@@ -72,7 +69,7 @@ std::string summary_json(const std::string& path, const Program& p) {
          ", \"instructions\": " + std::to_string(p.num_instructions()) + ", \"ops\": " + op_counts +
          ", \"arena_bytes\": " + std::to_string(p.arena_bytes()) +
          ", \"weight_bytes\": " + std::to_string(p.weight_bytes()) +
-         ", \"reference_layers\": " + strings_json(cpu::reference_layers(d)) + "}\n";
+         ", \"reference_layers\": " + strings_json(p.reference_layers(d.target)) + "}\n";
 }
 
 }  // namespace
@@ -91,7 +88,7 @@ int cmd_inspect(const std::vector<std::string>& argv) {
   } else {
     std::string text = program.describe();
     if (!text.empty() && text.back() != '\n') text += '\n';
-    const std::vector<std::string> slow = cpu::reference_layers(program.data());
+    const std::vector<std::string> slow = program.reference_layers(program.info().target);
     text += "layers on the slow reference kernels (no fast kernel on this CPU): ";
     if (slow.empty()) text += "none";
     for (size_t i = 0; i < slow.size(); ++i) text += (i ? ", " : "") + slow[i];

@@ -14,6 +14,9 @@ enum class ErrorKind {
   out_of_memory = 3,     ///< an allocation failed
   device = 4,            ///< a device failed or is unavailable
   internal = 5,          ///< a bug in shoal
+  /// An input of the wrong element type: an invalid argument that Python
+  /// raises as DTypeError (also a TypeError); SHOAL_ERR_INVALID_ARGUMENT in C.
+  dtype = 6,
 };
 
 const char* error_kind_name(ErrorKind kind) noexcept;

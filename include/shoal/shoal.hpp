@@ -19,7 +19,8 @@
 namespace shoal {
 
 namespace program {
-struct ProgramData;
+struct ProgramData;  // opaque: the in-memory program (src/program/)
+struct Access;       // the library's own way in (src/program/access.hpp)
 }
 namespace runtime {
 class Session;
@@ -28,12 +29,30 @@ class Session;
 /// The version of the loaded library, e.g. "0.1.0" (SHOAL_VERSION is the headers').
 const char* version() noexcept;
 
+/// One layer (instruction) of a program.
+struct LayerInfo {
+  std::string name, op;
+  /// What the compiler asked its kernel to compute in: "f32", "bf16",
+  /// "int8" (views and other ops: "f32").
+  std::string precision;
+  double flops = 0;  ///< per sample
+  std::vector<TensorInfo> inputs, outputs;  ///< absent optional inputs: an empty name
+};
+
+/// What a program records about itself (Program::info()).
+struct ProgramInfo {
+  std::string model;     ///< the ONNX graph's name ("" when it had none)
+  std::string producer;  ///< who wrote it, e.g. "shoal 0.1.0"
+  std::string target;    ///< the backend kind it was compiled for, e.g. "cpu"
+  uint32_t format_version = 0;
+  std::vector<LayerInfo> layers;  ///< in execution order
+};
+
 /// A compiled model: instructions, packed weights and the memory plan. Cheap
 /// to copy (shared, immutable).
 class Program {
  public:
   Program() = default;
-  explicit Program(std::shared_ptr<const program::ProgramData> data);
 
   /// Loads a program file (memory-mapped; weights are used in place).
   static Program load(const std::string& path);
@@ -57,11 +76,20 @@ class Program {
   size_t num_instructions() const;
   /// Human-readable listing: layers, shapes, arena, weights.
   std::string describe() const;
+  /// Model name, producer, target, format version and every layer.
+  ProgramInfo info() const;
+  /// The layers ("Op 'name'") that devices of backend `kind` would run on
+  /// slow reference kernels because none of their fast kernels takes them
+  /// on this host (views, which cost nothing, excluded). Builds each kernel
+  /// once to find out. Empty for a backend that does not tell fast from slow.
+  std::vector<std::string> reference_layers(const std::string& kind = "cpu") const;
 
-  const program::ProgramData& data() const;
   explicit operator bool() const { return bool(data_); }
 
  private:
+  friend struct program::Access;
+  explicit Program(std::shared_ptr<const program::ProgramData> data);
+  const program::ProgramData& data() const;
   std::shared_ptr<const program::ProgramData> data_;
 };
 
@@ -101,6 +129,12 @@ struct CompileOptions {
   /// naming the missing instruction set), as does loading such a program on
   /// one.
   Precision precision = Precision::f32;
+  /// The backend kind whose devices will run the program ("cpu", "ref"; see
+  /// devices()). Its compile hook does the target-specific work (for cpu:
+  /// precision, Winograd, weight packing); the program records the target,
+  /// and a device that cannot run it refuses it at load (Error(device)).
+  /// "ref" programs keep plain f32 weights and run on ref devices.
+  std::string target = "cpu";
   /// Progress and diagnostics; receives one line at a time.
   std::function<void(const std::string&)> log;
 };
@@ -194,8 +228,13 @@ struct DeviceInfo {
   std::string kind;        ///< its backend: "cpu" (host cores), "ref" (reference kernels)
   int index = 0;           ///< among the devices of its kind
   std::string name;        ///< "kind:index", e.g. "cpu:0", "ref:0" (see find_device())
-  std::vector<int> cores;  ///< host cores it owns (cpu devices; empty for others)
-  int compute_units = 1;   ///< what clusters are made of: cores for cpu devices
+  /// The host cores its work is pinned to: a cpu device's compute units;
+  /// empty for a device that pins none (ref; an accelerator).
+  std::vector<int> cores;
+  int compute_units = 1;  ///< what clusters are made of (one per unit by default)
+  /// What a compute unit is: "core" (cpu), "thread" (ref); an accelerator
+  /// would say e.g. "SM".
+  std::string compute_unit = "core";
   int clusters = 1;        ///< default clusters (one per compute unit)
   uint64_t memory_bytes = 0;
   /// Whether the host reads the device's memory directly (cpu: yes; ref:
@@ -220,6 +259,9 @@ struct OperatorInfo {
   bool runtime = true;        ///< false: folded at compile time only (e.g. Shape)
   std::vector<DType> dtypes;  ///< dtypes its run-time kernels take
   std::string summary;
+  bool view = false;        ///< output 0 is input 0's bytes (costs nothing)
+  bool per_sample = false;  ///< may run over a stack of samples (with its per-op rule)
+  bool channels_last = false;  ///< fast kernels take 4-D activations channels-last
 };
 std::vector<OperatorInfo> operators();
 /// The operator table as the Markdown of docs/OPERATORS.md.

@@ -32,6 +32,8 @@ class InvalidArgumentError(Error, ValueError):
 class DTypeError(InvalidArgumentError, TypeError):
     """An array of the wrong element type (also a TypeError)."""
 
+    kind = "dtype"
+
 
 class UnsupportedError(Error, NotImplementedError):
     """Well-formed, but shoal cannot do it (an operator, a dtype)."""
@@ -64,6 +66,7 @@ _BY_KIND = {
     3: OutOfMemoryError,
     4: DeviceError,
     5: InternalError,
+    6: DTypeError,
 }
 
 

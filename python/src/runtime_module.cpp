@@ -45,15 +45,6 @@ std::string py_shape_str(const shoal::Shape& s) {
   return o.str();
 }
 
-// "(N, 1, 8, 8)" for a per-sample shape [1, 1, 8, 8].
-std::string batch_shape_str(const shoal::Shape& s) {
-  if (s.empty()) return "()";
-  if (s.size() == 1) return "(N,)";
-  std::string r = "(N";
-  for (size_t i = 1; i < s.size(); ++i) r += ", " + std::to_string(s[i]);
-  return r + ")";
-}
-
 py::tuple shape_tuple(const shoal::Shape& s) {
   py::tuple t(s.size());
   for (size_t i = 0; i < s.size(); ++i) t[i] = py::int_(s[i]);
@@ -94,52 +85,43 @@ const shoal::Program& checked(const shoal::Program& p) {
 
 // Checks one input array against the program's per-sample info and wraps it
 // in a view. `arr` must stay referenced while the view is used.
-shoal::Tensor input_view(py::array& arr, const shoal::TensorInfo& info, int64_t* batch) {
-  std::string want = shoal::dtype_name(info.dtype);
-  std::string got = py::str(arr.dtype());
-  if (got != want)
-    throw Error(ErrorKind::invalid_argument,
-                "input '" + info.name + "': expected dtype " + want + ", got " + got);
-  shoal::Shape expect = info.shape;
-  shoal::Shape shape(arr.shape(), arr.shape() + arr.ndim());
-  bool ok = !expect.empty() && shape.size() == expect.size() && shape[0] >= 1;
-  for (size_t i = 1; ok && i < shape.size(); ++i) ok = shape[i] == expect[i];
-  if (!ok) {
-    throw Error(ErrorKind::invalid_argument,
-                "input '" + info.name + "': expected shape " + batch_shape_str(expect) +
-                    " with batch N >= 1 (one sample: " + py_shape_str(expect) + "), got " +
-                    py_shape_str(shape));
-  }
-  if (*batch < 0) *batch = shape[0];
-  if (shape[0] != *batch)
-    throw Error(ErrorKind::invalid_argument,
-                "input '" + info.name + "': batch " + std::to_string(shape[0]) +
-                    " differs from the first input's batch " + std::to_string(*batch));
+// Wraps a numpy array in a Tensor view: conversion only. What the model
+// expects (count, dtype, shape, batch) is checked once, by the runtime
+// (Session::check_inputs); an array whose element type shoal has no DType
+// for (float16, byte-swapped, object, strings) cannot be wrapped at all.
+shoal::Tensor input_view(py::array& arr, const std::string& name, shoal::DType want) {
+  const std::string got = py::str(arr.dtype());
+  shoal::DType dtype = shoal::DType::undefined;
+  for (shoal::DType d : {shoal::DType::f32, shoal::DType::u8, shoal::DType::i8, shoal::DType::i32,
+                         shoal::DType::i64, shoal::DType::boolean, shoal::DType::f64})
+    if (got == shoal::dtype_name(d)) dtype = d;
+  if (dtype == shoal::DType::undefined)
+    throw Error(ErrorKind::dtype, "input '" + name + "' must be " + shoal::dtype_name(want) +
+                                      ", got " + got);
   // Copies strided or misaligned arrays (kernels assume aligned elements).
   constexpr int kAligned = py::detail::npy_api::NPY_ARRAY_ALIGNED_;
   if ((arr.flags() & (py::array::c_style | kAligned)) != (py::array::c_style | kAligned))
     arr = py::array(py::module_::import("numpy").attr("require")(arr, py::none(), "CA"));
-  return shoal::Tensor::view(const_cast<void*>(arr.data()), info.dtype, shape);
+  return shoal::Tensor::view(const_cast<void*>(arr.data()), dtype,
+                             shoal::Shape(arr.shape(), arr.shape() + arr.ndim()));
 }
 
-// Checks a sequence of arrays, one per model input, and wraps them in views.
-// `keep` holds the (possibly converted) arrays while the views are used.
+// Wraps a sequence of arrays, one per model input, in views. `keep` holds the
+// (possibly converted) arrays while the views are used.
 std::vector<shoal::Tensor> input_views(const shoal::Runtime& rt, const py::sequence& xs,
                                        std::vector<py::array>& keep) {
-  std::vector<shoal::TensorInfo> infos = rt.program().inputs();
-  if (size_t(py::len(xs)) != infos.size())
-    throw Error(ErrorKind::invalid_argument, "the model has " + std::to_string(infos.size()) +
-                                                 " input(s), got " + std::to_string(py::len(xs)));
+  const std::vector<shoal::TensorInfo> infos = rt.program().inputs();
   std::vector<shoal::Tensor> in;
-  int64_t batch = -1;
-  for (size_t i = 0; i < infos.size(); ++i) {
+  for (size_t i = 0; i < size_t(py::len(xs)); ++i) {
+    const std::string name = i < infos.size() ? infos[i].name : std::to_string(i);
     py::object item = xs[i];
     if (!py::isinstance<py::array>(item))
       throw Error(ErrorKind::invalid_argument,
-                  "input '" + infos[i].name + "': expected a numpy array, got " +
+                  "input '" + name + "': expected a numpy array, got " +
                       std::string(py::str(item.get_type().attr("__name__"))));
     keep.push_back(py::reinterpret_borrow<py::array>(item));
-    in.push_back(input_view(keep.back(), infos[i], &batch));
+    in.push_back(
+        input_view(keep.back(), name, i < infos.size() ? infos[i].dtype : shoal::DType::f32));
   }
   return in;
 }
@@ -253,7 +235,7 @@ PYBIND11_MODULE(_shoal, m) {
   // ErrorKind values, so that tests can check errors.py's table covers them.
   py::dict kinds;
   for (ErrorKind k : {ErrorKind::invalid_argument, ErrorKind::unsupported, ErrorKind::out_of_memory,
-                      ErrorKind::device, ErrorKind::internal})
+                      ErrorKind::device, ErrorKind::internal, ErrorKind::dtype})
     kinds[py::int_(int(k))] = shoal::error_kind_name(k);
   m.attr("ERROR_KINDS") = kinds;
 

@@ -31,6 +31,7 @@ thread_local std::string g_last_error;
 int status_of(ErrorKind kind) noexcept {
   switch (kind) {
     case ErrorKind::invalid_argument:
+    case ErrorKind::dtype:
       return SHOAL_ERR_INVALID_ARGUMENT;
     case ErrorKind::unsupported:
       return SHOAL_ERR_UNSUPPORTED;

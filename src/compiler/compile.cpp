@@ -1,15 +1,17 @@
 // shoal::compile: ONNX bytes -> passes -> ProgramData.
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 
-#include "backends/cpu/onednn_kernels.hpp"
 #include "compiler/emit.hpp"
+#include "core/settings.hpp"
+#include "device/registry.hpp"
 #include "frontend/onnx/onnx_import.hpp"
 #include "passes/passes.hpp"
-#include "program/program_data.hpp"
+#include "program/access.hpp"
 #include "shoal/shoal.hpp"
 
 namespace shoal {
@@ -36,19 +38,34 @@ std::vector<uint8_t> read_file(const std::string& path) {
   return bytes;
 }
 
+/// The backend `kind` names; Error(invalid_argument) listing the build's
+/// backends when there is none.
+device::Backend target_backend(const std::string& kind) {
+  std::string have;
+  for (const device::Backend& b : device::backends()) {
+    if (b.kind == kind) return b;
+    have += (have.empty() ? "" : ", ") + b.kind;
+  }
+  throw Error(ErrorKind::invalid_argument,
+              "target '" + kind + "': no such backend in this build (it has " + have + ")");
+}
+
 }  // namespace
 
 Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions& o) {
+  const Settings settings = read_settings();
   if (o.devices < 1 || o.devices > 1024)
     throw Error(ErrorKind::invalid_argument,
                 "devices must be 1..1024, got " + std::to_string(o.devices));
   if (o.clusters < 0 || o.clusters > 1024)
     throw Error(ErrorKind::invalid_argument,
                 "clusters must be 0 (one per core) to 1024, got " + std::to_string(o.clusters));
-  if (o.precision == Precision::bf16) {  // before any work: fail fast
-    const std::string missing = cpu::bf16_unavailable();
-    if (!missing.empty()) throw Error(ErrorKind::unsupported, missing);
-  }
+  // The target's backend, before any work: its compile hook does the
+  // target-specific part (the compiler names no backend).
+  const device::Backend target = target_backend(o.target);
+  if (!target.compile && o.precision != Precision::f32)
+    throw Error(ErrorKind::unsupported, std::string("precision ") + precision_name(o.precision) +
+                                            ": target '" + o.target + "' computes in f32 only");
   const auto t0 = std::chrono::steady_clock::now();
   auto log = [&](const std::string& s) {
     if (!o.log) return;
@@ -81,36 +98,30 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
     passes::assign_layouts(g, log);
   }
   data->version = program::kFormatVersion;
-  data->target = "cpu";
+  data->target = o.target;
   data->producer = std::string("shoal ") + version();
   data->devices = o.devices;
   data->clusters = o.clusters;
   data->mode = o.mode;
   compiler::emit_program(g, *data, log);
-  cpu::assign_precision(*data, o.precision, log);
-  if (o.optimize && o.winograd) {
-    // SHOAL_WINOGRAD=all: wherever oneDNN has it, not only where it pays
-    // (tests of the Winograd path on small models).
-    const char* env = std::getenv("SHOAL_WINOGRAD");
-    const bool all = env && std::string(env) == "all";
-    cpu::choose_conv_algorithms(
-        *data, all ? cpu::WinogradPolicy::all : cpu::WinogradPolicy::worthwhile, log);
-  }
-  if (o.prepack) cpu::prepack_weights(*data, log);
+  if (target.compile) target.compile(*data, o, settings, log);
   if (o.strict) {
-    const std::vector<std::string> slow = cpu::reference_layers(*data);
+    std::string kind = o.target;  // "CPU" in messages
+    for (char& c : kind) c = char(std::toupper(static_cast<unsigned char>(c)));
+    const std::vector<std::string> slow =
+        target.reference_layers ? target.reference_layers(*data) : std::vector<std::string>{};
     if (!slow.empty()) {
       std::string list;
       for (size_t i = 0; i < slow.size(); ++i) list += (i ? ", " : "") + slow[i];
       throw Error(ErrorKind::unsupported,
                   "strict: " + std::to_string(slow.size()) + " layer" +
-                      (slow.size() == 1 ? " has" : "s have") +
-                      " no fast CPU kernel and would run the slow reference kernels: " + list);
+                      (slow.size() == 1 ? " has" : "s have") + " no fast " + kind +
+                      " kernel and would run the slow reference kernels: " + list);
     }
-    log("strict: every layer has a fast CPU kernel");
+    log("strict: every layer has a fast " + kind + " kernel");
   }
   log("compiled " + std::to_string(data->instructions.size()) + " instructions");
-  return Program(std::move(data));
+  return program::make_program(std::move(data));
 }
 
 Program compile(const std::string& onnx_path, const CompileOptions& options) {

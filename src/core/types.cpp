@@ -12,6 +12,7 @@ const char* error_kind_name(ErrorKind kind) noexcept {
     case ErrorKind::out_of_memory: return "out of memory";
     case ErrorKind::device: return "device error";
     case ErrorKind::internal: return "internal error";
+    case ErrorKind::dtype: return "wrong dtype";
   }
   return "error";
 }

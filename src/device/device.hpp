@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 
+#include "core/settings.hpp"
 #include "device/kernel.hpp"
 #include "program/program_data.hpp"
 #include "shoal/shoal.hpp"
@@ -21,6 +22,7 @@ namespace shoal::device {
 struct DeviceConfig {
   int clusters = 1;   ///< clusters taking whole samples (>= 1)
   bool team = false;  ///< one more cluster (the last) spanning the whole device
+  Settings settings;  ///< the environment as the API read it (core/settings.hpp)
 };
 
 class Device {

@@ -48,10 +48,10 @@ Backend backend(const std::string& kind) {
   throw Error(ErrorKind::device, "no backend '" + kind + "' in this build");
 }
 
-std::vector<DeviceInfo> enumerate_devices() {
+std::vector<DeviceInfo> enumerate_devices(const Settings& settings) {
   std::vector<DeviceInfo> out;
   for (const Backend& b : backends()) {
-    std::vector<DeviceInfo> devs = b.enumerate();
+    std::vector<DeviceInfo> devs = b.enumerate(settings);
     for (size_t i = 0; i < devs.size(); ++i) {
       DeviceInfo& d = devs[i];
       d.id = int(out.size());
@@ -70,22 +70,21 @@ std::vector<DeviceInfo> enumerate_devices() {
 std::string DeviceInfo::describe() const {
   std::ostringstream o;
   o << "device " << id << " (" << name << "): " << kind << ", ";
+  o << compute_units << " " << compute_unit << (compute_units == 1 ? "" : "s");
   if (!cores.empty()) {
-    o << cores.size() << " core" << (cores.size() == 1 ? "" : "s") << " [";
+    o << " [";
     for (size_t i = 0; i < cores.size(); ++i) o << (i ? "," : "") << cores[i];
     o << "]";
-  } else {
-    o << compute_units << " compute unit" << (compute_units == 1 ? "" : "s");
   }
   o << ", " << clusters << " cluster" << (clusters == 1 ? "" : "s") << ", " << (memory_bytes >> 20)
     << " MiB" << (host_addressable ? "" : ", own memory");
   return o.str();
 }
 
-std::vector<DeviceInfo> devices() { return device::enumerate_devices(); }
+std::vector<DeviceInfo> devices() { return device::enumerate_devices(read_settings()); }
 
 int find_device(const std::string& name) {
-  const std::vector<DeviceInfo> devs = devices();
+  const std::vector<DeviceInfo> devs = device::enumerate_devices(read_settings());
   std::string n = name;
   n.erase(std::remove(n.begin(), n.end(), ' '), n.end());
   std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });

@@ -18,10 +18,21 @@ struct Backend {
   /// Whether a runtime naming no device may pick this backend's devices (a
   /// debugging backend says no: it runs only where named).
   bool automatic = true;
-  /// This host's devices of the backend; id, kind, index and name are filled
-  /// in by the registry.
-  std::function<std::vector<DeviceInfo>()> enumerate;
+  /// This host's devices of the backend, as the settings partition them; id,
+  /// kind, index and name are filled in by the registry.
+  std::function<std::vector<DeviceInfo>(const Settings&)> enumerate;
   std::function<std::unique_ptr<Device>(const DeviceInfo&, const DeviceConfig&)> create;
+  /// Optional: the layers ("Op 'name'") of a program that this backend's
+  /// devices would run on slow fallback kernels (Program::reference_layers,
+  /// strict compiles, `shoal inspect`).
+  std::function<std::vector<std::string>(const program::ProgramData&)> reference_layers;
+  /// Optional: the target-specific part of compiling a program for this
+  /// backend (CompileOptions::target == kind), run on the emitted program:
+  /// precision, algorithm choices, weight layouts. Without one, the program
+  /// keeps plain f32 weights and precision must be f32.
+  std::function<void(program::ProgramData&, const CompileOptions&, const Settings&,
+                     const std::function<void(const std::string&)>& log)>
+      compile;
 };
 
 /// Registers a backend (from a static initializer); returns true. Throws
@@ -30,7 +41,7 @@ bool register_backend(Backend backend);
 /// The registered backends, in enumeration order.
 std::vector<Backend> backends();
 /// Every device of every backend; DeviceInfo::id is the index in this list.
-std::vector<DeviceInfo> enumerate_devices();
+std::vector<DeviceInfo> enumerate_devices(const Settings& settings);
 /// The backend of devices of `kind`; throws Error(device) when none is.
 Backend backend(const std::string& kind);
 

@@ -30,6 +30,7 @@ const std::vector<OpSpec>& all_ops() {
     register_tensor(t);
     register_quantize(t);
     assign_batch_rules(t);
+    assign_layout_facts(t);
     for (OpSpec& spec : t) skip_empty_outputs(spec);
     std::sort(t.begin(), t.end(), [](const OpSpec& a, const OpSpec& b) { return a.name < b.name; });
     return t;

@@ -69,6 +69,14 @@ struct OpSpec {
   /// input's buffer, so its kernel has nothing to do; kernels and checks
   /// read this fact here, not from lists of their own.
   bool view = false;
+  /// Its fast kernels read and write 4-D activations channels-last at full
+  /// speed, in any mix with plain operands: the layout pass keeps an
+  /// activation channels-last where every op touching it says so
+  /// (passes::assign_layouts). Set in src/ops/layout_facts.cpp.
+  bool channels_last = false;
+  /// Input 1 is a weight the compiler may store in its kernel's own layout
+  /// (prepacking; TensorDesc::packing). Set in src/ops/layout_facts.cpp.
+  bool packed_weight = false;
 };
 
 /// All operators, sorted by name.
@@ -82,5 +90,7 @@ void register_tensor(std::vector<OpSpec>& table);       // src/reference/tensor_
 void register_quantize(std::vector<OpSpec>& table);     // src/reference/quantize_ops.cpp
 /// Sets every op's per_sample rule (src/ops/batch_rules.cpp).
 void assign_batch_rules(std::vector<OpSpec>& table);
+/// Sets every op's channels_last and packed_weight (src/ops/layout_facts.cpp).
+void assign_layout_facts(std::vector<OpSpec>& table);
 
 }  // namespace shoal::ops

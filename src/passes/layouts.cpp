@@ -1,40 +1,17 @@
 #include <set>
 #include <string>
 
+#include "ops/op_table.hpp"
 #include "passes/passes.hpp"
 
 namespace shoal::passes {
 namespace {
 
-/// Ops whose CPU kernels read and write 4-D activations channels-last at
-/// full speed: oneDNN's convolutions, pools and batch norm, and the native
-/// kernels (elementwise with any broadcasting, reductions, copies, Resize), which
-/// take any mix of layouts. (Any kernel accepts any layout; the reference
-/// kernels convert, slowly.)
+/// The op's fast kernels take channels-last 4-D activations at full speed
+/// (OpSpec::channels_last, the operator table's fact).
 bool prefers_channels_last(const ir::Node& n) {
-  static const std::set<std::string> ops = {"Conv",          "MaxPool",
-                                            "AveragePool",   "GlobalAveragePool",
-                                            "GlobalMaxPool", "BatchNormalization",
-                                            "Relu",          "LeakyRelu",
-                                            "Clip",          "Sigmoid",
-                                            "Tanh",          "HardSigmoid",
-                                            "HardSwish",     "Elu",
-                                            "shoal.Silu",    "Gelu",
-                                            "Erf",           "Exp",
-                                            "Sqrt",          "Neg",
-                                            "Abs",           "Reciprocal",
-                                            "Add",           "Sub",
-                                            "Mul",           "Div",
-                                            "Pow",           "Max",
-                                            "Min",           "PRelu",
-                                            "ReduceMean",    "ReduceSum",
-                                            "ReduceMax",     "Transpose",
-                                            "Slice",         "Concat",
-                                            "Split",         "Gather",
-                                            "Resize",        "Upsample",
-                                            "Pad",           "QuantizeLinear",
-                                            "DequantizeLinear", "QLinearConv"};
-  return ops.count(n.op) != 0;
+  const ops::OpSpec* spec = ops::find_op(n.op);
+  return spec && spec->channels_last;
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "device/registry.hpp"
 #include "program/program_data.hpp"
 #include "runtime/session.hpp"
 #include "shoal/shoal.hpp"
@@ -149,6 +150,33 @@ std::string Program::describe() const {
   return o.str();
 }
 
+ProgramInfo Program::info() const {
+  const auto& p = data();
+  ProgramInfo info;
+  info.model = p.model_name;
+  info.producer = p.producer;
+  info.target = p.target;
+  info.format_version = p.version;
+  info.layers.reserve(p.instructions.size());
+  for (const auto& ins : p.instructions) {
+    LayerInfo l;
+    l.name = ins.name;
+    l.op = ins.op;
+    l.precision = ins.attrs.s("shoal_precision", "f32");
+    l.flops = ins.flops;
+    for (int32_t t : ins.inputs)
+      l.inputs.push_back(t < 0 ? TensorInfo{"", DType::undefined, {}} : info_of(p.tensors[size_t(t)]));
+    for (int32_t t : ins.outputs) l.outputs.push_back(info_of(p.tensors[size_t(t)]));
+    info.layers.push_back(std::move(l));
+  }
+  return info;
+}
+
+std::vector<std::string> Program::reference_layers(const std::string& kind) const {
+  const device::Backend b = device::backend(kind);
+  return b.reference_layers ? b.reference_layers(data()) : std::vector<std::string>{};
+}
+
 // --- Tensor ------------------------------------------------------------------
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
@@ -182,7 +210,7 @@ static runtime::Session& live(const std::unique_ptr<runtime::Session>& s) {
 // --- Runtime -----------------------------------------------------------------
 
 Runtime::Runtime(const Program& program, const RuntimeOptions& options)
-    : impl_(std::make_unique<runtime::Session>(program, options)) {}
+    : impl_(std::make_unique<runtime::Session>(program, options, read_settings())) {}
 Runtime::~Runtime() = default;
 Runtime::Runtime(Runtime&&) noexcept = default;
 Runtime& Runtime::operator=(Runtime&&) noexcept = default;

@@ -40,11 +40,14 @@ struct Executor::Stack {
   std::vector<double> stacked_ms, single_ms;
 };
 
-Executor::Executor(Device& device, int cluster, const program::ProgramData& view, int64_t max_stack)
+Executor::Executor(Device& device, int cluster, const program::ProgramData& view, int64_t max_stack,
+                   const Settings& settings)
     : device_(device),
       cluster_(cluster),
       view_(view),
       max_stack_(std::max<int64_t>(1, max_stack)),
+      stack_split_(settings.stack_split),
+      debug_stack_(settings.debug_stack),
       stacks_(size_t(max_stack_) + 1),
       ms_(new std::atomic<double>[view.instructions.size()]),
       samples_(new std::atomic<int64_t>[view.instructions.size()]),
@@ -132,7 +135,7 @@ void Executor::tune(Stack& s, const std::vector<double>& times) {
       split = k;
     }
   }
-  if (std::getenv("SHOAL_DEBUG_STACK"))
+  if (debug_stack_)
     std::fprintf(stderr,
                  "shoal: stack of %lld on cluster %d: the first %zu of %zu "
                  "instructions a sample at a time (estimated %.3f ms)\n",
@@ -174,8 +177,8 @@ Executor::Stack& Executor::stack(ExecContext& ctx, int64_t n) {
   bind(*s);
   if (n == 1) {
     s->tuned = true;
-  } else if (const char* forced = std::getenv("SHOAL_STACK_SPLIT")) {  // tests, experiments
-    settle(*s, std::min(s->kernels.size(), size_t(std::strtoull(forced, nullptr, 10))));
+  } else if (stack_split_ >= 0) {  // tests, experiments
+    settle(*s, std::min(s->kernels.size(), size_t(stack_split_)));
   } else {
     s->stacked_ms.assign(s->kernels.size(), 1e300);
     s->single_ms.assign(s->kernels.size(), 1e300);
@@ -185,7 +188,8 @@ Executor::Stack& Executor::stack(ExecContext& ctx, int64_t n) {
 }
 
 int64_t Executor::run(ExecContext& ctx, const std::vector<Tensor>& inputs,
-                      std::vector<Tensor>& outputs, int64_t first, int64_t m, bool profile) {
+                      std::vector<Tensor>& outputs, int64_t first, int64_t m, bool profile,
+                      bool finite) {
   m = std::min(m, max_stack_);
   Stack* s = nullptr;
   if (m > 1) {
@@ -227,9 +231,10 @@ int64_t Executor::run(ExecContext& ctx, const std::vector<Tensor>& inputs,
     }
   };
   // NaN or Inf in these samples' float inputs: kernels keep ONNX's NaN
-  // semantics on their slower paths (ExecContext::nonfinite).
+  // semantics on their slower paths (ExecContext::nonfinite). Inputs the
+  // session already checked are finite: one scan either way.
   ctx.nonfinite = false;
-  for (size_t k = 0; k < v.inputs.size() && !ctx.nonfinite; ++k) {
+  for (size_t k = 0; !finite && k < v.inputs.size() && !ctx.nonfinite; ++k) {
     const auto& d = view_.tensors[size_t(v.inputs[k])];
     if (d.dtype != DType::f32 || !d.bytes) continue;
     const int64_t per = int64_t(d.bytes / sizeof(float));

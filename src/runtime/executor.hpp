@@ -19,8 +19,10 @@ using device::Kernel;
 class Executor {
  public:
   /// `view` (the program with weights on `device`) must outlive the executor;
-  /// stacks hold up to `max_stack` samples.
-  Executor(Device& device, int cluster, const program::ProgramData& view, int64_t max_stack);
+  /// stacks hold up to `max_stack` samples; `settings` say whether a stack's
+  /// split is forced (stack_split) or reported (debug_stack).
+  Executor(Device& device, int cluster, const program::ProgramData& view, int64_t max_stack,
+           const Settings& settings);
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
@@ -35,8 +37,10 @@ class Executor {
   /// Runs up to m samples, `first` onwards, of a batch (inputs and outputs
   /// with the batch as dim 0) as one stack: fewer when stacks are capped or
   /// cannot be made. Returns how many it ran. On the cluster's thread.
+  /// `finite`: the inputs are known to hold no NaN or Inf (the session
+  /// checked them), so they are not scanned again.
   int64_t run(ExecContext& ctx, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
-              int64_t first, int64_t m, bool profile);
+              int64_t first, int64_t m, bool profile, bool finite = false);
 
   /// Runs sample 0 of the batch through the one-sample kernels and copies
   /// every instruction's outputs out after it ran (debugging).
@@ -74,6 +78,8 @@ class Executor {
   const int cluster_;
   const program::ProgramData& view_;
   int64_t max_stack_;
+  int64_t stack_split_;  // SHOAL_STACK_SPLIT (-1: timed)
+  bool debug_stack_;     // SHOAL_DEBUG_STACK
   uint8_t* arena_ = nullptr;
   uint64_t arena_bytes_ = 0;
   // stacks_[n]: n samples at once, 1 <= n <= max_stack (sized once: impl()

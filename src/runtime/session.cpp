@@ -112,19 +112,11 @@ void copy_weights(device::Device& dev, device::ExecContext& ctx, uint8_t* dst,
   dev.synchronize(ctx);
 }
 
-/// The placement `requested` resolves to: SHOAL_WEIGHTS overrides automatic,
-/// which each device then decides (Device::prefers_host_weights).
-WeightPlacement resolve_weight_placement(WeightPlacement requested) {
-  if (requested != WeightPlacement::automatic) return requested;
-  if (const char* env = std::getenv("SHOAL_WEIGHTS"); env && *env) {
-    const std::string v = env;
-    if (v == "copy") return WeightPlacement::copy;
-    if (v == "shared") return WeightPlacement::shared;
-    if (v != "auto")
-      throw Error(ErrorKind::invalid_argument,
-                  "SHOAL_WEIGHTS=" + v + ": expected copy, shared or auto");
-  }
-  return WeightPlacement::automatic;
+/// The placement `requested` resolves to: SHOAL_WEIGHTS (settings.weights)
+/// overrides automatic, which each device then decides
+/// (Device::prefers_host_weights).
+WeightPlacement resolve_weight_placement(WeightPlacement requested, const Settings& settings) {
+  return requested != WeightPlacement::automatic ? requested : settings.weights;
 }
 
 }  // namespace
@@ -172,11 +164,11 @@ struct Session::DeviceState {
   }
 };
 
-Session::Session(const Program& program, const RuntimeOptions& options)
-    : program_(program), options_(options) {
+Session::Session(const Program& program, const RuntimeOptions& options, const Settings& settings)
+    : program_(program), options_(options), settings_(settings) {
   if (!program_)
     throw Error(ErrorKind::invalid_argument, "cannot create a runtime from an empty program");
-  const program::ProgramData& pd = program_.data();
+  const program::ProgramData& pd = program::data_of(program_);
   // A program file is untrusted input: every instruction is checked against
   // the operator table once, here, before any device makes a kernel for it.
   for (const program::Instruction& ins : pd.instructions) ops::check_instruction(ins, pd);
@@ -187,7 +179,7 @@ Session::Session(const Program& program, const RuntimeOptions& options)
                                                  std::to_string(options.micro_batch));
   stacking_ = stacking_blocker(pd);
   max_stack_ = stacking_.empty() ? options.micro_batch : 1;
-  std::vector<DeviceInfo> host = device::enumerate_devices();
+  std::vector<DeviceInfo> host = device::enumerate_devices(settings_);
   std::vector<int> ids = options.devices;
   DeviceRegistry& registry = DeviceRegistry::get();
   if (ids.empty()) {
@@ -221,8 +213,7 @@ Session::Session(const Program& program, const RuntimeOptions& options)
         throw Error(ErrorKind::invalid_argument,
                     "device " + std::to_string(ids[i]) + " listed twice");
   }
-  // Before claiming: it may throw (a bad SHOAL_WEIGHTS).
-  const WeightPlacement placement = resolve_weight_placement(options.weights);
+  const WeightPlacement placement = resolve_weight_placement(options.weights, settings_);
   if (!options.devices.empty() && !options.share_devices) {
     registry.claim(ids, host);
     exclusive_ = true;
@@ -245,7 +236,7 @@ Session::Session(const Program& program, const RuntimeOptions& options)
 }
 
 void Session::init_devices(const std::vector<DeviceInfo>& host, WeightPlacement placement) {
-  const program::ProgramData& pd = program_.data();
+  const program::ProgramData& pd = program::data_of(program_);
   // Clusters per device: the program's count, or (0) one per compute unit.
   auto clusters_of = [&](int id) {
     return pd.clusters > 0 ? pd.clusters : std::max(1, host[size_t(id)].compute_units);
@@ -268,6 +259,7 @@ void Session::init_devices(const std::vector<DeviceInfo>& host, WeightPlacement 
     device::DeviceConfig config;
     config.clusters = pd.mode == Mode::split ? 1 : clusters_of(id);
     config.team = has_team(id);
+    config.settings = settings_;
     ds->device = device::backend(info.kind).create(info, config);
     device::Device& dev = *ds->device;
     if (!dev.runs_target(pd.target))
@@ -293,7 +285,7 @@ void Session::init_devices(const std::vector<DeviceInfo>& host, WeightPlacement 
     ds->view.weights = in_place ? pd.weights : ds->weights;
     ds->view.weights_bytes = pd.weights_bytes;
     for (int c = 0; c < dev.num_clusters(); ++c)
-      ds->executors.push_back(std::make_unique<Executor>(dev, c, ds->view, max_stack_));
+      ds->executors.push_back(std::make_unique<Executor>(dev, c, ds->view, max_stack_, settings_));
     if (!in_place) {
       Completion init(dev.num_clusters());
       for (auto& exp : ds->executors) {
@@ -336,7 +328,7 @@ void Session::init_devices(const std::vector<DeviceInfo>& host, WeightPlacement 
 }
 
 std::string Session::plan() const {
-  const program::ProgramData& pd = program_.data();
+  const program::ProgramData& pd = program::data_of(program_);
   std::ostringstream o;
   o << device_ids_.size() << " device" << (device_ids_.size() == 1 ? "" : "s") << " [";
   for (size_t i = 0; i < device_ids_.size(); ++i) o << (i ? "," : "") << device_names_[i];
@@ -436,9 +428,8 @@ void Session::check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) co
     const Tensor& t = inputs[i];
     const TensorInfo& info = infos[i];
     if (t.dtype() != info.dtype)
-      throw Error(ErrorKind::invalid_argument, "input '" + info.name + "' must be " +
-                                                   dtype_name(info.dtype) + ", got " +
-                                                   dtype_name(t.dtype()));
+      throw Error(ErrorKind::dtype, "input '" + info.name + "' must be " + dtype_name(info.dtype) +
+                                        ", got " + dtype_name(t.dtype()));
     const Shape want = batched(info.shape, -1);
     bool ok = t.shape().size() == want.size() && t.shape()[0] >= 0;
     for (size_t d = 1; ok && d < want.size(); ++d) ok = t.shape()[d] == want[d];
@@ -479,21 +470,22 @@ void Session::check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) co
 
 void Session::start_tail(const std::shared_ptr<Job>& job,
                          const std::shared_ptr<std::atomic<int64_t>>& next, int64_t n, int workers,
-                         bool profile) {
+                         bool profile, bool finite) {
   // One sample at a time on each team, which shares it over all its cores.
   for (int w = 0; w < workers; ++w) {
     Executor* ex = teams_[size_t(w)];
-    ex->device().submit(ex->cluster(), [ex, next, n, job, profile](device::ExecContext& ctx) {
-      std::exception_ptr error;
-      try {
-        for (int64_t i; (i = next->fetch_add(1)) < n;)
-          ex->run(ctx, job->inputs, job->outputs, i, 1, profile);
-      } catch (...) {
-        error = std::current_exception();
-        next->store(n);
-      }
-      job->finish_worker(error);
-    });
+    ex->device().submit(ex->cluster(),
+                        [ex, next, n, job, profile, finite](device::ExecContext& ctx) {
+                          std::exception_ptr error;
+                          try {
+                            for (int64_t i; (i = next->fetch_add(1)) < n;)
+                              ex->run(ctx, job->inputs, job->outputs, i, 1, profile, finite);
+                          } catch (...) {
+                            error = std::current_exception();
+                            next->store(n);
+                          }
+                          job->finish_worker(error);
+                        });
   }
 }
 
@@ -505,7 +497,7 @@ std::shared_ptr<Session::Job> Session::start(std::vector<Tensor> inputs,
   check_inputs(inputs, n);
   job->inputs = std::move(inputs);
   job->on_done = std::move(on_done);
-  const program::ProgramData& pd = program_.data();
+  const program::ProgramData& pd = program::data_of(program_);
   for (int32_t t : pd.outputs) {
     const auto& d = pd.tensors[size_t(t)];
     job->outputs.emplace_back(d.dtype, batched(d.shape, n));
@@ -541,27 +533,28 @@ std::shared_ptr<Session::Job> Session::start(std::vector<Tensor> inputs,
   const size_t first = round_robin_.fetch_add(size_t(workers));
   for (int w = 0; w < workers; ++w) {
     Executor* ex = pool[(first + size_t(w)) % pool.size()];
-    ex->device().submit(ex->cluster(), [this, ex, next, tail_next, head, head_left, chunk, job,
-                                        profile, n, tail_workers](device::ExecContext& ctx) {
-      std::exception_ptr error;
-      try {
-        for (int64_t i; (i = next->fetch_add(chunk)) < head;) {
-          const int64_t m = std::min(chunk, head - i);
-          for (int64_t j = 0; j < m;) {  // m samples from i, in stacks that work
-            j += ex->run(ctx, job->inputs, job->outputs, i + j, m - j, profile);
+    ex->device().submit(
+        ex->cluster(), [this, ex, next, tail_next, head, head_left, chunk, job, profile, n,
+                        tail_workers, finite = options_.check_inputs](device::ExecContext& ctx) {
+          std::exception_ptr error;
+          try {
+            for (int64_t i; (i = next->fetch_add(chunk)) < head;) {
+              const int64_t m = std::min(chunk, head - i);
+              for (int64_t j = 0; j < m;) {  // m samples from i, in stacks that work
+                j += ex->run(ctx, job->inputs, job->outputs, i + j, m - j, profile, finite);
+              }
+            }
+          } catch (...) {
+            error = std::current_exception();
+            next->store(head);    // the other workers stop early
+            tail_next->store(n);  // and the tail does nothing
           }
-        }
-      } catch (...) {
-        error = std::current_exception();
-        next->store(head);    // the other workers stop early
-        tail_next->store(n);  // and the tail does nothing
-      }
-      // The last cluster done starts the tail (before finishing, so the job
-      // cannot end and free the session's state under it).
-      if (head_left->fetch_sub(1) == 1 && tail_workers > 0)
-        start_tail(job, tail_next, n, tail_workers, profile);
-      job->finish_worker(error);
-    });
+          // The last cluster done starts the tail (before finishing, so the job
+          // cannot end and free the session's state under it).
+          if (head_left->fetch_sub(1) == 1 && tail_workers > 0)
+            start_tail(job, tail_next, n, tail_workers, profile, finite);
+          job->finish_worker(error);
+        });
   }
   return job;
 }
@@ -665,7 +658,7 @@ size_t Session::pending() const {
 }
 
 std::vector<LayerProfile> Session::profile() const {
-  const auto& pd = program_.data();
+  const auto& pd = program::data_of(program_);
   std::vector<LayerProfile> out(pd.instructions.size());
   for (size_t s = 0; s < out.size(); ++s) {
     out[s].name = pd.instructions[s].name;
@@ -690,7 +683,7 @@ std::vector<LayerOutputs> Session::run_layers(const std::vector<Tensor>& inputs)
   check_inputs(inputs, n);
   if (n < 1) throw Error(ErrorKind::invalid_argument, "run_layers needs at least one sample");
   Executor* ex = !executors_.empty() ? executors_.front() : teams_.front();
-  const program::ProgramData& pd = program_.data();
+  const program::ProgramData& pd = program::data_of(program_);
   std::vector<std::vector<Tensor>> outs;
   Completion done(1);
   ex->device().submit(ex->cluster(), [&](device::ExecContext& ctx) {

@@ -10,7 +10,8 @@
 #include <mutex>
 #include <vector>
 
-#include "program/program_data.hpp"
+#include "core/settings.hpp"
+#include "program/access.hpp"
 #include "shoal/shoal.hpp"
 
 namespace shoal::runtime {
@@ -19,7 +20,8 @@ class Executor;  // one per (device, cluster): executor.hpp
 
 class Session {
  public:
-  Session(const Program& program, const RuntimeOptions& options);
+  /// `settings`: the environment as the API read it (core/settings.hpp).
+  Session(const Program& program, const RuntimeOptions& options, const Settings& settings);
   ~Session();
 
   std::vector<Tensor> run(const std::vector<Tensor>& inputs);
@@ -34,7 +36,7 @@ class Session {
   const Program& program() const { return program_; }
   std::string plan() const;
   /// Clusters per device taking whole inputs (1 in split mode).
-  int clusters() const { return program_.data().mode == Mode::split ? 1 : clusters_; }
+  int clusters() const { return program::data_of(program_).mode == Mode::split ? 1 : clusters_; }
   double last_run_ms() const { return last_ms_.load(); }
   std::vector<LayerProfile> profile() const;
   void reset_profile();
@@ -53,10 +55,11 @@ class Session {
   /// `workers` teams, after the clusters ran the rest of the batch.
   void start_tail(const std::shared_ptr<Job>& job,
                   const std::shared_ptr<std::atomic<int64_t>>& next, int64_t n, int workers,
-                  bool profile);
+                  bool profile, bool finite);
 
   Program program_;
   RuntimeOptions options_;
+  Settings settings_;
   std::vector<int> device_ids_;
   bool exclusive_ = false;  // this runtime claimed device_ids_
   std::vector<std::string> device_names_;

@@ -72,6 +72,7 @@ void shut_down_connections(int port) {
 int status_of(const Error& e) {
   switch (e.kind()) {
     case ErrorKind::invalid_argument:
+    case ErrorKind::dtype:
     case ErrorKind::unsupported:
       return 400;
     case ErrorKind::out_of_memory:

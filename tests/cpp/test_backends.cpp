@@ -11,7 +11,7 @@
 
 #include "backends/ref/ref_device.hpp"
 #include "device/registry.hpp"
-#include "program/program_data.hpp"
+#include "program/access.hpp"
 #include "shoal/shoal.h"
 #include "shoal/shoal.hpp"
 
@@ -134,12 +134,12 @@ TEST_F(RefRuntime, RefMatchesCpuAndMixedBatchKeepsInputOrder) {
 
 TEST_F(RefRuntime, ProgramForAnotherTargetIsAClearError) {
   const Program p = compile(digits_model());
-  auto data = std::make_shared<program::ProgramData>(p.data());
+  auto data = std::make_shared<program::ProgramData>(program::data_of(p));
   data->target = "gpu";
   RuntimeOptions on_ref;
   on_ref.devices = {find_device("ref:0")};
   try {
-    Runtime rt(Program(data), on_ref);
+    Runtime rt(program::make_program(data), on_ref);
     FAIL() << "ran a gpu program on ref:0";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::invalid_argument);

@@ -125,7 +125,7 @@ TEST_F(BadInputDigits, WrongDtypeNamesBoth) {
   const std::string name = digits().inputs()[0].name;
   for (DType t : {DType::f64, DType::i32, DType::u8}) {
     Tensor x(t, {1, 1, 8, 8});
-    expect_error([&] { rt.run({x}); }, ErrorKind::invalid_argument,
+    expect_error([&] { rt.run({x}); }, ErrorKind::dtype,
                  {"'" + name + "'", "float32", dtype_name(t)});
   }
 }

@@ -36,6 +36,14 @@ std::vector<float> random_data(int64_t n, uint32_t seed) {
   return v;
 }
 
+/// The row-band rule Net builds its kernels with (OneDnnContext::row_bands,
+/// which SHOAL_ROW_BANDS sets through the API); ForceRowBands sets it for a scope.
+RowBands g_row_bands = RowBands::automatic;
+struct ForceRowBands {
+  explicit ForceRowBands(RowBands b) { g_row_bands = b; }
+  ~ForceRowBands() { g_row_bands = RowBands::automatic; }
+};
+
 /// A one-instruction program built by hand, with its tensors' data.
 class Net {
  public:
@@ -57,6 +65,7 @@ class Net {
         test_util::one_instruction(op, std::move(ins), std::move(outs), std::move(attrs))};
     prog_.weights = prog_.owned_weights.data();
     prog_.weights_bytes = prog_.owned_weights.size();
+    ctx_.row_bands = g_row_bands;
     return make_onednn_kernel(prog_.instructions[0], prog_, ctx_, threads);
   }
 
@@ -445,7 +454,7 @@ TEST(OneDnnConvRowBands, EveryGeometryGivesTheLayersResults) {
   // Forced on every convolution: strides, dilations, asymmetric and
   // same-upper pads, groups, 1-D and 3-D, a fused residual
   // (also written in place), on teams of 2 and 3 threads.
-  test_util::EnvGuard all("SHOAL_ROW_BANDS", "all");
+  ForceRowBands all(RowBands::all);
   for (int t : {2, 3}) {
     SCOPED_TRACE("threads " + std::to_string(t));
     ConvCase same{{1, 6, 10, 9}, 8, {3, 3}, {2, 2}, {}, {}};
@@ -478,7 +487,7 @@ TEST(OneDnnConvRowBands, EveryGeometryGivesTheLayersResults) {
 }
 
 TEST(OneDnnConvRowBands, TooFewRowsStayWhole) {
-  test_util::EnvGuard all("SHOAL_ROW_BANDS", "all");
+  ForceRowBands all(RowBands::all);
   // One output row: nothing to share.
   EXPECT_FALSE(banded(check_conv({{1, 4, 3, 9}, 8, {3, 3}, {}, {}, {}}, {}, false, false, 2)));
 }
@@ -504,7 +513,7 @@ TEST(OneDnnConvRowBands, DefaultRule) {
   EXPECT_TRUE(banded(check_conv(pointwise, fused("Relu"), true, true, 2, true)));
   EXPECT_FALSE(banded(check_conv(pointwise, {}, false, false, 2)));
   EXPECT_FALSE(banded(check_conv({{1, 64, 7, 7}, 128, {1, 1}, {}, {}, {}}, {}, true, false, 2)));
-  test_util::EnvGuard none("SHOAL_ROW_BANDS", "none");
+  ForceRowBands none(RowBands::none);
   EXPECT_FALSE(banded(check_conv(big_maps, wino, false, false, 2)));
 }
 

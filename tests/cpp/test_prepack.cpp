@@ -18,7 +18,7 @@
 #include "backends/cpu/onednn_kernels.hpp"
 #include "backends/cpu/onednn_packing.hpp"
 #include "env_guard.hpp"
-#include "program/program_data.hpp"
+#include "program/access.hpp"
 #include "shoal/shoal.hpp"
 
 // tools/npy.cpp is compiled into the test binary (tests/CMakeLists.txt).
@@ -130,8 +130,8 @@ int make_weight_kernels(const ProgramData& d, cpu::OneDnnContext& ctx, int* take
 
 /// A modifiable copy of a program's data (its weights owned).
 std::shared_ptr<ProgramData> copy_of(const Program& p) {
-  auto d = std::make_shared<ProgramData>(p.data());
-  d->owned_weights.assign(p.data().weights, p.data().weights + p.data().weights_bytes);
+  auto d = std::make_shared<ProgramData>(program::data_of(p));
+  d->owned_weights.assign(program::data_of(p).weights, program::data_of(p).weights + program::data_of(p).weights_bytes);
   d->weights = d->owned_weights.data();
   d->keepalive.reset();
   return d;
@@ -140,7 +140,7 @@ std::shared_ptr<ProgramData> copy_of(const Program& p) {
 TEST(PrepackDigits, ConvAndGemmWeightsArePacked) {
   std::vector<std::string> log;
   Program p = compile_digits(true, false, &log);
-  const ProgramData& d = p.data();
+  const ProgramData& d = program::data_of(p);
   int packed = 0;
   for (const program::Instruction& ins : d.instructions) {
     if (!takes_weight(ins.op)) continue;
@@ -167,7 +167,7 @@ TEST(PrepackDigits, ConvAndGemmWeightsArePacked) {
   EXPECT_TRUE(logged) << "no 'prepacked 4 of 4' line in the compile log";
   EXPECT_NE(p.describe().find("packed weights: 4 tensors"), std::string::npos) << p.describe();
 
-  for (const TensorDesc& t : plain_program().data().tensors)
+  for (const TensorDesc& t : program::data_of(plain_program()).tensors)
     EXPECT_EQ(t.layout == Layout::packed, false) << t.name;
 }
 
@@ -176,7 +176,7 @@ TEST(PrepackDigits, DefaultPipelinePacksEveryOneDnnWeight) {
   // instruction gets a oneDNN kernel, and the outputs do not change.
   Program packed = compile_digits(true, true);
   Program plain = compile_digits(false, true);
-  const ProgramData &pk = packed.data(), &pl = plain.data();
+  const ProgramData &pk = program::data_of(packed), &pl = program::data_of(plain);
   ASSERT_EQ(pk.instructions.size(), pl.instructions.size());
   int onednn = 0;
   for (size_t i = 0; i < pl.instructions.size(); ++i) {
@@ -208,8 +208,8 @@ TEST(PrepackDigits, OutputsEqualTheUnpackedProgram) {
 }
 
 TEST(PrepackDigits, UnpackGivesBackThePlainWeights) {
-  const ProgramData& pk = packed_program().data();
-  const ProgramData& pl = plain_program().data();
+  const ProgramData& pk = program::data_of(packed_program());
+  const ProgramData& pl = program::data_of(plain_program());
   int checked = 0;
   for (const TensorDesc& t : pk.tensors) {
     if (t.layout != Layout::packed) continue;
@@ -254,10 +254,10 @@ TEST(PrepackDigits, SaveLoadRunRoundTrip) {
   Program copied = Program::from_bytes(p.to_bytes().data(), p.to_bytes().size());
   std::filesystem::remove(path);
   for (const Program* q : {&loaded, &copied}) {
-    const ProgramData& d = q->data();
-    ASSERT_EQ(d.tensors.size(), p.data().tensors.size());
+    const ProgramData& d = program::data_of(*q);
+    ASSERT_EQ(d.tensors.size(), program::data_of(p).tensors.size());
     for (size_t i = 0; i < d.tensors.size(); ++i) {
-      const TensorDesc &a = d.tensors[i], &b = p.data().tensors[i];
+      const TensorDesc &a = d.tensors[i], &b = program::data_of(p).tensors[i];
       EXPECT_EQ(a.layout, b.layout) << a.name;
       EXPECT_EQ(a.packing, b.packing) << a.name;
       EXPECT_EQ(a.bytes, b.bytes) << a.name;
@@ -271,7 +271,7 @@ TEST(PrepackDigits, KernelsUsePackedWeightsInPlace) {
   // The packed program's kernels make no packed copy of their own; the plain
   // program's conv kernels do.
   for (const Program* p : {&packed_program(), &plain_program()}) {
-    const ProgramData& d = p->data();
+    const ProgramData& d = program::data_of(*p);
     const bool packed = p == &packed_program();
     int kernels = 0;
     for (const program::Instruction& ins : d.instructions) {
@@ -304,7 +304,7 @@ TEST(PrepackDigits, WeightsPackedForAnotherCpuAreRepacked) {
     return true;
   });
   ASSERT_GT(changed, 0);
-  Program foreign(d);
+  Program foreign = program::make_program(d);
   EXPECT_LE(max_abs_diff(run(foreign), run(packed_program())), 1e-5f);
 
   cpu::OneDnnContext ctx;
@@ -313,7 +313,7 @@ TEST(PrepackDigits, WeightsPackedForAnotherCpuAreRepacked) {
 }
 
 TEST(PrepackPacking, UnreadableDescriptionIsAnErrorNamingTheTensor) {
-  const ProgramData& src = packed_program().data();
+  const ProgramData& src = program::data_of(packed_program());
   const TensorDesc* w = nullptr;
   for (const TensorDesc& t : src.tensors)
     if (t.layout == Layout::packed && !w) w = &t;
@@ -348,7 +348,7 @@ TEST(PrepackPacking, UnreadableDescriptionIsAnErrorNamingTheTensor) {
   for (TensorDesc& u : d->tensors)
     if (u.name == w->name) u.packing.resize(10);
   try {
-    Runtime rt{Program(d)};
+    Runtime rt{program::make_program(d)};
     ADD_FAILURE() << "a program with an unreadable packing loaded";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::invalid_argument);
@@ -420,13 +420,13 @@ std::vector<const TensorDesc*> winograd_weights(const ProgramData& d) {
 }
 
 TEST(PrepackWinograd, TransformedCopyIsStoredAndUsedInPlace) {
-  const ProgramData& d = winograd_program().data();
+  const ProgramData& d = program::data_of(winograd_program());
   const auto wino = winograd_weights(d);
   ASSERT_EQ(wino.size(), 3u) << "this CPU has oneDNN's Winograd kernel (AVX-512)";
   for (const TensorDesc* t : wino) {
     // The plain copy comes first and unpacks to the weights a program
     // without Winograd has.
-    const ProgramData& direct = direct_program().data();
+    const ProgramData& direct = program::data_of(direct_program());
     const TensorDesc* other = find_tensor(direct, t->name);
     ASSERT_NE(other, nullptr) << t->name;
     HostTensor u = cpu::unpack_weight(*t, d.weights + t->offset);
@@ -460,11 +460,11 @@ TEST(PrepackWinograd, AnotherWinogradLayoutFallsBackToThePlainCopy) {
   ASSERT_EQ(make_weight_kernels(*d, ctx, &takers), takers);
   EXPECT_GT(ctx.packed_bytes(), 0u);
   // (Not bitwise: each run's stacked kernels may pick another Winograd variant.)
-  EXPECT_LE(max_abs_diff(run(Program(d)), run(winograd_program())), 1e-4f);
+  EXPECT_LE(max_abs_diff(run(program::make_program(d)), run(winograd_program())), 1e-4f);
 }
 
 TEST(PrepackWinograd, BadWinogradFieldsAreAnErrorNamingTheTensor) {
-  const ProgramData& d = winograd_program().data();
+  const ProgramData& d = program::data_of(winograd_program());
   const auto wino = winograd_weights(d);
   ASSERT_FALSE(wino.empty());
   const TensorDesc& w = *wino.front();

@@ -265,10 +265,11 @@ def test_weight_placement(digits_model, digits_program, digits_rt, tmp_path, mon
     monkeypatch.setenv("SHOAL_WEIGHTS", "copy")  # overrides auto only
     assert "copied" in shoal.Runtime(digits_program).plan()
     assert "in place" in shoal.Runtime(digits_program, weights="shared").plan()
+    device = shoal.devices()[0].id
+    # A malformed variable fails every API call that reads the environment.
     monkeypatch.setenv("SHOAL_WEIGHTS", "everywhere")
     with pytest.raises(errors.InvalidArgumentError, match="SHOAL_WEIGHTS"):
         shoal.Runtime(digits_program)
-    device = shoal.devices()[0].id
     with pytest.raises(errors.InvalidArgumentError, match="SHOAL_WEIGHTS"):
         shoal.Runtime(digits_program, devices=[device])
     monkeypatch.delenv("SHOAL_WEIGHTS")
@@ -335,14 +336,14 @@ def test_wrong_dtype_rejected(digits_rt):
         digits_rt._rt.run([np.zeros((1, 1, 8, 8), np.float64)])
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 8, 9), (1, 8, 8), (2, 1, 64), (0, 1, 8, 8),
-                                   (1, 1, 1, 8, 8)])
+@pytest.mark.parametrize("shape", [(1, 1, 8, 9), (1, 8, 8), (2, 1, 64), (1, 1, 1, 8, 8)])
 def test_wrong_shape_rejected(digits_rt, shape):
+    # Checked once, by the runtime: the same message through every API.
     x = np.zeros(shape, np.float32)
     with pytest.raises(shoal.InvalidArgumentError) as e:
         digits_rt.run(x)
-    assert "(N, 1, 8, 8)" in str(e.value)
-    with pytest.raises(shoal.InvalidArgumentError, match=r"\(N, 1, 8, 8\)"):
+    assert "[N,1,8,8]" in str(e.value)
+    with pytest.raises(shoal.InvalidArgumentError, match=r"\[N,1,8,8\]"):
         digits_rt._rt.run([x])
 
 

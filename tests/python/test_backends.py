@@ -56,6 +56,28 @@ def test_cli_run_on_named_devices(cli, digits, tmp_path):
     assert r.returncode == 1 and "no device 'gpu:0'" in r.stderr and "ref:0" in r.stderr
 
 
+def test_cli_compiles_per_target(cli, digits, digits_model, tmp_path):
+    """shoal compile --target ref: plain weights, recorded as the target; ref
+    devices run it, cpu devices refuse it naming the target."""
+    program, _, x, xpath = digits
+    want = shoal.Runtime(program).run(x)[0]
+    ref_path = tmp_path / "digits_ref.shoal"
+    r = _run(cli, "compile", digits_model, "--target", "ref", "-o", ref_path)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(_run(cli, "inspect", ref_path, "--json").stdout)
+    assert info["target"] == "ref"
+    assert "packed weights: 0 tensors" in _run(cli, "inspect", ref_path).stdout
+    out = tmp_path / "y.npy"
+    r = _run(cli, "run", ref_path, xpath, "--devices", "ref:0", "-o", out)
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_allclose(np.load(out), want, rtol=1e-4, atol=1e-5)
+    r = _run(cli, "run", ref_path, xpath, "--devices", "cpu:0", "-o", out)
+    assert r.returncode == 1 and "target 'ref'" in r.stderr and "cpu:0" in r.stderr, r.stderr
+    r = _run(cli, "compile", digits_model, "--target", "gpu", "-o", tmp_path / "g.shoal")
+    assert r.returncode == 1 and "target 'gpu'" in r.stderr and "cpu, ref" in r.stderr, r.stderr
+    assert not (tmp_path / "g.shoal").exists()
+
+
 def test_runtime_takes_names_ids_and_devices(digits):
     program, _, x, _ = digits
     want = shoal.Runtime(program).run(x)[0]

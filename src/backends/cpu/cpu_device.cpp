@@ -16,6 +16,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "backends/cpu/native/loops.hpp"
 #include "backends/cpu/onednn_kernels.hpp"
 #include "backends/cpu/reference_kernel.hpp"
 #include "device/job_thread.hpp"
@@ -30,7 +31,10 @@ using device::Kernel;
 
 class CpuDevice final : public device::Device {
  public:
-  CpuDevice(const DeviceInfo& info, int clusters, bool team) : info_(info) {
+  CpuDevice(const DeviceInfo& info, int clusters, bool team, const Settings& settings)
+      : info_(info), disable_onednn_(settings.reference_only) {
+    onednn_.row_bands = settings.row_bands;
+    native::use_isa(settings.isa);
     const int ncores = int(info.cores.size());
     if (clusters < 1) clusters = 1;
     clusters_.reserve(size_t(clusters));
@@ -186,7 +190,7 @@ class CpuDevice final : public device::Device {
   std::mutex alloc_mu_;
   std::unordered_map<void*, size_t> sizes_;  // live allocations
   OneDnnContext onednn_;
-  bool disable_onednn_ = std::getenv("SHOAL_REFERENCE_ONLY") != nullptr;
+  bool disable_onednn_ = false;  // SHOAL_REFERENCE_ONLY
   std::vector<std::unique_ptr<Cluster>> clusters_;
 };
 
@@ -196,13 +200,15 @@ class CpuDevice final : public device::Device {
     .automatic = true,
     .enumerate = enumerate_devices,
     .create = make_cpu_device,
+    .reference_layers = reference_layers,
+    .compile = compile_for_cpu,
 });
 
 }  // namespace
 
 std::unique_ptr<device::Device> make_cpu_device(const DeviceInfo& info,
                                                 const device::DeviceConfig& config) {
-  return std::make_unique<CpuDevice>(info, config.clusters, config.team);
+  return std::make_unique<CpuDevice>(info, config.clusters, config.team, config.settings);
 }
 
 }  // namespace shoal::cpu

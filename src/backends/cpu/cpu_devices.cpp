@@ -78,11 +78,10 @@ std::vector<std::vector<int>> numa_nodes(const std::vector<int>& allowed) {
 
 int numa_node_count() { return int(numa_nodes(allowed_cores()).size()); }
 
-std::vector<DeviceInfo> enumerate_devices() {
+std::vector<DeviceInfo> enumerate_devices(const Settings& settings) {
   const std::vector<int> allowed = allowed_cores();
   std::vector<std::vector<int>> groups;
-  const char* env = std::getenv("SHOAL_CPU_DEVICES");
-  std::string spec = env ? env : "";
+  const std::string& spec = settings.cpu_devices;
   if (spec.empty()) {
     groups = numa_nodes(allowed);
   } else if (spec.find_first_not_of("0123456789") == std::string::npos) {

@@ -270,15 +270,14 @@ bool is_winograd(const ConvPlan& p) { return wino_alpha(p.pd) != 0; }
 /// oneDNN's threading of the other direct convolutions scales 1.8-1.9x and
 /// beats bands, which lose 10-30% on 7x7 maps, strided and 3x3 layers.
 /// Only one-sample kernels are cut (stacks of samples keep oneDNN's
-/// threading). SHOAL_ROW_BANDS=all cuts every one-sample convolution it can
-/// (tests), =none none.
-bool wants_bands(const ConvPlan& whole) {
+/// threading). `force` (SHOAL_ROW_BANDS) all cuts every one-sample
+/// convolution it can (tests), none none.
+bool wants_bands(const ConvPlan& whole, RowBands force) {
   if (whole.xd[0] != 1) return false;  // measured on one sample only
   // Measured on f32 kernels only.
   if (whole.pd.src_desc().data_type() != dt::f32) return false;
-  const char* force = std::getenv("SHOAL_ROW_BANDS");
-  if (force && std::strcmp(force, "all") == 0) return true;
-  if (force && std::strcmp(force, "none") == 0) return false;
+  if (force == RowBands::all) return true;
+  if (force == RowBands::none) return false;
   if (!is_winograd(whole)) {
     bool pointwise = true;
     for (int i = 0; i < whole.g.spatial(); ++i)
@@ -343,7 +342,7 @@ KernelPtr build_banded(const OpContext& oc, const ConvPlan& whole) {
 KernelPtr make_conv(const OpContext& oc) {
   ConvPlan p;
   if (!plan_conv(oc, false, p)) return nullptr;
-  if (oc.threads > 1 && wants_bands(p))
+  if (oc.threads > 1 && wants_bands(p, oc.ctx.row_bands))
     if (KernelPtr k = build_banded(oc, p)) return k;
   return build(oc, p, false);
 }

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "backends/cpu/onednn_common.hpp"
+#include "ops/op_table.hpp"
 #include "shoal/error.hpp"
 
 namespace shoal::cpu {
@@ -46,7 +47,8 @@ const std::unordered_map<std::string_view, Builder>& builders() {
 
 /// Ops whose weight (input 1) the compiler may store packed for them.
 bool takes_packed_weight(const std::string& op) {
-  return op == "Conv" || op == "ConvTranspose" || op == "Gemm" || op == "MatMul";
+  const ops::OpSpec* spec = ops::find_op(op);
+  return spec && spec->packed_weight;
 }
 
 /// Every operand must be dense f32, plain or channels-last (the builders

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/settings.hpp"
 #include "core/tensor.hpp"
 #include "device/kernel.hpp"
 #include "program/program_data.hpp"
@@ -21,6 +22,9 @@ namespace shoal::cpu {
 /// clusters.
 struct OneDnnContext {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  /// Which one-sample convolutions of a team are cut into row bands
+  /// (SHOAL_ROW_BANDS; see wants_bands in onednn_conv.cpp).
+  RowBands row_bands = RowBands::automatic;
 
   /// Packed (reordered) weights shared by the kernels of all clusters of the
   /// device, so a device stores each weight once. `make` runs at most once per

@@ -10,6 +10,7 @@
 
 #include "backends/cpu/onednn_common.hpp"
 #include "backends/cpu/onednn_packing.hpp"
+#include "ops/op_table.hpp"
 #include "shoal/error.hpp"
 
 namespace shoal::cpu {
@@ -162,8 +163,7 @@ void prepack_weights(ProgramData& p, const std::function<void(const std::string&
   uint64_t plain_bytes = 0, packed_bytes = 0;
   int candidates = 0;
   for (const program::Instruction& ins : p.instructions) {
-    if (ins.op != "Conv" && ins.op != "ConvTranspose" && ins.op != "Gemm" && ins.op != "MatMul")
-      continue;
+    if (const ops::OpSpec* spec = ops::find_op(ins.op); !spec || !spec->packed_weight) continue;
     if (ins.inputs.size() < 2) continue;
     const int id = ins.inputs[1];
     if (id < 0 || size_t(id) >= p.tensors.size()) continue;

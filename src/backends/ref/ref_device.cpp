@@ -109,9 +109,11 @@ class RefDevice final : public device::Device {
   }
   void synchronize(ExecContext&) override {}
 
-  // Programs for the cpu target: their packed weights are unpacked by the
-  // reference kernels once, at creation.
-  bool runs_target(const std::string& target) const override { return target == "cpu"; }
+  // Its own programs (plain weights), and the cpu target's: their packed
+  // weights are unpacked by the reference kernels once, at creation.
+  bool runs_target(const std::string& target) const override {
+    return target == "ref" || target == "cpu";
+  }
 
   bool supports(const program::Instruction& ins, const program::ProgramData&) const override {
     const ops::OpSpec* spec = ops::find_op(ins.op);
@@ -139,20 +141,14 @@ class RefDevice final : public device::Device {
 };
 
 /// SHOAL_REF_DEVICES=n ref devices (default 1, 0 for none).
-std::vector<DeviceInfo> enumerate() {
-  int n = 1;
-  if (const char* env = std::getenv("SHOAL_REF_DEVICES"); env && *env) {
-    const std::string v = env;
-    if (v.size() > 2 || v.find_first_not_of("0123456789") != std::string::npos)
-      throw Error(ErrorKind::invalid_argument,
-                  "SHOAL_REF_DEVICES=" + v + ": expected a device count from 0 to 99");
-    n = std::stoi(v);
-  }
+std::vector<DeviceInfo> enumerate(const Settings& settings) {
+  const int n = settings.ref_devices;
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
   const uint64_t mem = pages > 0 && page > 0 ? uint64_t(pages) * uint64_t(page) : 0;
   std::vector<DeviceInfo> out(static_cast<size_t>(n));
   for (DeviceInfo& d : out) {
     d.compute_units = 1;
+    d.compute_unit = "thread";
     d.clusters = 1;
     d.memory_bytes = mem;
     d.host_addressable = false;
@@ -170,6 +166,8 @@ std::unique_ptr<device::Device> create(const DeviceInfo& info, const device::Dev
     .automatic = false,
     .enumerate = enumerate,
     .create = create,
+    .reference_layers = {},  // every layer runs the reference kernels, on purpose
+    .compile = {},           // "ref" programs: plain f32 weights
 });
 
 }  // namespace

@@ -1,7 +1,7 @@
-// Picks the loop table for this CPU (see loops.hpp).
+// Picks the loop table for this CPU, or the one SHOAL_ISA names (see loops.hpp).
 #include "backends/cpu/native/loops.hpp"
 
-#include <cstdlib>
+#include <atomic>
 #include <string>
 
 #include "shoal/error.hpp"
@@ -20,13 +20,7 @@ bool runs(std::string_view isa) {
   return false;
 }
 
-const Loops& pick() {
-  if (const char* env = std::getenv("SHOAL_ISA"); env && *env) {
-    if (const Loops* l = loops_named(env)) return *l;
-    throw Error(
-        ErrorKind::invalid_argument,
-        std::string("SHOAL_ISA=") + env + ": expected generic, avx2 or avx512, one this CPU runs");
-  }
+const Loops& pick_fastest() {
   if (runs("avx512")) return loops_avx512();
   if (runs("avx2")) return loops_avx2();
   return loops_generic();
@@ -41,9 +35,29 @@ const Loops* loops_named(std::string_view isa) {
   return &loops_generic();
 }
 
-const Loops& loops() {
-  static const Loops& table = pick();
+namespace {
+const Loops& fastest() {
+  static const Loops& table = pick_fastest();
   return table;
+}
+std::atomic<const Loops*> in_use{nullptr};  // null: the fastest
+}  // namespace
+
+const Loops& loops() {
+  const Loops* l = in_use.load(std::memory_order_relaxed);
+  return l ? *l : fastest();
+}
+
+void use_isa(const std::string& isa) {
+  if (isa.empty()) {
+    in_use.store(&fastest(), std::memory_order_relaxed);
+    return;
+  }
+  const Loops* l = loops_named(isa);
+  if (!l)
+    throw Error(ErrorKind::invalid_argument,
+                "SHOAL_ISA=" + isa + ": expected generic, avx2 or avx512, one this CPU runs");
+  in_use.store(l, std::memory_order_relaxed);
 }
 
 }  // namespace shoal::cpu::native

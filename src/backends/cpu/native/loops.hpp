@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace shoal::cpu::native {
@@ -81,9 +82,13 @@ const Loops& loops_generic();
 const Loops& loops_avx2();
 const Loops& loops_avx512();
 
-/// The fastest table this CPU runs, unless SHOAL_ISA=generic|avx2|avx512
-/// names another (one the CPU runs; for tests and comparisons).
+/// The table in use: the fastest this CPU runs, unless use_isa named
+/// another.
 const Loops& loops();
+/// Makes `isa` (SHOAL_ISA: generic, avx2 or avx512, one this CPU runs; ""
+/// for the fastest) the table loops() returns, process-wide: the CPU backend
+/// calls it as it makes a device. Throws Error(invalid_argument) for another.
+void use_isa(const std::string& isa);
 /// The table named `isa`, or nullptr when unknown or not runnable here.
 const Loops* loops_named(std::string_view isa);
 

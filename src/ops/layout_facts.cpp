@@ -1,0 +1,74 @@
+// The operator table's layout facts, listed once: which ops' fast kernels
+// take 4-D activations channels-last at full speed (OpSpec::channels_last)
+// and which take a weight stored in their own layout (OpSpec::packed_weight).
+// The layout pass, the kernel factories and the prepacking read them here.
+#include <string_view>
+#include <unordered_set>
+
+#include "ops/op_table.hpp"
+#include "shoal/error.hpp"
+
+namespace shoal::ops {
+
+void assign_layout_facts(std::vector<OpSpec>& table) {
+  // oneDNN's convolutions, pools and batch norm, and the native kernels
+  // (elementwise with any broadcasting, reductions, copies, Resize, Pad);
+  // the 8-bit QDQ tensors of QLinearConv are marked like float ones. (Any
+  // kernel accepts any layout; the reference kernels convert, slowly.)
+  static const std::unordered_set<std::string_view> channels_last = {"Conv",
+                                                                     "MaxPool",
+                                                                     "AveragePool",
+                                                                     "GlobalAveragePool",
+                                                                     "GlobalMaxPool",
+                                                                     "BatchNormalization",
+                                                                     "Relu",
+                                                                     "LeakyRelu",
+                                                                     "Clip",
+                                                                     "Sigmoid",
+                                                                     "Tanh",
+                                                                     "HardSigmoid",
+                                                                     "HardSwish",
+                                                                     "Elu",
+                                                                     "shoal.Silu",
+                                                                     "Gelu",
+                                                                     "Erf",
+                                                                     "Exp",
+                                                                     "Sqrt",
+                                                                     "Neg",
+                                                                     "Abs",
+                                                                     "Reciprocal",
+                                                                     "Add",
+                                                                     "Sub",
+                                                                     "Mul",
+                                                                     "Div",
+                                                                     "Pow",
+                                                                     "Max",
+                                                                     "Min",
+                                                                     "PRelu",
+                                                                     "ReduceMean",
+                                                                     "ReduceSum",
+                                                                     "ReduceMax",
+                                                                     "Transpose",
+                                                                     "Slice",
+                                                                     "Concat",
+                                                                     "Split",
+                                                                     "Gather",
+                                                                     "Resize",
+                                                                     "Upsample",
+                                                                     "Pad",
+                                                                     "QuantizeLinear",
+                                                                     "DequantizeLinear",
+                                                                     "QLinearConv"};
+  static const std::unordered_set<std::string_view> packed_weight = {"Conv", "ConvTranspose",
+                                                                     "Gemm", "MatMul"};
+  size_t found = 0;
+  for (OpSpec& s : table) {
+    s.channels_last = channels_last.count(s.name) != 0;
+    s.packed_weight = packed_weight.count(s.name) != 0;
+    found += s.channels_last + s.packed_weight;
+  }
+  if (found != channels_last.size() + packed_weight.size())  // a name the table lacks
+    throw Error(ErrorKind::internal, "layout facts name an operator the table does not have");
+}
+
+}  // namespace shoal::ops
