@@ -248,7 +248,7 @@ def _precision_arg(precision):
 
 def compile(model, shape=None, devices=1, clusters=0, split=False, optimize=True,
             verbose=False, log=None, mode=None, winograd=True, strict=False,
-            precision="f32", calibration=None, quantize_options=None):
+            precision="f32", calibration=None, quantize_options=None, target="cpu"):
     """Compiles an ONNX model into a Program.
 
     model: a path (str or os.PathLike), the model's bytes, or an
@@ -264,7 +264,7 @@ def compile(model, shape=None, devices=1, clusters=0, split=False, optimize=True
     split: True is mode="split" (the SDK's "nobatch").
     optimize: run the fusion passes.
     winograd: use Winograd convolution for the 3x3 stride-1 layers where it
-        pays (maps of 14x14 or more, 32+ input and 64+ output channels;
+        pays (maps of 13x13 or more, 32+ input and output channels;
         outputs differ from direct convolution by about 1e-6 of their
         magnitude per layer; the program stores those weights twice, plain
         and transformed).
@@ -282,10 +282,16 @@ def compile(model, shape=None, devices=1, clusters=0, split=False, optimize=True
         dict of its other options, e.g. {"method": "entropy"}) and compiles
         the QDQ model, whose quantized convolutions run int8 kernels. See
         docs/QUANTIZATION.md.
+    target: the backend kind the program is for ("cpu", the default, or
+        "ref"; shoal.devices() lists the kinds): its compile hook does the
+        target-specific work, and devices of another kind that cannot run
+        the program refuse it at load with an error naming the target.
     verbose: print the compile log to stderr; log: a callable receiving each
         log line (both may be given).
     """
     compiler = _compiler()
+    if not isinstance(target, str):
+        raise TypeError(f"target must be a backend kind such as 'cpu', got {type(target).__name__}")
     precision = _precision_arg(precision)
     if precision == "int8":
         if calibration is None:
@@ -304,6 +310,7 @@ def compile(model, shape=None, devices=1, clusters=0, split=False, optimize=True
         bool(winograd),
         bool(strict),
         precision,
+        target,
         _log_sink(verbose, log),
     )
     if isinstance(model, (bytes, bytearray, memoryview)):

@@ -28,7 +28,7 @@ using shoal_python::to_str;
 shoal::CompileOptions make_options(std::vector<int64_t> shape, int devices, int clusters,
                                    const std::string& mode, bool optimize, bool winograd,
                                    bool strict, const std::string& precision,
-                                   const py::object* log) {
+                                   const std::string& target, const py::object* log) {
   shoal::CompileOptions o;
   o.input_shape = std::move(shape);
   o.devices = devices;
@@ -42,6 +42,7 @@ shoal::CompileOptions make_options(std::vector<int64_t> shape, int devices, int 
   if (!shoal::precision_from_name(precision, o.precision))
     throw shoal::Error(shoal::ErrorKind::invalid_argument,
                        "precision must be 'f32' or 'bf16', got '" + precision + "'");
+  o.target = target;
   if (log && !log->is_none()) {
     // Called with the GIL released, maybe from another thread. Captures a
     // raw pointer (copying the std::function must not touch refcounts); the
@@ -61,9 +62,9 @@ shoal::CompileOptions make_options(std::vector<int64_t> shape, int devices, int 
 shoal::Program compile_file(const std::filesystem::path& path, std::vector<int64_t> shape,
                             int devices, int clusters, const std::string& mode, bool optimize,
                             bool winograd, bool strict, const std::string& precision,
-                            const py::object& log) {
+                            const std::string& target, const py::object& log) {
   auto opts = make_options(std::move(shape), devices, clusters, mode, optimize, winograd, strict,
-                           precision, &log);
+                           precision, target, &log);
   std::string p = path.string();
   py::gil_scoped_release nogil;
   return shoal::compile(p, opts);
@@ -71,9 +72,10 @@ shoal::Program compile_file(const std::filesystem::path& path, std::vector<int64
 
 shoal::Program compile_bytes(const py::object& data, std::vector<int64_t> shape, int devices,
                              int clusters, const std::string& mode, bool optimize, bool winograd,
-                             bool strict, const std::string& precision, const py::object& log) {
+                             bool strict, const std::string& precision, const std::string& target,
+                             const py::object& log) {
   auto opts = make_options(std::move(shape), devices, clusters, mode, optimize, winograd, strict,
-                           precision, &log);
+                           precision, target, &log);
   ByteView bytes(data);
   py::gil_scoped_release nogil;
   return shoal::compile_bytes(bytes.data(), bytes.size(), opts);
@@ -88,8 +90,8 @@ PYBIND11_MODULE(_shoal_compiler, m) {
 
   m.def("compile_file", &compile_file, py::arg("path"), py::arg("shape"), py::arg("devices"),
         py::arg("clusters"), py::arg("mode"), py::arg("optimize"), py::arg("winograd"),
-        py::arg("strict"), py::arg("precision"), py::arg("log").none(true));
+        py::arg("strict"), py::arg("precision"), py::arg("target"), py::arg("log").none(true));
   m.def("compile_bytes", &compile_bytes, py::arg("data"), py::arg("shape"), py::arg("devices"),
         py::arg("clusters"), py::arg("mode"), py::arg("optimize"), py::arg("winograd"),
-        py::arg("strict"), py::arg("precision"), py::arg("log").none(true));
+        py::arg("strict"), py::arg("precision"), py::arg("target"), py::arg("log").none(true));
 }

@@ -96,8 +96,8 @@ shoal::Tensor input_view(py::array& arr, const std::string& name, shoal::DType w
                          shoal::DType::i64, shoal::DType::boolean, shoal::DType::f64})
     if (got == shoal::dtype_name(d)) dtype = d;
   if (dtype == shoal::DType::undefined)
-    throw Error(ErrorKind::dtype, "input '" + name + "' must be " + shoal::dtype_name(want) +
-                                      ", got " + got);
+    throw Error(ErrorKind::dtype,
+                "input '" + name + "' must be " + shoal::dtype_name(want) + ", got " + got);
   // Copies strided or misaligned arrays (kernels assume aligned elements).
   constexpr int kAligned = py::detail::npy_api::NPY_ARRAY_ALIGNED_;
   if ((arr.flags() & (py::array::c_style | kAligned)) != (py::array::c_style | kAligned))
@@ -321,6 +321,33 @@ PYBIND11_MODULE(_shoal, m) {
       .def_property_readonly("num_instructions",
                              [](const shoal::Program& p) { return checked(p).num_instructions(); })
       .def("describe", [](const shoal::Program& p) { return to_str(checked(p).describe()); })
+      .def_property_readonly("target",
+                             [](const shoal::Program& p) { return checked(p).info().target; })
+      .def(
+          "info",
+          [](const shoal::Program& p) {
+            const shoal::ProgramInfo info = checked(p).info();
+            py::list layers;
+            for (const shoal::LayerInfo& l : info.layers) {
+              py::dict d;
+              d["name"] = to_str(l.name);
+              d["op"] = l.op;
+              d["precision"] = l.precision;
+              d["flops"] = l.flops;
+              d["inputs"] = l.inputs;
+              d["outputs"] = l.outputs;
+              layers.append(d);
+            }
+            py::dict r;
+            r["model"] = to_str(info.model);
+            r["producer"] = info.producer;
+            r["target"] = info.target;
+            r["format_version"] = info.format_version;
+            r["layers"] = layers;
+            return r;
+          },
+          "What the program records: model, producer, target, format_version and its layers "
+          "(name, op, precision, flops per sample, inputs, outputs), in execution order.")
       .def("__repr__", &program_repr)
       .def(py::pickle(
           [](const shoal::Program& p) {
@@ -341,6 +368,7 @@ PYBIND11_MODULE(_shoal, m) {
       .def_readonly("name", &shoal::DeviceInfo::name)
       .def_readonly("cores", &shoal::DeviceInfo::cores)
       .def_readonly("compute_units", &shoal::DeviceInfo::compute_units)
+      .def_readonly("compute_unit", &shoal::DeviceInfo::compute_unit)
       .def_readonly("clusters", &shoal::DeviceInfo::clusters)
       .def_readonly("memory_bytes", &shoal::DeviceInfo::memory_bytes)
       .def_readonly("host_addressable", &shoal::DeviceInfo::host_addressable)
@@ -354,6 +382,7 @@ PYBIND11_MODULE(_shoal, m) {
              r["name"] = d.name;
              r["cores"] = d.cores;
              r["compute_units"] = d.compute_units;
+             r["compute_unit"] = d.compute_unit;
              r["clusters"] = d.clusters;
              r["memory_bytes"] = d.memory_bytes;
              r["host_addressable"] = d.host_addressable;

@@ -78,6 +78,31 @@ def test_cli_compiles_per_target(cli, digits, digits_model, tmp_path):
     assert not (tmp_path / "g.shoal").exists()
 
 
+def test_python_compiles_per_target_and_reports_program_info(digits, digits_model):
+    """shoal.compile(target=...), Program.target and Program.info() from
+    Python, as the CLI has them; Device.compute_unit names a cluster's unit."""
+    program, _, x, _ = digits
+    want = shoal.Runtime(program).run(x)[0]
+    assert program.target == "cpu"
+    ref_program = shoal.compile(digits_model, shape="8x8x1", target="ref")
+    info = ref_program.info()
+    assert info["target"] == "ref" and ref_program.target == "ref"
+    assert info["producer"].startswith("shoal ") and info["format_version"] >= 2
+    assert len(info["layers"]) == ref_program.num_instructions
+    convs = [layer for layer in info["layers"] if layer["op"] == "Conv"]
+    assert convs and all(layer["flops"] > 0 and layer["precision"] == "f32" for layer in convs)
+    assert convs[0]["inputs"][0].shape == (1, 1, 8, 8)  # the model's input, one sample
+    assert convs[0]["flops"] == 2 * 16 * 8 * 8 * 9  # 16 3x3 filters over one 8x8 channel
+    with shoal.Runtime(ref_program, devices=["ref:0"]) as rt:
+        np.testing.assert_allclose(rt.run(x)[0], want, rtol=1e-4, atol=1e-5)
+    with pytest.raises(shoal.InvalidArgumentError, match="target 'ref'"):
+        shoal.Runtime(ref_program, devices=["cpu:0"])
+    with pytest.raises(shoal.InvalidArgumentError, match="target 'gpu'"):
+        shoal.compile(digits_model, shape="8x8x1", target="gpu")
+    cpu = shoal.devices("cpu")[0]
+    assert cpu.compute_unit == "core" and cpu.to_dict()["compute_unit"] == "core"
+
+
 def test_runtime_takes_names_ids_and_devices(digits):
     program, _, x, _ = digits
     want = shoal.Runtime(program).run(x)[0]
