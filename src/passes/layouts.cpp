@@ -33,7 +33,8 @@ bool prefers_channels_last(const ir::Node& n) {
                                             "Split",         "Gather",
                                             "Resize",        "Upsample",
                                             "Pad",           "QuantizeLinear",
-                                            "DequantizeLinear", "QLinearConv"};
+                                            "DequantizeLinear", "QLinearConv",
+                                            "shoal.QLinearAdd"};
   return ops.count(n.op) != 0;
 }
 
