@@ -63,12 +63,13 @@ void quantize_to_channels_last(int threads, const float* x, void* y, bool u8, in
   const Loops& l = loops();
   auto* yb = static_cast<uint8_t*>(y);
   parallel_rows(threads, n * c, hw, [&](int64_t row) {
-    thread_local std::vector<uint8_t> buf;
-    buf.resize(size_t(hw));
-    l.quantize(x + row * hw, buf.data(), u8, hw, scale, zp);
+    thread_local std::vector<uint8_t> tls;
+    tls.resize(size_t(hw));
+    const uint8_t* buf = tls.data();  // a local pointer: no TLS lookup per element
+    l.quantize(x + row * hw, tls.data(), u8, hw, scale, zp);
     const int64_t b = row / c, ch = row % c;
     uint8_t* yr = yb + b * hw * c + ch;
-    for (int64_t k = 0; k < hw; ++k) yr[k * c] = buf[size_t(k)];
+    for (int64_t k = 0; k < hw; ++k) yr[k * c] = buf[k];
   });
 }
 
@@ -80,6 +81,24 @@ void dequantize_run(int threads, const void* x, bool u8, float* y, int64_t n, fl
   parallel_rows(threads, chunks, kChunk, [&](int64_t c) {
     const int64_t b = c * kChunk, e = std::min(n, b + kChunk);
     l.dequantize(xb + b, u8, y + b, e - b, scale, zp);
+  });
+}
+
+/// Dequantizes a channels-last x into a plain [N, C, spatial...] y (a graph
+/// output), row by row of y: a strided gather into a row buffer, then a
+/// vectorized dequantization.
+void dequantize_from_channels_last(int threads, const void* x, bool u8, float* y, int64_t n,
+                                   int64_t c, int64_t hw, float scale, int32_t zp) {
+  const Loops& l = loops();
+  const auto* xb = static_cast<const uint8_t*>(x);
+  parallel_rows(threads, n * c, hw, [&](int64_t row) {
+    thread_local std::vector<uint8_t> tls;
+    tls.resize(size_t(hw));
+    uint8_t* buf = tls.data();
+    const int64_t b = row / c, ch = row % c;
+    const uint8_t* xr = xb + b * hw * c + ch;
+    for (int64_t k = 0; k < hw; ++k) buf[k] = xr[k * c];
+    l.dequantize(buf, u8, y + row * hw, hw, scale, zp);
   });
 }
 
@@ -117,13 +136,21 @@ KernelPtr make_dequantize(const OpContext& oc) {
   float scale;
   int32_t zp;
   DType zt;
-  if (!x || !dense_f32(&y) || !same_dense(*x, y) || !scalar_params(oc, scale, zp, zt) ||
-      (oc.in(2) && zt != x->dtype))
+  if (!x || !dense_f32(&y) || !scalar_params(oc, scale, zp, zt) || (oc.in(2) && zt != x->dtype))
     return nullptr;
   if (oc.ins.attrs.i("block_size", 0) != 0) return nullptr;
   const int64_t n = shape_numel(y.shape);
   if (!is8(x->dtype)) return nullptr;
   const bool u8 = x->dtype == DType::u8;
+  if (!same_dense(*x, y)) {  // channels-last -> plain only (a graph output)
+    if (x->layout != program::Layout::channels_last || y.layout != program::Layout::plain ||
+        y.shape.size() < 3)
+      return nullptr;
+    const int64_t b = y.shape[0], c = y.shape[1], hw = n / std::max<int64_t>(1, b * c);
+    return std::make_unique<NativeKernel>([=](int t, auto in, auto out) {
+      dequantize_from_channels_last(t, in[0], u8, f32(out[0]), b, c, hw, scale, zp);
+    });
+  }
   return std::make_unique<NativeKernel>(
       [=](int t, auto in, auto out) { dequantize_run(t, in[0], u8, f32(out[0]), n, scale, zp); });
 }
