@@ -336,3 +336,32 @@ def test_quantized_residual_block_runs_int8():
     (ref,) = shoal.Runtime(shoal.compile(model)).run(x[:4])
     snr = 10 * np.log10(np.sum(ref ** 2) / np.sum((y - ref) ** 2))
     assert snr > 25, snr
+
+
+def test_cli_compile_int8(digits_model, build_dir, tmp_path):
+    """`shoal compile --precision int8 --calibration X`: quantizes (Python's
+    quantizer, in a child process), compiles the QDQ model and removes it."""
+    cli = build_dir / "bin" / "shoal"
+    x = np.load(digits_model.parent / "heldout_x.npy").astype(np.float32)
+    np.save(tmp_path / "cal.npy", x[:50])
+    out = tmp_path / "d.shoal"
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(shoal.__file__)))
+    res = subprocess.run([str(cli), "compile", str(digits_model), "-o", str(out), "--precision",
+                          "int8", "--calibration", str(tmp_path / "cal.npy"), "--method",
+                          "percentile"], capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cal.npy", "d.shoal"]
+    res = subprocess.run([str(cli), "inspect", str(out)], capture_output=True, text=True,
+                         timeout=60)
+    assert "precision: 3 layers int8" in res.stdout, res.stdout
+    (y,) = shoal.Runtime(shoal.load(str(out))).run(x[100:])
+    labels = np.load(digits_model.parent / "heldout_y.npy")[100:]
+    assert float((y.argmax(1) == labels).mean()) > 0.95
+    res = subprocess.run([str(cli), "compile", str(digits_model), "-o", str(tmp_path / "e.shoal"),
+                          "--precision", "int8"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "needs --calibration" in res.stderr, res.stderr
+    res = subprocess.run([str(cli), "compile", str(digits_model), "-o", str(tmp_path / "e.shoal"),
+                          "--precision", "int8", "--calibration", str(tmp_path / "none.npy")],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 1 and "none.npy" in res.stderr, res.stderr
+    assert not (tmp_path / "e.shoal").exists()
