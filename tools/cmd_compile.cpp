@@ -14,7 +14,8 @@ Command spec() {
   return Command("compile",
                  "shoal compile MODEL.onnx [-o OUT.shoal] [--shape SHAPE] "
                  "[--devices N] [--clusters M] [--mode auto|batch|split] [--split] "
-                 "[--no-optimize] [--no-winograd] [--strict] [--precision f32|bf16] [--target KIND] [-v]",
+                 "[--no-optimize] [--no-winograd] [--strict] [--precision f32|bf16|int8] "
+                 "[--calibration SAMPLES.npy] [--method M] [--target KIND] [-v]",
                  "Compiles an ONNX model into a program file and prints its "
                  "inputs, outputs\n(with the output size per input), arena "
                  "and weight sizes.")
@@ -40,8 +41,12 @@ Command spec() {
             "fail, listing them, when some layers have no fast kernel on this CPU "
             "(they would run the slow reference kernels)")
       .option("precision", 0, "P",
-              "f32 (the default) or bf16: Conv/Gemm/MatMul with bf16 weights and inputs, "
-              "f32 accumulation (needs AVX512-BF16 or AMX-BF16)")
+              "f32 (the default); bf16: Conv/Gemm/MatMul with bf16 weights and inputs, "
+              "f32 accumulation (needs AVX512-BF16 or AMX-BF16); int8: quantize first "
+              "(`shoal quantize`, on --calibration) and compile the QDQ model")
+      .option("calibration", 0, "SAMPLES",
+              "int8: sample inputs, an N x C x H x W .npy file or a directory of .npy files")
+      .option("method", 0, "M", "int8: calibration method, minmax (default), percentile or entropy")
       .option("target", 0, "KIND",
               "the backend whose devices will run it: cpu (the default) or ref (plain f32 "
               "weights, for ref devices)")
@@ -63,6 +68,14 @@ void print_tensors(const char* title, const std::vector<TensorInfo>& infos) {
     std::printf("  %-20s %-18s %-8s %lld elements per input\n", t.name.c_str(),
                 shape_str(t.shape).c_str(), dtype_name(t.dtype), static_cast<long long>(t.numel()));
 }
+
+/// A file removed when this goes out of scope (the int8 path's QDQ model).
+struct TempFile {
+  std::string path;
+  ~TempFile() {
+    if (!path.empty()) std::remove(path.c_str());
+  }
+};
 
 }  // namespace
 
@@ -99,8 +112,13 @@ int cmd_compile(const std::vector<std::string>& argv) {
   options.strict = args.has("strict");
   if (args.has("target")) options.target = args.value("target");
   const std::string precision = args.has("precision") ? args.value("precision") : "f32";
-  if (!precision_from_name(precision, options.precision))
-    throw UsageError("--precision expects f32 or bf16, got '" + precision + "'");
+  const bool int8 = precision == "int8";
+  if (!int8 && !precision_from_name(precision, options.precision))
+    throw UsageError("--precision expects f32, bf16 or int8, got '" + precision + "'");
+  if (int8 != args.has("calibration"))
+    throw UsageError(int8 ? "--precision int8 needs --calibration SAMPLES"
+                          : "--calibration is for --precision int8");
+  if (args.has("method") && !int8) throw UsageError("--method is for --precision int8");
   if (args.has("verbose"))
     options.log = [](const std::string& line) {
       std::fprintf(stderr, "%s\n", line.c_str());
@@ -108,7 +126,19 @@ int cmd_compile(const std::vector<std::string>& argv) {
     };
 
   const auto t0 = std::chrono::steady_clock::now();
-  const Program program = compile(model, options);
+  std::string source = model;
+  TempFile qdq;
+  if (int8) {  // the quantizer is Python's (shoal.quantization): a QDQ model first
+    qdq.path = out + ".qdq.tmp.onnx";
+    std::vector<std::string> q = {model, "--calibration", args.value("calibration"), "-o",
+                                  qdq.path};
+    if (args.has("shape")) q.insert(q.end(), {"--shape", args.value("shape")});
+    if (args.has("method")) q.insert(q.end(), {"--method", args.value("method")});
+    const int rc = run_python("shoal.quantization", "Python 3 with numpy and python3-onnx", q);
+    if (rc != 0) return rc == 1 ? kExitError : rc;
+    source = qdq.path;
+  }
+  const Program program = compile(source, options);
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   program.save(out);

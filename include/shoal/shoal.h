@@ -105,6 +105,18 @@ SHOAL_API int shoal_compile_bytes(const void* onnx_bytes, size_t size,
                                   int devices, int clusters, int mode,
                                   shoal_program** out);
 
+#define SHOAL_PRECISION_F32 0
+#define SHOAL_PRECISION_BF16 1
+
+/* As shoal_compile, with the precision of Conv/Gemm/MatMul: SHOAL_PRECISION_F32
+ * (what shoal_compile does) or SHOAL_PRECISION_BF16 (bf16 weights and inputs,
+ * f32 accumulation; SHOAL_ERR_UNSUPPORTED on a CPU without AVX512-BF16 or
+ * AMX-BF16). int8: compile a quantized (QDQ) model, as written by
+ * `shoal quantize`; its quantized layers run int8 with either function. */
+SHOAL_API int shoal_compile_precision(const char* onnx_path, const int64_t* input_shape,
+                                      size_t ndim, int devices, int clusters, int mode,
+                                      int precision, shoal_program** out);
+
 /* ---- programs ------------------------------------------------------------ */
 
 /* Loads a program file written by shoal_program_save or `shoal compile`.

@@ -397,24 +397,53 @@ def _quantize_weight(w, axis):
 
 
 def _output_points(model, nodes):
-    """Where the result of each quantized Conv is quantized: its output, or
-    the output of the Relu that alone reads it (what an engine fuses into an
-    int8 convolution with an int8 result). Graph outputs stay float."""
+    """Where results are quantized, so that an engine chains int8 kernels:
+    the result of each quantized Conv, or of the Relu/Clip that alone reads
+    it (fused into the int8 convolution); and each Add of two activations one
+    of which is such a result (a residual connection): both its inputs and
+    its result (after a sole Relu/Clip), which an engine runs as an int8 Add.
+    Graph outputs stay float."""
+    import onnx
+
     g = model.graph
     readers = {}
     for n in g.node:
         for t in n.input:
             readers.setdefault(t, []).append(n)
     graph_outputs = {o.name for o in g.output}
+    inits = {i.name for i in g.initializer}
+
+    def after_activation(t):
+        r = readers.get(t, [])
+        if len(r) == 1 and r[0].op_type in ("Relu", "Clip") and t not in graph_outputs:
+            return r[0].output[0]
+        return t
+
     points = []
     for node, _ in nodes:
         if node.op_type != "Conv":
             continue
-        t = node.output[0]
-        r = readers.get(t, [])
-        if len(r) == 1 and r[0].op_type == "Relu" and t not in graph_outputs:
-            t = r[0].output[0]
+        t = after_activation(node.output[0])
         if t not in graph_outputs and readers.get(t):
+            points.append(t)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+        shapes = {v.name: [d.dim_value if d.HasField("dim_value") else d.dim_param
+                           for d in v.type.tensor_type.shape.dim]
+                  for v in list(inferred.value_info) + list(inferred.input)}
+    except Exception:  # noqa: BLE001 - no residual Adds quantized then
+        shapes = {}
+    for n in g.node:  # in order: an Add's result may feed the next one
+        if n.op_type != "Add" or len(n.input) != 2 or any(t in inits for t in n.input):
+            continue
+        a, b = n.input
+        if a not in points and b not in points:
+            continue
+        if shapes.get(a) is None or shapes.get(a) != shapes.get(b):
+            continue
+        points.extend(t for t in (a, b) if t not in points)
+        t = after_activation(n.output[0])
+        if t not in graph_outputs and readers.get(t) and t not in points:
             points.append(t)
     return points
 

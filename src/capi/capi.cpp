@@ -297,6 +297,25 @@ int shoal_compile(const char* onnx_path, const int64_t* input_shape, size_t ndim
   });
 }
 
+int shoal_compile_precision(const char* onnx_path, const int64_t* input_shape, size_t ndim,
+                            int devices, int clusters, int mode, int precision,
+                            shoal_program** out) {
+  return guarded([&] {
+    const char* fn = "shoal_compile_precision";
+    require(onnx_path, fn, "onnx_path");
+    require(out, fn, "out");
+    shoal::CompileOptions options = compile_options(fn, input_shape, ndim, devices, clusters, mode);
+    if (precision != SHOAL_PRECISION_F32 && precision != SHOAL_PRECISION_BF16)
+      invalid(std::string(fn) +
+              ": precision must be SHOAL_PRECISION_F32 (0) or SHOAL_PRECISION_BF16 (1), got " +
+              std::to_string(precision) + " (int8: compile a quantized QDQ model)");
+    options.precision = shoal::Precision(precision);
+    require_readable(onnx_path, "ONNX model");
+    auto* p = new shoal_program{shoal::compile(onnx_path, options)};
+    *out = p;
+  });
+}
+
 int shoal_compile_bytes(const void* onnx_bytes, size_t size, const int64_t* input_shape,
                         size_t ndim, int devices, int clusters, int mode, shoal_program** out) {
   return guarded([&] {

@@ -82,6 +82,7 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
   ir::Graph g = frontend::import_onnx(onnx_bytes, size, io, &data->model_name);
   if (o.optimize) passes::fuse_qdq(g, log);
   passes::infer_and_fold(g, log);
+  if (o.optimize) passes::fuse_qdq_add(g, log);
   passes::remove_dead_and_identity(g, log);
   if (o.optimize) {
     passes::lower_einsum(g, log);

@@ -164,7 +164,7 @@ void assign_batch_rules(std::vector<OpSpec>& table) {
         n == "Max" || n == "Mean" || n == "Min" || n == "Mul" || n == "Neg" || n == "Not" ||
         n == "PRelu" || n == "Pow" || n == "Reciprocal" || n == "Relu" || n == "Sigmoid" ||
         n == "Sqrt" || n == "Sub" || n == "Sum" || n == "Tanh" || n == "Where" ||
-        n == "shoal.Silu" || n == "Gelu" || n == "Mod")
+        n == "shoal.Silu" || n == "Gelu" || n == "Mod" || n == "shoal.QLinearAdd")
       s.per_sample = elementwise;
     else if (n == "Conv" || n == "ConvTranspose")
       s.per_sample = [](const Attrs&, std::span<const ValueInfo> in, std::span<const bool> b) {

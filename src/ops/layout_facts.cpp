@@ -58,7 +58,8 @@ void assign_layout_facts(std::vector<OpSpec>& table) {
                                                                      "Pad",
                                                                      "QuantizeLinear",
                                                                      "DequantizeLinear",
-                                                                     "QLinearConv"};
+                                                                     "QLinearConv",
+                                                                     "shoal.QLinearAdd"};
   static const std::unordered_set<std::string_view> packed_weight = {"Conv", "ConvTranspose",
                                                                      "Gemm", "MatMul"};
   size_t found = 0;

@@ -13,6 +13,7 @@
 // channel, axis 0), an int32 bias whose scale is x_scale * w_scale. Other
 // Convs keep the QDQ nodes and run in float32 on the dequantized values.
 #include <cmath>
+#include <limits>
 
 #include "passes/passes.hpp"
 
@@ -51,6 +52,40 @@ bool per_tensor(const ir::Graph& g, const ir::Node& q) {
          q.inputs[0] >= 0;
 }
 
+/// Whether `act` is an activation fused into an int8 kernel (Relu, or Clip
+/// with constant bounds), and its attributes for the fused node.
+bool int8_activation(ir::Graph& g, const std::vector<int>& prod, const ir::Node& act, Attrs& out) {
+  if (act.op == "Relu") {
+    out.set("activation", std::string("Relu"));
+    return true;
+  }
+  if (act.op != "Clip") return false;
+  float lo = act.attrs.f("min", std::numeric_limits<float>::lowest());
+  float hi = act.attrs.f("max", std::numeric_limits<float>::max());
+  for (size_t i = 1; i < 3 && i < act.inputs.size(); ++i) {
+    if (act.inputs[i] < 0) continue;
+    // A constant, or a Constant node's value (not folded yet).
+    const HostTensor* t = constant(g, act.inputs[i]);
+    if (const ir::Node* c = producer_of(g, prod, act.inputs[i], "Constant"); !t && c)
+      t = c->attrs.tensor("value");
+    if (!t || t->numel() != 1 || t->dtype() != DType::f32) return false;
+    (i == 1 ? lo : hi) = float(t->float_at(0));
+  }
+  out.set("activation", std::string("Clip"));
+  out.set("activation_alpha", lo);
+  out.set("activation_beta", hi);
+  return true;
+}
+
+/// The sole reader of `v` when it is Relu or Clip (constant bounds), with
+/// its attributes for the fused node; nullptr otherwise.
+ir::Node* sole_activation(ir::Graph& g, const std::vector<int>& prod,
+                          const std::vector<std::vector<int>>& cons, int v, Attrs& out) {
+  if (v < 0 || cons[size_t(v)].size() != 1 || is_graph_output(g, v)) return nullptr;
+  ir::Node* n = &g.nodes[size_t(cons[size_t(v)][0])];
+  return !n->dead && int8_activation(g, prod, *n, out) ? n : nullptr;
+}
+
 bool all_zero(const HostTensor* t) {
   if (!t) return true;  // absent: 0
   for (int64_t i = 0; i < t->numel(); ++i)
@@ -59,6 +94,54 @@ bool all_zero(const HostTensor* t) {
 }
 
 }  // namespace
+
+/// Fuses DequantizeLinear(a), DequantizeLinear(b) -> Add [-> Relu|Clip] ->
+/// QuantizeLinear (per tensor, a and b of one shape) into shoal.QLinearAdd:
+/// int8 in, int8 out, the same float32 arithmetic inside.
+void fuse_qdq_add(ir::Graph& g, const Log& log) {
+  auto prod = g.producers();
+  auto cons = g.consumers();
+  int fused = 0;
+  const size_t count = g.nodes.size();
+  for (size_t ai = 0; ai < count; ++ai) {
+    ir::Node& add = g.nodes[ai];
+    if (add.dead || add.op != "Add" || add.inputs.size() != 2 || add.outputs.size() != 1) continue;
+    ir::Node* da = producer_of(g, prod, add.inputs[0], "DequantizeLinear");
+    ir::Node* db = producer_of(g, prod, add.inputs[1], "DequantizeLinear");
+    if (!da || !db || !per_tensor(g, *da) || !per_tensor(g, *db)) continue;
+    const ir::Value& va = g.values[size_t(da->inputs[0])];
+    const ir::Value& vb = g.values[size_t(db->inputs[0])];
+    auto is8 = [](DType t) { return t == DType::u8 || t == DType::i8; };
+    if (!is8(va.dtype) || !is8(vb.dtype) || !va.shape_known || !vb.shape_known ||
+        va.shape != vb.shape)
+      continue;
+    Attrs act_attrs;
+    int y = add.outputs[0];
+    ir::Node* act = sole_activation(g, prod, cons, y, act_attrs);
+    if (act) y = act->outputs[0];
+    ir::Node* q = sole_reader(g, cons, y, "QuantizeLinear");
+    if (!q || !per_tensor(g, *q) || q->outputs.size() != 1 || q->attrs.i("output_dtype", 0) != 0)
+      continue;
+    ir::Node n;
+    n.name = add.name;
+    n.op = "shoal.QLinearAdd";
+    n.attrs = act_attrs;
+    n.attrs.set("shoal_precision", std::string("int8"));
+    n.inputs = {da->inputs[0], da->inputs[1], da->inputs[2], db->inputs[0],
+                db->inputs[1], db->inputs[2], q->inputs[1],  q->inputs[2]};
+    n.outputs = q->outputs;
+    add.dead = true;
+    if (act) act->dead = true;
+    q->dead = true;
+    g.nodes.push_back(std::move(n));
+    ++fused;
+  }
+  g.compact();
+  g.sort();
+  if (log)
+    log("fused " + std::to_string(fused) +
+        " Add nodes with their QDQ nodes into int8 shoal.QLinearAdd");
+}
 
 void fuse_qdq(ir::Graph& g, const Log& log) {
   auto prod = g.producers();
@@ -102,9 +185,10 @@ void fuse_qdq(ir::Graph& g, const Log& log) {
       if (!scales_match) continue;
       bq = db->inputs[0];
     }
-    // The output: [Relu] then a per-tensor QuantizeLinear.
+    // The output: [Relu | Clip] then a per-tensor QuantizeLinear.
     int y = conv.outputs[0];
-    ir::Node* relu = sole_reader(g, cons, y, "Relu");
+    Attrs act_attrs;
+    ir::Node* relu = sole_activation(g, prod, cons, y, act_attrs);
     if (relu) y = relu->outputs[0];
     ir::Node* q = sole_reader(g, cons, y, "QuantizeLinear");
     if (!q || !per_tensor(g, *q) || q->outputs.size() != 1) continue;
@@ -114,7 +198,14 @@ void fuse_qdq(ir::Graph& g, const Log& log) {
     fusedn.name = conv.name;
     fusedn.op = "QLinearConv";
     fusedn.attrs = conv.attrs;
-    if (relu) fusedn.attrs.set("activation", std::string("Relu"));
+    for (const auto& [key, value] : act_attrs.items()) fusedn.attrs.set(key, value);
+    if (act_attrs.has("activation_alpha")) {
+      // QLinearConv applies its activation to the requantized value, in
+      // units of y_scale (before the zero point): Clip's bounds scale so.
+      const float ys = float(constant(g, q->inputs[1])->float_at(0));
+      fusedn.attrs.set("activation_alpha", act_attrs.f("activation_alpha", 0) / ys);
+      fusedn.attrs.set("activation_beta", act_attrs.f("activation_beta", 0) / ys);
+    }
     fusedn.attrs.set("shoal_precision", std::string("int8"));  // for plans and inspect
     int wz_id = input(*dw, 2);
     if (wz_id < 0) {  // QLinearConv needs a weight zero point

@@ -14,9 +14,13 @@ using Log = std::function<void(const std::string&)>;
 /// node whose inputs are all known (constants, Shape of static tensors, the
 /// exporters' Shape/Gather/Concat chains) into a constant.
 void infer_and_fold(ir::Graph& g, const Log& log);
-/// QDQ models: DequantizeLinear -> Conv [-> Relu] -> QuantizeLinear becomes
-/// one int8 QLinearConv (fuse_qdq.cpp). Runs before infer_and_fold.
+/// QDQ models: DequantizeLinear -> Conv [-> Relu|Clip] -> QuantizeLinear
+/// becomes one int8 QLinearConv (fuse_qdq.cpp). Runs before infer_and_fold.
 void fuse_qdq(ir::Graph& g, const Log& log);
+/// DequantizeLinear(a), DequantizeLinear(b) -> Add [-> Relu|Clip] ->
+/// QuantizeLinear, a and b of one shape, becomes one int8 shoal.QLinearAdd
+/// (fuse_qdq.cpp). Runs after infer_and_fold (it needs the shapes).
+void fuse_qdq_add(ir::Graph& g, const Log& log);
 /// Removes nodes that no output depends on, and Identity/Dropout nodes and
 /// Pads that pad nothing.
 void remove_dead_and_identity(ir::Graph& g, const Log& log);

@@ -187,6 +187,53 @@ void qlinear_conv_ref(const Attrs& a, Refs in, Refs out) {
   requantize(a, acc, opt_input(in, 8), in[1], in[4], in[6], &in[7], g.c_out, inner, out[0]);
 }
 
+// --- shoal.QLinearAdd ----------------------------------------------------------
+// The QDQ form DequantizeLinear(a), DequantizeLinear(b) -> Add [-> act] ->
+// QuantizeLinear, fused (passes::fuse_qdq): inputs a, a_scale, a_zp, b,
+// b_scale, b_zp, y_scale, y_zp (per tensor; a and b of one shape), in the
+// float32 arithmetic of the unfused ops, so the result is the same bits:
+// y = saturate(round_half_even(act(float(a - a_zp) * a_scale +
+// float(b - b_zp) * b_scale) / y_scale) + y_zp).
+
+std::vector<TypeShape> qlinear_add_infer(const Attrs& a, Infos in) {
+  const std::string op = "shoal.QLinearAdd";
+  const ValueInfo& x = need(in, 0, op, "a");
+  const ValueInfo& y = need(in, 3, op, "b");
+  need_8bit(op, "a", x);
+  need_8bit(op, "b", y);
+  if (x.shape != y.shape)
+    fail(ErrorKind::invalid_argument, op + ": a is " + shape_str(x.shape) + " and b " +
+                                          shape_str(y.shape) + " (they must have one shape)");
+  check_param(op, "a_scale", &need(in, 1, op, "a_scale"), DType::f32, 0);
+  check_param(op, "a_zero_point", &need(in, 2, op, "a_zero_point"), x.dtype, 0);
+  check_param(op, "b_scale", &need(in, 4, op, "b_scale"), DType::f32, 0);
+  check_param(op, "b_zero_point", &need(in, 5, op, "b_zero_point"), y.dtype, 0);
+  check_param(op, "y_scale", &need(in, 6, op, "y_scale"), DType::f32, 0);
+  const ValueInfo& yz = need(in, 7, op, "y_zero_point");
+  need_8bit(op, "y_zero_point", yz);
+  check_param(op, "y_zero_point", &yz, yz.dtype, 0);
+  activation_from_attrs(a);
+  return {{yz.dtype, x.shape}};
+}
+
+void qlinear_add_ref(const Attrs& attrs, Refs in, Refs out) {
+  check_int_out("shoal.QLinearAdd", out[0], in[0].shape, in[7].dtype);
+  const Activation act = activation_from_attrs(attrs);
+  const float as = float_param(in[1], 0), bs = float_param(in[4], 0), ys = float_param(in[6], 0);
+  const int64_t az = int_param(&in[2], 0), bz = int_param(&in[5], 0);
+  const float yz = float(int_param(&in[7], 0));
+  const bool u8 = out[0].dtype == DType::u8;
+  const float lo = u8 ? 0.0f : -128.0f, hi = u8 ? 255.0f : 127.0f;
+  for (int64_t i = 0; i < in[0].numel(); ++i) {
+    float v = float(at(in[0], i) - az) * as + float(at(in[3], i) - bz) * bs;
+    v = std::min(hi, std::max(lo, std::nearbyint(act(v) / ys) + yz));
+    if (u8)
+      out[0].as<uint8_t>()[i] = uint8_t(v);
+    else
+      out[0].as<int8_t>()[i] = int8_t(v);
+  }
+}
+
 // --- MatMulInteger, QLinearMatMul --------------------------------------------
 
 /// acc = (A - az) x (B - bz[n]) with numpy matmul broadcasting.
@@ -274,6 +321,10 @@ void add_qlinear_ops(std::vector<OpSpec>& t) {
                         "quantized Conv: uint8/int8 x and w (per-channel weight scales), "
                         "int32 bias, requantized uint8/int8 y",
                         qlinear_conv_infer, qlinear_conv_ref, q));
+  t.push_back(make_spec("shoal.QLinearAdd", 1, 8, 8,
+                        "fused QDQ Add (internal): y = quantize(act(dequantize(a) + "
+                        "dequantize(b))), per-tensor uint8/int8 operands of one shape",
+                        qlinear_add_infer, qlinear_add_ref, q));
   t.push_back(make_spec("MatMulInteger", 10, 2, 4,
                         "int32 y = (A - a_zero_point) x (B - b_zero_point) (uint8/int8, "
                         "numpy broadcasting)",

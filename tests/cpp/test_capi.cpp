@@ -2,8 +2,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -276,3 +278,33 @@ TEST_F(CApiDigitsTest, SaveLoadAndFromBytes) {
 }
 
 }  // namespace
+
+// shoal_compile_precision: bf16 gives the f32 logits to within bf16's
+// rounding where the CPU has the instructions, and otherwise fails as
+// unsupported naming them (never a silent f32 or emulated run).
+TEST_F(CApiDigitsTest, CompilesAtPrecision) {
+  const int64_t shape[4] = {1, 1, 8, 8};
+  shoal_program* bf16 = nullptr;
+  EXPECT_INVALID(shoal_compile_precision(digits_model().c_str(), shape, 4, 1, 1, 0, 7, &bf16),
+                 "precision must be");
+  const int rc = shoal_compile_precision(digits_model().c_str(), shape, 4, 1, 1, 0,
+                                         SHOAL_PRECISION_BF16, &bf16);
+  if (rc != SHOAL_OK) {
+    EXPECT_EQ(rc, SHOAL_ERR_UNSUPPORTED);
+    EXPECT_TRUE(contains(shoal_last_error(), "avx512_bf16")) << shoal_last_error();
+    return;
+  }
+  shoal_runtime* rt = nullptr;
+  ASSERT_EQ(shoal_runtime_create(bf16, nullptr, 0, &rt), SHOAL_OK) << shoal_last_error();
+  const std::vector<float> x = inputs(2);
+  std::vector<float> want(20), got(20);
+  ASSERT_EQ(shoal_runtime_run(rt_, x.data(), 2, want.data(), want.size()), SHOAL_OK);
+  ASSERT_EQ(shoal_runtime_run(rt, x.data(), 2, got.data(), got.size()), SHOAL_OK);
+  float range = 0;
+  for (float v : want) range = std::max(range, std::fabs(v));
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 0.02f * range) << i;
+  EXPECT_NE(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+      << "bf16 rounds: the logits differ from f32's in some bits";
+  shoal_runtime_free(rt);
+  shoal_program_free(bf16);
+}

@@ -73,6 +73,7 @@ const std::unordered_map<std::string_view, Entry>& builders() {
       // QDQ models' (de)quantization of activations, per tensor.
       {"QuantizeLinear", {make_quantize, true}},
       {"DequantizeLinear", {make_dequantize, true}},
+      {"shoal.QLinearAdd", {make_qlinear_add, true}},
   };
   return table;
 }

@@ -27,10 +27,13 @@ class NativeKernel final : public device::Kernel {
     fn_(team_threads(ctx.threads), in, out);
   }
   std::string impl() const override { return impl_; }
+  std::string precision() const override { return precision_; }
+  void set_precision(std::string p) { precision_ = std::move(p); }
 
  private:
   Fn fn_;
   std::string impl_;
+  std::string precision_ = "f32";
 };
 
 /// Calls f(r) for rows r < rows of `n` elements each, shared over the team
@@ -77,8 +80,9 @@ KernelPtr make_reduce(const OpContext& oc);
 KernelPtr make_layernorm(const OpContext& oc);
 KernelPtr make_batchnorm(const OpContext& oc);
 KernelPtr make_resize(const OpContext& oc);
-KernelPtr make_quantize(const OpContext& oc);    // quantize.cpp: QuantizeLinear
-KernelPtr make_dequantize(const OpContext& oc);  // ... DequantizeLinear
+KernelPtr make_quantize(const OpContext& oc);     // quantize.cpp: QuantizeLinear
+KernelPtr make_dequantize(const OpContext& oc);   // ... DequantizeLinear
+KernelPtr make_qlinear_add(const OpContext& oc);  // ... shoal.QLinearAdd
 KernelPtr make_softmax(const OpContext& oc);
 KernelPtr make_transpose(const OpContext& oc);
 KernelPtr make_slice(const OpContext& oc);

@@ -44,6 +44,15 @@ struct UnaryOp {
   float alpha = 0, beta = 0;  // LeakyRelu/Elu alpha; Clip min/max; HardSigmoid/HardSwish
 };
 
+/// shoal.QLinearAdd's parameters (per tensor): y = saturate(round_half_even(
+/// clamp(float(a - a_zp) * a_scale + float(b - b_zp) * b_scale, lo, hi) /
+/// y_scale) + y_zp); lo/hi: the fused Relu/Clip (or +-inf).
+struct QAddParams {
+  float a_scale, b_scale, y_scale, lo, hi;
+  int32_t a_zp, b_zp, y_zp;
+  bool a_u8, b_u8, y_u8;  // uint8 (else int8)
+};
+
 struct Loops {
   const char* isa;
   /// y[i] = f(x[i * sx]), i < n.
@@ -75,6 +84,13 @@ struct Loops {
   /// interpolated from taps (Resize along the row).
   void (*gather_mix)(const float* x, const int64_t* idx, const float* w, int k, float* y,
                      int64_t n);
+  /// QuantizeLinear per tensor: y[i] = saturate(round_half_even(x[i] / scale)
+  /// + zp) (NaN -> 0), y uint8 (u8) or int8, i < n.
+  void (*quantize)(const float* x, void* y, bool u8, int64_t n, float scale, int32_t zp);
+  /// DequantizeLinear per tensor: y[i] = float(x[i] - zp) * scale.
+  void (*dequantize)(const void* x, bool u8, float* y, int64_t n, float scale, int32_t zp);
+  /// shoal.QLinearAdd over n elements of a, b and y (see QAddParams).
+  void (*qadd)(const QAddParams& p, const void* a, const void* b, void* y, int64_t n);
 };
 
 /// The tables compiled in (isa/loops_isa.cpp).

@@ -7,6 +7,8 @@
 // writes a channels-last result from a plain input (a graph input).
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <vector>
 
 #include "backends/cpu/native/kernel.hpp"
 
@@ -42,53 +44,65 @@ bool scalar_params(const OpContext& oc, float& scale, int32_t& zp, DType& zp_typ
 
 constexpr int64_t kChunk = 1 << 14;
 
-template <class Q>
-void quantize_run(int threads, const float* x, Q* y, int64_t n, float scale, int32_t zp) {
-  const float lo = float(std::numeric_limits<Q>::min()) - float(zp);
-  const float hi = float(std::numeric_limits<Q>::max()) - float(zp);
+void quantize_run(int threads, const float* x, void* y, bool u8, int64_t n, float scale,
+                  int32_t zp) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
+  auto* yb = static_cast<char*>(y);
+  const Loops& l = loops();
   parallel_rows(threads, chunks, kChunk, [&](int64_t c) {
-    const int64_t end = std::min(n, (c + 1) * kChunk);
-    for (int64_t k = c * kChunk; k < end; ++k) {
-      float v = x[k] / scale;
-      // Saturating before rounding gives the same integer (the bounds are
-      // integers); then round half to even by the 1.5 * 2^23 addition
-      // (exact for |v| <= 2^22, in the default rounding mode).
-      v = v != v ? -float(zp) : std::min(hi, std::max(lo, v));
-      v = (v + 12582912.0f) - 12582912.0f;
-      y[k] = Q(int32_t(v) + zp);
-    }
+    const int64_t b = c * kChunk, e = std::min(n, b + kChunk);
+    l.quantize(x + b, yb + b, u8, e - b, scale, zp);
   });
 }
 
 /// Quantizes a plain [N, C, spatial...] x into a channels-last y (a graph
-/// input read by int8 layers), row by row of x.
-template <class Q>
-void quantize_to_channels_last(int threads, const float* x, Q* y, int64_t n, int64_t c, int64_t hw,
-                               float scale, int32_t zp) {
-  const float lo = float(std::numeric_limits<Q>::min()) - float(zp);
-  const float hi = float(std::numeric_limits<Q>::max()) - float(zp);
+/// input read by int8 layers), row by row of x: a vectorized quantization
+/// into a row buffer, then a strided copy.
+void quantize_to_channels_last(int threads, const float* x, void* y, bool u8, int64_t n, int64_t c,
+                               int64_t hw, float scale, int32_t zp) {
+  const Loops& l = loops();
+  auto* yb = static_cast<uint8_t*>(y);
   parallel_rows(threads, n * c, hw, [&](int64_t row) {
+    thread_local std::vector<uint8_t> tls;
+    tls.resize(size_t(hw));
+    const uint8_t* buf = tls.data();  // a local pointer: no TLS lookup per element
+    l.quantize(x + row * hw, tls.data(), u8, hw, scale, zp);
     const int64_t b = row / c, ch = row % c;
-    const float* xr = x + row * hw;
-    Q* yr = y + b * hw * c + ch;
-    for (int64_t k = 0; k < hw; ++k) {
-      float v = xr[k] / scale;
-      v = v != v ? -float(zp) : std::min(hi, std::max(lo, v));
-      v = (v + 12582912.0f) - 12582912.0f;
-      yr[k * c] = Q(int32_t(v) + zp);
-    }
+    uint8_t* yr = yb + b * hw * c + ch;
+    for (int64_t k = 0; k < hw; ++k) yr[k * c] = buf[k];
   });
 }
 
-template <class Q>
-void dequantize_run(int threads, const Q* x, float* y, int64_t n, float scale, int32_t zp) {
+void dequantize_run(int threads, const void* x, bool u8, float* y, int64_t n, float scale,
+                    int32_t zp) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
+  const auto* xb = static_cast<const char*>(x);
+  const Loops& l = loops();
   parallel_rows(threads, chunks, kChunk, [&](int64_t c) {
-    const int64_t end = std::min(n, (c + 1) * kChunk);
-    for (int64_t k = c * kChunk; k < end; ++k) y[k] = float(int32_t(x[k]) - zp) * scale;
+    const int64_t b = c * kChunk, e = std::min(n, b + kChunk);
+    l.dequantize(xb + b, u8, y + b, e - b, scale, zp);
   });
 }
+
+/// Dequantizes a channels-last x into a plain [N, C, spatial...] y (a graph
+/// output), row by row of y: a strided gather into a row buffer, then a
+/// vectorized dequantization.
+void dequantize_from_channels_last(int threads, const void* x, bool u8, float* y, int64_t n,
+                                   int64_t c, int64_t hw, float scale, int32_t zp) {
+  const Loops& l = loops();
+  const auto* xb = static_cast<const uint8_t*>(x);
+  parallel_rows(threads, n * c, hw, [&](int64_t row) {
+    thread_local std::vector<uint8_t> tls;
+    tls.resize(size_t(hw));
+    uint8_t* buf = tls.data();
+    const int64_t b = row / c, ch = row % c;
+    const uint8_t* xr = xb + b * hw * c + ch;
+    for (int64_t k = 0; k < hw; ++k) buf[k] = xr[k * c];
+    l.dequantize(buf, u8, y + row * hw, hw, scale, zp);
+  });
+}
+
+bool is8(DType t) { return t == DType::u8 || t == DType::i8; }
 
 }  // namespace
 
@@ -101,32 +115,19 @@ KernelPtr make_quantize(const OpContext& oc) {
   if (!dense_f32(x) || !scalar_params(oc, scale, zp, zt) || zt != y.dtype) return nullptr;
   if (oc.ins.attrs.i("block_size", 0) != 0) return nullptr;
   const int64_t n = shape_numel(y.shape);
+  if (!is8(y.dtype)) return nullptr;
+  const bool u8 = y.dtype == DType::u8;
   if (!same_dense(*x, y)) {  // plain -> channels-last only
     if (x->layout != program::Layout::plain || y.layout != program::Layout::channels_last ||
         y.shape.size() < 3)
       return nullptr;
     const int64_t b = y.shape[0], c = y.shape[1], hw = n / std::max<int64_t>(1, b * c);
-    if (y.dtype == DType::u8)
-      return std::make_unique<NativeKernel>([=](int t, auto in, auto out) {
-        quantize_to_channels_last(t, cf32(in[0]), static_cast<uint8_t*>(out[0]), b, c, hw, scale,
-                                  zp);
-      });
-    if (y.dtype == DType::i8)
-      return std::make_unique<NativeKernel>([=](int t, auto in, auto out) {
-        quantize_to_channels_last(t, cf32(in[0]), static_cast<int8_t*>(out[0]), b, c, hw, scale,
-                                  zp);
-      });
-    return nullptr;
+    return std::make_unique<NativeKernel>([=](int t, auto in, auto out) {
+      quantize_to_channels_last(t, cf32(in[0]), out[0], u8, b, c, hw, scale, zp);
+    });
   }
-  if (y.dtype == DType::u8)
-    return std::make_unique<NativeKernel>([=](int t, auto in, auto out) {
-      quantize_run(t, cf32(in[0]), static_cast<uint8_t*>(out[0]), n, scale, zp);
-    });
-  if (y.dtype == DType::i8)
-    return std::make_unique<NativeKernel>([=](int t, auto in, auto out) {
-      quantize_run(t, cf32(in[0]), static_cast<int8_t*>(out[0]), n, scale, zp);
-    });
-  return nullptr;
+  return std::make_unique<NativeKernel>(
+      [=](int t, auto in, auto out) { quantize_run(t, cf32(in[0]), out[0], u8, n, scale, zp); });
 }
 
 KernelPtr make_dequantize(const OpContext& oc) {
@@ -135,20 +136,76 @@ KernelPtr make_dequantize(const OpContext& oc) {
   float scale;
   int32_t zp;
   DType zt;
-  if (!x || !dense_f32(&y) || !same_dense(*x, y) || !scalar_params(oc, scale, zp, zt) ||
-      (oc.in(2) && zt != x->dtype))
+  if (!x || !dense_f32(&y) || !scalar_params(oc, scale, zp, zt) || (oc.in(2) && zt != x->dtype))
     return nullptr;
   if (oc.ins.attrs.i("block_size", 0) != 0) return nullptr;
   const int64_t n = shape_numel(y.shape);
-  if (x->dtype == DType::u8)
+  if (!is8(x->dtype)) return nullptr;
+  const bool u8 = x->dtype == DType::u8;
+  if (!same_dense(*x, y)) {  // channels-last -> plain only (a graph output)
+    if (x->layout != program::Layout::channels_last || y.layout != program::Layout::plain ||
+        y.shape.size() < 3)
+      return nullptr;
+    const int64_t b = y.shape[0], c = y.shape[1], hw = n / std::max<int64_t>(1, b * c);
     return std::make_unique<NativeKernel>([=](int t, auto in, auto out) {
-      dequantize_run(t, static_cast<const uint8_t*>(in[0]), f32(out[0]), n, scale, zp);
+      dequantize_from_channels_last(t, in[0], u8, f32(out[0]), b, c, hw, scale, zp);
     });
-  if (x->dtype == DType::i8)
-    return std::make_unique<NativeKernel>([=](int t, auto in, auto out) {
-      dequantize_run(t, static_cast<const int8_t*>(in[0]), f32(out[0]), n, scale, zp);
+  }
+  return std::make_unique<NativeKernel>(
+      [=](int t, auto in, auto out) { dequantize_run(t, in[0], u8, f32(out[0]), n, scale, zp); });
+}
+
+KernelPtr make_qlinear_add(const OpContext& oc) {
+  const program::TensorDesc* a = oc.in(0);
+  const program::TensorDesc* b = oc.in(3);
+  const program::TensorDesc& y = oc.out(0);
+  if (!a || !b || !is8(a->dtype) || !is8(b->dtype) || !is8(y.dtype) || !same_dense(*a, y) ||
+      !same_dense(*b, y) || a->shape != y.shape || b->shape != y.shape)
+    return nullptr;
+  // Each scale/zero point pair as QuantizeLinear's inputs 1, 2 would be.
+  QAddParams p{};
+  auto params = [&](int s, int z, float& scale, int32_t& zp, DType want) {
+    const program::TensorDesc* st = oc.in(s);
+    const program::TensorDesc* zt = oc.in(z);
+    if (!st || !zt || !onednn::is_weight(*st) || !onednn::is_weight(*zt) ||
+        st->dtype != DType::f32 || shape_numel(st->shape) != 1 || zt->dtype != want ||
+        shape_numel(zt->shape) != 1)
+      return false;
+    std::memcpy(&scale, oc.weight_data(*st), sizeof scale);
+    const void* zv = oc.weight_data(*zt);
+    zp = want == DType::u8 ? int32_t(*static_cast<const uint8_t*>(zv))
+                           : int32_t(*static_cast<const int8_t*>(zv));
+    return true;
+  };
+  if (!params(1, 2, p.a_scale, p.a_zp, a->dtype) || !params(4, 5, p.b_scale, p.b_zp, b->dtype) ||
+      !params(6, 7, p.y_scale, p.y_zp, y.dtype))
+    return nullptr;
+  p.lo = -std::numeric_limits<float>::infinity();
+  p.hi = std::numeric_limits<float>::infinity();
+  const ref::Activation act = ref::activation_from_attrs(oc.ins.attrs);
+  if (act.kind == ref::Act::relu) {
+    p.lo = 0;
+  } else if (act.kind == ref::Act::clip) {
+    p.lo = act.alpha;
+    p.hi = act.beta;
+  } else if (act.kind != ref::Act::none) {
+    return nullptr;  // the reference kernel
+  }
+  p.a_u8 = a->dtype == DType::u8;
+  p.b_u8 = b->dtype == DType::u8;
+  p.y_u8 = y.dtype == DType::u8;
+  const int64_t n = shape_numel(y.shape);
+  auto k = std::make_unique<NativeKernel>([=](int t, auto in, auto out) {
+    const int64_t chunks = (n + kChunk - 1) / kChunk;
+    const Loops& l = loops();
+    parallel_rows(t, chunks, kChunk, [&](int64_t c) {
+      const int64_t s = c * kChunk, e = std::min(n, s + kChunk);
+      l.qadd(p, static_cast<const char*>(in[0]) + s, static_cast<const char*>(in[3]) + s,
+             static_cast<char*>(out[0]) + s, e - s);
     });
-  return nullptr;
+  });
+  k->set_precision("int8");
+  return k;
 }
 
 }  // namespace shoal::cpu::native

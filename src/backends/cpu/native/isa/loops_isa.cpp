@@ -11,6 +11,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "backends/cpu/native/loops.hpp"
 
@@ -379,6 +380,93 @@ void gather_mix(const float* __restrict x, const int64_t* __restrict idx, const 
   }
 }
 
+// --- int8: (de)quantization and the fused QDQ Add ------------------------------
+// Rounding half to even by adding and subtracting 1.5 * 2^23 (exact for
+// |v| <= 2^22; values are clamped to the 8-bit range first), in the
+// default rounding mode: the same integers as std::nearbyint, vectorized.
+// No multiply-add contraction here: qadd's float(a) * sa + float(b) * sb
+// must round as the unfused DequantizeLinear and Add ops do.
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+
+template <class Q>
+void quantize_t(const float* __restrict x, Q* __restrict y, int64_t n, float scale, int32_t zp) {
+  const float lo = float(std::numeric_limits<Q>::min()) - float(zp);
+  const float hi = float(std::numeric_limits<Q>::max()) - float(zp);
+  const float z = float(zp);
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i] / scale;
+    v = v == v ? v : -z;  // NaN -> 0
+    v = v < lo ? lo : v;
+    v = v > hi ? hi : v;
+    v = (v + 12582912.0f) - 12582912.0f;
+    y[i] = Q(int32_t(v + z));
+  }
+}
+
+void quantize(const float* x, void* y, bool u8, int64_t n, float scale, int32_t zp) {
+  if (u8)
+    quantize_t(x, static_cast<uint8_t*>(y), n, scale, zp);
+  else
+    quantize_t(x, static_cast<int8_t*>(y), n, scale, zp);
+}
+
+template <class Q>
+void dequantize_t(const Q* __restrict x, float* __restrict y, int64_t n, float scale, int32_t zp) {
+  for (int64_t i = 0; i < n; ++i) y[i] = float(int32_t(x[i]) - zp) * scale;
+}
+
+void dequantize(const void* x, bool u8, float* y, int64_t n, float scale, int32_t zp) {
+  if (u8)
+    dequantize_t(static_cast<const uint8_t*>(x), y, n, scale, zp);
+  else
+    dequantize_t(static_cast<const int8_t*>(x), y, n, scale, zp);
+}
+
+template <class A, class B, class Y>
+void qadd_t(const QAddParams& p, const A* __restrict a, const B* __restrict b, Y* __restrict y,
+            int64_t n) {
+  const float as = p.a_scale, bs = p.b_scale, ys = p.y_scale, alo = p.lo, ahi = p.hi;
+  const int32_t az = p.a_zp, bz = p.b_zp;
+  const float z = float(p.y_zp);
+  const float lo = float(std::numeric_limits<Y>::min()) - z;
+  const float hi = float(std::numeric_limits<Y>::max()) - z;
+  for (int64_t i = 0; i < n; ++i) {
+    float v = float(int32_t(a[i]) - az) * as + float(int32_t(b[i]) - bz) * bs;
+    v = v < alo ? alo : v;
+    v = v > ahi ? ahi : v;
+    v = v / ys;
+    v = v < lo ? lo : v;
+    v = v > hi ? hi : v;
+    v = (v + 12582912.0f) - 12582912.0f;
+    y[i] = Y(int32_t(v + z));
+  }
+}
+
+template <class A, class B>
+void qadd_ab(const QAddParams& p, const A* a, const B* b, void* y, int64_t n) {
+  if (p.y_u8)
+    qadd_t(p, a, b, static_cast<uint8_t*>(y), n);
+  else
+    qadd_t(p, a, b, static_cast<int8_t*>(y), n);
+}
+
+template <class A>
+void qadd_a(const QAddParams& p, const A* a, const void* b, void* y, int64_t n) {
+  if (p.b_u8)
+    qadd_ab(p, a, static_cast<const uint8_t*>(b), y, n);
+  else
+    qadd_ab(p, a, static_cast<const int8_t*>(b), y, n);
+}
+
+void qadd(const QAddParams& p, const void* a, const void* b, void* y, int64_t n) {
+  if (p.a_u8)
+    qadd_a(p, static_cast<const uint8_t*>(a), b, y, n);
+  else
+    qadd_a(p, static_cast<const int8_t*>(a), b, y, n);
+}
+#pragma GCC pop_options
+
 }  // namespace
 
 const Loops& SHOAL_CAT(loops_, SHOAL_LOOPS_ISA)() {
@@ -392,7 +480,10 @@ const Loops& SHOAL_CAT(loops_, SHOAL_LOOPS_ISA)() {
                            softmax,
                            affine,
                            mix,
-                           gather_mix};
+                           gather_mix,
+                           quantize,
+                           dequantize,
+                           qadd};
   return table;
 }
 
