@@ -87,8 +87,9 @@ def test_devices():
         assert shoal.find_device(d.name) == d.id == shoal.find_device(str(d.id))
         assert isinstance(d.cores, list) and d.clusters >= 1 and d.compute_units >= 1
         assert isinstance(d.memory_bytes, int)
-        assert set(d.to_dict()) == {"id", "kind", "index", "name", "cores", "compute_units", "compute_unit",
-                                    "clusters", "memory_bytes", "host_addressable"}
+        assert set(d.to_dict()) == {"id", "kind", "index", "name", "cores", "compute_units",
+                                    "compute_unit", "clusters", "memory_bytes",
+                                    "host_addressable"}
         assert isinstance(d.describe(), str) and d.name in repr(d)
     cpu, ref = devs[0], devs[-1]
     assert cpu.name == "cpu:0" and cpu.cores and cpu.host_addressable
