@@ -25,6 +25,7 @@ struct Access;       // the library's own way in (src/program/access.hpp)
 namespace runtime {
 class Session;
 }
+class Tensor;
 
 /// The version of the loaded library, e.g. "0.1.0" (SHOAL_VERSION is the headers').
 const char* version() noexcept;
@@ -66,6 +67,12 @@ class Program {
   std::vector<TensorInfo> outputs() const;
   /// Elements of output i for one input sample (the SDK's "output size").
   int64_t output_size(size_t i = 0) const;
+  /// Checks a batch of inputs against the model: their count, and each one's
+  /// dtype, shape ([N, ...one sample's dims]), data and the common batch N,
+  /// which it returns. Throws Error (dtype or invalid_argument) naming the
+  /// input. The one check every API runs (Runtime::run and put, and the
+  /// Python Dask client before it ships a batch).
+  int64_t check_inputs(const std::vector<Tensor>& inputs) const;
 
   int devices() const;
   int clusters() const;

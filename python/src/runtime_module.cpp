@@ -108,9 +108,9 @@ shoal::Tensor input_view(py::array& arr, const std::string& name, shoal::DType w
 
 // Wraps a sequence of arrays, one per model input, in views. `keep` holds the
 // (possibly converted) arrays while the views are used.
-std::vector<shoal::Tensor> input_views(const shoal::Runtime& rt, const py::sequence& xs,
+std::vector<shoal::Tensor> input_views(const shoal::Program& program, const py::sequence& xs,
                                        std::vector<py::array>& keep) {
-  const std::vector<shoal::TensorInfo> infos = rt.program().inputs();
+  const std::vector<shoal::TensorInfo> infos = program.inputs();
   std::vector<shoal::Tensor> in;
   for (size_t i = 0; i < size_t(py::len(xs)); ++i) {
     const std::string name = i < infos.size() ? infos[i].name : std::to_string(i);
@@ -143,7 +143,7 @@ py::list output_arrays(std::vector<shoal::Tensor>& out) {
 template <class F>
 auto on_inputs(shoal::Runtime& rt, const py::sequence& xs, F f) {
   std::vector<py::array> keep;
-  std::vector<shoal::Tensor> in = input_views(rt, xs, keep);
+  std::vector<shoal::Tensor> in = input_views(rt.program(), xs, keep);
   py::gil_scoped_release nogil;
   return f(in);
 }
@@ -166,7 +166,7 @@ py::list run_layers(shoal::Runtime& rt, const py::sequence& xs) {
 // put/get: timeouts in milliseconds, < 0 = no limit.
 bool put(shoal::Runtime& rt, const py::sequence& xs, uint64_t tag, double timeout_ms) {
   std::vector<py::array> keep;
-  std::vector<shoal::Tensor> in = input_views(rt, xs, keep);
+  std::vector<shoal::Tensor> in = input_views(rt.program(), xs, keep);
   py::gil_scoped_release nogil;  // put copies the inputs before returning
   return rt.put(in, tag, timeout_ms);
 }
@@ -320,6 +320,15 @@ PYBIND11_MODULE(_shoal, m) {
                              [](const shoal::Program& p) { return checked(p).weight_bytes(); })
       .def_property_readonly("num_instructions",
                              [](const shoal::Program& p) { return checked(p).num_instructions(); })
+      .def(
+          "check_inputs",
+          [](const shoal::Program& p, const py::sequence& xs) {
+            std::vector<py::array> keep;
+            return checked(p).check_inputs(input_views(p, xs, keep));
+          },
+          py::arg("inputs"),
+          "Checks arrays (one per model input, in order) as Runtime.run would and returns "
+          "their batch size N; raises DTypeError or InvalidArgumentError naming the input.")
       .def("describe", [](const shoal::Program& p) { return to_str(checked(p).describe()); })
       .def_property_readonly("target",
                              [](const shoal::Program& p) { return checked(p).info().target; })

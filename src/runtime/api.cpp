@@ -72,6 +72,41 @@ std::vector<TensorInfo> Program::inputs() const {
   return v;
 }
 
+int64_t Program::check_inputs(const std::vector<Tensor>& inputs) const {
+  const auto infos = this->inputs();
+  if (inputs.size() != infos.size())
+    throw Error(ErrorKind::invalid_argument, "the model takes " + std::to_string(infos.size()) +
+                                                 " input" + (infos.size() == 1 ? "" : "s") +
+                                                 ", got " + std::to_string(inputs.size()));
+  int64_t batch = -1;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = inputs[i];
+    const TensorInfo& info = infos[i];
+    if (t.dtype() != info.dtype)
+      throw Error(ErrorKind::dtype, "input '" + info.name + "' must be " + dtype_name(info.dtype) +
+                                        ", got " + dtype_name(t.dtype()));
+    const Shape want = runtime::batched(info.shape, -1);
+    bool ok = t.shape().size() == want.size() && t.shape()[0] >= 0;
+    for (size_t d = 1; ok && d < want.size(); ++d) ok = t.shape()[d] == want[d];
+    if (!ok) {
+      std::string w = shape_str(want);
+      w = "[N" + w.substr(3);  // "[-1,..." (replace() trips a GCC 12 -Wrestrict false positive)
+      throw Error(ErrorKind::invalid_argument, "input '" + info.name + "' must have shape " + w +
+                                                   " (N samples), got " + shape_str(t.shape()));
+    }
+    if (t.numel() != 0 && !t.data())
+      throw Error(ErrorKind::invalid_argument, "input '" + info.name + "' of shape " +
+                                                   shape_str(t.shape()) +
+                                                   " has no data (a null pointer)");
+    if (batch >= 0 && t.shape()[0] != batch)
+      throw Error(ErrorKind::invalid_argument,
+                  "all inputs must have the same batch size; input '" + info.name + "' has " +
+                      std::to_string(t.shape()[0]) + ", earlier ones " + std::to_string(batch));
+    batch = t.shape()[0];
+  }
+  return std::max<int64_t>(batch, 0);
+}
+
 std::vector<TensorInfo> Program::outputs() const {
   std::vector<TensorInfo> v;
   for (int32_t t : data().outputs) v.push_back(info_of(data().tensors[size_t(t)]));
@@ -165,7 +200,8 @@ ProgramInfo Program::info() const {
     l.precision = ins.attrs.s("shoal_precision", "f32");
     l.flops = ins.flops;
     for (int32_t t : ins.inputs)
-      l.inputs.push_back(t < 0 ? TensorInfo{"", DType::undefined, {}} : info_of(p.tensors[size_t(t)]));
+      l.inputs.push_back(t < 0 ? TensorInfo{"", DType::undefined, {}}
+                               : info_of(p.tensors[size_t(t)]));
     for (int32_t t : ins.outputs) l.outputs.push_back(info_of(p.tensors[size_t(t)]));
     info.layers.push_back(std::move(l));
   }

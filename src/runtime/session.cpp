@@ -44,16 +44,6 @@ class Completion {
   std::exception_ptr error_;
 };
 
-/// Per-sample shape of a model input/output in a batch of n.
-Shape batched(const Shape& s, int64_t n) {
-  Shape out = s;
-  if (!out.empty() && out[0] == 1)
-    out[0] = n;
-  else
-    out.insert(out.begin(), n);
-  return out;
-}
-
 /// Which devices runtimes of this process have claimed (RuntimeOptions).
 class DeviceRegistry {
  public:
@@ -120,6 +110,15 @@ WeightPlacement resolve_weight_placement(WeightPlacement requested, const Settin
 }
 
 }  // namespace
+
+Shape batched(const Shape& s, int64_t n) {
+  Shape out = s;
+  if (!out.empty() && out[0] == 1)
+    out[0] = n;
+  else
+    out.insert(out.begin(), n);
+  return out;
+}
 
 struct Session::Job {
   std::vector<Tensor> inputs, outputs;
@@ -418,37 +417,8 @@ Session::~Session() {
 }
 
 void Session::check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) const {
+  batch = program_.check_inputs(inputs);
   const auto infos = program_.inputs();
-  if (inputs.size() != infos.size())
-    throw Error(ErrorKind::invalid_argument, "the model takes " + std::to_string(infos.size()) +
-                                                 " input" + (infos.size() == 1 ? "" : "s") +
-                                                 ", got " + std::to_string(inputs.size()));
-  batch = -1;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const Tensor& t = inputs[i];
-    const TensorInfo& info = infos[i];
-    if (t.dtype() != info.dtype)
-      throw Error(ErrorKind::dtype, "input '" + info.name + "' must be " + dtype_name(info.dtype) +
-                                        ", got " + dtype_name(t.dtype()));
-    const Shape want = batched(info.shape, -1);
-    bool ok = t.shape().size() == want.size() && t.shape()[0] >= 0;
-    for (size_t d = 1; ok && d < want.size(); ++d) ok = t.shape()[d] == want[d];
-    if (!ok) {
-      std::string w = shape_str(want);
-      w = "[N" + w.substr(3);  // "[-1,..." (replace() trips a GCC 12 -Wrestrict false positive)
-      throw Error(ErrorKind::invalid_argument, "input '" + info.name + "' must have shape " + w +
-                                                   " (N samples), got " + shape_str(t.shape()));
-    }
-    if (t.numel() != 0 && !t.data())
-      throw Error(ErrorKind::invalid_argument, "input '" + info.name + "' of shape " +
-                                                   shape_str(t.shape()) +
-                                                   " has no data (a null pointer)");
-    if (batch >= 0 && t.shape()[0] != batch)
-      throw Error(ErrorKind::invalid_argument,
-                  "all inputs must have the same batch size; input '" + info.name + "' has " +
-                      std::to_string(t.shape()[0]) + ", earlier ones " + std::to_string(batch));
-    batch = t.shape()[0];
-  }
   if (!options_.check_inputs) return;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& t = inputs[i];

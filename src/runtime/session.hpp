@@ -16,6 +16,10 @@
 
 namespace shoal::runtime {
 
+/// The shape of a model input/output (recorded for one sample) in a batch of
+/// n: dimension 0 becomes n (inserted when the sample's shape has no batch 1).
+Shape batched(const Shape& s, int64_t n);
+
 class Executor;  // one per (device, cluster): executor.hpp
 
 class Session {

@@ -372,3 +372,22 @@ def test_bad_cpu_devices_variable(digits_model, monkeypatch):
     monkeypatch.delenv("SHOAL_CPU_DEVICES")
     assert len(shoal.devices()) >= 1
 
+
+
+def test_program_check_inputs_is_the_runtimes_check(digits_rt):
+    """Program.check_inputs (what the Dask client runs before shipping a
+    batch) raises what Runtime.run raises, and returns the batch size."""
+    program = digits_rt.program
+    x = np.zeros((3, 1, 8, 8), np.float32)
+    assert program.check_inputs([x]) == 3
+    assert program.check_inputs([x[:0]]) == 0
+    for bad, kind in ((x.astype(np.float64), shoal.DTypeError),
+                      (x[:, :, :4], shoal.InvalidArgumentError),
+                      (x[0], shoal.InvalidArgumentError)):
+        with pytest.raises(kind) as from_program:
+            program.check_inputs([bad])
+        with pytest.raises(kind) as from_run:
+            digits_rt.run(bad)
+        assert str(from_program.value) == str(from_run.value)
+    with pytest.raises(shoal.InvalidArgumentError, match="takes 1 input, got 2"):
+        program.check_inputs([x, x])

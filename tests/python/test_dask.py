@@ -338,7 +338,7 @@ def test_bad_input_and_timeout(cluster, digits):
     with shoal.dask.DaskRuntime(client, program, progress=False, preload=False) as rt:
         with pytest.raises(shoal.DTypeError):
             rt.run(x.astype(np.float64))
-        with pytest.raises(shoal.InvalidArgumentError, match="expected shape"):
+        with pytest.raises(shoal.InvalidArgumentError, match="must have shape"):
             rt.run(x[:, :, :4])
         with pytest.raises(shoal.InvalidArgumentError):
             rt.run(x, chunk_size=0)

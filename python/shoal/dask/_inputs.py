@@ -1,19 +1,16 @@
-"""Client-side input checks (the same rules and messages as shoal.Runtime),
-so that a bad batch fails here, before anything is sent to the cluster."""
+"""Client-side input checks, so that a bad batch fails here, before anything
+is sent to the cluster: the program's own check (Program.check_inputs, the
+one shoal.Runtime runs), after the argument forms are sorted out."""
 
 import numpy as np
 
-from ..errors import DTypeError, InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 
-def _batch_shape(shape):
-    return "(" + ", ".join(["N"] + [str(d) for d in shape[1:]]) + ")"
-
-
-def normalize(infos, x):
+def normalize(program, x):
     """x (an array, a list/tuple in model order, or a dict by input name) ->
     (list of C-contiguous arrays, batch size N)."""
-    names = [i.name for i in infos]
+    names = [i.name for i in program.inputs]
     if isinstance(x, dict):
         unknown = sorted(set(x) - set(names))
         missing = [n for n in names if n not in x]
@@ -26,29 +23,10 @@ def normalize(infos, x):
         items = list(x)
     else:
         items = [x]
-    if len(items) != len(infos):
-        raise InvalidArgumentError(
-            f"the model has {len(infos)} input(s) {names}, got {len(items)}")
-    arrays, batch = [], None
-    for info, a in zip(infos, items):
-        a = np.asarray(a)
-        if a.dtype != info.dtype:
-            raise DTypeError(
-                f"input '{info.name}': expected dtype {info.dtype}, got {a.dtype} "
-                f"(convert with .astype(numpy.{info.dtype}))")
-        want = tuple(info.shape)
-        if a.ndim != len(want) or a.ndim == 0 or a.shape[0] < 1 or \
-                a.shape[1:] != want[1:]:
-            raise InvalidArgumentError(
-                f"input '{info.name}': expected shape {_batch_shape(want)} with "
-                f"batch N >= 1 (one sample: {want}), got {a.shape}")
-        if batch is None:
-            batch = a.shape[0]
-        elif a.shape[0] != batch:
-            raise InvalidArgumentError(
-                f"input '{info.name}': batch {a.shape[0]} differs from the "
-                f"first input's batch {batch}")
-        arrays.append(np.ascontiguousarray(a))  # row slices stay contiguous
+    arrays = [np.ascontiguousarray(a) for a in items]  # row slices stay contiguous
+    batch = program.check_inputs(arrays)
+    if batch < 1:
+        raise InvalidArgumentError("a batch sent to the cluster needs at least one sample, got 0")
     return arrays, batch
 
 

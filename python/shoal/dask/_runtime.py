@@ -326,7 +326,7 @@ class DaskRuntime:
     def run(self, x, chunk_size=None):
         """Runs a batch across the cluster: like shoal.Runtime.run, returns
         one array per model output with the samples in input order."""
-        arrays, n = _inputs.normalize(self._infos, x)
+        arrays, n = _inputs.normalize(self.program, x)
         size = _positive(chunk_size, "chunk_size") or self.chunk_size
         if size is None:
             self._wait_for_workers()
@@ -349,7 +349,7 @@ class DaskRuntime:
 
         def chunks():
             for b, x in enumerate(batches):
-                arrays, n = _inputs.normalize(self._infos, x)
+                arrays, n = _inputs.normalize(self.program, x)
                 step = size or n
                 parts = range(0, n, step)
                 for p, i in enumerate(parts):
