@@ -169,6 +169,7 @@ def main(argv=None):
             rb.log(f"  {row['error']}")
             continue
         if args.no_timing:
+            remove_quietly(os.path.join(out, f"{name}.shoal"))
             continue
         onnx_path = os.path.join(out, f"{name}.onnx")
         case = {"model": name, "batch": 1, "threads": 1}
@@ -181,10 +182,21 @@ def main(argv=None):
             row["ratio"] = case["ratio"]
         except SystemExit:
             row["error"] = "timing failed (see the log)"
+        finally:
+            # Programs are compiled afresh on every run; kept, the whole
+            # zoo's filled 16 GB of disk.
+            remove_quietly(files[name]["program"])
         rb.log(f"  {json.dumps({k: v for k, v in row.items() if k != 'model'})}")
     save(result, args)
     print(f"wrote {os.path.relpath(args.json, rb.ROOT)} and {os.path.relpath(args.doc, rb.ROOT)}")
     return 0
+
+
+def remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def save(result, args):
