@@ -1,3 +1,4 @@
+#include <limits>
 #include <sstream>
 
 #include "core/tensor.hpp"
@@ -88,8 +89,14 @@ bool dtype_valid(int code) noexcept {
 }
 
 int64_t shape_numel(const Shape& s) noexcept {
+  // A zero dimension makes any shape empty, however large the others; a
+  // product past int64 (a hostile file's shape) saturates, so that callers'
+  // size limits refuse it instead of wrapping around.
+  for (int64_t d : s)
+    if (d == 0) return 0;
   int64_t n = 1;
-  for (int64_t d : s) n *= d;
+  for (int64_t d : s)
+    if (__builtin_mul_overflow(n, d, &n)) return std::numeric_limits<int64_t>::max();
   return n;
 }
 

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/tensor.hpp"
 #include "program/program_data.hpp"
 #include "shoal/shoal.h"
 #include "shoal/shoal.hpp"
@@ -413,3 +414,22 @@ TEST(BadInputCApi, NanInputRuns) {
 
 }  // namespace
 }  // namespace shoal
+
+// An empty shape is empty however large its other dimensions, and a product
+// past int64 saturates instead of wrapping (a fuzzed initializer of shape
+// [4604662306700501760, 3, 0] overflowed shape_numel: undefined behaviour).
+TEST(BadInputShapes, NumelOfHugeAndEmptyShapes) {
+  const int64_t big = 4604662306700501760;
+  EXPECT_EQ(shoal::shape_numel({big, 3, 0}), 0);
+  EXPECT_EQ(shoal::shape_numel({0, big, big}), 0);
+  EXPECT_EQ(shoal::shape_numel({big, 3}), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(shoal::shape_numel({2, 3, 4}), 24);
+  EXPECT_EQ(shoal::shape_numel({}), 1);
+  EXPECT_EQ(shoal::HostTensor(shoal::DType::f32, {big, 3, 0}).numel(), 0);
+  try {
+    shoal::HostTensor(shoal::DType::f32, {big, 3});
+    FAIL() << "a tensor of 1.4e19 elements was allocated";
+  } catch (const shoal::Error& e) {
+    EXPECT_EQ(e.kind(), shoal::ErrorKind::out_of_memory);
+  }
+}
