@@ -93,6 +93,28 @@ def thread_list(text, cores):
 
 # ---- setup ------------------------------------------------------------------
 
+def build_source(build):
+    """{} for this checkout's own build; for another (--build), the commit of
+    the source tree it was configured from (CMakeCache's
+    CMAKE_HOME_DIRECTORY), so that `git` (this script's commit) is not taken
+    for the measured one."""
+    if os.path.realpath(build) == os.path.realpath(os.path.join(ROOT, "build")):
+        return {}
+    info = {"build_dir": os.path.realpath(build)}
+    try:
+        with open(os.path.join(build, "CMakeCache.txt")) as f:
+            src = next(line.split("=", 1)[1].strip() for line in f
+                       if line.startswith("CMAKE_HOME_DIRECTORY:"))
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=src,
+                                capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=src, capture_output=True, text=True).stdout.strip()
+        info["build_commit"] = commit + ("-dirty" if dirty else "")
+    except (OSError, StopIteration):
+        info["build_commit"] = "unknown"
+    return info
+
+
 def machine_info():
     info = {"date": datetime.datetime.now().astimezone().isoformat(
                 timespec="seconds"),
@@ -502,6 +524,7 @@ def main(argv=None):
     ort_version = ensure_ort()
     shoal_version = run([shoal, "--version"], env=env)[0].split()[-1]
     machine = machine_info()
+    machine.update(build_source(args.build))
     peak = fma_peak(args.build)
     log(f"{machine['cpu']}, {cores} cores; one core's fp32 FMA peak "
         f"{peak['gflops']:.1f} GFLOP/s ({peak['isa']})")
