@@ -109,6 +109,26 @@ WeightPlacement resolve_weight_placement(WeightPlacement requested, const Settin
   return requested != WeightPlacement::automatic ? requested : settings.weights;
 }
 
+/// One worker's share of a batch: runs samples `chunk` at a time, taking
+/// each chunk's first index from `next`, until `end`; returns the error that
+/// stopped it (then `next` is moved to `end`, so the other workers stop early).
+std::exception_ptr run_samples(Executor& ex, device::ExecContext& ctx,
+                               const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
+                               std::atomic<int64_t>& next, int64_t end, int64_t chunk, bool profile,
+                               bool finite) {
+  try {
+    for (int64_t i; (i = next.fetch_add(chunk)) < end;) {
+      const int64_t m = std::min(chunk, end - i);
+      for (int64_t j = 0; j < m;)  // m samples from i, in stacks that work
+        j += ex.run(ctx, inputs, outputs, i + j, m - j, profile, finite);
+    }
+    return nullptr;
+  } catch (...) {
+    next.store(end);
+    return std::current_exception();
+  }
+}
+
 }  // namespace
 
 Shape batched(const Shape& s, int64_t n) {
@@ -418,8 +438,8 @@ Session::~Session() {
 
 void Session::check_inputs(const std::vector<Tensor>& inputs, int64_t& batch) const {
   batch = program_.check_inputs(inputs);
-  const auto infos = program_.inputs();
   if (!options_.check_inputs) return;
+  const auto infos = program_.inputs();
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& t = inputs[i];
     if (t.dtype() != DType::f32 || t.numel() == 0) continue;
@@ -444,18 +464,11 @@ void Session::start_tail(const std::shared_ptr<Job>& job,
   // One sample at a time on each team, which shares it over all its cores.
   for (int w = 0; w < workers; ++w) {
     Executor* ex = teams_[size_t(w)];
-    ex->device().submit(ex->cluster(),
-                        [ex, next, n, job, profile, finite](device::ExecContext& ctx) {
-                          std::exception_ptr error;
-                          try {
-                            for (int64_t i; (i = next->fetch_add(1)) < n;)
-                              ex->run(ctx, job->inputs, job->outputs, i, 1, profile, finite);
-                          } catch (...) {
-                            error = std::current_exception();
-                            next->store(n);
-                          }
-                          job->finish_worker(error);
-                        });
+    ex->device().submit(
+        ex->cluster(), [ex, next, n, job, profile, finite](device::ExecContext& ctx) {
+          job->finish_worker(
+              run_samples(*ex, ctx, job->inputs, job->outputs, *next, n, 1, profile, finite));
+        });
   }
 }
 
@@ -482,11 +495,13 @@ std::shared_ptr<Session::Job> Session::start(std::vector<Tensor> inputs,
   // 4). In auto mode the few samples left over run afterwards on the teams,
   // which share each sample over all cores: one round of the clusters plus
   // one split-mode sample instead of two rounds (docs/ARCHITECTURE.md).
-  const int64_t rest = small || teams_.empty() ? 0 : n % int64_t(executors_.size());
-  const int64_t per_team =
-      teams_.empty() ? 0 : (rest + int64_t(teams_.size()) - 1) / int64_t(teams_.size());
-  const int64_t clusters_per_team = teams_.empty() ? 0 : int64_t(executors_.size() / teams_.size());
-  const int64_t tail = rest > 0 && 2 * per_team <= clusters_per_team ? rest : 0;
+  int64_t tail = 0;
+  if (!teams_.empty() && !small) {
+    const int64_t clusters = int64_t(executors_.size()), teams = int64_t(teams_.size());
+    const int64_t rest = n % clusters;
+    // Worth it while each team's share is at most half a round of its clusters.
+    if (2 * ((rest + teams - 1) / teams) <= clusters / teams) tail = rest;
+  }
   const int tail_workers = int(std::min<int64_t>(tail, int64_t(teams_.size())));
   job->left = workers + tail_workers;
   if (workers == 0) return job;  // an empty batch is done at once
@@ -506,21 +521,11 @@ std::shared_ptr<Session::Job> Session::start(std::vector<Tensor> inputs,
     ex->device().submit(
         ex->cluster(), [this, ex, next, tail_next, head, head_left, chunk, job, profile, n,
                         tail_workers, finite = options_.check_inputs](device::ExecContext& ctx) {
-          std::exception_ptr error;
-          try {
-            for (int64_t i; (i = next->fetch_add(chunk)) < head;) {
-              const int64_t m = std::min(chunk, head - i);
-              for (int64_t j = 0; j < m;) {  // m samples from i, in stacks that work
-                j += ex->run(ctx, job->inputs, job->outputs, i + j, m - j, profile, finite);
-              }
-            }
-          } catch (...) {
-            error = std::current_exception();
-            next->store(head);    // the other workers stop early
-            tail_next->store(n);  // and the tail does nothing
-          }
-          // The last cluster done starts the tail (before finishing, so the job
-          // cannot end and free the session's state under it).
+          const std::exception_ptr error =
+              run_samples(*ex, ctx, job->inputs, job->outputs, *next, head, chunk, profile, finite);
+          if (error) tail_next->store(n);  // the tail does nothing
+          // The last cluster done starts the tail (its workers are counted in
+          // job->left, so the job ends after them).
           if (head_left->fetch_sub(1) == 1 && tail_workers > 0)
             start_tail(job, tail_next, n, tail_workers, profile, finite);
           job->finish_worker(error);

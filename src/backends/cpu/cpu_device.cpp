@@ -32,7 +32,7 @@ using device::Kernel;
 class CpuDevice final : public device::Device {
  public:
   CpuDevice(const DeviceInfo& info, int clusters, bool team, const Settings& settings)
-      : info_(info), disable_onednn_(settings.reference_only) {
+      : info_(info), team_(team), disable_onednn_(settings.reference_only) {
     onednn_.row_bands = settings.row_bands;
     native::use_isa(settings.isa);
     const int ncores = int(info.cores.size());
@@ -49,7 +49,6 @@ class CpuDevice final : public device::Device {
       }
       clusters_.push_back(std::move(cl));
     }
-    team_ = team;
     if (team) {  // the device's cores as one more cluster (auto mode)
       auto cl = std::make_unique<Cluster>();
       cl->cores = info.cores;
@@ -153,11 +152,11 @@ class CpuDevice final : public device::Device {
     // job now needs: a batch-mode job after a split-mode one ran at half
     // speed on one core. On such a switch the team releases its workers
     // (queued behind its own jobs; the next team job starts new ones).
-    if (team_ && cluster != team_index())
-      if (team_ran_.exchange(false))
-        clusters_[size_t(team_index())]->jobs.submit(
-            [](ExecContext&) { omp_pause_resource_all(omp_pause_soft); });
-    if (team_ && cluster == team_index()) team_ran_ = true;
+    if (team_ && cluster == team_index())
+      team_ran_ = true;
+    else if (team_ && team_ran_.exchange(false))
+      clusters_[size_t(team_index())]->jobs.submit(
+          [](ExecContext&) { omp_pause_resource_all(omp_pause_soft); });
     cl.jobs.submit(std::move(work));
   }
 
@@ -185,7 +184,7 @@ class CpuDevice final : public device::Device {
   int team_index() const { return int(clusters_.size()) - 1; }
 
   DeviceInfo info_;
-  bool team_ = false;                  // the last cluster spans every core
+  const bool team_;                    // the last cluster spans every core
   std::atomic<bool> team_ran_{false};  // a team job was queued since a cluster job
   std::mutex alloc_mu_;
   std::unordered_map<void*, size_t> sizes_;  // live allocations
