@@ -7,9 +7,9 @@
 // Conveniences (model/shape argument forms, input normalisation, the public
 // Runtime wrapper) live in python/shoal/__init__.py. This file only converts
 // types, releases the GIL around long calls, keeps raw buffers safe (every
-// array handed to C++ is checked for dtype, shape and contiguity here too),
-// and translates shoal::Error into the classes of python/shoal/errors.py
-// (common.hpp).
+// array handed to C++ is made contiguous and aligned; what the model expects
+// of it is Program::check_inputs' to say), and translates shoal::Error into
+// the classes of python/shoal/errors.py (common.hpp).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -83,11 +83,10 @@ const shoal::Program& checked(const shoal::Program& p) {
   return p;
 }
 
-// Checks one input array against the program's per-sample info and wraps it
-// in a view. `arr` must stay referenced while the view is used.
-// Wraps a numpy array in a Tensor view: conversion only. What the model
-// expects (count, dtype, shape, batch) is checked once, by the runtime
-// (Session::check_inputs); an array whose element type shoal has no DType
+// Wraps a numpy array in a Tensor view (`arr` must stay referenced while the
+// view is used): conversion only. What the model expects (count, dtype,
+// shape, batch) is checked once, in C++ (Program::check_inputs, which every
+// run runs); an array whose element type shoal has no DType
 // for (float16, byte-swapped, object, strings) cannot be wrapped at all.
 shoal::Tensor input_view(py::array& arr, const std::string& name, shoal::DType want) {
   const std::string got = py::str(arr.dtype());
