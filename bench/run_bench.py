@@ -93,6 +93,20 @@ def thread_list(text, cores):
 
 # ---- setup ------------------------------------------------------------------
 
+def git_commit(tree):
+    """The short commit of the checkout at `tree`, "-dirty" when its tracked
+    code differs from it. Changes under bench/results/ and docs/MODELS.md are
+    this or another benchmark's own output (bench/zoo.py writes both as it
+    goes), not code: they do not make the measured commit dirty."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree,
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no",
+                            "--", ".", ":(exclude)bench/results",
+                            ":(exclude)docs/MODELS.md"], cwd=tree,
+                           capture_output=True, text=True).stdout.strip()
+    return commit + ("-dirty" if dirty else "")
+
+
 def build_source(build):
     """{} for this checkout's own build; for another (--build), the commit of
     the source tree it was configured from (CMakeCache's
@@ -105,11 +119,7 @@ def build_source(build):
         with open(os.path.join(build, "CMakeCache.txt")) as f:
             src = next(line.split("=", 1)[1].strip() for line in f
                        if line.startswith("CMAKE_HOME_DIRECTORY:"))
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=src,
-                                capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=src, capture_output=True, text=True).stdout.strip()
-        info["build_commit"] = commit + ("-dirty" if dirty else "")
+        info["build_commit"] = git_commit(src)
     except (OSError, StopIteration):
         info["build_commit"] = "unknown"
     return info
@@ -140,18 +150,7 @@ def machine_info():
     except OSError:
         pass
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
-                                cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip()
-        # Changes under bench/results/ and docs/MODELS.md are this or another
-        # benchmark's own output (bench/zoo.py writes both as it goes), not
-        # code: they do not make the measured commit dirty.
-        dirty = subprocess.run(["git", "status", "--porcelain",
-                                "--untracked-files=no", "--", ".",
-                                ":(exclude)bench/results",
-                                ":(exclude)docs/MODELS.md"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-        info["git"] = commit + ("-dirty" if dirty else "")
+        info["git"] = git_commit(ROOT)
     except OSError:
         pass
     return info
