@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <mutex>
 #include <unordered_map>
 
@@ -151,12 +153,36 @@ class CpuDevice final : public device::Device {
     // region (libgomp's default, about 14 ms here), on the cores a cluster
     // job now needs: a batch-mode job after a split-mode one ran at half
     // speed on one core. On such a switch the team releases its workers
-    // (queued behind its own jobs; the next team job starts new ones).
-    if (team_ && cluster == team_index())
+    // (queued behind its own jobs; the next team job starts new ones), and
+    // cluster jobs wait for that release: started before it, they compete
+    // for the cores with the spinning workers and the team thread that is to
+    // stop them, and the release itself took milliseconds.
+    if (team_ && cluster == team_index()) {
       team_ran_ = true;
-    else if (team_ && team_ran_.exchange(false))
-      clusters_[size_t(team_index())]->jobs.submit(
-          [](ExecContext&) { omp_pause_resource_all(omp_pause_soft); });
+      cl.jobs.submit(std::move(work));
+      return;
+    }
+    std::shared_future<void> released;
+    if (team_) {
+      std::lock_guard lock(release_mu_);
+      if (team_ran_.exchange(false)) {
+        auto done = std::make_shared<std::promise<void>>();
+        team_released_ = done->get_future().share();
+        clusters_[size_t(team_index())]->jobs.submit([done](ExecContext&) {
+          omp_pause_resource_all(omp_pause_soft);
+          done->set_value();
+        });
+      }
+      released = team_released_;
+    }
+    if (released.valid() &&
+        released.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      cl.jobs.submit([released, work = std::move(work)](ExecContext& ctx) {
+        released.wait();
+        work(ctx);
+      });
+      return;
+    }
     cl.jobs.submit(std::move(work));
   }
 
@@ -186,6 +212,8 @@ class CpuDevice final : public device::Device {
   DeviceInfo info_;
   const bool team_;                    // the last cluster spans every core
   std::atomic<bool> team_ran_{false};  // a team job was queued since a cluster job
+  std::mutex release_mu_;
+  std::shared_future<void> team_released_;  // the team's last worker release
   std::mutex alloc_mu_;
   std::unordered_map<void*, size_t> sizes_;  // live allocations
   OneDnnContext onednn_;
