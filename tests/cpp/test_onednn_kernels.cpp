@@ -163,6 +163,19 @@ Win win3(const Shape& x, const Shape& y, const Ints& k, Ints s, Ints d, Ints pb,
 
 Vec conv_naive(const Vec& x, const Shape& xs, const Vec& w, int64_t m, const Vec* bias,
                const Win& g) {
+  if (xs[0] > 1) {  // sample by sample
+    Shape one = xs;
+    one[0] = 1;
+    const size_t per = size_t(shape_numel(one));
+    Vec y;
+    for (int64_t i = 0; i < xs[0]; ++i) {
+      const Vec xi(x.begin() + ptrdiff_t(size_t(i) * per),
+                   x.begin() + ptrdiff_t(size_t(i + 1) * per));
+      const Vec yi = conv_naive(xi, one, w, m, bias, g);
+      y.insert(y.end(), yi.begin(), yi.end());
+    }
+    return y;
+  }
   int64_t c = xs[1], cg = c / g.group, mg = m / g.group;
   const Ints &I = g.in, &O = g.out, &K = g.k;
   Vec y(size_t(m * O[0] * O[1] * O[2]));
@@ -446,9 +459,36 @@ TEST(OneDnnConv, FusedActivations) {
   check_conv(c, fused("LeakyRelu", 0.2f), true);
 }
 
-// --- Row bands: a team's convolution, one band of output rows per thread --
-
 bool banded(const std::string& impl) { return impl.find("row bands") != std::string::npos; }
+
+TEST(OneDnnConv, SiluAsNativeEpilogue) {
+  // SiLU: the primitive computes without it and a native pass over the output
+  // applies it (plain and channels-last, stacks of samples, a residual, a
+  // team, pointwise and depthwise).
+  for (bool channels_last : {false, true})
+    for (int threads : {1, 2})
+      for (int64_t n : {1, 3}) {
+        SCOPED_TRACE("channels_last " + std::to_string(channels_last) + " threads " +
+                     std::to_string(threads) + " n " + std::to_string(n));
+        for (const ConvCase& c :
+             {ConvCase{{n, 16, 9, 7}, 24, {1, 1}, {}, {}, {}},
+              ConvCase{{n, 16, 10, 10}, 16, {3, 3}, {2, 2}, {}, {1, 1, 1, 1}, 16},
+              ConvCase{{n, 5, 13, 11}, 7, {3, 5}, {2, 2}, {}, {0, 1, 2, 1}}})
+          for (bool residual : {false, true}) {
+            const std::string impl =
+                check_conv(c, fused("shoal.Silu"), residual, false, threads, channels_last);
+            EXPECT_NE(impl.find("+native shoal.Silu"), std::string::npos) << impl;
+          }
+      }
+  // Row bands of a team: each band applies it to its rows.
+  ForceRowBands all(RowBands::all);
+  const std::string impl = check_conv({{1, 16, 12, 10}, 24, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}},
+                                      fused("shoal.Silu"), true, false, 2, true);
+  EXPECT_TRUE(banded(impl)) << impl;
+  EXPECT_NE(impl.find("+native shoal.Silu"), std::string::npos) << impl;
+}
+
+// --- Row bands: a team's convolution, one band of output rows per thread --
 
 TEST(OneDnnConvRowBands, EveryGeometryGivesTheLayersResults) {
   // Forced on every convolution: strides, dilations, asymmetric and

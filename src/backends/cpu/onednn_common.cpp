@@ -252,7 +252,8 @@ bool append_activation(dnnl::post_ops& po, const ref::Activation& act) {
   return true;
 }
 
-bool fused_attr(const OpContext& oc, const program::TensorDesc* r, dnnl::primitive_attr& attr) {
+bool fused_attr(const OpContext& oc, const program::TensorDesc* r, dnnl::primitive_attr& attr,
+                bool without_activation) {
   const program::TensorDesc& y = oc.out(0);
   if (r && r->shape != y.shape)
     throw Error(ErrorKind::invalid_argument, oc.what() + ": residual '" + r->name + "' has shape " +
@@ -260,7 +261,8 @@ bool fused_attr(const OpContext& oc, const program::TensorDesc* r, dnnl::primiti
                                                  shape_str(y.shape));
   dnnl::post_ops po;
   if (r) po.append_sum(1.0f);
-  if (!append_activation(po, ref::activation_from_attrs(oc.ins.attrs))) return false;
+  if (!without_activation && !append_activation(po, ref::activation_from_attrs(oc.ins.attrs)))
+    return false;
   attr = base_attr();
   attr.set_post_ops(po);
   return true;
@@ -326,6 +328,12 @@ void DnnlKernel::add_reorder(const dnnl::memory& src, const dnnl::memory& dst, b
   steps_.back().skip_if_same = skip_if_same;
 }
 
+void DnnlKernel::add_host(HostFn fn) {
+  Step s;
+  s.host = std::move(fn);
+  steps_.push_back(std::move(s));
+}
+
 void DnnlKernel::set_impl(const dnnl::primitive_desc_base& pd) {
   impl_ = std::string("onednn:") + pd.impl_info_str();
   const dt src = pd.src_desc().data_type();
@@ -353,6 +361,10 @@ void DnnlKernel::execute(device::ExecContext& ctx, std::span<void* const> in,
   }
   try {
     for (Step& s : steps_) {
+      if (s.host) {
+        s.host(ctx.threads, in, out);
+        continue;
+      }
       if (s.skip_if_same &&
           s.args.at(DNNL_ARG_FROM).get_data_handle() == s.args.at(DNNL_ARG_TO).get_data_handle())
         continue;

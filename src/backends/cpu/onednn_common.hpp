@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -80,8 +82,10 @@ bool eltwise_chain(const ref::Activation& act, std::vector<EltOp>& ops);
 bool append_activation(dnnl::post_ops& po, const ref::Activation& act);
 /// The attribute of a fused op: base_attr with a sum post-op for the
 /// residual `r` (when not null; it must have output 0's shape) and then the
-/// instruction's fused activation. False when oneDNN cannot express it.
-bool fused_attr(const OpContext& oc, const program::TensorDesc* r, dnnl::primitive_attr& attr);
+/// instruction's fused activation (unless without_activation: a kernel
+/// applying it itself). False when oneDNN cannot express it.
+bool fused_attr(const OpContext& oc, const program::TensorDesc* r, dnnl::primitive_attr& attr,
+                bool without_activation = false);
 
 /// [N, C_out, out...], the output dims of a window op (Conv, pools);
 /// throws invalid_argument when output 0 does not have them.
@@ -117,6 +121,14 @@ class DnnlKernel : public device::Kernel {
   /// is skipped when both memories have the same data handle at execution.
   void add_reorder(const dnnl::memory& src, const dnnl::memory& dst, bool skip_if_same = false);
   void set_impl(const dnnl::primitive_desc_base& pd);
+  /// Appends to the implementation's name (a step of the kernel's own).
+  void add_to_impl(std::string_view what) { impl_ += what; }
+  /// A step run on the host between the primitives (the CPU stream runs
+  /// them in order, each to completion): fn(threads of the team running the
+  /// kernel, the kernel's inputs, its outputs).
+  using HostFn =
+      std::function<void(int threads, std::span<void* const> in, std::span<void* const> out)>;
+  void add_host(HostFn fn);
 
   void execute(device::ExecContext& ctx, std::span<void* const> in,
                std::span<void* const> out) override;
@@ -139,6 +151,7 @@ class DnnlKernel : public device::Kernel {
     Args args;
     bool skip_if_same = false;
     dnnl::memory scratch;  // empty when none
+    HostFn host;           // set for a host step (no primitive)
   };
 
   dnnl::engine engine_;

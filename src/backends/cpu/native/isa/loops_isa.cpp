@@ -15,6 +15,10 @@
 
 #include "backends/cpu/native/loops.hpp"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #ifndef SHOAL_LOOPS_ISA
 #error "compile with -DSHOAL_LOOPS_ISA=generic|avx2|avx512"
 #endif
@@ -89,6 +93,55 @@ inline float clamp01(float v) {  // NaN passes through
   return v > 1.0f ? 1.0f : v;
 }
 
+#if defined(__AVX512F__)
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_ps(), which it then
+// reports as maybe uninitialized (GCC bug 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+/// Sigmoid (silu: times x) of 16 floats without a division: the divider
+/// bounds a vectorized 1 / (1 + e^-x) at about 0.35 ns per element here
+/// (oneDNN 2.6's swish post-op too), which made SiLU 29% of EfficientNet-B0.
+/// e = e^-|x| (at most 1, so nothing overflows) as 2^n * 2^f with a
+/// degree-6 polynomial for 2^f, f in [-1/2, 1/2]; s = 1 / (1 + e) as rcp14
+/// and one Newton step; sigmoid(x) is s, or e * s for x < 0. Relative error
+/// below 1e-6. -inf gives sigmoid 0 and silu NaN (-inf * 0), as the exact
+/// forms do; NaN stays NaN (max returns its second operand for NaN).
+template <bool kTimesX>
+inline __m512 sigmoid16(__m512 x) {
+  const __m512 u =
+      _mm512_max_ps(_mm512_set1_ps(-200.0f),
+                    _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(-1.44269504088896341f)));
+  const __m512 n = _mm512_roundscale_ps(u, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(u, n);
+  __m512 p = _mm512_set1_ps(1.5403530393e-4f);  // ln(2)^k / k!, k = 6..0
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108665e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650696e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718056e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  const __m512 e = _mm512_scalef_ps(p, n);
+  const __m512 d = _mm512_add_ps(e, _mm512_set1_ps(1.0f));
+  __m512 s = _mm512_rcp14_ps(d);
+  s = _mm512_mul_ps(s, _mm512_fnmadd_ps(d, s, _mm512_set1_ps(2.0f)));
+  s = _mm512_mask_mul_ps(s, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), s, e);
+  if constexpr (kTimesX) s = _mm512_mul_ps(s, x);
+  return s;
+}
+
+template <bool kTimesX>
+void sigmoid_loop(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, sigmoid16<kTimesX>(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, m, sigmoid16<kTimesX>(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
 // --- loops ------------------------------------------------------------------------
 
 template <class F>
@@ -125,6 +178,9 @@ void unary(const UnaryOp& op, const float* x, int64_t sx, float* y, int64_t n) {
           },
           x, sx, y, n);
     case Unary::sigmoid:
+#if defined(__AVX512F__)
+      if (sx == 1) return sigmoid_loop<false>(x, y, n);
+#endif
       return map1([](float v) { return sigmoid_f(v); }, x, sx, y, n);
     case Unary::tanh:
       return map1([](float v) { return tanh_f(v); }, x, sx, y, n);
@@ -135,6 +191,9 @@ void unary(const UnaryOp& op, const float* x, int64_t sx, float* y, int64_t n) {
     case Unary::elu:
       return map1([al](float v) { return v < 0.0f ? al * (exp_sat(v) - 1.0f) : v; }, x, sx, y, n);
     case Unary::silu:
+#if defined(__AVX512F__)
+      if (sx == 1) return sigmoid_loop<true>(x, y, n);
+#endif
       return map1([](float v) { return v * sigmoid_f(v); }, x, sx, y, n);
     case Unary::gelu:
       return map1([](float v) { return 0.5f * v * (1.0f + erf_f(v * 0.70710678118654752f)); }, x,
