@@ -85,6 +85,7 @@ class Executor {
   // stacks_[n]: n samples at once, 1 <= n <= max_stack (sized once: impl()
   // reads stacks_[1] from other threads).
   std::vector<std::unique_ptr<Stack>> stacks_;
+  std::vector<bool> seen_;  // seen_[n]: a run of n samples came before
   // Profile counters: written by the cluster's thread, read by profile().
   std::unique_ptr<std::atomic<double>[]> ms_;
   std::unique_ptr<std::atomic<int64_t>[]> samples_;
