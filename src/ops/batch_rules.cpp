@@ -196,7 +196,7 @@ void assign_batch_rules(std::vector<OpSpec>& table) {
       s.per_sample = axis_rule("axis", 1, /*all_batched=*/true);
     else if (n == "LayerNormalization")
       s.per_sample = axis_rule("axis", -1, false);
-    else if (n == "QLinearConv" || n == "ConvInteger")
+    else if (n == "QLinearConv" || n == "ConvInteger" || n == "shoal.PointwiseDepthwise")
       s.per_sample = first_input;  // a convolution of each sample; the rest constants
     else if (n == "QuantizeLinear" || n == "DequantizeLinear")
       s.per_sample = axis_rule("axis", 1, false);  // per tensor, or per channel

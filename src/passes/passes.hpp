@@ -64,6 +64,10 @@ void fuse_activations(ir::Graph& g, const Log& log);
 /// normalization (DenseNet's blocks).
 void fuse_concat_batchnorm(ir::Graph& g, const Log& log);
 
+/// A 1x1 Conv whose output (over 1.5 MiB a sample) only a depthwise Conv
+/// reads -> one shoal.PointwiseDepthwise (src/passes/fuse_pwdw.cpp), which
+/// the CPU kernel runs in bands of rows, the expanded tensor kept in cache.
+void fuse_pointwise_depthwise(ir::Graph& g, const Log& log);
 /// Marks 4-D activations passed only between kernels that prefer the
 /// channels-last layout (NHWC), so that no reorder happens between them.
 /// Graph inputs and outputs, and anything a view or another op reads, stay

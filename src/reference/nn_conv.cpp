@@ -84,6 +84,63 @@ void conv_ref(const Attrs& a, Refs in, Refs out) {
     }
 }
 
+// --- shoal.PointwiseDepthwise -------------------------------------------------
+// A 1x1 convolution (inputs 1 and 2, activation pw_activation*) whose output
+// only a depthwise convolution reads (inputs 3 and 4; the node's geometry and
+// activation). passes::fuse_pointwise_depthwise forms it so that a kernel may
+// run the pair in bands of rows, the 1x1's output never leaving the cache.
+
+const std::string kPwDw = "shoal.PointwiseDepthwise";
+
+/// The 1x1 convolution's attributes: its activation, nothing else.
+Attrs pointwise_attrs(const Attrs& a) {
+  Attrs p;
+  if (a.has("pw_activation")) {
+    p.set("activation", a.s("pw_activation", ""));
+    p.set("activation_alpha", a.f("pw_activation_alpha", 0.0f));
+    p.set("activation_beta", a.f("pw_activation_beta", 0.0f));
+  }
+  return p;
+}
+
+/// The 1x1's output (the depthwise input); checks the pair.
+TypeShape pointwise_out(const Attrs& a, Infos in) {
+  const ValueInfo& w1 = need(in, 1, kPwDw, "W1");
+  const ValueInfo& w2 = need(in, 3, kPwDw, "W2");
+  if (w1.shape.size() != 4 || w1.shape[2] != 1 || w1.shape[3] != 1)
+    fail(ErrorKind::invalid_argument,
+         kPwDw + ": W1 must be a 1x1 kernel [M, C, 1, 1], got " + shape_str(w1.shape));
+  if (w2.shape.size() != 4 || w2.shape[0] != w1.shape[0] || w2.shape[1] != 1 ||
+      a.i("group", 1) != w1.shape[0])
+    fail(ErrorKind::invalid_argument, kPwDw + ": W2 " + shape_str(w2.shape) +
+                                          " with group " + std::to_string(a.i("group", 1)) +
+                                          " is not a depthwise kernel over W1's " +
+                                          std::to_string(w1.shape[0]) + " channels");
+  const Attrs pa = pointwise_attrs(a);
+  const ValueInfo pin[] = {need(in, 0, kPwDw, "X"), w1, need(in, 2, kPwDw, "B1")};
+  return conv_infer(pa, pin).front();
+}
+
+std::vector<TypeShape> pwdw_infer(const Attrs& a, Infos in) {
+  const TypeShape t = pointwise_out(a, in);
+  const ValueInfo din[] = {ValueInfo{t.dtype, t.shape}, need(in, 3, kPwDw, "W2"),
+                           need(in, 4, kPwDw, "B2")};
+  return conv_infer(a, din);
+}
+
+void pwdw_ref(const Attrs& a, Refs in, Refs out) {
+  const ValueInfo vin[] = {{in[0].dtype, in[0].shape}, {in[1].dtype, in[1].shape},
+                           {in[2].dtype, in[2].shape}, {in[3].dtype, in[3].shape},
+                           {in[4].dtype, in[4].shape}};
+  const TypeShape ts = pointwise_out(a, vin);
+  std::vector<float> t(size_t(shape_numel(ts.shape)));
+  const TensorRef tr{DType::f32, ts.shape, t.data()};
+  const TensorRef pin[] = {in[0], in[1], in[2]};
+  conv_ref(pointwise_attrs(a), pin, {&tr, 1});
+  const TensorRef din[] = {tr, in[3], in[4]};
+  conv_ref(a, din, out);
+}
+
 // --- ConvTranspose -----------------------------------------------------------
 
 std::vector<TypeShape> conv_transpose_infer(const Attrs& a, Infos in) {
@@ -253,6 +310,11 @@ void add_conv_ops(std::vector<OpSpec>& t) {
                         "strides, dilations, group; fused bias, residual "
                         "(input 3) and activation",
                         conv_infer, conv_ref));
+  t.push_back(make_spec("shoal.PointwiseDepthwise", 1, 5, 5,
+                        "fused 1x1 Conv (inputs 1, 2; activation pw_activation) and the "
+                        "depthwise Conv that alone reads it (inputs 3, 4; the node's "
+                        "geometry and activation) (internal)",
+                        pwdw_infer, pwdw_ref));
   t.push_back(make_spec("ConvTranspose", 1, 2, 3,
                         "transposed convolution: pads/auto_pad, strides, "
                         "dilations, group, output_padding, output_shape",

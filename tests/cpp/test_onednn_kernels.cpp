@@ -1289,5 +1289,73 @@ TEST(OneDnnVsReference, Ops) {
   check_vs_reference({"Concat", {Shape{1, 2, 3}, Shape{1, 4, 3}}, {false, true}, cat});
 }
 
+// --- shoal.PointwiseDepthwise: the 1x1 and depthwise pair, in bands of rows --
+
+/// Runs the fused pair on the kernel (plain or channels-last operands, a
+/// cluster of `threads`) and on the reference kernel; returns the impl().
+std::string check_pwdw(int64_t n, int64_t c, int64_t m, int64_t h, int64_t k, int64_t s,
+                       const std::string& pw_act, const std::string& dw_act, int threads,
+                       bool channels_last) {
+  Attrs a = dw_act.empty() ? Attrs{} : fused(dw_act);
+  if (!pw_act.empty()) {
+    a.set("pw_activation", pw_act);
+    if (pw_act == "Clip") {
+      a.set("pw_activation_alpha", 0.0f);
+      a.set("pw_activation_beta", 6.0f);
+    }
+  }
+  a.set("group", m);
+  a.set("kernel_shape", Ints{k, k});
+  a.set("strides", Ints{s, s});
+  a.set("pads", Ints{k / 2, k / 2, k / 2, k / 2});
+  const Shape xs = {n, c, h, h + 3};
+  const Shape w1 = {m, c, 1, 1}, w2 = {m, 1, k, k};
+  Net net;
+  int x = net.input(xs);
+  std::vector<int32_t> ids = {x, net.weight(w1), net.weight({m}), net.weight(w2), net.weight({m})};
+  std::vector<ops::ValueInfo> infos;
+  for (int32_t id : ids) infos.push_back({DType::f32, net.desc(id).shape});
+  const ops::OpSpec* spec = ops::find_op("shoal.PointwiseDepthwise");
+  EXPECT_NE(spec, nullptr);
+  if (!spec) return "";
+  const Shape ys = spec->infer(a, infos).at(0).shape;
+  int y = net.output(ys);
+  std::vector<TensorRef> rin;
+  for (int32_t id : ids)
+    rin.push_back({DType::f32, net.desc(id).shape, const_cast<float*>(net.data(id).data())});
+  Vec want(size_t(shape_numel(ys)));
+  std::vector<TensorRef> rout = {{DType::f32, ys, want.data()}};
+  spec->reference(a, rin, rout);
+  if (channels_last) {
+    for (int t : {x, y}) net.desc(t).layout = program::Layout::channels_last;
+    net.set_data(x, channels_last_order(net.data(x), xs));
+  }
+  auto kernel = net.build("shoal.PointwiseDepthwise", ids, {y}, a, threads);
+  EXPECT_NE(kernel, nullptr);
+  if (!kernel) return "";
+  net.run(*kernel);
+  expect_near(channels_last ? channels_last_order(net.data(y), ys, true) : net.data(y), want);
+  return kernel->impl();
+}
+
+TEST(OneDnnPointwiseDepthwise, MatchesTheReference) {
+  // One channels-last sample on one thread runs in bands (several for these
+  // sizes: a band holds about 768 KiB of expanded rows); stacks, plain
+  // layouts and teams run the pair whole. Strides 1 and 2, kernels 3 and 5,
+  // ReLU6, SiLU (native) and none around the expansion.
+  auto bands = [](const std::string& impl) { return impl.find(" bands") != std::string::npos; };
+  for (bool cl : {true, false})
+    for (int64_t s : {1, 2})
+      for (int64_t k : {3, 5}) {
+        SCOPED_TRACE("channels_last " + std::to_string(cl) + " stride " + std::to_string(s) +
+                     " kernel " + std::to_string(k));
+        const std::string one = check_pwdw(1, 8, 96, 45, k, s, "Clip", "Clip", 1, cl);
+        EXPECT_EQ(bands(one), cl) << one;
+        check_pwdw(1, 8, 96, 45, k, s, "shoal.Silu", "shoal.Silu", 1, cl);
+        check_pwdw(2, 8, 32, 13, k, s, "", "Relu", 1, cl);
+        EXPECT_FALSE(bands(check_pwdw(1, 8, 96, 45, k, s, "Clip", "", 2, cl)));
+      }
+}
+
 }  // namespace
 }  // namespace shoal::cpu

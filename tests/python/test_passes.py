@@ -185,3 +185,46 @@ def test_pool_of_a_plain_map_writes_a_plain_map(make_onnx):
             if layer["op"] == "MaxPool"]
     assert pool and "ref" not in pool[0]["impl"] and pool[0]["impl"] != "reference", pool
     compare_with_reference(model, randn(3, 4, 9, 9))
+
+
+def expand_depthwise(make_onnx, expanded, size=112, extra_use=False, act="Clip"):
+    """Conv 1x1 (16 -> expanded channels) + activation -> depthwise 3x3
+    stride 2 + Relu -> 1x1 projection: a MobileNetV2 block's first half."""
+    inits = {"e": randn(expanded, 16, 1, 1) * 0.3, "eb": randn(expanded),
+             "d": randn(expanded, 1, 3, 3) * 0.3, "db": randn(expanded),
+             "p": randn(8, expanded, 1, 1) * 0.1, "lo": np.array(0, np.float32),
+             "hi": np.array(6, np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "e", "eb"], ["c"]),
+             helper.make_node("Clip", ["c", "lo", "hi"], ["t"]) if act == "Clip" else
+             helper.make_node("Relu", ["c"], ["t"]),
+             helper.make_node("Conv", ["t", "d", "db"], ["dc"], group=expanded,
+                              kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["dc"], ["dr"]),
+             helper.make_node("Conv", ["dr", "p"], ["y"])]
+    half = (size - 1) // 2 + 1
+    outputs = [("y", [1, 8, half, half])]
+    if extra_use:
+        outputs.append(("t", [1, expanded, size, size]))
+    return make_onnx.graph(nodes, [("x", [1, 16, size, size])], outputs, inits)
+
+
+@pytest.mark.parametrize("expanded, extra_use, fused", [(48, False, True), (8, False, False),
+                                                        (48, True, False)])
+def test_expansion_and_depthwise_fuse(make_onnx, expanded, extra_use, fused):
+    """A 1x1 conv whose output (over 1.5 MiB a sample) only a depthwise conv
+    reads becomes one shoal.PointwiseDepthwise, run in bands of rows; smaller
+    ones, and one whose output is also a graph output, stay apart."""
+    model = expand_depthwise(make_onnx, expanded, extra_use=extra_use)
+    lines = []
+    program = shoal.compile(model, log=lines.append)
+    said = [line for line in lines if "with the depthwise convolutions" in line]
+    assert said and f"fused {int(fused)} 1x1" in said[0], said
+    rt = shoal.Runtime(program, profile=True)
+    x = np.stack([randn(16, 112, 112) for _ in range(3)])
+    got = rt.run(x)
+    ops = [layer["op"] for layer in rt.profile()]
+    assert ("shoal.PointwiseDepthwise" in ops) == fused, ops
+    ref = shoal.Runtime(shoal.compile(model, optimize=False)).run(x)
+    for a, b in zip(got, ref):
+        assert np.ptp(b) > 0
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.ptp(b))

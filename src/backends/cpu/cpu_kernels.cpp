@@ -6,6 +6,7 @@
 
 #include "backends/cpu/native/native.hpp"
 #include "backends/cpu/onednn_common.hpp"
+#include "backends/cpu/reference_kernel.hpp"
 #include "ops/instruction_check.hpp"
 #include "ops/op_table.hpp"
 #include "shoal/error.hpp"
@@ -56,7 +57,8 @@ KernelPtr make_fastest(const program::Instruction& ins, const program::ProgramDa
 /// fused Relu, Clip, Sigmoid... maps NaN to a number: the faithful path runs
 /// the op without its activation (a second kernel, made on first need) and
 /// then the activation natively. oneDNN's max pooling skips NaN: the faithful
-/// path puts NaN back where a window holds one.
+/// path puts NaN back where a window holds one. A fused pair with an
+/// activation between (shoal.PointwiseDepthwise) runs the reference kernel.
 class NanFaithfulKernel final : public device::Kernel {
  public:
   NanFaithfulKernel(KernelPtr fast, const program::Instruction& ins,
@@ -78,6 +80,10 @@ class NanFaithfulKernel final : public device::Kernel {
                                 static_cast<const float*>(in[0]), yp);
       return;
     }
+    if (ins_.op == "shoal.PointwiseDepthwise") {
+      if (!bare_kernel_) bare_kernel_ = make_reference_kernel(ins_, prog_, prog_.weights);
+      return bare_kernel_->execute(ctx, in, out);
+    }
     if (!bare_kernel_) bare_kernel_ = make_fastest(bare_, prog_, ctx_, threads_);
     if (!bare_kernel_) return fast_->execute(ctx, in, out);  // not expected: the op ran fused
     bare_kernel_->execute(ctx, in, out);
@@ -90,7 +96,8 @@ class NanFaithfulKernel final : public device::Kernel {
   static bool wanted(const program::Instruction& ins, const device::Kernel& k) {
     if (k.impl().rfind("onednn", 0) != 0 || ins.outputs.size() != 1) return false;
     if (ins.op == "QLinearConv") return false;  // integers: no NaN to lose
-    return ins.op == "MaxPool" || native::has_fused_activation(ins.attrs);
+    return ins.op == "MaxPool" || ins.op == "shoal.PointwiseDepthwise" ||
+           native::has_fused_activation(ins.attrs);
   }
 
  private:

@@ -303,9 +303,18 @@ dnnl::memory DnnlKernel::operand(const OpContext& oc, int index, const dnnl::mem
 }
 
 dnnl::memory DnnlKernel::temp(const dnnl::memory::desc& md) {
+  return temp_at(md, reserve_temp(md.get_size()));
+}
+
+size_t DnnlKernel::reserve_temp(size_t bytes) {
+  const size_t at = temp_bytes_;
+  temp_bytes_ += round_up(bytes);
+  return at;
+}
+
+dnnl::memory DnnlKernel::temp_at(const dnnl::memory::desc& md, size_t slot) {
   dnnl::memory m(md, engine_, DNNL_MEMORY_NONE);
-  temps_.push_back({m, temp_bytes_});
-  temp_bytes_ += round_up(md.get_size());
+  temps_.push_back({m, slot});
   return m;
 }
 

@@ -112,6 +112,11 @@ class DnnlKernel : public device::Kernel {
                        size_t offset = 0);
   /// A temporary memory in the thread-local workspace.
   dnnl::memory temp(const dnnl::memory::desc& md);
+  /// Reserves `bytes` of the workspace for temporaries that share them (one
+  /// buffer reused by steps in turn); returns the slot's offset.
+  size_t reserve_temp(size_t bytes);
+  /// A temporary memory at a reserved slot (md no larger than the slot).
+  dnnl::memory temp_at(const dnnl::memory::desc& md, size_t slot);
   /// Keeps a shared packed weight alive as long as the kernel.
   void keep(std::shared_ptr<dnnl::memory> m) { kept_.push_back(std::move(m)); }
 
@@ -211,6 +216,9 @@ std::shared_ptr<dnnl::memory> packed_weight(const OpContext& oc, const program::
 
 /// Builders, one per op family; each returns nullptr for what it cannot do.
 KernelPtr make_conv(const OpContext& oc);
+/// shoal.PointwiseDepthwise: the 1x1 and depthwise convolutions in bands of
+/// rows (onednn_pwdw.cpp).
+KernelPtr make_pointwise_depthwise(const OpContext& oc);
 KernelPtr make_conv_transpose(const OpContext& oc);
 KernelPtr make_pool(const OpContext& oc);
 KernelPtr make_global_pool(const OpContext& oc);

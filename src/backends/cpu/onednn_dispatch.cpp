@@ -18,6 +18,7 @@ const std::unordered_map<std::string_view, Builder>& builders() {
   static const std::unordered_map<std::string_view, Builder> table = {
       {"Conv", onednn::make_conv},
       {"ConvTranspose", onednn::make_conv_transpose},
+      {"shoal.PointwiseDepthwise", onednn::make_pointwise_depthwise},
       {"MaxPool", onednn::make_pool},
       {"AveragePool", onednn::make_pool},
       {"GlobalAveragePool", onednn::make_global_pool},
