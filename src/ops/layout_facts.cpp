@@ -59,7 +59,10 @@ void assign_layout_facts(std::vector<OpSpec>& table) {
                                                                      "QuantizeLinear",
                                                                      "DequantizeLinear",
                                                                      "QLinearConv",
-                                                                     "shoal.QLinearAdd"};
+                                                                     "shoal.QLinearAdd",
+                                                                     "shoal.QLinearLookup",
+                                                                     "shoal.QLinearGlobalAveragePool",
+                                                                     "shoal.QLinearMul"};
   static const std::unordered_set<std::string_view> packed_weight = {"Conv", "ConvTranspose",
                                                                      "Gemm", "MatMul"};
   size_t found = 0;

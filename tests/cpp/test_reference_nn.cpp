@@ -1829,4 +1829,48 @@ TEST(RefNNTable, AllOpsRegistered) {
   }
 }
 
+// The int8 table ops' (fuse_qdq_lookup) shape inference: bad operands get
+// clear errors, not a crash.
+TEST(RefNNQLookup, InferErrors) {
+  auto infer_one = [](const std::string& op, std::vector<ValueInfo> in) {
+    return op_spec(op).infer(Attrs(), in).at(0);
+  };
+  const ValueInfo x8 = vi({1, 4, 3, 3}, DType::i8), t8 = vi({256}, DType::u8);
+  const ValueInfo tf = vi({256}), s = vi({}), z = vi({}, DType::u8);
+  EXPECT_EQ(infer_one("shoal.QLinearLookup", {x8, t8}).dtype, DType::u8);
+  EXPECT_EQ(infer_one("shoal.QLinearGlobalAveragePool", {x8, tf, s, z}).shape, Shape({1, 4, 1, 1}));
+  EXPECT_EQ(infer_one("shoal.QLinearMul", {x8, tf, vi({1, 4, 1, 1}, DType::u8), tf, s, z}).shape,
+            Shape({1, 4, 3, 3}));
+  expect_error(
+      [&] {
+        infer_one("shoal.QLinearLookup", {x8, vi({255}, DType::u8)});
+      },
+      ErrorKind::invalid_argument, "256 entries");
+  expect_error(
+      [&] {
+        infer_one("shoal.QLinearLookup", {vi({1, 4}), t8});
+      },
+      ErrorKind::invalid_argument, "only uint8 and int8");
+  expect_error(
+      [&] {
+        infer_one("shoal.QLinearGlobalAveragePool", {vi({4}, DType::i8), tf, s, z});
+      },
+      ErrorKind::invalid_argument, "rank >= 3");
+  expect_error(
+      [&] {
+        infer_one("shoal.QLinearGlobalAveragePool", {x8, t8, s, z});
+      },
+      ErrorKind::invalid_argument, "x_table");
+  expect_error(
+      [&] {
+        infer_one("shoal.QLinearMul", {x8, tf, vi({1, 3, 1, 1}, DType::i8), tf, s, z});
+      },
+      ErrorKind::invalid_argument, "cannot be broadcast");
+  expect_error(
+      [&] {
+        infer_one("shoal.QLinearMul", {x8, tf, x8, tf, vi({2}), z});
+      },
+      ErrorKind::invalid_argument, "y_scale");
+}
+
 }  // namespace
