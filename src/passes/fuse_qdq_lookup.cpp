@@ -11,6 +11,8 @@
 //   GlobalAveragePool(f(DQ(x))) -> QuantizeLinear -> shoal.QLinearGlobalAveragePool
 //   Mul(f(DQ(a)), g(DQ(b))) -> QuantizeLinear     -> shoal.QLinearMul
 //
+// (a Flatten or other view between the pool and its QuantizeLinear then
+// runs on the pool's 8-bit result)
 // (EfficientNet: SiLU and the squeeze-excitation's pool and channel scale.)
 // The fused ops compute what the reference kernels compute on the unfused
 // graph, bit for bit (reference/nn_qlookup.cpp). Nodes left without readers
@@ -32,6 +34,7 @@ const std::set<std::string> kUnary = {
     "Elu",      "Selu",       "Celu",       "Erf",     "Exp",   "Log",         "Sqrt",
     "Neg",      "Abs",        "Floor",      "Ceil",    "Round", "Sign",        "Softplus",
     "Softsign", "Reciprocal", "shoal.Silu", "Gelu"};
+const std::set<std::string> kViews = {"Flatten", "Reshape", "Squeeze", "Unsqueeze"};
 const std::set<std::string> kBinary = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow"};
 
 bool is8(DType t) { return t == DType::u8 || t == DType::i8; }
@@ -181,8 +184,20 @@ void fuse_qdq_lookup(ir::Graph& g, const Log& log) {
     if (!per_tensor_q(g, g.nodes[qi])) continue;
     const int y = g.nodes[qi].inputs[0];
     if (y < 0 || cons[size_t(y)].size() != 1 || is_graph_output(g, y)) continue;
-    const int pi = m.producer(y);
+    int pi = m.producer(y);
     if (pi < 0) continue;
+    // A view between the op and the QuantizeLinear (Flatten before a
+    // classifier) runs after it, on the 8-bit result.
+    int view = -1;
+    if (kViews.count(g.nodes[size_t(pi)].op) && !g.nodes[size_t(pi)].inputs.empty()) {
+      const int vin = g.nodes[size_t(pi)].inputs[0];
+      const int gp = m.producer(vin);
+      if (gp < 0 || g.nodes[size_t(gp)].op != "GlobalAveragePool" ||
+          cons[size_t(vin)].size() != 1 || is_graph_output(g, vin))
+        continue;
+      view = pi;
+      pi = gp;
+    }
     ir::Node fused;
     Fn fn;
     const std::string pop = g.nodes[size_t(pi)].op;
@@ -218,6 +233,21 @@ void fuse_qdq_lookup(ir::Graph& g, const Log& log) {
     fused.attrs.set("shoal_precision", std::string("int8"));
     fused.outputs = q.outputs;
     g.nodes[qi].dead = true;
+    if (view >= 0) {  // fused -> an 8-bit value of the op's shape -> the view -> q's output
+      ir::Node v = g.nodes[size_t(view)];
+      ir::Value r;
+      r.name = tag + "_quantized";
+      r.dtype = g.values[size_t(q.outputs[0])].dtype;
+      r.shape = g.values[size_t(v.inputs[0])].shape;
+      r.shape_known = true;
+      fused.outputs = {g.add_value(std::move(r))};
+      v.inputs[0] = fused.outputs[0];
+      v.outputs = q.outputs;
+      g.nodes[size_t(view)].dead = true;
+      g.nodes.push_back(std::move(fused));
+      g.nodes.push_back(std::move(v));
+      continue;
+    }
     g.nodes.push_back(std::move(fused));
   }
   g.compact();

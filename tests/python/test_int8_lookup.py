@@ -10,6 +10,7 @@ SHOAL_REFERENCE_ONLY=1), on native kernels and on the fused op's own reference
 kernel, and be within a quantization step of numpy's float32 computation.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -92,14 +93,20 @@ def lookup_case(kind, xt, xz, yt, yz, shape):
     return _model(nodes, inits, [("x", [1] + shape[1:])], [1] + shape[1:]), inits
 
 
-def gap_case(xt, xz, yt, yz, shape):
+def gap_case(xt, xz, yt, yz, shape, flatten=False):
+    """silu -> GlobalAveragePool -> Q, or (flatten) a classifier's head:
+    DQ -> GlobalAveragePool -> Flatten -> Q."""
     inits = {}
     nodes, xd = _qdq("x", 0.05, xz, xt, inits)
-    nodes += _function("silu", xd, "f", inits)
-    nodes.append(helper.make_node("GlobalAveragePool", ["f"], ["p"], name="gap"))
+    if flatten:
+        nodes += [helper.make_node("GlobalAveragePool", [xd], ["g"], name="gap"),
+                  helper.make_node("Flatten", ["g"], ["p"])]
+    else:
+        nodes += _function("silu", xd, "f", inits)
+        nodes.append(helper.make_node("GlobalAveragePool", ["f"], ["p"], name="gap"))
     more, _ = _qdq("p", 0.01, yz, yt, inits)
     nodes += more + [helper.make_node("Identity", ["p_d"], ["y"])]
-    out = [1, shape[1]] + [1] * (len(shape) - 2)
+    out = [1, shape[1]] + ([] if flatten else [1] * (len(shape) - 2))
     return _model(nodes, inits, [("x", [1] + shape[1:])], out), inits
 
 
@@ -136,6 +143,8 @@ def _cases():
         "shoal.QLinearGlobalAveragePool",)
     c["gap_u8_plain"] = gap_case("u8", 100, "u8", 20, [2, 6, 50]) + (
         "shoal.QLinearGlobalAveragePool",)
+    c["gap_flatten"] = gap_case("u8", 0, "s8", 0, [2, 24, 7, 7], flatten=True) + (
+        "shoal.QLinearGlobalAveragePool",)
     c["mul_channel"] = mul_case("s8", 0, "s8", 0, [2, 40, 9, 11], True, False) + (
         "shoal.QLinearMul",)
     c["mul_channel_swap_u8"] = mul_case("u8", 110, "u8", 3, [2, 24, 6, 6], True, True) + (
@@ -154,8 +163,9 @@ for name in json.loads(sys.argv[2]):
     rt = shoal.Runtime(shoal.load(d + ".shoal"), profile=True)
     xs = list(np.load(d + ".in.npz").values())
     (y,) = rt.run(xs)
-    impls = {l["impl"] for l in rt.profile() if l["op"] not in ("Identity",)}
-    assert impls == {"reference"}, impls
+    impls = {l["impl"] for l in rt.profile() if l["op"] not in ("Identity", "Flatten")}
+    want = "reference" if sys.argv[3] == "ref" else "native:" + sys.argv[3]
+    assert impls == {want}, impls
     np.save(d + "." + sys.argv[3] + ".npy", y)
 """
 
@@ -172,7 +182,7 @@ def test_int8_table_ops_match_reference_path(tmp_path):
         rt = shoal.Runtime(fused, profile=True)
         (native[name],) = rt.run(xs)
         layers = [lay for lay in rt.profile()
-                  if lay["op"] not in ("QuantizeLinear", "DequantizeLinear")]
+                  if lay["op"] not in ("QuantizeLinear", "DequantizeLinear", "Flatten")]
         assert [(lay["op"], lay["precision"]) for lay in layers] == [(op, "int8")], (name, layers)
         assert layers[0]["impl"].startswith("native:"), (name, layers)
         fused.save(str(tmp_path / (name + ".shoal")))
@@ -182,14 +192,18 @@ def test_int8_table_ops_match_reference_path(tmp_path):
         # numpy float32 of the unfused graph: within one step of y's scale.
         y_scale = [v for k, v in inits.items() if k in ("f_s", "p_s", "m_s")][0]
         assert np.all(np.abs(native[name] - _numpy_case(name, inits, xs)) <= y_scale * 1.001), name
-    env = dict(os.environ, SHOAL_REFERENCE_ONLY="1")
-    import json
     names = list(cases) + [n + "_unfused" for n in cases]
-    res = subprocess.run([sys.executable, "-c", _RUN, str(tmp_path), json.dumps(names), "ref"],
-                         capture_output=True, text=True, timeout=300, env=env)
-    assert res.returncode == 0, res.stderr
+    runs = [("ref", names, dict(os.environ, SHOAL_REFERENCE_ONLY="1"))]
+    # The plain loops of the other ISA tables (no VBMI, no in-register tables).
+    runs += [(isa, list(cases), dict(os.environ, SHOAL_ISA=isa)) for isa in ("generic", "avx2")]
+    for tag, which, env in runs:
+        res = subprocess.run([sys.executable, "-c", _RUN, str(tmp_path), json.dumps(which), tag],
+                             capture_output=True, text=True, timeout=300, env=env)
+        assert res.returncode == 0, res.stderr
     for name in cases:
-        np.testing.assert_array_equal(native[name], np.load(tmp_path / (name + ".ref.npy")), name)
+        for tag in ("ref", "generic", "avx2"):
+            np.testing.assert_array_equal(native[name], np.load(tmp_path / f"{name}.{tag}.npy"),
+                                          (name, tag))
         np.testing.assert_array_equal(native[name],
                                       np.load(tmp_path / (name + "_unfused.ref.npy")), name)
 
@@ -200,9 +214,11 @@ def _numpy_case(name, p, xs):
         kind = name[len("lookup_"):] if not name.startswith("lookup_u8") else "silu"
         f = _np_function(kind, _deq(xq, p["x_s"], p["x_z"]))
         return _deq(_quant(f, p["f_s"], p["f_z"]), p["f_s"], p["f_z"])
-    f = _np_function("silu", _deq(xq, p["x_s"], p["x_z"]))
+    f = _deq(xq, p["x_s"], p["x_z"])
+    if name != "gap_flatten":
+        f = _np_function("silu", f)
     if name.startswith("gap"):
-        m = f.astype(np.float64).mean(axis=tuple(range(2, f.ndim)), keepdims=True)
+        m = f.astype(np.float64).mean(axis=tuple(range(2, f.ndim)), keepdims=name != "gap_flatten")
         return _deq(_quant(m.astype(np.float32), p["p_s"], p["p_z"]), p["p_s"], p["p_z"])
     g = _np_function("Sigmoid", _deq(_quant(xs[1], p["s_s"], p["s_z"]), p["s_s"], p["s_z"]))
     return _deq(_quant((f * g).astype(np.float32), p["m_s"], p["m_z"]), p["m_s"], p["m_z"])
