@@ -12,7 +12,8 @@
 //   Mul(f(DQ(a)), g(DQ(b))) -> QuantizeLinear     -> shoal.QLinearMul
 //
 // (a Flatten or other view between the pool and its QuantizeLinear then
-// runs on the pool's 8-bit result)
+// runs on the pool's 8-bit result), and DQ(x) -> MaxPool -> QuantizeLinear
+// becomes MaxPool on x's bytes [-> shoal.QLinearLookup requantizing].
 // (EfficientNet: SiLU and the squeeze-excitation's pool and channel scale.)
 // The fused ops compute what the reference kernels compute on the unfused
 // graph, bit for bit (reference/nn_qlookup.cpp). Nodes left without readers
@@ -178,7 +179,7 @@ class Matcher {
 void fuse_qdq_lookup(ir::Graph& g, const Log& log) {
   auto cons = g.consumers();
   Matcher m(g);
-  int lookups = 0, pools = 0, muls = 0;
+  int lookups = 0, pools = 0, muls = 0, maxpools = 0;
   const size_t count = g.nodes.size();
   for (size_t qi = 0; qi < count; ++qi) {
     if (!per_tensor_q(g, g.nodes[qi])) continue;
@@ -226,6 +227,41 @@ void fuse_qdq_lookup(ir::Graph& g, const Log& log) {
       fused.op = "shoal.QLinearMul";
       fused.inputs = {fa.src, ta, fb.src, tb, q.inputs[1], q.inputs[2]};
       ++muls;
+    } else if (pop == "MaxPool") {
+      // Max commutes with the nondecreasing DequantizeLinear (scale > 0):
+      // MaxPool on the bytes, then the byte table of DQ -> Q (none when
+      // that is the identity: the same scale and zero point).
+      const ir::Node& mp = g.nodes[size_t(pi)];
+      const int x = mp.inputs[0];
+      Fn fx;
+      if ((mp.outputs.size() > 1 && mp.outputs[1] >= 0) || !m.function_of_one(x, fx) ||
+          fx.nodes.size() != 1 ||
+          constant(g, g.nodes[size_t(fx.nodes[0])].inputs[1])->float_at(0) <= 0)
+        continue;
+      HostTensor t = m.quantized(m.table(fx, x), q);
+      bool identity = t.dtype() == g.values[size_t(fx.src)].dtype;
+      for (int i = 0; i < 256 && identity; ++i) identity = t.as<uint8_t>()[i] == uint8_t(i);
+      ir::Node pool = mp;
+      pool.inputs[0] = fx.src;
+      pool.outputs = q.outputs;
+      pool.outputs.resize(1);
+      pool.attrs.set("shoal_precision", std::string("int8"));
+      g.nodes[qi].dead = true;
+      ++maxpools;
+      if (identity) {
+        g.nodes.push_back(std::move(pool));
+        continue;
+      }
+      ir::Value r;
+      r.name = tag + "_bytes";
+      r.dtype = g.values[size_t(fx.src)].dtype;
+      r.shape = g.values[size_t(y)].shape;
+      r.shape_known = true;
+      pool.outputs = {g.add_value(std::move(r))};
+      fused.op = "shoal.QLinearLookup";
+      fused.inputs = {pool.outputs[0], add_table(std::move(t), "table")};
+      g.nodes.push_back(std::move(pool));
+      ++lookups;
     } else {
       continue;
     }
@@ -255,7 +291,8 @@ void fuse_qdq_lookup(ir::Graph& g, const Log& log) {
   if (log)
     log("fused float32 functions of int8 tensors into " + std::to_string(lookups) +
         " shoal.QLinearLookup, " + std::to_string(pools) + " shoal.QLinearGlobalAveragePool, " +
-        std::to_string(muls) + " shoal.QLinearMul");
+        std::to_string(muls) + " shoal.QLinearMul, " + std::to_string(maxpools) +
+        " MaxPool on 8-bit maps");
 }
 
 }  // namespace shoal::passes

@@ -1102,10 +1102,15 @@ TEST(RefNNPool, InferAndErrors) {
       ErrorKind::invalid_argument, "kernel_shape");
   expect_error(
       [] {
-        infer("MaxPool", A({{"kernel_shape", Is({2, 2})}}),
+        infer("AveragePool", A({{"kernel_shape", Is({2, 2})}}),
               {vi({1, 1, 3, 3}, DType::u8)});
       },
       ErrorKind::unsupported, "uint8");
+  // MaxPool pools 8-bit maps (ONNX allows them; int8 QDQ models).
+  std::vector<TypeShape> ts = op_spec("MaxPool").infer(
+      A({{"kernel_shape", Is({2, 2})}}), std::vector<ValueInfo>{vi({1, 1, 3, 3}, DType::u8)});
+  EXPECT_EQ(ts.at(0).dtype, DType::u8);
+  EXPECT_EQ(ts.at(0).shape, Shape({1, 1, 2, 2}));
 }
 
 TEST(RefNNGlobalPool, Values) {
@@ -1817,7 +1822,8 @@ TEST(RefNNTable, AllOpsRegistered) {
     EXPECT_FALSE(s->summary.empty()) << name;
     const bool indices = std::string(name) == "MaxPool";  // Y and int64 Indices
     const std::vector<DType> dtypes =
-        indices ? std::vector<DType>{DType::f32, DType::i64} : std::vector<DType>{DType::f32};
+        indices ? std::vector<DType>{DType::f32, DType::i64, DType::u8, DType::i8}
+                : std::vector<DType>{DType::f32};
     // MaxPool: Y and Indices; BatchNormalization: Y and, in training mode,
     // running_mean and running_var
     EXPECT_EQ(s->num_outputs, indices                                     ? 2
