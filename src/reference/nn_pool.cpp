@@ -245,12 +245,12 @@ void global_ref(const Attrs&, Refs in, Refs out) {
 }  // namespace
 
 void add_pool_ops(std::vector<OpSpec>& t) {
-  OpSpec maxpool = make_spec("MaxPool", 1, 1, 1,
-                             "max pooling (float32, or uint8/int8 maps): kernel_shape, strides, pads/auto_pad, dilations, "
-                             "ceil_mode; optional Indices output (int64, storage_order 0/1; "
-                             "reference kernel, counted within each sample)",
-                             pool_infer("MaxPool"), maxpool_ref,
-                             {DType::f32, DType::i64, DType::u8, DType::i8});
+  OpSpec maxpool = make_spec(
+      "MaxPool", 1, 1, 1,
+      "max pooling (float32, or uint8/int8 maps): kernel_shape, strides, pads/auto_pad, dilations, "
+      "ceil_mode; optional Indices output (int64, storage_order 0/1; "
+      "reference kernel, counted within each sample)",
+      pool_infer("MaxPool"), maxpool_ref, {DType::f32, DType::i64, DType::u8, DType::i8});
   maxpool.num_outputs = 2;  // Y, Indices
   t.push_back(std::move(maxpool));
   t.push_back(

@@ -1102,8 +1102,7 @@ TEST(RefNNPool, InferAndErrors) {
       ErrorKind::invalid_argument, "kernel_shape");
   expect_error(
       [] {
-        infer("AveragePool", A({{"kernel_shape", Is({2, 2})}}),
-              {vi({1, 1, 3, 3}, DType::u8)});
+        infer("AveragePool", A({{"kernel_shape", Is({2, 2})}}), {vi({1, 1, 3, 3}, DType::u8)});
       },
       ErrorKind::unsupported, "uint8");
   // MaxPool pools 8-bit maps (ONNX allows them; int8 QDQ models).

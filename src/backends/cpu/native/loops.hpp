@@ -104,8 +104,7 @@ struct Loops {
   void (*lookup8)(const uint8_t* t, const uint8_t* x, uint8_t* y, int64_t n);
   /// acc[i] += double(t[x[r * n + i]]) for r < rows in turn, i < n: t a
   /// 256-entry float table (column sums, in row order).
-  void (*accumulate_table)(const float* t, const uint8_t* x, int64_t rows, int64_t n,
-                           double* acc);
+  void (*accumulate_table)(const float* t, const uint8_t* x, int64_t rows, int64_t n, double* acc);
   /// y[r * n + i] = quantize(s[i] * t[x[r * n + i]]) (QOut), r < rows, i < n:
   /// t a 256-entry float table.
   void (*scale_table)(const QOut& q, const float* s, const float* t, const uint8_t* x, void* y,
