@@ -11,6 +11,7 @@ the same 32 random-normal inputs as bench/precision_bench.py: seed 0) on
 calibration input, and reports against float32:
 
   top1_agree   the share of inputs whose top-1 class is float32's
+  top1_in_f32_top5   the share whose top-1 class is among float32's top 5
   snr_db       10 log10(sum f32^2 / sum (y - f32)^2) over all outputs
   snr_db_median, snr_db_min   the same per input: median and worst
 
@@ -42,7 +43,10 @@ def compare(ref, y):
         return float(10 * np.log10(np.sum(r.astype(np.float64) ** 2) /
                                    max(np.sum((d - r).astype(np.float64) ** 2), 1e-30)))
     per = [snr(ref[i], y[i]) for i in range(len(ref))]
+    top5 = np.argsort(-ref, axis=1)[:, :5]
     return {"top1_agree": float(np.mean(ref.argmax(1) == y.argmax(1))),
+            "top1_in_f32_top5": float(np.mean([y[i].argmax() in top5[i]
+                                               for i in range(len(y))])),
             "snr_db": snr(ref, y), "snr_db_median": float(np.median(per)),
             "snr_db_min": float(np.min(per))}
 
