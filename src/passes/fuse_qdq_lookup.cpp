@@ -12,8 +12,10 @@
 //   Mul(f(DQ(a)), g(DQ(b))) -> QuantizeLinear     -> shoal.QLinearMul
 //
 // (a Flatten or other view between the pool and its QuantizeLinear then
-// runs on the pool's 8-bit result), and DQ(x) -> MaxPool -> QuantizeLinear
-// becomes MaxPool on x's bytes [-> shoal.QLinearLookup requantizing].
+// runs on the pool's 8-bit result), DQ(x) -> MaxPool -> QuantizeLinear
+// becomes MaxPool on x's bytes [-> shoal.QLinearLookup requantizing], and
+// Concat(DQ(x1), DQ(x2), ...) -> QuantizeLinear a Concat of the bytes, each
+// input [requantized by a shoal.QLinearLookup].
 // (EfficientNet: SiLU and the squeeze-excitation's pool and channel scale.)
 // The fused ops compute what the reference kernels compute on the unfused
 // graph, bit for bit (reference/nn_qlookup.cpp). Nodes left without readers
@@ -179,7 +181,7 @@ class Matcher {
 void fuse_qdq_lookup(ir::Graph& g, const Log& log) {
   auto cons = g.consumers();
   Matcher m(g);
-  int lookups = 0, pools = 0, muls = 0, maxpools = 0;
+  int lookups = 0, pools = 0, muls = 0, maxpools = 0, concats = 0;
   const size_t count = g.nodes.size();
   for (size_t qi = 0; qi < count; ++qi) {
     if (!per_tensor_q(g, g.nodes[qi])) continue;
@@ -227,6 +229,49 @@ void fuse_qdq_lookup(ir::Graph& g, const Log& log) {
       fused.op = "shoal.QLinearMul";
       fused.inputs = {fa.src, ta, fb.src, tb, q.inputs[1], q.inputs[2]};
       ++muls;
+    } else if (pop == "Concat" && !g.nodes[size_t(pi)].attrs.has("affine_scale")) {
+      // Concat of DequantizeLinear'd inputs -> Concat of their bytes, each
+      // input requantized to the output's scale by a byte table where it
+      // differs (the identity otherwise).
+      ir::Node cat = g.nodes[size_t(pi)];
+      const DType yt = constant(g, q.inputs[2])->dtype();
+      std::vector<HostTensor> tables;
+      std::vector<int> srcs;
+      for (int in : cat.inputs) {
+        Fn f;
+        if (!m.function_of_one(in, f) || f.nodes.size() != 1 || g.values[size_t(f.src)].dtype != yt)
+          break;
+        tables.push_back(m.quantized(m.table(f, in), q));
+        srcs.push_back(f.src);
+      }
+      if (srcs.size() != cat.inputs.size() || srcs.empty()) continue;
+      for (size_t i = 0; i < srcs.size(); ++i) {
+        bool identity = true;
+        for (int b = 0; b < 256 && identity; ++b)
+          identity = tables[i].as<uint8_t>()[b] == uint8_t(b);
+        cat.inputs[i] = srcs[i];
+        if (identity) continue;
+        ir::Value r;
+        r.name = tag + "_input" + std::to_string(i) + "_requantized";
+        r.dtype = yt;
+        r.shape = g.values[size_t(srcs[i])].shape;
+        r.shape_known = true;
+        ir::Node lut;
+        lut.name = r.name;
+        lut.op = "shoal.QLinearLookup";
+        lut.attrs.set("shoal_precision", std::string("int8"));
+        lut.inputs = {srcs[i], add_table(std::move(tables[i]), "table" + std::to_string(i))};
+        lut.outputs = {g.add_value(std::move(r))};
+        cat.inputs[i] = lut.outputs[0];
+        g.nodes.push_back(std::move(lut));
+        ++lookups;
+      }
+      cat.outputs = q.outputs;
+      cat.attrs.set("shoal_precision", std::string("int8"));
+      g.nodes[qi].dead = true;
+      g.nodes.push_back(std::move(cat));
+      ++concats;
+      continue;
     } else if (pop == "MaxPool") {
       // Max commutes with the nondecreasing DequantizeLinear (scale > 0):
       // MaxPool on the bytes, then the byte table of DQ -> Q (none when
@@ -291,8 +336,8 @@ void fuse_qdq_lookup(ir::Graph& g, const Log& log) {
   if (log)
     log("fused float32 functions of int8 tensors into " + std::to_string(lookups) +
         " shoal.QLinearLookup, " + std::to_string(pools) + " shoal.QLinearGlobalAveragePool, " +
-        std::to_string(muls) + " shoal.QLinearMul, " + std::to_string(maxpools) +
-        " MaxPool on 8-bit maps");
+        std::to_string(muls) + " shoal.QLinearMul, " + std::to_string(maxpools) + " MaxPool and " +
+        std::to_string(concats) + " Concat on 8-bit maps");
 }
 
 }  // namespace shoal::passes

@@ -25,7 +25,9 @@ void fuse_qdq_add(ir::Graph& g, const Log& log);
 /// DequantizeLinear: SiLU, Sigmoid, ...) read by a QuantizeLinear, by a
 /// GlobalAveragePool -> QuantizeLinear, or by a Mul -> QuantizeLinear become
 /// table lookups: shoal.QLinearLookup, shoal.QLinearGlobalAveragePool,
-/// shoal.QLinearMul (fuse_qdq_lookup.cpp). Runs after fuse_qdq_add.
+/// shoal.QLinearMul; DequantizeLinear'd inputs of a MaxPool or Concat read by
+/// a QuantizeLinear make it pool or join the bytes (fuse_qdq_lookup.cpp).
+/// Runs after fuse_qdq_add.
 void fuse_qdq_lookup(ir::Graph& g, const Log& log);
 /// Removes nodes that no output depends on, and Identity/Dropout nodes and
 /// Pads that pad nothing.

@@ -122,6 +122,22 @@ def maxpool_case(xt, xz, yt, yz, shape, y_scale):
     return _model(nodes, inits, [("x", [1] + shape[1:])], out), inits
 
 
+def concat_case(shapes, axis, scales, y_scale):
+    """DQ(x0), DQ(x1) -> Concat -> Q: a Concat of the bytes."""
+    inits = {}
+    nodes, names = [], []
+    for i, sc in enumerate(scales):
+        more, d = _qdq(f"x{i}", sc, 0, "s8", inits)
+        nodes += more
+        names.append(d)
+    nodes.append(helper.make_node("Concat", names, ["c"], name="cat", axis=axis))
+    more, _ = _qdq("c", y_scale, 0, "s8", inits)
+    nodes += more + [helper.make_node("Identity", ["c_d"], ["y"])]
+    out = list(shapes[0])
+    out[axis] = sum(sh[axis] for sh in shapes)
+    return _model(nodes, inits, [(f"x{i}", sh) for i, sh in enumerate(shapes)], out), inits
+
+
 def mul_case(xt, xz, yt, yz, shape, per_channel, swap):
     """The squeeze-excitation's scale: Mul(silu(x), sigmoid(s)) -> Q."""
     inits = {}
@@ -160,6 +176,10 @@ def _cases():
     c["maxpool_same"] = maxpool_case("u8", 0, "u8", 0, [2, 16, 9, 9], 0.05) + (["MaxPool"],)
     c["maxpool_requant"] = maxpool_case("s8", 0, "u8", 7, [2, 16, 9, 9], 0.03) + (
         ["MaxPool", "shoal.QLinearLookup"],)
+    c["concat_same"] = concat_case([[1, 8, 5, 7], [1, 4, 5, 7]], 1, [0.05, 0.05], 0.05) + (
+        ["Concat"],)
+    c["concat_requant"] = concat_case([[1, 6, 10], [1, 6, 7]], 2, [0.05, 0.02], 0.05) + (
+        ["shoal.QLinearLookup", "Concat"],)
     c["mul_channel"] = mul_case("s8", 0, "s8", 0, [2, 40, 9, 11], True, False) + (
         "shoal.QLinearMul",)
     c["mul_channel_swap_u8"] = mul_case("u8", 110, "u8", 3, [2, 24, 6, 6], True, True) + (
@@ -212,7 +232,7 @@ def test_int8_table_ops_match_reference_path(tmp_path):
         np.savez(tmp_path / (name + ".in.npz"), *xs)
         np.savez(tmp_path / (name + "_unfused.in.npz"), *xs)
         # numpy float32 of the unfused graph: within one step of y's scale.
-        y_scale = [v for k, v in inits.items() if k in ("f_s", "p_s", "m_s")][0]
+        y_scale = [v for k, v in inits.items() if k in ("f_s", "p_s", "m_s", "c_s")][0]
         assert np.all(np.abs(native[name] - _numpy_case(name, inits, xs)) <= y_scale * 1.001), name
     names = list(cases) + [n + "_unfused" for n in cases]
     runs = [("ref", names, dict(os.environ, SHOAL_REFERENCE_ONLY="1"))]
@@ -231,6 +251,11 @@ def test_int8_table_ops_match_reference_path(tmp_path):
 
 
 def _numpy_case(name, p, xs):
+    if name.startswith("concat"):
+        parts = [_deq(_quant(x, p[f"x{i}_s"], p[f"x{i}_z"]), p[f"x{i}_s"], p[f"x{i}_z"])
+                 for i, x in enumerate(xs)]
+        c = np.concatenate(parts, axis=1 if name == "concat_same" else 2)
+        return _deq(_quant(c, p["c_s"], p["c_z"]), p["c_s"], p["c_z"])
     xq = _quant(xs[0], p["x_s"], p["x_z"])
     if name.startswith("lookup"):
         kind = name[len("lookup_"):] if not name.startswith("lookup_u8") else "silu"
