@@ -83,6 +83,7 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
   if (o.optimize) passes::fuse_qdq(g, log);
   passes::infer_and_fold(g, log);
   if (o.optimize) passes::fuse_qdq_add(g, log);
+  if (o.optimize) passes::fuse_qdq_lookup(g, log);
   passes::remove_dead_and_identity(g, log);
   if (o.optimize) {
     passes::lower_einsum(g, log);

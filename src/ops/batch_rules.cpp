@@ -164,7 +164,8 @@ void assign_batch_rules(std::vector<OpSpec>& table) {
         n == "Max" || n == "Mean" || n == "Min" || n == "Mul" || n == "Neg" || n == "Not" ||
         n == "PRelu" || n == "Pow" || n == "Reciprocal" || n == "Relu" || n == "Sigmoid" ||
         n == "Sqrt" || n == "Sub" || n == "Sum" || n == "Tanh" || n == "Where" ||
-        n == "shoal.Silu" || n == "Gelu" || n == "Mod" || n == "shoal.QLinearAdd")
+        n == "shoal.Silu" || n == "Gelu" || n == "Mod" || n == "shoal.QLinearAdd" ||
+        n == "shoal.QLinearLookup" || n == "shoal.QLinearMul")
       s.per_sample = elementwise;
     else if (n == "Conv" || n == "ConvTranspose")
       s.per_sample = [](const Attrs&, std::span<const ValueInfo> in, std::span<const bool> b) {
@@ -196,7 +197,8 @@ void assign_batch_rules(std::vector<OpSpec>& table) {
       s.per_sample = axis_rule("axis", 1, /*all_batched=*/true);
     else if (n == "LayerNormalization")
       s.per_sample = axis_rule("axis", -1, false);
-    else if (n == "QLinearConv" || n == "ConvInteger" || n == "shoal.PointwiseDepthwise")
+    else if (n == "QLinearConv" || n == "ConvInteger" || n == "shoal.QLinearGlobalAveragePool" ||
+             n == "shoal.PointwiseDepthwise")
       s.per_sample = first_input;  // a convolution of each sample; the rest constants
     else if (n == "QuantizeLinear" || n == "DequantizeLinear")
       s.per_sample = axis_rule("axis", 1, false);  // per tensor, or per channel

@@ -60,6 +60,9 @@ void assign_layout_facts(std::vector<OpSpec>& table) {
                                                                      "DequantizeLinear",
                                                                      "QLinearConv",
                                                                      "shoal.QLinearAdd",
+                                                                     "shoal.QLinearLookup",
+                                                                     "shoal.QLinearGlobalAveragePool",
+                                                                     "shoal.QLinearMul",
                                                                      "shoal.PointwiseDepthwise"};
   static const std::unordered_set<std::string_view> packed_weight = {"Conv", "ConvTranspose",
                                                                      "Gemm", "MatMul"};

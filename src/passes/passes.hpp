@@ -21,6 +21,14 @@ void fuse_qdq(ir::Graph& g, const Log& log);
 /// QuantizeLinear, a and b of one shape, becomes one int8 shoal.QLinearAdd
 /// (fuse_qdq.cpp). Runs after infer_and_fold (it needs the shapes).
 void fuse_qdq_add(ir::Graph& g, const Log& log);
+/// Float32 functions of one 8-bit tensor (elementwise ops on its per-tensor
+/// DequantizeLinear: SiLU, Sigmoid, ...) read by a QuantizeLinear, by a
+/// GlobalAveragePool -> QuantizeLinear, or by a Mul -> QuantizeLinear become
+/// table lookups: shoal.QLinearLookup, shoal.QLinearGlobalAveragePool,
+/// shoal.QLinearMul; DequantizeLinear'd inputs of a MaxPool or Concat read by
+/// a QuantizeLinear make it pool or join the bytes (fuse_qdq_lookup.cpp).
+/// Runs after fuse_qdq_add.
+void fuse_qdq_lookup(ir::Graph& g, const Log& log);
 /// Removes nodes that no output depends on, and Identity/Dropout nodes and
 /// Pads that pad nothing.
 void remove_dead_and_identity(ir::Graph& g, const Log& log);

@@ -15,6 +15,7 @@ void register_nn(std::vector<OpSpec>& table) {
   ref::nn::add_pad_ops(table);
   ref::nn::add_resize_ops(table);
   ref::nn::add_qlinear_ops(table);
+  ref::nn::add_qlookup_ops(table);
 }
 
 }  // namespace shoal::ops

@@ -88,5 +88,6 @@ void add_reduce_ops(std::vector<OpSpec>& t);  // nn_reduce.cpp
 void add_pad_ops(std::vector<OpSpec>& t);     // nn_pad.cpp
 void add_resize_ops(std::vector<OpSpec>& t);  // nn_resize.cpp
 void add_qlinear_ops(std::vector<OpSpec>& t); // nn_qlinear.cpp
+void add_qlookup_ops(std::vector<OpSpec>& t);  // nn_qlookup.cpp
 
 }  // namespace shoal::ref::nn

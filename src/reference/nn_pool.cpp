@@ -21,7 +21,8 @@ WindowGeometry geometry(const std::string& op, const Attrs& a, const Shape& x) {
 ops::InferFn pool_infer(const std::string& op) {
   return [op](const Attrs& a, Infos in) -> std::vector<TypeShape> {
     const ValueInfo& x = need(in, 0, op, "X");
-    require_f32(op, "X", x);
+    const bool is8 = x.dtype == DType::u8 || x.dtype == DType::i8;
+    if (op != "MaxPool" || !is8) require_f32(op, "X", x);
     if (op == "AveragePool" && a.i("count_include_pad", 0) > 1)
       fail(ErrorKind::invalid_argument,
            op + ": count_include_pad must be 0 or 1");
@@ -31,7 +32,7 @@ ops::InferFn pool_infer(const std::string& op) {
     if (order != 0 && order != 1)
       fail(ErrorKind::invalid_argument,
            op + ": storage_order must be 0 or 1, got " + std::to_string(order));
-    return {{DType::f32, y}, {DType::i64, y}};  // Y, and the optional Indices
+    return {{x.dtype, y}, {DType::i64, y}};  // Y, and the optional Indices
   };
 }
 
@@ -135,6 +136,25 @@ void maxpool_indices_ref(const Attrs& a, Refs in, Refs out) {
 }
 
 void maxpool_ref(const Attrs& a, Refs in, Refs out) {
+  if (in[0].dtype == DType::u8 || in[0].dtype == DType::i8) {
+    // 8-bit maps (ONNX allows them): the float pool on their values, exact.
+    const bool u8 = in[0].dtype == DType::u8;
+    const int64_t n = in[0].numel(), m = out[0].numel();
+    std::vector<float> x(static_cast<size_t>(n)), y(static_cast<size_t>(m));
+    for (int64_t i = 0; i < n; ++i)
+      x[size_t(i)] = u8 ? float(in[0].as<const uint8_t>()[i]) : float(in[0].as<const int8_t>()[i]);
+    std::vector<TensorRef> fin(in.begin(), in.end()), fout(out.begin(), out.end());
+    fin[0] = TensorRef{DType::f32, in[0].shape, x.data()};
+    fout[0] = TensorRef{DType::f32, out[0].shape, y.data()};
+    maxpool_ref(a, fin, fout);
+    for (int64_t i = 0; i < m; ++i) {
+      if (u8)
+        out[0].as<uint8_t>()[i] = uint8_t(y[size_t(i)]);
+      else
+        out[0].as<int8_t>()[i] = int8_t(y[size_t(i)]);
+    }
+    return;
+  }
   if (out.size() > 1 && out[1].data != nullptr) return maxpool_indices_ref(a, in, out);
   for_windows("MaxPool", a, in, out,
               [](const Win3& v, const float* x, const int64_t* st) {
@@ -185,7 +205,8 @@ void avgpool_ref(const Attrs& a, Refs in, Refs out) {
 ops::InferFn global_infer(const std::string& op) {
   return [op](const Attrs&, Infos in) -> std::vector<TypeShape> {
     const ValueInfo& x = need(in, 0, op, "X");
-    require_f32(op, "X", x);
+    const bool is8 = x.dtype == DType::u8 || x.dtype == DType::i8;
+    if (op != "MaxPool" || !is8) require_f32(op, "X", x);
     if (x.shape.size() < 3)
       fail(ErrorKind::invalid_argument,
            op + ": input X has shape " + shape_str(x.shape) +
@@ -224,11 +245,12 @@ void global_ref(const Attrs&, Refs in, Refs out) {
 }  // namespace
 
 void add_pool_ops(std::vector<OpSpec>& t) {
-  OpSpec maxpool = make_spec("MaxPool", 1, 1, 1,
-                             "max pooling: kernel_shape, strides, pads/auto_pad, dilations, "
-                             "ceil_mode; optional Indices output (int64, storage_order 0/1; "
-                             "reference kernel, counted within each sample)",
-                             pool_infer("MaxPool"), maxpool_ref, {DType::f32, DType::i64});
+  OpSpec maxpool = make_spec(
+      "MaxPool", 1, 1, 1,
+      "max pooling (float32, or uint8/int8 maps): kernel_shape, strides, pads/auto_pad, dilations, "
+      "ceil_mode; optional Indices output (int64, storage_order 0/1; "
+      "reference kernel, counted within each sample)",
+      pool_infer("MaxPool"), maxpool_ref, {DType::f32, DType::i64, DType::u8, DType::i8});
   maxpool.num_outputs = 2;  // Y, Indices
   t.push_back(std::move(maxpool));
   t.push_back(

@@ -204,7 +204,7 @@ void add_concat(std::vector<OpSpec>& t) {
           }
         if (concat_affine(a)) apply_concat_affine(a, out[0]);
       },
-      kTensorDTypes));
+      std::vector<DType>{DType::f32, DType::i64, DType::u8, DType::i8}));  // int8 layers too
 }
 
 // --- Split ----------------------------------------------------------------------

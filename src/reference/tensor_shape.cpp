@@ -9,6 +9,11 @@
 namespace shoal::ref {
 namespace {
 
+/// The run-time dtypes of the ops that only relabel the shape: they run no
+/// kernel where the memory plan gives them their input's buffer, so the
+/// 8-bit tensors of int8 layers too (a Flatten before a quantized classifier).
+const std::vector<DType> kViewDTypes = {DType::f32, DType::i64, DType::u8, DType::i8};
+
 /// Kernel of the ops that only relabel the shape.
 void copy_kernel(const Attrs&, std::span<const TensorRef> in, std::span<const TensorRef> out) {
   copy_bytes(in[0], out[0]);
@@ -78,7 +83,7 @@ void add_reshape(std::vector<OpSpec>& t) {
         return std::vector<TypeShape>{
             {x.dtype, reshape_target(x.shape, *target, a.i("allowzero", 0) != 0)}};
       },
-      copy_kernel, kTensorDTypes));
+      copy_kernel, kViewDTypes));
   t.back().view = true;
 }
 
@@ -101,7 +106,7 @@ void add_flatten(std::vector<OpSpec>& t) {
         for (int64_t i = 0; i < r; ++i) (i < axis ? outer : inner) *= x.shape[size_t(i)];
         return std::vector<TypeShape>{{x.dtype, {outer, inner}}};
       },
-      copy_kernel, kTensorDTypes));
+      copy_kernel, kViewDTypes));
   t.back().view = true;
 }
 
@@ -133,7 +138,7 @@ void add_squeeze(std::vector<OpSpec>& t) {
           if (!drop.count(d)) out.push_back(x.shape[size_t(d)]);
         return std::vector<TypeShape>{{x.dtype, out}};
       },
-      copy_kernel, kTensorDTypes));
+      copy_kernel, kViewDTypes));
   t.back().view = true;
 }
 
@@ -155,7 +160,7 @@ void add_unsqueeze(std::vector<OpSpec>& t) {
         for (int64_t d = 0; d < r; ++d) out.push_back(ins.count(d) ? 1 : x.shape[next++]);
         return std::vector<TypeShape>{{x.dtype, out}};
       },
-      copy_kernel, kTensorDTypes));
+      copy_kernel, kViewDTypes));
   t.back().view = true;
 }
 

@@ -491,5 +491,79 @@ TEST(NativeKernels, LoopTablesOfEveryIsa) {
   EXPECT_STRNE(native::loops().isa, "");
 }
 
+// The int8 loops that divide by the output scale (shoal.QLinearAdd, the
+// table ops' scale_table): every byte pair / byte, over scales that make
+// exact ties (halves) and random ones, must round as the scalar division
+// does, in every ISA table (the AVX-512 ones are intrinsics).
+TEST(NativeKernels, QuantizedLoopsRoundAsTheDivisionDoes) {
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> scale(0.001f, 0.5f);
+  auto quant = [](float v, float ys, int32_t zp, bool u8) {
+    float q = std::nearbyint(v / ys) + float(zp);
+    q = std::isnan(q) ? 0.0f : std::min(u8 ? 255.0f : 127.0f, std::max(u8 ? 0.0f : -128.0f, q));
+    return int32_t(q);
+  };
+  auto byte = [](const void* p, size_t i, bool u8) {
+    return u8 ? int32_t(static_cast<const uint8_t*>(p)[i])
+              : int32_t(static_cast<const int8_t*>(p)[i]);
+  };
+  std::vector<uint8_t> a(65536), b(65536), y(65536);
+  for (size_t i = 0; i < a.size(); ++i) {
+    a[i] = uint8_t(i & 255);
+    b[i] = uint8_t(i >> 8);
+  }
+  int tables = 0;
+  for (const char* isa : {"generic", "avx2", "avx512"}) {
+    const native::Loops* l = native::loops_named(isa);
+    if (!l) continue;
+    ++tables;
+    for (int c = 0; c < 12; ++c) {
+      native::QAddParams p{};
+      p.a_scale = c < 2 ? 0.5f : scale(rng);
+      p.b_scale = c < 2 ? 0.25f : scale(rng);
+      p.y_scale = c == 0 ? 1.0f : c == 1 ? 0.75f : scale(rng);
+      p.a_u8 = c % 2 == 0;
+      p.b_u8 = c % 3 == 0;
+      p.y_u8 = c % 4 < 2;
+      p.a_zp = p.a_u8 ? c * 7 : -c;
+      p.b_zp = p.b_u8 ? 100 : 3;
+      p.y_zp = p.y_u8 ? c : -c;
+      p.lo = c % 5 == 0 ? 0.0f : -INFINITY;
+      p.hi = INFINITY;
+      l->qadd(p, a.data(), b.data(), y.data(), int64_t(y.size()));
+      int bad = 0;
+      for (size_t i = 0; i < y.size() && bad < 5; ++i) {
+        float pa = float(byte(a.data(), i, p.a_u8) - p.a_zp) * p.a_scale;
+        float pb = float(byte(b.data(), i, p.b_u8) - p.b_zp) * p.b_scale;
+        float v = pa + pb;
+        v = std::max(v, p.lo);
+        const int32_t want = quant(v, p.y_scale, p.y_zp, p.y_u8);
+        if (byte(y.data(), i, p.y_u8) != want) {
+          ++bad;
+          ADD_FAILURE() << isa << " qadd case " << c << " element " << i << ": "
+                        << byte(y.data(), i, p.y_u8) << " != " << want;
+        }
+      }
+      // scale_table: y = quantize(s[i] * t[x[i]]), rows of 256 bytes.
+      std::vector<float> t(256), srow(256);
+      for (int i = 0; i < 256; ++i) {
+        t[size_t(i)] = c < 2 ? float(i - 128) * 0.5f : scale(rng) * float(i - 100);
+        srow[size_t(i)] = c < 2 ? 0.5f : scale(rng) * 4.0f;
+      }
+      const native::QOut q{c < 2 ? 0.25f : scale(rng), p.y_zp, p.y_u8};
+      l->scale_table(q, srow.data(), t.data(), b.data(), y.data(), 256, 256);
+      for (size_t i = 0; i < 65536 && bad < 5; ++i) {
+        const int32_t want = quant(srow[i % 256] * t[b[i]], q.scale, q.zp, q.u8);
+        if (byte(y.data(), i, q.u8) != want) {
+          ++bad;
+          ADD_FAILURE() << isa << " scale_table case " << c << " element " << i << ": "
+                        << byte(y.data(), i, q.u8) << " != " << want;
+        }
+      }
+    }
+  }
+  EXPECT_GE(tables, 1);
+}
+
 }  // namespace
 }  // namespace shoal::cpu

@@ -1102,10 +1102,14 @@ TEST(RefNNPool, InferAndErrors) {
       ErrorKind::invalid_argument, "kernel_shape");
   expect_error(
       [] {
-        infer("MaxPool", A({{"kernel_shape", Is({2, 2})}}),
-              {vi({1, 1, 3, 3}, DType::u8)});
+        infer("AveragePool", A({{"kernel_shape", Is({2, 2})}}), {vi({1, 1, 3, 3}, DType::u8)});
       },
       ErrorKind::unsupported, "uint8");
+  // MaxPool pools 8-bit maps (ONNX allows them; int8 QDQ models).
+  std::vector<TypeShape> ts = op_spec("MaxPool").infer(
+      A({{"kernel_shape", Is({2, 2})}}), std::vector<ValueInfo>{vi({1, 1, 3, 3}, DType::u8)});
+  EXPECT_EQ(ts.at(0).dtype, DType::u8);
+  EXPECT_EQ(ts.at(0).shape, Shape({1, 1, 2, 2}));
 }
 
 TEST(RefNNGlobalPool, Values) {
@@ -1817,7 +1821,8 @@ TEST(RefNNTable, AllOpsRegistered) {
     EXPECT_FALSE(s->summary.empty()) << name;
     const bool indices = std::string(name) == "MaxPool";  // Y and int64 Indices
     const std::vector<DType> dtypes =
-        indices ? std::vector<DType>{DType::f32, DType::i64} : std::vector<DType>{DType::f32};
+        indices ? std::vector<DType>{DType::f32, DType::i64, DType::u8, DType::i8}
+                : std::vector<DType>{DType::f32};
     // MaxPool: Y and Indices; BatchNormalization: Y and, in training mode,
     // running_mean and running_var
     EXPECT_EQ(s->num_outputs, indices                                     ? 2
@@ -1827,6 +1832,50 @@ TEST(RefNNTable, AllOpsRegistered) {
     EXPECT_LE(s->min_inputs, s->max_inputs) << name;
     EXPECT_EQ(s->dtypes, dtypes) << name;
   }
+}
+
+// The int8 table ops' (fuse_qdq_lookup) shape inference: bad operands get
+// clear errors, not a crash.
+TEST(RefNNQLookup, InferErrors) {
+  auto infer_one = [](const std::string& op, std::vector<ValueInfo> in) {
+    return op_spec(op).infer(Attrs(), in).at(0);
+  };
+  const ValueInfo x8 = vi({1, 4, 3, 3}, DType::i8), t8 = vi({256}, DType::u8);
+  const ValueInfo tf = vi({256}), s = vi({}), z = vi({}, DType::u8);
+  EXPECT_EQ(infer_one("shoal.QLinearLookup", {x8, t8}).dtype, DType::u8);
+  EXPECT_EQ(infer_one("shoal.QLinearGlobalAveragePool", {x8, tf, s, z}).shape, Shape({1, 4, 1, 1}));
+  EXPECT_EQ(infer_one("shoal.QLinearMul", {x8, tf, vi({1, 4, 1, 1}, DType::u8), tf, s, z}).shape,
+            Shape({1, 4, 3, 3}));
+  expect_error(
+      [&] {
+        infer_one("shoal.QLinearLookup", {x8, vi({255}, DType::u8)});
+      },
+      ErrorKind::invalid_argument, "256 entries");
+  expect_error(
+      [&] {
+        infer_one("shoal.QLinearLookup", {vi({1, 4}), t8});
+      },
+      ErrorKind::invalid_argument, "only uint8 and int8");
+  expect_error(
+      [&] {
+        infer_one("shoal.QLinearGlobalAveragePool", {vi({4}, DType::i8), tf, s, z});
+      },
+      ErrorKind::invalid_argument, "rank >= 3");
+  expect_error(
+      [&] {
+        infer_one("shoal.QLinearGlobalAveragePool", {x8, t8, s, z});
+      },
+      ErrorKind::invalid_argument, "x_table");
+  expect_error(
+      [&] {
+        infer_one("shoal.QLinearMul", {x8, tf, vi({1, 3, 1, 1}, DType::i8), tf, s, z});
+      },
+      ErrorKind::invalid_argument, "cannot be broadcast");
+  expect_error(
+      [&] {
+        infer_one("shoal.QLinearMul", {x8, tf, x8, tf, vi({2}), z});
+      },
+      ErrorKind::invalid_argument, "y_scale");
 }
 
 }  // namespace

@@ -95,7 +95,7 @@ class NanFaithfulKernel final : public device::Kernel {
   /// Whether kernel k, made for ins, may lose a NaN that this class keeps.
   static bool wanted(const program::Instruction& ins, const device::Kernel& k) {
     if (k.impl().rfind("onednn", 0) != 0 || ins.outputs.size() != 1) return false;
-    if (ins.op == "QLinearConv") return false;  // integers: no NaN to lose
+    if (k.precision() == "int8") return false;  // integers: no NaN to lose
     return ins.op == "MaxPool" || ins.op == "shoal.PointwiseDepthwise" ||
            native::has_fused_activation(ins.attrs);
   }

@@ -173,6 +173,25 @@ dnnl::memory::desc user_md(const program::TensorDesc& t, const dims& d) {
   return dnnl::memory::desc(d, dt::f32, st);
 }
 
+dt dnnl_type(DType t) {
+  switch (t) {
+    case DType::u8:
+      return dt::u8;
+    case DType::i8:
+      return dt::s8;
+    case DType::i32:
+      return dt::s32;
+    default:
+      return dt::f32;
+  }
+}
+
+dnnl::memory::desc typed_md(const program::TensorDesc& t, const dims& d) {
+  const dnnl::memory::desc f = user_md(t, d);
+  const auto& st = f.data.format_desc.blocking.strides;
+  return dnnl::memory::desc(d, dnnl_type(t.dtype), dims(st, st + d.size()));
+}
+
 bool same_layout(const program::TensorDesc& a, const program::TensorDesc& b) {
   return a.layout == b.layout;
 }

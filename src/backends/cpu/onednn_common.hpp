@@ -55,6 +55,10 @@ dnnl::memory::desc plain_md(const dims& d);
 /// layout: channels-last (N, spatial..., C) when the program says so and `d`
 /// has the tensor's rank, else dense row-major.
 dnnl::memory::desc user_md(const program::TensorDesc& t, const dims& d);
+/// oneDNN's type for u8, i8, i32 (f32 for the rest), and user_md with the
+/// tensor's own element type.
+dt dnnl_type(DType t);
+dnnl::memory::desc typed_md(const program::TensorDesc& t, const dims& d);
 /// Whether two operands are stored in the same layout.
 bool same_layout(const program::TensorDesc& a, const program::TensorDesc& b);
 /// f32 descriptor with explicit strides.

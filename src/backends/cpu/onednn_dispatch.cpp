@@ -64,10 +64,15 @@ bool operands_supported(const OpContext& oc) {
     if (const program::TensorDesc* t = oc.in(i); t && shape_numel(t->shape) == 0) return false;
   for (size_t i = 0; i < oc.ins.outputs.size(); ++i)
     if (oc.ins.outputs[i] >= 0 && shape_numel(oc.out(int(i)).shape) == 0) return false;
+  // MaxPool also pools uint8/int8 maps (output of the input's type).
+  const program::TensorDesc* x0 = oc.num_inputs() > 0 ? oc.in(0) : nullptr;
+  const DType type =
+      oc.ins.op == "MaxPool" && x0 && (x0->dtype == DType::u8 || x0->dtype == DType::i8)
+          ? x0->dtype
+          : DType::f32;
   auto ok = [&](const program::TensorDesc& t) {
-    return t.dtype == DType::f32 &&
-           (t.layout == program::Layout::plain ||
-            (channels_last_ok && t.layout == program::Layout::channels_last));
+    return t.dtype == type && (t.layout == program::Layout::plain ||
+                               (channels_last_ok && t.layout == program::Layout::channels_last));
   };
   for (int i = 0; i < oc.num_inputs(); ++i) {
     const program::TensorDesc* t = oc.in(i);

@@ -1,13 +1,13 @@
 // MaxPool, AveragePool, GlobalAveragePool and GlobalMaxPool as oneDNN
-// pooling_v2 (which has dilations), directly on the plain layout.
+// pooling_v2 (which has dilations), directly on the plain layout; MaxPool
+// also of uint8/int8 maps (int8 QDQ models, passes::fuse_qdq_lookup).
 #include "backends/cpu/onednn_common.hpp"
 #include "shoal/error.hpp"
 
 namespace shoal::cpu::onednn {
 namespace {
 
-KernelPtr build(const OpContext& oc, dnnl::algorithm alg,
-                const ref::WindowGeometry& g) {
+KernelPtr build(const OpContext& oc, dnnl::algorithm alg, const ref::WindowGeometry& g) {
   dims yd = window_out_dims(oc, g);
   dims xd = to_dims(oc.in(0)->shape);
   dims strides(g.stride.begin(), g.stride.end());
@@ -23,13 +23,12 @@ KernelPtr build(const OpContext& oc, dnnl::algorithm alg,
       int64_t need = (g.out[i] - 1) * g.stride[i] + span - g.in[i] - pl[i];
       // Averages counting padding would count the extra padding too, where
       // ONNX counts only the explicit pads.
-      if (need > end && alg == dnnl::algorithm::pooling_avg_include_padding)
-        return nullptr;
+      if (need > end && alg == dnnl::algorithm::pooling_avg_include_padding) return nullptr;
       end = need;
     }
     pr.push_back(end);
   }
-  dnnl::memory::desc xu = user_md(*oc.in(0), xd), yu = user_md(oc.out(0), yd);
+  dnnl::memory::desc xu = typed_md(*oc.in(0), xd), yu = typed_md(oc.out(0), yd);
   // An output of spatial size 1 ([N,C,1,1]) is the same bytes in either
   // layout: describe it like the source so oneDNN keeps its fast kernels.
   bool unit = true;
@@ -37,15 +36,14 @@ KernelPtr build(const OpContext& oc, dnnl::algorithm alg,
   if (unit && oc.in(0)->layout == program::Layout::channels_last) {
     program::TensorDesc y = oc.out(0);
     y.layout = program::Layout::channels_last;
-    yu = user_md(y, yd);
+    yu = typed_md(y, yd);
   }
-  dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference, alg, xu,
-                                   yu, strides, kernel, dil, pl, pr);
+  dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference, alg, xu, yu, strides, kernel,
+                                   dil, pl, pr);
   dnnl::pooling_v2_forward::primitive_desc pd(d, base_attr(), oc.ctx.engine);
   auto k = std::make_unique<DnnlKernel>(oc);
   k->add(dnnl::pooling_v2_forward(pd), pd,
-         {{DNNL_ARG_SRC, k->operand(oc, 0, xu)},
-          {DNNL_ARG_DST, k->bind_output(0, yu)}});
+         {{DNNL_ARG_SRC, k->operand(oc, 0, xu)}, {DNNL_ARG_DST, k->bind_output(0, yu)}});
   k->set_impl(pd);
   return k;
 }
@@ -60,9 +58,8 @@ KernelPtr make_pool(const OpContext& oc) {
   const Attrs& a = oc.ins.attrs;
   dnnl::algorithm alg = dnnl::algorithm::pooling_max;
   if (oc.ins.op == "AveragePool") {
-    alg = a.i("count_include_pad", 0)
-              ? dnnl::algorithm::pooling_avg_include_padding
-              : dnnl::algorithm::pooling_avg_exclude_padding;
+    alg = a.i("count_include_pad", 0) ? dnnl::algorithm::pooling_avg_include_padding
+                                      : dnnl::algorithm::pooling_avg_exclude_padding;
   } else if (a.i("storage_order", 0) != 0) {
     return nullptr;
   }
@@ -86,8 +83,8 @@ KernelPtr make_global_pool(const OpContext& oc) {
     g.pad_begin.push_back(0);
     g.pad_end.push_back(0);
   }
-  auto alg = oc.ins.op == "GlobalMaxPool" ? dnnl::algorithm::pooling_max
-                                          : dnnl::algorithm::pooling_avg;
+  auto alg =
+      oc.ins.op == "GlobalMaxPool" ? dnnl::algorithm::pooling_max : dnnl::algorithm::pooling_avg;
   return build(oc, alg, g);
 }
 

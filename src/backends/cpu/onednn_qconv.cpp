@@ -17,26 +17,6 @@
 namespace shoal::cpu::onednn {
 namespace {
 
-dt dnnl_type(DType t) {
-  switch (t) {
-    case DType::u8:
-      return dt::u8;
-    case DType::i8:
-      return dt::s8;
-    case DType::i32:
-      return dt::s32;
-    default:
-      return dt::f32;
-  }
-}
-
-/// user_md with the tensor's own element type.
-dnnl::memory::desc typed_md(const program::TensorDesc& t, const dims& d) {
-  const dnnl::memory::desc f = user_md(t, d);
-  const auto& st = f.data.format_desc.blocking.strides;
-  return dnnl::memory::desc(d, dnnl_type(t.dtype), dims(st, st + d.size()));
-}
-
 /// Reads a constant scalar-or-vector operand as floats / ints; false when not
 /// a constant of the expected type.
 bool read_floats(const OpContext& oc, const program::TensorDesc* t, std::vector<float>& v) {

@@ -43,16 +43,37 @@ void run_copy(const Copy& c, int threads, const float* x, float* y) {
   });
 }
 
-KernelPtr copies_kernel(std::vector<Copy> copies, Fan fan) {
+void run_copy_bytes(const Copy& c, int threads, const uint8_t* x, uint8_t* y) {
+  const int64_t sx = c.nest.stride[1][size_t(c.nest.dims - 1)];
+  const int64_t sy = c.nest.stride[0][size_t(c.nest.dims - 1)];
+  for_rows(c.nest, threads, 0, [&](const int64_t* off, int64_t n) {
+    const uint8_t* xr = x + c.xoff + off[1];
+    uint8_t* yr = y + c.yoff + off[0];
+    if (sx == 1 && sy == 1)
+      std::memcpy(yr, xr, size_t(n));
+    else
+      for (int64_t i = 0; i < n; ++i) yr[i * sy] = xr[i * sx];
+  });
+}
+
+KernelPtr copies_kernel(std::vector<Copy> copies, Fan fan, bool bytes) {
   for (const Copy& c : copies)
     if (c.nest.dims == 0) return nullptr;
-  return std::make_unique<NativeKernel>(
-      [copies = std::move(copies), fan](int threads, std::span<void* const> in,
-                                        std::span<void* const> out) {
-        for (size_t i = 0; i < copies.size(); ++i)
-          run_copy(copies[i], threads, cf32(in[fan == Fan::inputs ? i : 0]),
-                   f32(out[fan == Fan::outputs ? i : 0]));
+  auto k = std::make_unique<NativeKernel>(
+      [copies = std::move(copies), fan, bytes](int threads, std::span<void* const> in,
+                                               std::span<void* const> out) {
+        for (size_t i = 0; i < copies.size(); ++i) {
+          void* x = in[fan == Fan::inputs ? i : 0];
+          void* y = out[fan == Fan::outputs ? i : 0];
+          if (bytes)
+            run_copy_bytes(copies[i], threads, static_cast<const uint8_t*>(x),
+                           static_cast<uint8_t*>(y));
+          else
+            run_copy(copies[i], threads, cf32(x), f32(y));
+        }
       });
+  if (bytes) k->set_precision("int8");
+  return k;
 }
 
 std::vector<int64_t> const_index_values(const OpContext& oc, const program::TensorDesc& t) {
@@ -126,7 +147,15 @@ KernelPtr make_concat(const OpContext& oc) {
   if (oc.num_inputs() < 1 || oc.ins.outputs.size() != 1 || !oc.ins.attrs.has("axis"))
     return nullptr;
   const program::TensorDesc& y = oc.out(0);
-  if (!dense_f32(&y) || y.shape.empty()) return nullptr;
+  // float32, or the uint8/int8 maps of int8 layers (passes::fuse_qdq_lookup)
+  const bool bytes =
+      (y.dtype == DType::u8 || y.dtype == DType::i8) && !oc.ins.attrs.has("affine_scale");
+  auto dense = [&](const program::TensorDesc* t) {
+    if (!bytes) return dense_f32(t);
+    return t && t->dtype == y.dtype &&
+           (t->layout == program::Layout::plain || t->layout == program::Layout::channels_last);
+  };
+  if (!dense(&y) || y.shape.empty()) return nullptr;
   const int64_t r = int64_t(y.shape.size());
   const size_t axis = size_t(axis_of(oc, r, 0));
   const std::vector<int64_t> ys = layout_strides(y);
@@ -134,7 +163,7 @@ KernelPtr make_concat(const OpContext& oc) {
   int64_t at = 0;
   for (int i = 0; i < oc.num_inputs(); ++i) {
     const program::TensorDesc* t = oc.in(i);
-    if (!dense_f32(t)) return nullptr;
+    if (!dense(t)) return nullptr;
     bool fits = int64_t(t->shape.size()) == r;
     for (size_t d = 0; fits && d < size_t(r); ++d) fits = d == axis || t->shape[d] == y.shape[d];
     if (!fits || at + t->shape[axis] > y.shape[axis])
@@ -160,7 +189,7 @@ KernelPtr make_concat(const OpContext& oc) {
     sb.insert(sb.end(), sh.begin(), sh.end());
     return channel_affine_kernel(oc, oc.num_inputs(), act, std::move(sb));
   }
-  return copies_kernel(std::move(copies), Fan::inputs);
+  return copies_kernel(std::move(copies), Fan::inputs, bytes);
 }
 
 KernelPtr make_gather(const OpContext& oc) {

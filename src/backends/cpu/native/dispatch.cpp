@@ -74,6 +74,9 @@ const std::unordered_map<std::string_view, Entry>& builders() {
       {"QuantizeLinear", {make_quantize, true}},
       {"DequantizeLinear", {make_dequantize, true}},
       {"shoal.QLinearAdd", {make_qlinear_add, true}},
+      {"shoal.QLinearLookup", {make_qlinear_lookup, true}},
+      {"shoal.QLinearGlobalAveragePool", {make_qlinear_gap, true}},
+      {"shoal.QLinearMul", {make_qlinear_mul, true}},
   };
   return table;
 }

@@ -83,6 +83,9 @@ KernelPtr make_resize(const OpContext& oc);
 KernelPtr make_quantize(const OpContext& oc);     // quantize.cpp: QuantizeLinear
 KernelPtr make_dequantize(const OpContext& oc);   // ... DequantizeLinear
 KernelPtr make_qlinear_add(const OpContext& oc);  // ... shoal.QLinearAdd
+KernelPtr make_qlinear_lookup(const OpContext& oc);  // qlookup.cpp: shoal.QLinearLookup
+KernelPtr make_qlinear_gap(const OpContext& oc);     // ... shoal.QLinearGlobalAveragePool
+KernelPtr make_qlinear_mul(const OpContext& oc);     // ... shoal.QLinearMul
 KernelPtr make_softmax(const OpContext& oc);
 KernelPtr make_transpose(const OpContext& oc);
 KernelPtr make_slice(const OpContext& oc);

@@ -53,6 +53,14 @@ struct QAddParams {
   bool a_u8, b_u8, y_u8;  // uint8 (else int8)
 };
 
+/// A QuantizeLinear per tensor at the end of a fused int8 op: y =
+/// saturate(round_half_even(v / scale) + zp), NaN -> 0; y uint8 (u8) or int8.
+struct QOut {
+  float scale;
+  int32_t zp;
+  bool u8;
+};
+
 struct Loops {
   const char* isa;
   /// y[i] = f(x[i * sx]), i < n.
@@ -91,6 +99,16 @@ struct Loops {
   void (*dequantize)(const void* x, bool u8, float* y, int64_t n, float scale, int32_t zp);
   /// shoal.QLinearAdd over n elements of a, b and y (see QAddParams).
   void (*qadd)(const QAddParams& p, const void* a, const void* b, void* y, int64_t n);
+  /// y[i] = t[x[i]], i < n: a 256-entry byte table indexed by bytes
+  /// (shoal.QLinearLookup).
+  void (*lookup8)(const uint8_t* t, const uint8_t* x, uint8_t* y, int64_t n);
+  /// acc[i] += double(t[x[r * n + i]]) for r < rows in turn, i < n: t a
+  /// 256-entry float table (column sums, in row order).
+  void (*accumulate_table)(const float* t, const uint8_t* x, int64_t rows, int64_t n, double* acc);
+  /// y[r * n + i] = quantize(s[i] * t[x[r * n + i]]) (QOut), r < rows, i < n:
+  /// t a 256-entry float table.
+  void (*scale_table)(const QOut& q, const float* s, const float* t, const uint8_t* x, void* y,
+                      int64_t rows, int64_t n);
 };
 
 /// The tables compiled in (isa/loops_isa.cpp).

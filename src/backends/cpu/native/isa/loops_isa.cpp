@@ -13,6 +13,12 @@
 #include <cstdint>
 #include <limits>
 
+#if defined(__AVX512BW__)
+// GCC 12 warns of the intrinsics' own _mm512_undefined_* operands.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#endif
+
 #include "backends/cpu/native/loops.hpp"
 
 #if defined(__AVX512F__)
@@ -524,6 +530,148 @@ void qadd(const QAddParams& p, const void* a, const void* b, void* y, int64_t n)
   else
     qadd_a(p, static_cast<const int8_t*>(a), b, y, n);
 }
+
+// --- int8 tables (shoal.QLinearLookup, QLinearGlobalAveragePool, QLinearMul) --
+
+void lookup8_plain(const uint8_t* __restrict t, const uint8_t* __restrict x, uint8_t* __restrict y,
+                   int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = t[x[i]];
+}
+
+#if defined(__AVX512BW__)
+/// 64 bytes at a time: two 128-entry permutes (VBMI), picked by the top bit.
+__attribute__((target("avx512vbmi"))) void lookup8_vbmi(const uint8_t* t, const uint8_t* x,
+                                                        uint8_t* y, int64_t n) {
+  const __m512i t0 = _mm512_loadu_si512(t), t1 = _mm512_loadu_si512(t + 64);
+  const __m512i t2 = _mm512_loadu_si512(t + 128), t3 = _mm512_loadu_si512(t + 192);
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i idx = _mm512_loadu_si512(x + i);
+    const __m512i lo = _mm512_permutex2var_epi8(t0, idx, t1);
+    const __m512i hi = _mm512_permutex2var_epi8(t2, idx, t3);
+    _mm512_storeu_si512(y + i, _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi));
+  }
+  if (i < n) {
+    const __mmask64 k = (uint64_t(1) << (n - i)) - 1;
+    const __m512i idx = _mm512_maskz_loadu_epi8(k, x + i);
+    const __m512i lo = _mm512_permutex2var_epi8(t0, idx, t1);
+    const __m512i hi = _mm512_permutex2var_epi8(t2, idx, t3);
+    _mm512_mask_storeu_epi8(y + i, k, _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi));
+  }
+}
+#endif
+
+void lookup8(const uint8_t* t, const uint8_t* x, uint8_t* y, int64_t n) {
+#if defined(__AVX512BW__)
+  static const bool vbmi = __builtin_cpu_supports("avx512vbmi");
+  if (vbmi) return lookup8_vbmi(t, x, y, n);
+#endif
+  lookup8_plain(t, x, y, n);
+}
+
+#if defined(__AVX512BW__)
+/// A 256-entry float table in 16 registers; lookup(idx) gives t[idx] for 16
+/// indices (0..255) with 8 two-register permutes and a blend tree on the
+/// index's bits 5-7 (no gather: gathers are slow, and GCC emulates them).
+struct Table16 {
+  __m512 r[16];
+  explicit Table16(const float* t) {
+    for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(t + 16 * i);
+  }
+  __m512 lookup(__m512i idx) const {
+    __m512 p[8];
+    for (int i = 0; i < 8; ++i) p[i] = _mm512_permutex2var_ps(r[2 * i], idx, r[2 * i + 1]);
+    const __mmask16 b5 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32));
+    const __mmask16 b6 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(64));
+    const __mmask16 b7 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(128));
+    for (int i = 0; i < 4; ++i) p[i] = _mm512_mask_blend_ps(b5, p[2 * i], p[2 * i + 1]);
+    for (int i = 0; i < 2; ++i) p[i] = _mm512_mask_blend_ps(b6, p[2 * i], p[2 * i + 1]);
+    return _mm512_mask_blend_ps(b7, p[0], p[1]);
+  }
+};
+
+inline __mmask16 tail16(int64_t left) {
+  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+}
+
+inline __m512i bytes16(const uint8_t* x, __mmask16 k) {
+  return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, x));
+}
+#else
+struct Table16 {  // the plain loops index the table itself
+  explicit Table16(const float*) {}
+};
+#endif
+
+void accumulate_table(const float* __restrict t, const uint8_t* __restrict x, int64_t rows,
+                      int64_t n, double* __restrict acc) {
+#if defined(__AVX512BW__)
+  const Table16 tab(t);
+  for (int64_t i = 0; i < n; i += 16) {  // 16 columns at a time, down all rows
+    const __mmask16 k = tail16(n - i);
+    const __mmask8 k0 = __mmask8(k), k1 = __mmask8(k >> 8);
+    __m512d lo = _mm512_maskz_loadu_pd(k0, acc + i), hi = _mm512_maskz_loadu_pd(k1, acc + i + 8);
+    for (int64_t r = 0; r < rows; ++r) {
+      const __m512 v = tab.lookup(bytes16(x + r * n + i, k));
+      lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+      hi = _mm512_add_pd(
+          hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+    }
+    _mm512_mask_storeu_pd(acc + i, k0, lo);
+    _mm512_mask_storeu_pd(acc + i + 8, k1, hi);
+  }
+#else
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < n; ++i) acc[i] += double(t[x[r * n + i]]);
+#endif
+}
+
+template <class Q>
+void scale_row(const QOut& q, const float* __restrict s, const float* __restrict t,
+               const uint8_t* __restrict x, Q* __restrict y, int64_t n,
+               [[maybe_unused]] const Table16& tab) {
+  const float scale = q.scale, z = float(q.zp);
+  const float lo = float(std::numeric_limits<Q>::min()) - z;
+  const float hi = float(std::numeric_limits<Q>::max()) - z;
+  int64_t i = 0;
+#if defined(__AVX512BW__)
+  const __m512 vs = _mm512_set1_ps(scale), vz = _mm512_set1_ps(z), vnz = _mm512_set1_ps(-z);
+  const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+  for (; i < n; i += 16) {
+    const __mmask16 k = tail16(n - i);
+    const __m512 tv = tab.lookup(bytes16(x + i, k));
+    __m512 v = _mm512_div_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, s + i), tv), vs);
+    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), vnz, v);  // NaN -> 0
+    v = _mm512_min_ps(_mm512_max_ps(v, vlo), vhi);
+    v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512i iv = _mm512_cvtps_epi32(_mm512_add_ps(v, vz));
+    _mm_mask_storeu_epi8(y + i, k, _mm512_cvtepi32_epi8(iv));
+  }
+#endif
+  for (; i < n; ++i) {
+    float v = (s[i] * t[x[i]]) / scale;
+    v = v == v ? v : -z;  // NaN -> 0
+    v = v < lo ? lo : v;
+    v = v > hi ? hi : v;
+    v = (v + 12582912.0f) - 12582912.0f;
+    y[i] = Q(int32_t(v + z));
+  }
+}
+
+template <class Q>
+void scale_table_t(const QOut& q, const float* s, const float* t, const uint8_t* x, Q* y,
+                   int64_t rows, int64_t n) {
+  const Table16 tab(t);
+  for (int64_t r = 0; r < rows; ++r) scale_row(q, s, t, x + r * n, y + r * n, n, tab);
+}
+
+void scale_table(const QOut& q, const float* s, const float* t, const uint8_t* x, void* y,
+                 int64_t rows, int64_t n) {
+  if (q.u8)
+    scale_table_t(q, s, t, x, static_cast<uint8_t*>(y), rows, n);
+  else
+    scale_table_t(q, s, t, x, static_cast<int8_t*>(y), rows, n);
+}
 #pragma GCC pop_options
 
 }  // namespace
@@ -542,7 +690,10 @@ const Loops& SHOAL_CAT(loops_, SHOAL_LOOPS_ISA)() {
                            gather_mix,
                            quantize,
                            dequantize,
-                           qadd};
+                           qadd,
+                           lookup8,
+                           accumulate_table,
+                           scale_table};
   return table;
 }
 

@@ -1,0 +1,188 @@
+// The int8 table ops of passes::fuse_qdq_lookup (reference/nn_qlookup.cpp
+// says what they compute): shoal.QLinearLookup (a byte table, 64 bytes per
+// step with AVX512-VBMI), shoal.QLinearGlobalAveragePool (the mean of a
+// float table's values, summed in double in the reference kernel's order:
+// channels-last maps sum a row of channels per pixel, vectorized across the
+// channels) and shoal.QLinearMul of a tensor by a per-channel (or
+// same-shape) operand. Same bits as the reference kernels.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "backends/cpu/native/kernel.hpp"
+
+namespace shoal::cpu::native {
+namespace {
+
+bool is8(DType t) { return t == DType::u8 || t == DType::i8; }
+
+bool dense(const program::TensorDesc* t) {
+  return t && (t->layout == program::Layout::plain || t->layout == program::Layout::channels_last);
+}
+
+/// A constant table of 256 entries of `type` (float32 or 8-bit).
+template <class T>
+bool table_of(const OpContext& oc, int i, bool want_float, std::vector<T>& out) {
+  const program::TensorDesc* t = oc.in(i);
+  if (!t || !onednn::is_weight(*t) || shape_numel(t->shape) != 256 ||
+      (want_float ? t->dtype != DType::f32 : !is8(t->dtype)))
+    return false;
+  out.resize(256);
+  std::memcpy(out.data(), oc.weight_data(*t), 256 * sizeof(T));
+  return true;
+}
+
+/// The QuantizeLinear parameters at inputs s, z (constants).
+bool qout_of(const OpContext& oc, int s, int z, DType y, QOut& q) {
+  const program::TensorDesc* st = oc.in(s);
+  const program::TensorDesc* zt = oc.in(z);
+  if (!st || !zt || !onednn::is_weight(*st) || !onednn::is_weight(*zt) || st->dtype != DType::f32 ||
+      shape_numel(st->shape) != 1 || zt->dtype != y || shape_numel(zt->shape) != 1)
+    return false;
+  std::memcpy(&q.scale, oc.weight_data(*st), sizeof q.scale);
+  const void* zv = oc.weight_data(*zt);
+  q.u8 = y == DType::u8;
+  q.zp =
+      q.u8 ? int32_t(*static_cast<const uint8_t*>(zv)) : int32_t(*static_cast<const int8_t*>(zv));
+  return true;
+}
+
+constexpr int64_t kChunk = 1 << 14;
+
+const uint8_t* bytes(void* p) { return static_cast<const uint8_t*>(p); }
+
+/// [N, C, spatial...]: N, C and the spatial size.
+struct Ncs {
+  int64_t n = 1, c = 1, hw = 1;
+};
+Ncs ncs(const Shape& s) {
+  Ncs r;
+  r.n = s.empty() ? 1 : s[0];
+  r.c = s.size() < 2 ? 1 : s[1];
+  for (size_t i = 2; i < s.size(); ++i) r.hw *= s[i];
+  return r;
+}
+
+}  // namespace
+
+KernelPtr make_qlinear_lookup(const OpContext& oc) {
+  const program::TensorDesc* x = oc.in(0);
+  const program::TensorDesc& y = oc.out(0);
+  std::vector<uint8_t> t;
+  if (!dense(x) || !is8(x->dtype) || !is8(y.dtype) || x->layout != y.layout ||
+      !table_of(oc, 1, false, t))
+    return nullptr;
+  const int64_t n = shape_numel(y.shape);
+  auto k = std::make_unique<NativeKernel>([=](int threads, auto in, auto out) {
+    const Loops& l = loops();
+    parallel_rows(threads, (n + kChunk - 1) / kChunk, kChunk, [&](int64_t c) {
+      const int64_t b = c * kChunk, e = std::min(n, b + kChunk);
+      l.lookup8(t.data(), bytes(in[0]) + b, static_cast<uint8_t*>(out[0]) + b, e - b);
+    });
+  });
+  k->set_precision("int8");
+  return k;
+}
+
+KernelPtr make_qlinear_gap(const OpContext& oc) {
+  const program::TensorDesc* x = oc.in(0);
+  const program::TensorDesc& y = oc.out(0);
+  std::vector<float> t;
+  QOut q{};
+  if (!dense(x) || !is8(x->dtype) || x->shape.size() < 3 || !table_of(oc, 1, true, t) ||
+      !qout_of(oc, 2, 3, y.dtype, q))
+    return nullptr;
+  const Ncs d = ncs(x->shape);
+  const bool cl = x->layout == program::Layout::channels_last;
+  auto k = std::make_unique<NativeKernel>([=](int threads, auto in, auto out) {
+    const Loops& l = loops();
+    // One sample per row: its C means, then quantized.
+    parallel_rows(threads, d.n, d.c * d.hw, [&](int64_t s) {
+      std::vector<double> acc(size_t(d.c), 0.0);
+      std::vector<float> mean(size_t(d.c));
+      const uint8_t* xs = bytes(in[0]) + s * d.c * d.hw;
+      if (cl) {
+        l.accumulate_table(t.data(), xs, d.hw, d.c, acc.data());
+      } else {
+        for (int64_t c = 0; c < d.c; ++c) {
+          double sum = 0;
+          for (int64_t p = 0; p < d.hw; ++p) sum += t[xs[c * d.hw + p]];
+          acc[size_t(c)] = sum;
+        }
+      }
+      for (int64_t c = 0; c < d.c; ++c) mean[size_t(c)] = float(acc[size_t(c)] / double(d.hw));
+      l.quantize(mean.data(), static_cast<uint8_t*>(out[0]) + s * d.c, q.u8, d.c, q.scale, q.zp);
+    });
+  });
+  k->set_precision("int8");
+  return k;
+}
+
+KernelPtr make_qlinear_mul(const OpContext& oc) {
+  const program::TensorDesc* a = oc.in(0);
+  const program::TensorDesc* b = oc.in(2);
+  const program::TensorDesc& y = oc.out(0);
+  std::vector<float> ta, tb;
+  QOut q{};
+  if (!dense(a) || !dense(b) || !is8(a->dtype) || !is8(b->dtype) || !table_of(oc, 1, true, ta) ||
+      !table_of(oc, 3, true, tb) || !qout_of(oc, 4, 5, y.dtype, q))
+    return nullptr;
+  // The big operand (y's shape) and the small one: the same shape, or one
+  // value per channel ([N, C, 1...]) of the same N and C.
+  int big = 0;
+  if (b->shape == y.shape && a->shape != y.shape) big = 2;
+  const program::TensorDesc* xb = big == 0 ? a : b;
+  const program::TensorDesc* xs = big == 0 ? b : a;
+  if (xb->shape != y.shape || xb->layout != y.layout) return nullptr;
+  const std::vector<float> tbig = big == 0 ? ta : tb, tsmall = big == 0 ? tb : ta;
+  const int small = 2 - big;
+  const int64_t n = shape_numel(y.shape);
+  std::unique_ptr<NativeKernel> k;
+  if (xs->shape == y.shape && xs->layout == y.layout) {
+    k = std::make_unique<NativeKernel>([=](int threads, auto in, auto out) {
+      const Loops& l = loops();
+      parallel_rows(threads, (n + kChunk - 1) / kChunk, kChunk, [&](int64_t c) {
+        const int64_t s = c * kChunk, e = std::min(n, s + kChunk);
+        std::vector<float> sv(size_t(e - s));
+        const uint8_t* xsm = bytes(in[size_t(small)]) + s;
+        for (int64_t i = 0; i < e - s; ++i) sv[size_t(i)] = tsmall[xsm[i]];
+        l.scale_table(q, sv.data(), tbig.data(), bytes(in[size_t(big)]) + s,
+                      static_cast<uint8_t*>(out[0]) + s, 1, e - s);
+      });
+    });
+  } else {
+    const Ncs d = ncs(y.shape);
+    if (y.shape.size() < 3 || xs->shape.size() != y.shape.size() || xs->shape[0] != d.n ||
+        xs->shape[1] != d.c || shape_numel(xs->shape) != d.n * d.c)
+      return nullptr;
+    const bool cl = y.layout == program::Layout::channels_last;
+    // Channels-last: blocks of pixels (rows of C channels) of one sample;
+    // plain: one channel's plane per block.
+    const int64_t per = cl ? std::max<int64_t>(1, kChunk / d.c) : 1;
+    const int64_t blocks_per_n = cl ? (d.hw + per - 1) / per : d.c;
+    k = std::make_unique<NativeKernel>([=](int threads, auto in, auto out) {
+      const Loops& l = loops();
+      std::vector<float> scales(size_t(d.n * d.c));
+      const uint8_t* xsm = bytes(in[size_t(small)]);
+      for (size_t i = 0; i < scales.size(); ++i) scales[i] = tsmall[xsm[i]];
+      const uint8_t* xb = bytes(in[size_t(big)]);
+      auto* yb = static_cast<uint8_t*>(out[0]);
+      parallel_rows(threads, d.n * blocks_per_n, cl ? per * d.c : d.hw, [&](int64_t blk) {
+        const int64_t s = blk / blocks_per_n, j = blk % blocks_per_n;
+        if (cl) {
+          const int64_t p0 = j * per, p1 = std::min(d.hw, p0 + per);
+          const int64_t off = (s * d.hw + p0) * d.c;
+          l.scale_table(q, scales.data() + s * d.c, tbig.data(), xb + off, yb + off, p1 - p0, d.c);
+        } else {
+          thread_local std::vector<float> row;
+          row.assign(size_t(d.hw), scales[size_t(blk)]);
+          l.scale_table(q, row.data(), tbig.data(), xb + blk * d.hw, yb + blk * d.hw, 1, d.hw);
+        }
+      });
+    });
+  }
+  k->set_precision("int8");
+  return k;
+}
+
+}  // namespace shoal::cpu::native
