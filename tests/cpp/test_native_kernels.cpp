@@ -544,20 +544,24 @@ TEST(NativeKernels, QuantizedLoopsRoundAsTheDivisionDoes) {
                         << byte(y.data(), i, p.y_u8) << " != " << want;
         }
       }
-      // scale_table: y = quantize(s[i] * t[x[i]]), rows of 256 bytes.
+      // scale_table: y = quantize(s[i] * t[x[i]]), rows of 256 bytes; the
+      // table looked up, and computed from its affine form (the same floats).
       std::vector<float> t(256), srow(256);
+      const native::Affine8 aff{c < 2 ? 0.5f : scale(rng), c < 2 ? 128 : 100, false};
       for (int i = 0; i < 256; ++i) {
-        t[size_t(i)] = c < 2 ? float(i - 128) * 0.5f : scale(rng) * float(i - 100);
+        t[size_t(i)] = float(i - aff.zp) * aff.scale;
         srow[size_t(i)] = c < 2 ? 0.5f : scale(rng) * 4.0f;
       }
       const native::QOut q{c < 2 ? 0.25f : scale(rng), p.y_zp, p.y_u8};
-      l->scale_table(q, srow.data(), t.data(), b.data(), y.data(), 256, 256);
-      for (size_t i = 0; i < 65536 && bad < 5; ++i) {
-        const int32_t want = quant(srow[i % 256] * t[b[i]], q.scale, q.zp, q.u8);
-        if (byte(y.data(), i, q.u8) != want) {
-          ++bad;
-          ADD_FAILURE() << isa << " scale_table case " << c << " element " << i << ": "
-                        << byte(y.data(), i, q.u8) << " != " << want;
+      for (const native::Affine8* a : {static_cast<const native::Affine8*>(nullptr), &aff}) {
+        l->scale_table(q, srow.data(), t.data(), a, b.data(), y.data(), 256, 256);
+        for (size_t i = 0; i < 65536 && bad < 5; ++i) {
+          const int32_t want = quant(srow[i % 256] * t[b[i]], q.scale, q.zp, q.u8);
+          if (byte(y.data(), i, q.u8) != want) {
+            ++bad;
+            ADD_FAILURE() << isa << " scale_table case " << c << (a ? " affine" : "") << " element "
+                          << i << ": " << byte(y.data(), i, q.u8) << " != " << want;
+          }
         }
       }
     }

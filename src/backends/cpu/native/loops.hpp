@@ -61,6 +61,16 @@ struct QOut {
   bool u8;
 };
 
+/// A 256-entry float table that is a DequantizeLinear: t[b] == float(v(b) -
+/// zp) * scale for every byte b, v(b) the byte as uint8 or (is_signed) int8.
+/// The table loops then compute the values (the same floats) instead of
+/// looking them up.
+struct Affine8 {
+  float scale = 0;
+  int32_t zp = 0;
+  bool is_signed = false;
+};
+
 struct Loops {
   const char* isa;
   /// y[i] = f(x[i * sx]), i < n.
@@ -103,12 +113,14 @@ struct Loops {
   /// (shoal.QLinearLookup).
   void (*lookup8)(const uint8_t* t, const uint8_t* x, uint8_t* y, int64_t n);
   /// acc[i] += double(t[x[r * n + i]]) for r < rows in turn, i < n: t a
-  /// 256-entry float table (column sums, in row order).
-  void (*accumulate_table)(const float* t, const uint8_t* x, int64_t rows, int64_t n, double* acc);
+  /// 256-entry float table (column sums, in row order); `a` (or null) says
+  /// t is affine.
+  void (*accumulate_table)(const float* t, const Affine8* a, const uint8_t* x, int64_t rows,
+                           int64_t n, double* acc);
   /// y[r * n + i] = quantize(s[i] * t[x[r * n + i]]) (QOut), r < rows, i < n:
-  /// t a 256-entry float table.
-  void (*scale_table)(const QOut& q, const float* s, const float* t, const uint8_t* x, void* y,
-                      int64_t rows, int64_t n);
+  /// t a 256-entry float table; `a` (or null) says t is affine.
+  void (*scale_table)(const QOut& q, const float* s, const float* t, const Affine8* a,
+                      const uint8_t* x, void* y, int64_t rows, int64_t n);
 };
 
 /// The tables compiled in (isa/loops_isa.cpp).

@@ -7,6 +7,7 @@
 // same-shape) operand. Same bits as the reference kernels.
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "backends/cpu/native/kernel.hpp"
@@ -45,6 +46,29 @@ bool qout_of(const OpContext& oc, int s, int z, DType y, QOut& q) {
   q.zp =
       q.u8 ? int32_t(*static_cast<const uint8_t*>(zv)) : int32_t(*static_cast<const int8_t*>(zv));
   return true;
+}
+
+/// Whether float table t is a DequantizeLinear of its byte (Affine8): the
+/// table ops then compute its values instead of looking them up (the
+/// tensors fuse_qdq_lookup scales and pools are mostly plain dequantized
+/// ones). Checked exactly, entry by entry.
+std::optional<Affine8> affine_of(const std::vector<float>& t) {
+  for (bool is_signed : {false, true}) {
+    auto value = [&](int b) { return is_signed ? int32_t(int8_t(uint8_t(b))) : int32_t(b); };
+    auto byte = [&](int32_t v) { return uint8_t(v); };
+    for (int b = 0; b < 256; ++b) {
+      if (t[size_t(b)] != 0.0f) continue;
+      Affine8 a{0.0f, value(b), is_signed};
+      const int32_t up = a.zp + 1, lo = is_signed ? -128 : 0, hi = is_signed ? 127 : 255;
+      a.scale = up <= hi ? t[byte(up)] : -t[byte(a.zp - 1)];
+      if (a.scale == 0.0f || a.zp - 1 < lo - 1) break;
+      bool all = true;
+      for (int c = 0; c < 256 && all; ++c) all = float(value(c) - a.zp) * a.scale == t[size_t(c)];
+      if (all) return a;
+      break;
+    }
+  }
+  return std::nullopt;
 }
 
 constexpr int64_t kChunk = 1 << 14;
@@ -94,6 +118,7 @@ KernelPtr make_qlinear_gap(const OpContext& oc) {
     return nullptr;
   const Ncs d = ncs(x->shape);
   const bool cl = x->layout == program::Layout::channels_last;
+  const std::optional<Affine8> aff = affine_of(t);
   auto k = std::make_unique<NativeKernel>([=](int threads, auto in, auto out) {
     const Loops& l = loops();
     // One sample per row: its C means, then quantized.
@@ -102,7 +127,7 @@ KernelPtr make_qlinear_gap(const OpContext& oc) {
       std::vector<float> mean(size_t(d.c));
       const uint8_t* xs = bytes(in[0]) + s * d.c * d.hw;
       if (cl) {
-        l.accumulate_table(t.data(), xs, d.hw, d.c, acc.data());
+        l.accumulate_table(t.data(), aff ? &*aff : nullptr, xs, d.hw, d.c, acc.data());
       } else {
         for (int64_t c = 0; c < d.c; ++c) {
           double sum = 0;
@@ -137,6 +162,7 @@ KernelPtr make_qlinear_mul(const OpContext& oc) {
   const std::vector<float> tbig = big == 0 ? ta : tb, tsmall = big == 0 ? tb : ta;
   const int small = 2 - big;
   const int64_t n = shape_numel(y.shape);
+  const std::optional<Affine8> aff = affine_of(tbig);
   std::unique_ptr<NativeKernel> k;
   if (xs->shape == y.shape && xs->layout == y.layout) {
     k = std::make_unique<NativeKernel>([=](int threads, auto in, auto out) {
@@ -146,7 +172,7 @@ KernelPtr make_qlinear_mul(const OpContext& oc) {
         std::vector<float> sv(size_t(e - s));
         const uint8_t* xsm = bytes(in[size_t(small)]) + s;
         for (int64_t i = 0; i < e - s; ++i) sv[size_t(i)] = tsmall[xsm[i]];
-        l.scale_table(q, sv.data(), tbig.data(), bytes(in[size_t(big)]) + s,
+        l.scale_table(q, sv.data(), tbig.data(), aff ? &*aff : nullptr, bytes(in[size_t(big)]) + s,
                       static_cast<uint8_t*>(out[0]) + s, 1, e - s);
       });
     });
@@ -172,11 +198,13 @@ KernelPtr make_qlinear_mul(const OpContext& oc) {
         if (cl) {
           const int64_t p0 = j * per, p1 = std::min(d.hw, p0 + per);
           const int64_t off = (s * d.hw + p0) * d.c;
-          l.scale_table(q, scales.data() + s * d.c, tbig.data(), xb + off, yb + off, p1 - p0, d.c);
+          l.scale_table(q, scales.data() + s * d.c, tbig.data(), aff ? &*aff : nullptr, xb + off,
+                        yb + off, p1 - p0, d.c);
         } else {
           thread_local std::vector<float> row;
           row.assign(size_t(d.hw), scales[size_t(blk)]);
-          l.scale_table(q, row.data(), tbig.data(), xb + blk * d.hw, yb + blk * d.hw, 1, d.hw);
+          l.scale_table(q, row.data(), tbig.data(), aff ? &*aff : nullptr, xb + blk * d.hw,
+                        yb + blk * d.hw, 1, d.hw);
         }
       });
     });
