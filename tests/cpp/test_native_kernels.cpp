@@ -552,6 +552,22 @@ TEST(NativeKernels, QuantizedLoopsRoundAsTheDivisionDoes) {
         t[size_t(i)] = float(i - aff.zp) * aff.scale;
         srow[size_t(i)] = c < 2 ? 0.5f : scale(rng) * 4.0f;
       }
+      // accumulate_table: column sums in row order (64, 16 and masked
+      // columns at a time), exactly the scalar double sums.
+      {
+        std::vector<float> tt(256);
+        for (int i = 0; i < 256; ++i) tt[size_t(i)] = scale(rng) * float(i * 37 % 101 - 50);
+        const int64_t rows = 7, n = 211;
+        std::vector<double> acc(size_t(n), 0.5), want(acc);
+        l->accumulate_table(tt.data(), nullptr, b.data(), rows, n, acc.data());
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t i = 0; i < n; ++i) want[size_t(i)] += double(tt[b[size_t(r * n + i)]]);
+        for (int64_t i = 0; i < n; ++i)
+          if (acc[size_t(i)] != want[size_t(i)]) {
+            ADD_FAILURE() << isa << " accumulate_table case " << c << " column " << i;
+            break;
+          }
+      }
       const native::QOut q{c < 2 ? 0.25f : scale(rng), p.y_zp, p.y_u8};
       for (const native::Affine8* a : {static_cast<const native::Affine8*>(nullptr), &aff}) {
         l->scale_table(q, srow.data(), t.data(), a, b.data(), y.data(), 256, 256);
