@@ -397,6 +397,16 @@ const ActInfo& require_act(const std::string& op) {
 
 }  // namespace
 
+Attrs pointwise_attrs(const Attrs& a) {
+  Attrs p;
+  if (a.has("pw_activation")) {
+    p.set("activation", a.s("pw_activation", ""));
+    p.set("activation_alpha", a.f("pw_activation_alpha", 0.0f));
+    p.set("activation_beta", a.f("pw_activation_beta", 0.0f));
+  }
+  return p;
+}
+
 Activation activation_from_attrs(const Attrs& a) {
   std::string op = a.s("activation", "");
   if (op.empty()) return Activation{};

@@ -47,6 +47,9 @@ struct Activation {
   float operator()(float x) const;
 };
 Activation activation_from_attrs(const Attrs& a);
+/// shoal.PointwiseDepthwise: the attributes of its 1x1 convolution (the
+/// activation it holds as pw_activation*, nothing else).
+Attrs pointwise_attrs(const Attrs& a);
 /// The Activation of a standalone activation op (e.g. op "Clip" with its
 /// attributes/constant inputs already turned into alpha/beta).
 Activation activation_of(const std::string& op, float alpha, float beta);

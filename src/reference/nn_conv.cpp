@@ -92,17 +92,6 @@ void conv_ref(const Attrs& a, Refs in, Refs out) {
 
 const std::string kPwDw = "shoal.PointwiseDepthwise";
 
-/// The 1x1 convolution's attributes: its activation, nothing else.
-Attrs pointwise_attrs(const Attrs& a) {
-  Attrs p;
-  if (a.has("pw_activation")) {
-    p.set("activation", a.s("pw_activation", ""));
-    p.set("activation_alpha", a.f("pw_activation_alpha", 0.0f));
-    p.set("activation_beta", a.f("pw_activation_beta", 0.0f));
-  }
-  return p;
-}
-
 /// The 1x1's output (the depthwise input); checks the pair.
 TypeShape pointwise_out(const Attrs& a, Infos in) {
   const ValueInfo& w1 = need(in, 1, kPwDw, "W1");

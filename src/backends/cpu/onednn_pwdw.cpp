@@ -40,17 +40,6 @@ bool make_act(const Attrs& a, Act& out) {
   return true;
 }
 
-/// The 1x1 convolution's attributes (pw_activation*).
-Attrs pointwise_attrs(const Attrs& a) {
-  Attrs p;
-  if (a.has("pw_activation")) {
-    p.set("activation", a.s("pw_activation", ""));
-    p.set("activation_alpha", a.f("pw_activation_alpha", 0.0f));
-    p.set("activation_beta", a.f("pw_activation_beta", 0.0f));
-  }
-  return p;
-}
-
 /// Rows [out0, out1) of the depthwise's output read expanded rows [in0,
 /// in1), padded by pad_begin and pad_end rows.
 struct Band {
@@ -81,7 +70,7 @@ class Builder {
       if (!is_weight(*w) || w->layout != program::Layout::plain) return nullptr;
     if (x->shape.size() != 4 || oc_.ins.outputs.size() != 1) return nullptr;
     const program::TensorDesc& y = oc_.out(0);
-    const Attrs pa = pointwise_attrs(oc_.ins.attrs);
+    const Attrs pa = ref::pointwise_attrs(oc_.ins.attrs);
     gp_ = ref::conv_geometry(pa, x->shape, w1->shape);
     t_ = {gp_.n, gp_.c_out, gp_.out[0], gp_.out[1]};
     gd_ = ref::conv_geometry(oc_.ins.attrs, Shape(t_.begin(), t_.end()), w2->shape);
