@@ -136,8 +136,8 @@ TEST(CApiTest, LastErrorIsPerThread) {
 class CApiDigitsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(digits_model()))
-      GTEST_SKIP() << "model missing: " << digits_model();
+    ASSERT_TRUE(std::filesystem::exists(digits_model()))
+        << "model missing (bundled): " << digits_model();
     const int64_t shape[4] = {1, 1, 8, 8};
     ASSERT_EQ(shoal_compile(digits_model().c_str(), shape, 4, 1, 1, 0, &prog_), SHOAL_OK)
         << shoal_last_error();

@@ -21,7 +21,7 @@ std::string digits_model() {
 class RuntimeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(digits_model())) GTEST_SKIP() << "no digits model";
+    ASSERT_TRUE(std::filesystem::exists(digits_model())) << "no digits model (bundled)";
     setenv("SHOAL_CPU_DEVICES", "2", 1);
   }
   void TearDown() override { unsetenv("SHOAL_CPU_DEVICES"); }
