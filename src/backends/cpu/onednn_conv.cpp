@@ -12,15 +12,14 @@
 // wants_bands and build_banded).
 //
 // A fused SiLU runs natively after the primitive, which computes without it
-// (see native_epilogue).
+// (onednn_epilogue.hpp).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
 
-#include "backends/cpu/native/kernel.hpp"
-#include "backends/cpu/omp_team.hpp"
 #include "backends/cpu/onednn_common.hpp"
+#include "backends/cpu/onednn_epilogue.hpp"
 #include "shoal/error.hpp"
 
 namespace shoal::cpu::onednn {
@@ -109,16 +108,6 @@ struct ConvPlan {
   bool epilogue = false;  // the activation runs natively after the primitive
 };
 
-/// Whether a convolution applies its fused activation `act` itself, after
-/// the primitive (which then computes without it). SiLU: oneDNN 2.6's swish
-/// post-op divides and costs 0.36 ns per element on this Xeon (with it 29% of
-/// EfficientNet-B0's time); the native loop (division-free) 0.26 ns, as a
-/// pass over the output once the primitive is done. (Row bands that keep the
-/// output in L2 for the pass measured no faster.)
-bool native_epilogue(const ref::Activation& act, bool transpose) {
-  return act.kind == ref::Act::silu && !transpose;
-}
-
 /// Fills `out`; false when oneDNN does not take this (de)convolution. With
 /// a band, the primitive computes just its rows.
 bool plan_conv(const OpContext& oc, bool transpose, ConvPlan& out, const RowBand* band = nullptr) {
@@ -141,7 +130,8 @@ bool plan_conv(const OpContext& oc, bool transpose, ConvPlan& out, const RowBand
                                                  shape_str(b->shape) + ", expected [" +
                                                  std::to_string(g.c_out) + "]");
   dims xd = to_dims(x->shape);
-  const bool epilogue = native_epilogue(ref::activation_from_attrs(a), transpose);
+  native::UnaryOp native_act;
+  const bool epilogue = !transpose && native_activation(a, native_act);
   dnnl::primitive_attr attr;
   if (!fused_attr(oc, r, attr, epilogue)) return false;
 
@@ -208,46 +198,26 @@ bool plan_conv(const OpContext& oc, bool transpose, ConvPlan& out, const RowBand
   return true;
 }
 
-/// Pieces of at most this many floats share the epilogue out among threads.
-constexpr int64_t kEpilogueChunk = 16384;
-
 /// Appends to `k` the instruction's activation over rows [first, first +
 /// piece[2]) of output 0 (all of it without a band), in place: per sample
-/// (channels-last) or per sample and channel (plain) one contiguous run,
-/// shared out among the team's threads in chunks.
+/// (channels-last) or per sample and channel (plain) one contiguous run.
 void add_epilogue(DnnlKernel& k, const OpContext& oc, const dims& piece, int64_t first) {
   native::UnaryOp f;
-  if (!native::fused_unary(oc.ins.attrs, f))
+  if (!native_activation(oc.ins.attrs, f))
     throw Error(ErrorKind::internal, oc.what() + ": no native form of its activation");
   const program::TensorDesc& y = oc.out(0);
   const dims full = to_dims(y.shape);
   int64_t row = 1;  // elements of one row of one channel
   for (size_t i = 3; i < full.size(); ++i) row *= full[i];
   const int64_t n = full[0], c = full[1], height = full[2], rows = piece[2];
-  std::vector<std::pair<int64_t, int64_t>> chunks;  // (first float, count)
-  auto run = [&](int64_t at, int64_t len) {
-    for (int64_t o = 0; o < len; o += kEpilogueChunk)
-      chunks.emplace_back(at + o, std::min(kEpilogueChunk, len - o));
-  };
+  Epilogue e(f);
   if (y.layout == program::Layout::channels_last)
-    for (int64_t s = 0; s < n; ++s) run((s * height + first) * row * c, rows * row * c);
+    for (int64_t s = 0; s < n; ++s) e.add_run((s * height + first) * row * c, rows * row * c);
   else
-    for (int64_t s = 0; s < n * c; ++s) run((s * height + first) * row, rows * row);
+    for (int64_t s = 0; s < n * c; ++s) e.add_run((s * height + first) * row, rows * row);
   k.add_to_impl("+native " + oc.ins.attrs.s("activation", "activation"));
-  k.add_host([chunks = std::move(chunks), f](int threads, std::span<void* const>,
-                                             std::span<void* const> out) {
-    float* base = static_cast<float*>(out[0]);
-    const native::Loops& L = native::loops();
-    const int64_t m = int64_t(chunks.size());
-    threads = team_threads(threads);
-    if (threads <= 1 || m < 2) {
-      for (const auto& [at, len] : chunks) L.unary(f, base + at, 1, base + at, len);
-      return;
-    }
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < m; ++i)
-      L.unary(f, base + chunks[size_t(i)].first, 1, base + chunks[size_t(i)].first,
-              chunks[size_t(i)].second);
+  k.add_host([e = std::move(e)](int threads, std::span<void* const>, std::span<void* const> out) {
+    e.apply(static_cast<float*>(out[0]), threads);
   });
 }
 

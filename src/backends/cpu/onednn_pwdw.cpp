@@ -5,13 +5,12 @@
 // windows overlap) into one workspace buffer, reused by every band so that it
 // stays in L2, and the depthwise reads them there. Otherwise (stacks of
 // samples, plain layouts) the pair runs whole through a workspace tensor.
-// SiLU runs as the native loop after its primitive (see native_epilogue in
-// onednn_conv.cpp), other activations as oneDNN post-ops.
+// SiLU runs as the native loop after its primitive (onednn_epilogue.hpp),
+// other activations as oneDNN post-ops.
 #include <algorithm>
 
-#include "backends/cpu/native/kernel.hpp"
-#include "backends/cpu/omp_team.hpp"
 #include "backends/cpu/onednn_common.hpp"
+#include "backends/cpu/onednn_epilogue.hpp"
 #include "shoal/error.hpp"
 
 namespace shoal::cpu::onednn {
@@ -30,11 +29,9 @@ struct Act {
 };
 
 bool make_act(const Attrs& a, Act& out) {
-  const ref::Activation act = ref::activation_from_attrs(a);
   dnnl::post_ops po;
-  out.native = act.kind == ref::Act::silu;
-  if (out.native && !native::fused_unary(a, out.f)) return false;
-  if (!out.native && !append_activation(po, act)) return false;
+  out.native = native_activation(a, out.f);
+  if (!out.native && !append_activation(po, ref::activation_from_attrs(a))) return false;
   out.attr = base_attr();
   out.attr.set_post_ops(po);
   return true;
@@ -45,18 +42,6 @@ bool make_act(const Attrs& a, Act& out) {
 struct Band {
   int64_t out0, out1, in0, in1, pad_begin, pad_end;
 };
-
-/// f(x) in place over n floats, shared out among the team's threads.
-void apply(const native::UnaryOp& f, float* p, int64_t n, int threads) {
-  const native::Loops& L = native::loops();
-  threads = team_threads(threads);
-  constexpr int64_t kChunk = 16384;
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  if (threads <= 1 || chunks < 2) return L.unary(f, p, 1, p, n);
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t i = 0; i < chunks; ++i)
-    L.unary(f, p + i * kChunk, 1, p + i * kChunk, std::min(kChunk, n - i * kChunk));
-}
 
 class Builder {
  public:
@@ -123,8 +108,10 @@ class Builder {
     return out;
   }
 
-  dnnl::memory::desc layout_md(const program::TensorDesc& t, const dims& d, bool banded) const {
-    return banded || t.layout == program::Layout::channels_last ? user_md(t, d) : any_md(d);
+  /// A channels-last operand as it is stored (bands read and write it in
+  /// place); a plain one in the layout the primitive picks.
+  static dnnl::memory::desc layout_md(const program::TensorDesc& t, const dims& d) {
+    return t.layout == program::Layout::channels_last ? user_md(t, d) : any_md(d);
   }
 
   void add_band(const Band& b, bool banded) {
@@ -139,9 +126,8 @@ class Builder {
     const dnnl::memory::desc tmd(td, dt::f32, dnnl::memory::format_tag::acdb);
     const dnnl::memory::desc xu = user_md(x, xd), yu = user_md(y, yd);
     dnnl::convolution_forward::primitive_desc p1(
-        dnnl::convolution_forward::desc(fwd, direct, layout_md(x, xd, banded),
-                                        any_md({m, gp_.c_in, 1, 1}), plain_md({m}), tmd, {1, 1},
-                                        {0, 0}, {0, 0}),
+        dnnl::convolution_forward::desc(fwd, direct, layout_md(x, xd), any_md({m, gp_.c_in, 1, 1}),
+                                        plain_md({m}), tmd, {1, 1}, {0, 0}, {0, 0}),
         act1_.attr, eng);
     const dims pl = {b.pad_begin, gd_.pad_begin[1]}, pr = {b.pad_end, gd_.pad_end[1]};
     const dims wd2 = {m, 1, 1, gd_.kernel[0], gd_.kernel[1]};
@@ -149,8 +135,8 @@ class Builder {
     for (int64_t d : gd_.dilation) dil.push_back(d - 1);
     dnnl::convolution_forward::primitive_desc p2(
         dnnl::convolution_forward::desc(fwd, direct, tmd, any_md(wd2), plain_md({m}),
-                                        layout_md(y, yd, banded), {gd_.stride[0], gd_.stride[1]},
-                                        dil, pl, pr),
+                                        layout_md(y, yd), {gd_.stride[0], gd_.stride[1]}, dil, pl,
+                                        pr),
         act2_.attr, eng);
     const size_t x_off = banded ? size_t(b.in0 * w * gp_.c_in) * sizeof(float) : 0;
     const size_t y_off = banded ? size_t(b.out0 * gd_.out[1] * m) * sizeof(float) : 0;
@@ -171,11 +157,14 @@ class Builder {
     a1[DNNL_ARG_BIAS] = k_->operand(oc_, 2, plain_md({m}));
     a1[DNNL_ARG_DST] = t;
     k_->add(dnnl::primitive(p1), p1, std::move(a1));
-    if (act1_.native)
-      k_->add_host([t, f = act1_.f, count = n * m * rows * w](int threads, std::span<void* const>,
-                                                              std::span<void* const>) {
-        apply(f, static_cast<float*>(t.get_data_handle()), count, threads);
-      });
+    if (act1_.native) {
+      Epilogue e(act1_.f);
+      e.add_run(0, n * m * rows * w);
+      k_->add_host(
+          [t, e = std::move(e)](int threads, std::span<void* const>, std::span<void* const>) {
+            e.apply(static_cast<float*>(t.get_data_handle()), threads);
+          });
+    }
     // depthwise
     DnnlKernel::Args a2;
     a2[DNNL_ARG_SRC] = t;
@@ -190,12 +179,14 @@ class Builder {
     k_->add(dnnl::primitive(p2), p2, std::move(a2));
     if (!direct_out) k_->add_reorder(dst, ym);
     k_->set_impl(p2);
-    if (act2_.native)
-      k_->add_host([f = act2_.f, off = y_off / sizeof(float),
-                    count = shape_numel(Shape(yd.begin(), yd.end()))](
-                       int threads, std::span<void* const>, std::span<void* const> out) {
-        apply(f, static_cast<float*>(out[0]) + off, count, threads);
-      });
+    if (act2_.native) {
+      Epilogue e(act2_.f);
+      e.add_run(int64_t(y_off / sizeof(float)), shape_numel(Shape(yd.begin(), yd.end())));
+      k_->add_host(
+          [e = std::move(e)](int threads, std::span<void* const>, std::span<void* const> out) {
+            e.apply(static_cast<float*>(out[0]), threads);
+          });
+    }
   }
 
   const OpContext& oc_;

@@ -59,9 +59,9 @@ std::optional<Affine8> affine_of(const std::vector<float>& t) {
     for (int b = 0; b < 256; ++b) {
       if (t[size_t(b)] != 0.0f) continue;
       Affine8 a{0.0f, value(b), is_signed};
-      const int32_t up = a.zp + 1, lo = is_signed ? -128 : 0, hi = is_signed ? 127 : 255;
-      a.scale = up <= hi ? t[byte(up)] : -t[byte(a.zp - 1)];
-      if (a.scale == 0.0f || a.zp - 1 < lo - 1) break;
+      const int32_t up = a.zp + 1, hi = is_signed ? 127 : 255;
+      a.scale = up <= hi ? t[byte(up)] : -t[byte(a.zp - 1)];  // 1 or -1 step from zp
+      if (a.scale == 0.0f) break;
       bool all = true;
       for (int c = 0; c < 256 && all; ++c) all = float(value(c) - a.zp) * a.scale == t[size_t(c)];
       if (all) return a;
