@@ -152,6 +152,14 @@ void flatten(const json& data, const Shape& shape, size_t depth, DType t, uint8_
 
 // One input from its JSON object; binary data comes from `binary` at
 // `offset`, which advances.
+/// The values of nested JSON arrays (non-array members count one each).
+size_t leaf_count(const json& j) {
+  if (!j.is_array()) return 1;
+  size_t n = 0;
+  for (const json& e : j) n += leaf_count(e);
+  return n;
+}
+
 void decode_input(const json& in, const TensorInfo& info, std::string_view binary, size_t& offset,
                   bool have_binary, InputTensor& out) {
   const std::string what = "input '" + info.name + "'";
@@ -207,6 +215,12 @@ void decode_input(const json& in, const TensorInfo& info, std::string_view binar
   if (!data) bad(what + ": neither \"data\" nor a \"binary_data_size\" parameter");
   if (!data->is_array()) bad(what + ": \"data\" must be an array");
   const size_t total = bytes / esize;
+  // Counted before the buffer is sized: a shape may claim far more elements
+  // than the request holds (fuzz: [1888888888888888, 2] ran out of memory).
+  const size_t have = leaf_count(*data);
+  if (have != total)
+    bad(what + ": \"data\" holds " + std::to_string(have) + " elements; shape " +
+        shape_str(shape) + " needs " + std::to_string(total));
   out.owned.assign(bytes, 0);
   size_t n = 0;
   flatten(*data, shape, 0, dtype, out.owned.data(), n, total, what);
