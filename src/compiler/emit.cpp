@@ -102,8 +102,9 @@ void emit_program(const ir::Graph& g, program::ProgramData& p, const passes::Log
     const auto &rv = g.values[size_t(r)], &yv = g.values[size_t(y)];
     if (rv.shape != yv.shape || rv.dtype != yv.dtype || rv.channels_last != yv.channels_last)
       return -1;
-    for (size_t i = 0; i < 3; ++i)  // the convolution must not read it as x
-      if (n.inputs[i] >= 0 && buffer_of[size_t(n.inputs[i])] == buffer_of[size_t(r)]) return -1;
+    for (size_t i = 0; i < n.inputs.size(); ++i)  // nor read it as another operand
+      if (i != 3 && n.inputs[i] >= 0 && buffer_of[size_t(n.inputs[i])] == buffer_of[size_t(r)])
+        return -1;
     // Graph inputs are copied into the arena on every run: fine to overwrite.
     return buffer_of[size_t(r)];
   };

@@ -76,6 +76,11 @@ void fuse_concat_batchnorm(ir::Graph& g, const Log& log);
 /// reads -> one shoal.PointwiseDepthwise (src/passes/fuse_pwdw.cpp), which
 /// the CPU kernel runs in bands of rows, the expanded tensor kept in cache.
 void fuse_pointwise_depthwise(ir::Graph& g, const Log& log);
+/// Mul(x, s), s a run-time per-channel scale [N or 1, C, 1, 1] of x read
+/// only by a Conv with few weights (a squeeze-excitation's scale and the
+/// block's projection) -> the Conv's input 4: the kernel scales the weights
+/// instead (src/passes/fuse_channel_scale.cpp).
+void fuse_channel_scale(ir::Graph& g, const Log& log);
 /// Marks 4-D activations passed only between kernels that prefer the
 /// channels-last layout (NHWC), so that no reorder happens between them.
 /// Graph inputs and outputs, and anything a view or another op reads, stay

@@ -33,6 +33,17 @@ std::vector<TypeShape> conv_infer(const Attrs& a, Infos in) {
            op + ": residual input has shape " + shape_str(r->shape) +
                ", expected the output shape " + shape_str(y));
   }
+  if (const ValueInfo* sc = opt_input(in, 4)) {
+    require_f32(op, "channel scale", *sc);
+    Shape want(x.shape.size(), 1);
+    want[1] = g.c_in;
+    Shape batch_want = want;
+    batch_want[0] = g.n;
+    if (sc->shape != want && sc->shape != batch_want)
+      fail(ErrorKind::invalid_argument, op + ": channel scale (input 4) has shape " +
+                                            shape_str(sc->shape) + ", expected " +
+                                            shape_str(batch_want) + " or " + shape_str(want));
+  }
   activation_from_attrs(a);  // validates the fused activation
   return {{DType::f32, y}};
 }
@@ -42,6 +53,7 @@ void conv_ref(const Attrs& a, Refs in, Refs out) {
   const TensorRef& w = in[1];
   const TensorRef* b = opt_input(in, 2);
   const TensorRef* r = opt_input(in, 3);
+  const TensorRef* sc = opt_input(in, 4);  // channel scale: conv(x * s)
   WindowGeometry g = conv_geometry(a, x.shape, w.shape);
   check_out("Conv", out[0], window_out_shape(g));
   Activation act = activation_from_attrs(a);
@@ -63,6 +75,8 @@ void conv_ref(const Attrs& a, Refs in, Refs out) {
             for (int64_t c = 0; c < cg; ++c) {
               const float* xc = xp + (n * g.c_in + c0 + c) * in_sz;
               const float* wc = wp + (m * cg + c) * k_sz;
+              const float s =
+                  sc ? sc->as<const float>()[(sc->shape[0] == 1 ? 0 : n * g.c_in) + c0 + c] : 1.0f;
               for (int64_t k0 = 0; k0 < v.k[0]; ++k0) {
                 int64_t i0 = o0 * v.s[0] - v.pb[0] + k0 * v.d[0];
                 if (i0 < 0 || i0 >= v.in[0]) continue;
@@ -72,8 +86,8 @@ void conv_ref(const Attrs& a, Refs in, Refs out) {
                   for (int64_t k2 = 0; k2 < v.k[2]; ++k2) {
                     int64_t i2 = o2 * v.s[2] - v.pb[2] + k2 * v.d[2];
                     if (i2 < 0 || i2 >= v.in[2]) continue;
-                    acc += double(xc[(i0 * v.in[1] + i1) * v.in[2] + i2]) *
-                           double(wc[(k0 * v.k[1] + k1) * v.k[2] + k2]);
+                    const float xs = xc[(i0 * v.in[1] + i1) * v.in[2] + i2];
+                    acc += double(sc ? xs * s : xs) * double(wc[(k0 * v.k[1] + k1) * v.k[2] + k2]);
                   }
                 }
               }
@@ -294,10 +308,11 @@ void batchnorm_ref(const Attrs& a, Refs in, Refs out) {
 }  // namespace
 
 void add_conv_ops(std::vector<OpSpec>& t) {
-  t.push_back(make_spec("Conv", 1, 2, 4,
+  t.push_back(make_spec("Conv", 1, 2, 5,
                         "N-D convolution (1-3 spatial dims): pads/auto_pad, "
                         "strides, dilations, group; fused bias, residual "
-                        "(input 3) and activation",
+                        "(input 3), activation and channel scale of the input "
+                        "(input 4, [N or 1, C, 1...]: conv(x * s))",
                         conv_infer, conv_ref));
   t.push_back(make_spec("shoal.PointwiseDepthwise", 1, 5, 5,
                         "fused 1x1 Conv (inputs 1, 2; activation pw_activation) and the "

@@ -1367,5 +1367,87 @@ TEST(OneDnnPointwiseDepthwise, MatchesTheReference) {
       }
 }
 
+// --- Conv with a channel scale (input 4): the weights scaled per sample ------
+
+/// Runs Conv(x * s) (+ residual, activation) on the kernel and on the
+/// reference kernel; `scale_batch` is s's dim 0 (n, or 1: one scale for all
+/// samples). Returns the impl().
+std::string check_scaled_conv(int64_t n, int64_t c, int64_t m, int64_t k, int64_t stride,
+                              const std::string& act, bool residual, int64_t scale_batch,
+                              int threads, bool channels_last) {
+  Attrs a = act.empty() ? Attrs{} : fused(act);
+  a.set("kernel_shape", Ints{k, k});
+  a.set("strides", Ints{stride, stride});
+  a.set("pads", Ints{k / 2, k / 2, k / 2, k / 2});
+  const Shape xs = {n, c, 19, 23};
+  Net net;
+  const int x = net.input(xs);
+  Vec sv = random_data(scale_batch * c, 77);
+  for (float& v : sv) v = 1.0f / (1.0f + std::exp(-4.0f * v));  // a sigmoid's range
+  const int sc = net.input({scale_batch, c, 1, 1}, sv);
+  const int w = net.weight({m, c, k, k}), b = net.weight({m});
+  const ops::OpSpec* spec = ops::find_op("Conv");
+  EXPECT_NE(spec, nullptr);
+  if (!spec) return "";
+  std::vector<ops::ValueInfo> infos = {
+      {DType::f32, xs}, {DType::f32, {m, c, k, k}}, {DType::f32, {m}}};
+  const Shape ys = spec->infer(a, infos).at(0).shape;
+  const int r = residual ? net.input(ys) : -1;
+  const std::vector<int32_t> ids = {x, w, b, r, sc};
+  const int y = net.output(ys);
+  std::vector<TensorRef> rin;
+  for (int32_t id : ids)
+    rin.push_back(id < 0 ? TensorRef{}
+                         : TensorRef{DType::f32, net.desc(id).shape,
+                                     const_cast<float*>(net.data(id).data())});
+  Vec want(size_t(shape_numel(ys)));
+  std::vector<TensorRef> rout = {{DType::f32, ys, want.data()}};
+  spec->reference(a, rin, rout);
+  // The same through an explicit Mul: the reference's channel scale is
+  // x * s then the convolution.
+  Vec scaled = net.data(x);
+  const int64_t sp = 19 * 23;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t p = 0; p < sp; ++p)
+        scaled[size_t((i * c + ch) * sp + p)] *= sv[size_t((scale_batch == 1 ? 0 : i * c) + ch)];
+  Vec unfused(want.size());
+  std::vector<TensorRef> rin2 = {{DType::f32, xs, scaled.data()}, rin[1], rin[2], rin[3]};
+  std::vector<TensorRef> rout2 = {{DType::f32, ys, unfused.data()}};
+  spec->reference(a, rin2, rout2);
+  EXPECT_EQ(unfused, want);
+  if (channels_last) {
+    for (int t : {x, y}) net.desc(t).layout = program::Layout::channels_last;
+    net.set_data(x, channels_last_order(net.data(x), xs));
+    if (r >= 0) {
+      net.desc(r).layout = program::Layout::channels_last;
+      net.set_data(r, channels_last_order(net.data(r), ys));
+    }
+  }
+  auto kernel = net.build("Conv", ids, {y}, a, threads);
+  EXPECT_NE(kernel, nullptr);
+  if (!kernel) return "";
+  net.run(*kernel);
+  expect_near(channels_last ? channels_last_order(net.data(y), ys, true) : net.data(y), want);
+  net.run(*kernel);  // again: the scaled weights are rewritten, never compounded
+  expect_near(channels_last ? channels_last_order(net.data(y), ys, true) : net.data(y), want);
+  return kernel->impl();
+}
+
+TEST(OneDnnConv, ChannelScaleScalesTheWeights) {
+  // 1x1 and 3x3 (channel counts that oneDNN pads to its blocks), strides 1
+  // and 2, stacks with a scale per sample or one for all, a residual, SiLU
+  // (native epilogue) and Clip, teams, both layouts.
+  for (bool cl : {true, false})
+    for (int64_t k : {1, 3}) {
+      SCOPED_TRACE("channels_last " + std::to_string(cl) + " kernel " + std::to_string(k));
+      const std::string impl = check_scaled_conv(1, 24, 40, k, 1, "", false, 1, 1, cl);
+      EXPECT_NE(impl.find("+scaled weights"), std::string::npos) << impl;
+      check_scaled_conv(3, 24, 40, k, 2, "shoal.Silu", false, 3, 1, cl);
+      check_scaled_conv(2, 20, 16, k, 1, "Clip", true, 1, 1, cl);
+      check_scaled_conv(2, 32, 24, k, 1, "", true, 2, 2, cl);
+    }
+}
+
 }  // namespace
 }  // namespace shoal::cpu

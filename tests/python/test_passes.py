@@ -228,3 +228,58 @@ def test_expansion_and_depthwise_fuse(make_onnx, expanded, extra_use, fused):
     for a, b in zip(got, ref):
         assert np.ptp(b) > 0
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.ptp(b))
+
+
+def squeeze_excitation(make_onnx, channels=24, size=56, out_channels=16, extra_use=False,
+                       residual=False):
+    """x -> GlobalAveragePool -> 1x1 + Relu -> 1x1 + Sigmoid = s; x * s ->
+    1x1 projection (+ x, when the channels allow): the end of an EfficientNet
+    or MobileNetV3 block."""
+    mid = max(channels // 4, 1)
+    inits = {"f1": randn(mid, channels, 1, 1) * 0.3, "f1b": randn(mid),
+             "f2": randn(channels, mid, 1, 1) * 0.3, "f2b": randn(channels),
+             "p": randn(out_channels, channels, 1, 1) * 0.2, "pb": randn(out_channels)}
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["g"]),
+             helper.make_node("Conv", ["g", "f1", "f1b"], ["h"]),
+             helper.make_node("Relu", ["h"], ["hr"]),
+             helper.make_node("Conv", ["hr", "f2", "f2b"], ["e"]),
+             helper.make_node("Sigmoid", ["e"], ["s"]),
+             helper.make_node("Mul", ["x", "s"], ["xs"]),
+             helper.make_node("Conv", ["xs", "p", "pb"], ["proj"])]
+    if residual:
+        nodes.append(helper.make_node("Add", ["proj", "x"], ["y"]))
+    else:
+        nodes.append(helper.make_node("Identity", ["proj"], ["y"]))
+    outputs = [("y", [1, out_channels, size, size])]
+    if extra_use:
+        outputs.append(("xs", [1, channels, size, size]))
+    return make_onnx.graph(nodes, [("x", [1, channels, size, size])], outputs, inits)
+
+
+@pytest.mark.parametrize("size, out_channels, extra_use, residual, fused", [
+    (56, 16, False, False, True), (28, 24, False, True, True), (7, 64, False, False, False),
+    (56, 16, True, False, False)])
+def test_channel_scale_fuses_into_the_projection(make_onnx, size, out_channels, extra_use,
+                                                 residual, fused):
+    """A squeeze-excitation's channel scale read only by a 1x1 conv with few
+    weights against its input becomes the conv's input 4 (its kernel scales
+    the weights per sample); with more weights than half the input (a 7x7
+    map), or a scaled tensor used elsewhere, the Mul stays."""
+    model = squeeze_excitation(make_onnx, 24, size, out_channels, extra_use, residual)
+    lines = []
+    program = shoal.compile(model, log=lines.append)
+    said = [line for line in lines if "channel-scale Mul" in line]
+    assert said and f"fused {int(fused)} channel-scale" in said[0], said
+    rt = shoal.Runtime(program, profile=True)
+    x = np.stack([randn(24, size, size) for _ in range(3)])  # a scale per sample
+    got = rt.run(x)
+    layers = rt.profile()
+    assert any("+scaled weights" in layer["impl"] for layer in layers) == fused, layers
+    assert any(layer["op"] == "Mul" for layer in layers) != fused, layers
+    ref = shoal.Runtime(shoal.compile(model, optimize=False)).run(x)
+    for a, b in zip(got, ref):
+        assert np.ptp(b) > 0
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.ptp(b))
+    # Each sample's output depends on its own scale: the stack is not one scale.
+    single = shoal.Runtime(program).run(x[1:2])
+    np.testing.assert_allclose(got[0][1:2], single[0], rtol=1e-5, atol=1e-5 * np.ptp(single[0]))

@@ -13,11 +13,19 @@
 //
 // A fused SiLU runs natively after the primitive, which computes without it
 // (onednn_epilogue.hpp).
+//
+// A channel scale (input 4, passes::fuse_channel_scale) multiplies the
+// weights instead of the input: each sample's run first writes its scaled
+// copy of the packed weights, W'[m, c] = W[m, c] * s[c] (a gather of each
+// packed weight's scale), then runs a one-sample primitive on it.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <utility>
+#include <vector>
 
+#include "backends/cpu/native/loops.hpp"
 #include "backends/cpu/onednn_common.hpp"
 #include "backends/cpu/onednn_epilogue.hpp"
 #include "shoal/error.hpp"
@@ -101,6 +109,7 @@ void prefer_f43(dnnl::primitive_desc& pd, const ref::WindowGeometry& g) {
 /// never call next_impl() on it (prefer_f43 walks while it lives).
 struct ConvPlan {
   const program::TensorDesc *x = nullptr, *w = nullptr, *b = nullptr, *r = nullptr;
+  const program::TensorDesc* s = nullptr;  // channel scale: a one-sample primitive
   dims xd, yd, wd, ws;  // source, destination, weights (dims, ONNX strides)
   dnnl::memory::desc bmd;
   dnnl::primitive_desc pd;
@@ -115,7 +124,8 @@ bool plan_conv(const OpContext& oc, bool transpose, ConvPlan& out, const RowBand
   const program::TensorDesc* w = oc.in(1);
   const program::TensorDesc* b = oc.in(2);
   const program::TensorDesc* r = oc.in(3);
-  if (!x || !w || !is_weight(*w) || oc.num_inputs() > 4) return false;
+  const program::TensorDesc* s = oc.in(4);
+  if (!x || !w || !is_weight(*w) || oc.num_inputs() > 5) return false;
   if (oc.ins.outputs.size() != 1) return false;
   size_t rank = x->shape.size();
   if (rank < 3 || rank > 5 || w->shape.size() != rank) return false;
@@ -123,6 +133,7 @@ bool plan_conv(const OpContext& oc, bool transpose, ConvPlan& out, const RowBand
   ref::WindowGeometry g = transpose ? ref::conv_transpose_geometry(a, x->shape, w->shape)
                                     : ref::conv_geometry(a, x->shape, w->shape);
   if (g.group < 1 || g.c_in % g.group || g.c_out % g.group) return false;
+  if (s && (transpose || band || g.group != 1 || compute_type(oc) != dt::f32)) return false;
 
   dims yd = window_out_dims(oc, g);
   if (b && (b->shape.size() != 1 || b->shape[0] != g.c_out))
@@ -151,6 +162,7 @@ bool plan_conv(const OpContext& oc, bool transpose, ConvPlan& out, const RowBand
     }
   }
 
+  if (s) xd[0] = yd[0] = 1;  // run sample by sample, each with its own weights
   if (band) {
     xd[2] = band->in1 - band->in0;
     yd[2] = band->out1 - band->out0;
@@ -185,7 +197,7 @@ bool plan_conv(const OpContext& oc, bool transpose, ConvPlan& out, const RowBand
     // The compiler marks the layers where Winograd measured faster
     // (choose_conv_algorithms); a CPU without it runs them directly.
     bool done = false;
-    if (a.i(kWinogradAttr, 0) != 0 && type == dt::f32) {
+    if (a.i(kWinogradAttr, 0) != 0 && type == dt::f32 && !s) {
       try {
         pd = make(dnnl::algorithm::convolution_winograd);
         done = true;
@@ -194,7 +206,7 @@ bool plan_conv(const OpContext& oc, bool transpose, ConvPlan& out, const RowBand
     }
     if (!done) pd = make(dnnl::algorithm::convolution_direct);
   }
-  out = ConvPlan{x, w, b, r, xd, yd, wd, ws, bmd, pd, g, epilogue};
+  out = ConvPlan{x, w, b, r, s, xd, yd, wd, ws, bmd, pd, g, epilogue};
   return true;
 }
 
@@ -221,23 +233,74 @@ void add_epilogue(DnnlKernel& k, const OpContext& oc, const dims& piece, int64_t
   });
 }
 
+/// For each packed weight of planned convolution `p`, the input channel it
+/// multiplies; `c_in` for the padding the packed layout adds (its weights are
+/// zero, and a scale of 1 keeps them so).
+std::vector<int64_t> packed_channels(const OpContext& oc, const ConvPlan& p) {
+  const dnnl::memory::desc plain = strided_md(p.wd, p.ws);
+  const dnnl::memory::desc target = p.pd.query_md(dnnl::query::weights_md);
+  const int64_t c_in = p.g.c_in, k_sz = int64_t(plain.get_size() / sizeof(float)) / p.g.c_out;
+  std::vector<float> from(plain.get_size() / sizeof(float)), to(target.get_size() / sizeof(float));
+  for (size_t i = 0; i < from.size(); ++i) from[i] = float((int64_t(i) % k_sz) / (k_sz / c_in) + 1);
+  dnnl::memory src(plain, oc.ctx.engine, from.data()), dst(target, oc.ctx.engine, to.data());
+  dnnl::stream st(oc.ctx.engine);
+  dnnl::reorder(src, dst).execute(st, src, dst);
+  st.wait();
+  std::vector<int64_t> channel(to.size());
+  for (size_t i = 0; i < to.size(); ++i) channel[i] = to[i] > 0 ? int64_t(to[i]) - 1 : c_in;
+  return channel;
+}
+
+/// The temporaries a kernel's per-sample steps share.
+struct SampleTemps {
+  dnnl::memory src, dst, weights, scale;
+  std::shared_ptr<const std::vector<int64_t>> channel;  // packed_channels
+};
+
+/// Appends to `k` a step writing sample `sample`'s scaled copy of packed
+/// weight `packed` into temps.weights.
+void add_weight_scaling(DnnlKernel& k, const OpContext& oc, const ConvPlan& p,
+                        const dnnl::memory& packed, int64_t sample, SampleTemps& temps) {
+  const dnnl::memory::desc& target = packed.get_desc();
+  if (!temps.channel) {
+    temps.channel = std::make_shared<const std::vector<int64_t>>(packed_channels(oc, p));
+    temps.weights = k.temp(target);
+    temps.scale = k.temp(plain_md({p.g.c_in + 1}));
+  }
+  const int64_t c = p.g.c_in, n = int64_t(temps.channel->size());
+  const int64_t from = p.s->shape[0] == 1 ? 0 : sample * c;  // s: [N or 1, C, 1...]
+  const float* w = static_cast<const float*>(packed.get_data_handle());
+  k.add_host([w, c, n, from, t = temps](int, std::span<void* const> in, std::span<void* const>) {
+    float* sc = static_cast<float*>(t.scale.get_data_handle());
+    std::memcpy(sc, static_cast<const float*>(in[4]) + from, size_t(c) * sizeof(float));
+    sc[c] = 1.0f;  // the packed layout's padding
+    native::loops().gather_mix(sc, t.channel->data(), w, 1,
+                               static_cast<float*>(t.weights.get_data_handle()), n);
+  });
+}
+
 /// Appends to `k` the steps of planned (de)convolution `p`: the source
 /// reordered into the primitive's layout, the residual into the destination,
 /// the primitive, and the destination reordered into the output. With a band,
-/// the steps read and write just its rows of the operands.
+/// the steps read and write just its rows of the operands; with a sample
+/// (>= 0: a one-sample plan of a channel-scaled convolution), just its
+/// sample, after scaling the weights, sharing `temps` with the other samples.
 void add_conv_steps(DnnlKernel& k, const OpContext& oc, const ConvPlan& p, bool transpose,
-                    const RowBand* band = nullptr) {
+                    const RowBand* band = nullptr, int64_t sample = -1,
+                    SampleTemps* temps = nullptr) {
   const dnnl::primitive_desc& pd = p.pd;
   // An operand as the program lays it out, or rows [first, first + dims[2])
-  // of it: when they are contiguous (one sample, channels-last) a dense
-  // tensor from a byte offset on, which a primitive may read or write in
-  // place, else a view of the whole.
+  // of it, or one sample: when they are contiguous (a sample; rows of one
+  // sample, channels-last) a dense tensor from a byte offset on, which a
+  // primitive may read or write in place, else a view of the whole.
   struct View {
     dnnl::memory::desc md;
     size_t offset = 0;
   };
   auto rows = [&](const program::TensorDesc& t, const dims& piece, int64_t first) {
     dnnl::memory::desc whole = user_md(t, to_dims(t.shape));
+    if (sample >= 0)
+      return View{user_md(t, piece), size_t(sample) * (whole.get_size() / size_t(t.shape[0]))};
     if (!band) return View{whole};
     if (piece[0] == 1 && t.layout == program::Layout::channels_last)
       return View{user_md(t, piece),
@@ -255,13 +318,21 @@ void add_conv_steps(DnnlKernel& k, const OpContext& oc, const ConvPlan& p, bool 
     args[DNNL_ARG_SRC] = k.operand(oc, 0, xu.md, xu.offset);
   } else {
     dnnl::memory user = k.operand(oc, 0, xu.md, xu.offset);
-    args[DNNL_ARG_SRC] = k.temp(src_md);
+    if (temps && !temps->src) temps->src = k.temp(src_md);
+    args[DNNL_ARG_SRC] = temps ? temps->src : k.temp(src_md);
     k.add_reorder(user, args[DNNL_ARG_SRC]);
   }
   auto packed = packed_weight(oc, *p.w, strided_md(p.wd, p.ws),
                               pd.query_md(dnnl::query::weights_md), transpose ? "deconv" : "conv");
-  args[DNNL_ARG_WEIGHTS] = *packed;
   k.keep(packed);
+  if (p.s) {
+    if (!temps || sample < 0)
+      throw Error(ErrorKind::internal, oc.what() + ": a channel scale runs sample by sample");
+    add_weight_scaling(k, oc, p, *packed, sample, *temps);
+    args[DNNL_ARG_WEIGHTS] = temps->weights;
+  } else {
+    args[DNNL_ARG_WEIGHTS] = *packed;
+  }
   if (p.b) args[DNNL_ARG_BIAS] = k.operand(oc, 2, p.bmd);
   // Destination: blocked in the workspace, or the plain output itself. The
   // sum post-op adds what the destination holds: the residual.
@@ -269,7 +340,9 @@ void add_conv_steps(DnnlKernel& k, const OpContext& oc, const ConvPlan& p, bool 
   const View yu = rows(oc.out(0), p.yd, out0);
   dnnl::memory::desc dst_md = pd.query_md(dnnl::query::dst_md);
   bool dst_plain = dst_md == yu.md;
-  dnnl::memory dst = dst_plain ? k.bind_output(0, yu.md, yu.offset) : k.temp(dst_md);
+  if (!dst_plain && temps && !temps->dst) temps->dst = k.temp(dst_md);
+  dnnl::memory dst =
+      dst_plain ? k.bind_output(0, yu.md, yu.offset) : (temps ? temps->dst : k.temp(dst_md));
   args[DNNL_ARG_DST] = dst;
   if (p.r) {
     const View ru = rows(*p.r, p.yd, out0);
@@ -277,13 +350,26 @@ void add_conv_steps(DnnlKernel& k, const OpContext& oc, const ConvPlan& p, bool 
   }
   k.add(dnnl::primitive(pd), pd, std::move(args));
   if (!dst_plain) k.add_reorder(dst, k.bind_output(0, yu.md, yu.offset));
+  if (sample > 0) return;  // the first sample's steps named the kernel
   k.set_impl(pd);
-  if (p.epilogue) add_epilogue(k, oc, p.yd, out0);
+  if (temps) k.add_to_impl("+scaled weights");
+  if (p.epilogue && sample < 0) add_epilogue(k, oc, p.yd, out0);
 }
 
 KernelPtr build(const OpContext& oc, const ConvPlan& p, bool transpose) {
   auto k = std::make_unique<DnnlKernel>(oc);
-  add_conv_steps(*k, oc, p, transpose);
+  if (!p.s) {
+    add_conv_steps(*k, oc, p, transpose);
+    return k;
+  }
+  SampleTemps temps;
+  const int64_t samples = oc.out(0).shape[0];
+  for (int64_t i = 0; i < samples; ++i) add_conv_steps(*k, oc, p, transpose, nullptr, i, &temps);
+  if (p.epilogue) {  // over every sample's output, whole
+    dims whole = p.yd;
+    whole[0] = samples;
+    add_epilogue(*k, oc, whole, 0);
+  }
   return k;
 }
 
@@ -306,7 +392,7 @@ bool is_winograd(const ConvPlan& p) { return wino_alpha(p.pd) != 0; }
 /// threading). `force` (SHOAL_ROW_BANDS) all cuts every one-sample
 /// convolution it can (tests), none none.
 bool wants_bands(const ConvPlan& whole, RowBands force) {
-  if (whole.xd[0] != 1) return false;  // measured on one sample only
+  if (whole.xd[0] != 1 || whole.s) return false;  // measured on one sample only
   // Measured on f32 kernels only.
   if (whole.pd.src_desc().data_type() != dt::f32) return false;
   if (force == RowBands::all) return true;
