@@ -77,7 +77,8 @@ void fuse_concat_batchnorm(ir::Graph& g, const Log& log);
 /// the CPU kernel runs in bands of rows, the expanded tensor kept in cache.
 void fuse_pointwise_depthwise(ir::Graph& g, const Log& log);
 /// Mul(x, s), s a run-time per-channel scale [N or 1, C, 1, 1] of x read
-/// only by a Conv with few weights (a squeeze-excitation's scale and the
+/// only by a Conv with at most half as many weights as x has elements per
+/// sample (a squeeze-excitation's scale and the
 /// block's projection) -> the Conv's input 4: the kernel scales the weights
 /// instead (src/passes/fuse_channel_scale.cpp).
 void fuse_channel_scale(ir::Graph& g, const Log& log);

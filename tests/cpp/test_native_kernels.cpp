@@ -491,6 +491,27 @@ TEST(NativeKernels, LoopTablesOfEveryIsa) {
   EXPECT_STRNE(native::loops().isa, "");
 }
 
+// scale_blocks (a channel-scaled Conv's packed weights): blocks of every
+// size, whole vectors (16, 32, 64) and not, in every ISA table.
+TEST(NativeKernels, ScaleBlocksScalesEachBlockByItsChannel) {
+  const std::vector<float> s = {0.5f, -2.0f, 3.0f, 1.0f};
+  for (const char* isa : {"generic", "avx2", "avx512"}) {
+    const native::Loops* l = native::loops_named(isa);
+    if (!l) continue;
+    for (int64_t block : {1, 3, 16, 32, 64}) {
+      const int64_t blocks = 7;
+      std::vector<float> w(size_t(block * blocks)), y(w.size(), -7.0f);
+      std::vector<int64_t> idx(static_cast<size_t>(blocks));
+      for (size_t i = 0; i < w.size(); ++i) w[i] = float(i % 11) - 4.5f;
+      for (size_t j = 0; j < idx.size(); ++j) idx[j] = int64_t((j * 3) % s.size());
+      l->scale_blocks(w.data(), s.data(), idx.data(), block, blocks, y.data());
+      for (size_t i = 0; i < w.size(); ++i)
+        ASSERT_EQ(y[i], w[i] * s[size_t(idx[i / size_t(block)])])
+            << isa << " block " << block << " at " << i;
+    }
+  }
+}
+
 // The int8 loops that divide by the output scale (shoal.QLinearAdd, the
 // table ops' scale_table): every byte pair / byte, over scales that make
 // exact ties (halves) and random ones, must round as the scalar division

@@ -16,8 +16,9 @@
 //
 // A channel scale (input 4, passes::fuse_channel_scale) multiplies the
 // weights instead of the input: each sample's run first writes its scaled
-// copy of the packed weights, W'[m, c] = W[m, c] * s[c] (a gather of each
-// packed weight's scale), then runs a one-sample primitive on it.
+// copy of the packed weights, W'[m, c] = W[m, c] * s[c] (block by block:
+// oneDNN's layouts keep 16-64 output channels of one input channel
+// together), then runs a one-sample primitive on it.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -233,10 +234,19 @@ void add_epilogue(DnnlKernel& k, const OpContext& oc, const dims& piece, int64_t
   });
 }
 
+/// The input channels of a packed weight, per block of `block` consecutive
+/// values that share one (oneDNN's layouts keep 16-64 output channels of one
+/// input channel together).
+struct ChannelBlocks {
+  int64_t block = 1;
+  std::vector<int64_t> channel;  // c_in for the packed layout's padding
+};
+
 /// For each packed weight of planned convolution `p`, the input channel it
 /// multiplies; `c_in` for the padding the packed layout adds (its weights are
-/// zero, and a scale of 1 keeps them so).
-std::vector<int64_t> packed_channels(const OpContext& oc, const ConvPlan& p) {
+/// zero, and a scale of 1 keeps them so). Consecutive runs of one channel
+/// become blocks.
+ChannelBlocks packed_channels(const OpContext& oc, const ConvPlan& p) {
   const dnnl::memory::desc plain = strided_md(p.wd, p.ws);
   const dnnl::memory::desc target = p.pd.query_md(dnnl::query::weights_md);
   const int64_t c_in = p.g.c_in, k_sz = int64_t(plain.get_size() / sizeof(float)) / p.g.c_out;
@@ -248,13 +258,24 @@ std::vector<int64_t> packed_channels(const OpContext& oc, const ConvPlan& p) {
   st.wait();
   std::vector<int64_t> channel(to.size());
   for (size_t i = 0; i < to.size(); ++i) channel[i] = to[i] > 0 ? int64_t(to[i]) - 1 : c_in;
-  return channel;
+  ChannelBlocks cb;
+  for (int64_t b : {64, 32, 16, 8, 4, 2}) {  // the longest aligned runs of one channel
+    if (channel.size() % size_t(b)) continue;
+    bool runs = true;
+    for (size_t i = 0; i < channel.size() && runs; ++i) runs = channel[i] == channel[i - i % b];
+    if (runs) {
+      cb.block = b;
+      break;
+    }
+  }
+  for (size_t i = 0; i < channel.size(); i += size_t(cb.block)) cb.channel.push_back(channel[i]);
+  return cb;
 }
 
 /// The temporaries a kernel's per-sample steps share.
 struct SampleTemps {
   dnnl::memory src, dst, weights, scale;
-  std::shared_ptr<const std::vector<int64_t>> channel;  // packed_channels
+  std::shared_ptr<const ChannelBlocks> channels;  // packed_channels
 };
 
 /// Appends to `k` a step writing sample `sample`'s scaled copy of packed
@@ -262,20 +283,21 @@ struct SampleTemps {
 void add_weight_scaling(DnnlKernel& k, const OpContext& oc, const ConvPlan& p,
                         const dnnl::memory& packed, int64_t sample, SampleTemps& temps) {
   const dnnl::memory::desc& target = packed.get_desc();
-  if (!temps.channel) {
-    temps.channel = std::make_shared<const std::vector<int64_t>>(packed_channels(oc, p));
+  if (!temps.channels) {
+    temps.channels = std::make_shared<const ChannelBlocks>(packed_channels(oc, p));
     temps.weights = k.temp(target);
     temps.scale = k.temp(plain_md({p.g.c_in + 1}));
   }
-  const int64_t c = p.g.c_in, n = int64_t(temps.channel->size());
+  const int64_t c = p.g.c_in;
   const int64_t from = p.s->shape[0] == 1 ? 0 : sample * c;  // s: [N or 1, C, 1...]
   const float* w = static_cast<const float*>(packed.get_data_handle());
-  k.add_host([w, c, n, from, t = temps](int, std::span<void* const> in, std::span<void* const>) {
+  k.add_host([w, c, from, t = temps](int, std::span<void* const> in, std::span<void* const>) {
     float* sc = static_cast<float*>(t.scale.get_data_handle());
     std::memcpy(sc, static_cast<const float*>(in[4]) + from, size_t(c) * sizeof(float));
     sc[c] = 1.0f;  // the packed layout's padding
-    native::loops().gather_mix(sc, t.channel->data(), w, 1,
-                               static_cast<float*>(t.weights.get_data_handle()), n);
+    const ChannelBlocks& cb = *t.channels;
+    native::loops().scale_blocks(w, sc, cb.channel.data(), cb.block, int64_t(cb.channel.size()),
+                                 static_cast<float*>(t.weights.get_data_handle()));
   });
 }
 

@@ -102,6 +102,11 @@ struct Loops {
   /// interpolated from taps (Resize along the row).
   void (*gather_mix)(const float* x, const int64_t* idx, const float* w, int k, float* y,
                      int64_t n);
+  /// y[j * block + i] = w[j * block + i] * s[idx[j]], i < block, j < blocks:
+  /// runs of values sharing a scale (packed weights scaled per input
+  /// channel; blocks of 16, 32 or 64 are whole vectors).
+  void (*scale_blocks)(const float* w, const float* s, const int64_t* idx, int64_t block,
+                       int64_t blocks, float* y);
   /// QuantizeLinear per tensor: y[i] = saturate(round_half_even(x[i] / scale)
   /// + zp) (NaN -> 0), y uint8 (u8) or int8, i < n.
   void (*quantize)(const float* x, void* y, bool u8, int64_t n, float scale, int32_t zp);

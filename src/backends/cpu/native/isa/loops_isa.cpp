@@ -445,6 +445,26 @@ void gather_mix(const float* __restrict x, const int64_t* __restrict idx, const 
   }
 }
 
+void scale_blocks(const float* __restrict w, const float* __restrict s,
+                  const int64_t* __restrict idx, int64_t block, int64_t blocks,
+                  float* __restrict y) {
+  if (block == 16 || block == 32 || block == 64) {  // oneDNN's weight blocks: whole vectors
+    for (int64_t j = 0; j < blocks; ++j) {
+      const float sj = s[idx[j]];
+      const float* __restrict wj = w + j * block;
+      float* __restrict yj = y + j * block;
+      for (int64_t i = 0; i < 16; ++i) yj[i] = wj[i] * sj;
+      if (block > 16)
+        for (int64_t i = 16; i < block; ++i) yj[i] = wj[i] * sj;
+    }
+    return;
+  }
+  for (int64_t j = 0; j < blocks; ++j) {
+    const float sj = s[idx[j]];
+    for (int64_t i = j * block; i < (j + 1) * block; ++i) y[i] = w[i] * sj;
+  }
+}
+
 // --- int8: (de)quantization and the fused QDQ Add ------------------------------
 // Rounding half to even by adding and subtracting 1.5 * 2^23 (exact for
 // |v| <= 2^22; values are clamped to the 8-bit range first), in the
@@ -800,6 +820,7 @@ const Loops& SHOAL_CAT(loops_, SHOAL_LOOPS_ISA)() {
                            affine,
                            mix,
                            gather_mix,
+                           scale_blocks,
                            quantize,
                            dequantize,
                            qadd,
