@@ -289,6 +289,12 @@ TEST(NativeKernels, ConcatWithAffineInEveryLayoutPair) {
       }
 }
 
+Attrs a23() {
+  Attrs a;
+  a.set("axes", std::vector<int64_t>{2, 3});
+  return a;
+}
+
 TEST(NativeKernels, ReductionsAndGlobalPools) {
   for (Layout lx : {P, L}) {
     for (const char* op : {"GlobalAveragePool", "GlobalMaxPool"}) {
@@ -318,6 +324,15 @@ TEST(NativeKernels, ReductionsAndGlobalPools) {
   OneOp t;
   int x = t.input({3, 5, 37});
   t.compare("ReduceSum", {x}, {t.output({3, 37})}, mid, 1, 1e-5);
+  // Rows reduced into one (accumulate_rows): 64-column blocks and a tail.
+  for (const char* op : {"ReduceMax", "ReduceMean"}) {
+    OneOp m;
+    int mx = m.input({2, 7, 150});
+    m.compare(op, {mx}, {m.output({2, 150})}, mid, 1, 1e-5);
+    OneOp g;
+    int gx = g.input({1, 130, 20, 30}, L);
+    g.compare(op, {gx}, {g.output({1, 130, 1, 1}, L)}, a23(), 2, 1e-5);
+  }
   OneOp u;  // axes as an input (opset 18)
   int ux = u.input({4, 6, 8});
   u.compare("ReduceMax", {ux, u.ints({0, 2})}, {u.output({1, 6, 1})}, {}, 1, 1e-5);

@@ -81,6 +81,11 @@ struct Loops {
                  int64_t sb, float* y, int64_t n);
   /// acc[i] = acc[i] op x[i * sx], i < n.
   void (*accumulate)(Reduce op, const float* x, int64_t sx, float* acc, int64_t n);
+  /// acc[i] = acc[i] op x[r * sr + i] for r < rows in turn, i < n: contiguous
+  /// rows folded into one (a channels-last tensor's spatial dims reduced),
+  /// the same values as accumulate called row by row.
+  void (*accumulate_rows)(Reduce op, const float* x, int64_t sr, int64_t rows, float* acc,
+                          int64_t n);
   /// init op x[0] op x[sx] op ... op x[(n-1) sx].
   float (*fold)(Reduce op, const float* x, int64_t sx, int64_t n, float init);
   /// y[i] = x[i] * s, i < n (a mean's scale).

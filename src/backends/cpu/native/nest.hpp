@@ -51,8 +51,10 @@ Nest make_nest(const Shape& space, const std::vector<std::vector<int64_t>>& stri
 /// threads > 1 and enough work, rows (or, for one long row, pieces of it) are
 /// shared over an OpenMP team; only dims where operand `writer` has a
 /// non-zero stride are split, so no two threads write one element.
+/// `work_per_element` scales the work a team must have (a row call that
+/// reduces that many input rows into each element).
 template <class Row>
-void for_rows(const Nest& nest, int threads, int writer, Row&& row);
+void for_rows(const Nest& nest, int threads, int writer, Row&& row, int64_t work_per_element = 1);
 
 }  // namespace shoal::cpu::native
 

@@ -49,8 +49,8 @@ void run_range(const Nest& nest, int split, int64_t lo, int64_t hi, Row& row) {
 }  // namespace detail
 
 template <class Row>
-void for_rows(const Nest& nest, int threads, int writer, Row&& row) {
-  int64_t total = 1;
+void for_rows(const Nest& nest, int threads, int writer, Row&& row, int64_t work_per_element) {
+  int64_t total = work_per_element;
   for (int i = 0; i < nest.dims; ++i) total *= nest.extent[size_t(i)];
   // Below ~32K elements a team costs more than it saves.
   if (threads <= 1 || total < (int64_t(1) << 15)) {

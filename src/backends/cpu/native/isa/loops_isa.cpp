@@ -305,6 +305,32 @@ void accumulate(Reduce op, const float* __restrict x, int64_t sx, float* __restr
   }
 }
 
+/// acc op= rows of x, 64 columns at a time held in a local block across all
+/// rows (in registers where the compiler can), each column folded in row
+/// order as accumulate does.
+template <class F>
+inline void accumulate_rows_t(F f, const float* __restrict x, int64_t sr, int64_t rows,
+                              float* __restrict acc, int64_t n) {
+  constexpr int64_t kW = 64;
+  for (int64_t i0 = 0; i0 < n; i0 += kW) {
+    const int64_t w = std::min(kW, n - i0);
+    float a[kW];
+    for (int64_t i = 0; i < w; ++i) a[i] = acc[i0 + i];
+    if (w == kW) {
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* __restrict xr = x + r * sr + i0;
+        for (int64_t i = 0; i < kW; ++i) a[i] = f(a[i], xr[i]);
+      }
+    } else {
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* __restrict xr = x + r * sr + i0;
+        for (int64_t i = 0; i < w; ++i) a[i] = f(a[i], xr[i]);
+      }
+    }
+    for (int64_t i = 0; i < w; ++i) acc[i0 + i] = a[i];
+  }
+}
+
 /// Folds a contiguous run with 16 independent lanes (vectorizable without
 /// reassociating one accumulator), then the lanes and the tail.
 template <class F>
@@ -324,6 +350,19 @@ inline float fold_lanes(F f, const float* __restrict x, int64_t n, float init) {
 inline float add_f(float a, float b) { return a + b; }
 inline float max_f(float a, float b) { return b > a || b != b ? b : a; }
 inline float min_f(float a, float b) { return b < a || b != b ? b : a; }
+
+void accumulate_rows(Reduce op, const float* x, int64_t sr, int64_t rows, float* acc, int64_t n) {
+  switch (op) {
+    case Reduce::sum:
+      return accumulate_rows_t(add_f, x, sr, rows, acc, n);
+    case Reduce::max:
+      return accumulate_rows_t([](float a, float v) { return v > a || v != v ? v : a; }, x, sr,
+                               rows, acc, n);
+    case Reduce::min:
+      return accumulate_rows_t([](float a, float v) { return v < a || v != v ? v : a; }, x, sr,
+                               rows, acc, n);
+  }
+}
 
 float fold(Reduce op, const float* x, int64_t sx, int64_t n, float init) {
   if (sx == 1) {
@@ -813,6 +852,7 @@ const Loops& SHOAL_CAT(loops_, SHOAL_LOOPS_ISA)() {
                            unary,
                            binary,
                            accumulate,
+                           accumulate_rows,
                            fold,
                            scale,
                            layernorm,
