@@ -99,6 +99,7 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
     passes::fuse_concat_batchnorm(g, log);
     passes::fuse_pointwise_depthwise(g, log);
     passes::fuse_channel_scale(g, log);
+    passes::fuse_concat_gather(g, log);
     passes::assign_layouts(g, log);
   }
   data->version = program::kFormatVersion;

@@ -204,6 +204,13 @@ void assign_batch_rules(std::vector<OpSpec>& table) {
       s.per_sample = axis_rule("axis", 1, false);  // per tensor, or per channel
     else if (n == "Split" || n == "Gather")
       s.per_sample = axis_rule("axis", 0, false);
+    else if (n == "shoal.ConcatGather")  // joined inputs, then the constant indices
+      s.per_sample = [](const Attrs& a, std::span<const ValueInfo> in, std::span<const bool> b) {
+        if (b.empty() || b.back()) return false;
+        for (size_t i = 0; i + 1 < b.size(); ++i)
+          if (!b[i]) return false;
+        return axis_not_0(a, "axis", 1, in);
+      };
     else if (n == "Transpose")
       s.per_sample = [](const Attrs& a, std::span<const ValueInfo>, std::span<const bool> b) {
         return first_only(b) && a.has("perm") && !a.ints("perm").empty() && a.ints("perm")[0] == 0;

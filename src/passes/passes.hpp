@@ -82,6 +82,11 @@ void fuse_pointwise_depthwise(ir::Graph& g, const Log& log);
 /// block's projection) -> the Conv's input 4: the kernel scales the weights
 /// instead (src/passes/fuse_channel_scale.cpp).
 void fuse_channel_scale(ir::Graph& g, const Log& log);
+/// Gather (constant 1-D indices) of a Concat along the same axis ->
+/// shoal.ConcatGather over the Concat's inputs, and Slices along that axis
+/// of one -> shoal.ConcatGathers of the indices they select: a channel
+/// shuffle in one copy (src/passes/fuse_concat_gather.cpp).
+void fuse_concat_gather(ir::Graph& g, const Log& log);
 /// Marks 4-D activations passed only between kernels that prefer the
 /// channels-last layout (NHWC), so that no reorder happens between them.
 /// Graph inputs and outputs, and anything a view or another op reads, stay

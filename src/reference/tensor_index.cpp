@@ -336,10 +336,78 @@ void add_tile(std::vector<OpSpec>& t) {
       kTensorDTypes));
 }
 
+// --- shoal.ConcatGather -----------------------------------------------------------
+// Gather(Concat(x_1..x_k, axis), indices, axis) in one copy: the inputs are
+// x_1..x_k then the 1-D indices (into the concatenation). passes::
+// fuse_concat_gather forms it from a channel shuffle (ShuffleNet's Concat,
+// Reshape-Transpose-Reshape and Slices), so the joined and the permuted
+// tensors are never written.
+
+const std::string kConcatGather = "shoal.ConcatGather";
+
+void add_concat_gather(std::vector<OpSpec>& t) {
+  t.push_back(make_spec(
+      kConcatGather, 1, 2, kMaxVariadic,
+      "Gather(Concat(inputs 0..k-1, axis), indices = input k (1-D), axis): a channel shuffle's "
+      "joined, permuted and sliced tensor in one copy (internal)",
+      [](const Attrs& a, std::span<const ValueInfo> in) {
+        const ValueInfo& x = data_input(in, kConcatGather);
+        const ValueInfo& ind = in.back();
+        check_dtype(kConcatGather, "input 'indices'", ind.dtype, {DType::i64, DType::i32});
+        if (ind.shape.size() != 1)
+          fail(ErrorKind::invalid_argument,
+               kConcatGather + ": indices must be 1-D, got " + shape_str(ind.shape));
+        const int64_t r = int64_t(x.shape.size());
+        if (r == 0)
+          fail(ErrorKind::invalid_argument, kConcatGather + ": inputs must have rank >= 1");
+        const size_t axis = size_t(normalize_axis(kConcatGather, a.i("axis", 1), r));
+        int64_t joined = 0;
+        for (size_t i = 0; i + 1 < in.size(); ++i) {
+          const ValueInfo& y = req_input(in, i, kConcatGather, "input " + std::to_string(i));
+          bool ok = y.dtype == x.dtype && y.shape.size() == x.shape.size();
+          for (size_t d = 0; ok && d < x.shape.size(); ++d)
+            ok = d == axis || y.shape[d] == x.shape[d];
+          if (!ok)
+            fail(ErrorKind::invalid_argument,
+                 kConcatGather + ": input " + std::to_string(i) + " " + dtype_name(y.dtype) +
+                     shape_str(y.shape) + " does not join input 0 " + dtype_name(x.dtype) +
+                     shape_str(x.shape) + " along axis " + std::to_string(axis));
+          joined += y.shape[axis];
+        }
+        if (ind.constant)
+          for (int64_t i : ind.constant->to_ints()) gather_index(i, joined);
+        Shape out = x.shape;
+        out[axis] = ind.shape[0];
+        return std::vector<TypeShape>{{x.dtype, out}};
+      },
+      [](const Attrs& a, std::span<const TensorRef> in, std::span<const TensorRef> out) {
+        const Shape& s = out[0].shape;
+        const size_t axis =
+            size_t(normalize_axis(kConcatGather, a.i("axis", 1), int64_t(s.size())));
+        const std::vector<int64_t> ind = read_ints(in.back(), kConcatGather, "indices");
+        // Each joined position: its input and its index there.
+        std::vector<std::pair<size_t, int64_t>> at;
+        for (size_t i = 0; i + 1 < in.size(); ++i)
+          for (int64_t j = 0; j < in[i].shape[axis]; ++j) at.emplace_back(i, j);
+        const int64_t outer = prod(s, 0, axis);
+        const size_t chunk = size_t(prod(s, axis + 1, s.size())) * dtype_size(out[0].dtype);
+        auto* dst = out[0].as<uint8_t>();
+        for (int64_t o = 0; o < outer; ++o)
+          for (size_t j = 0; j < ind.size(); ++j) {
+            const auto [i, k] = at[size_t(gather_index(ind[j], int64_t(at.size())))];
+            const int64_t n = in[i].shape[axis];
+            std::memcpy(dst + (size_t(o) * ind.size() + j) * chunk,
+                        in[i].as<const uint8_t>() + size_t(o * n + k) * chunk, chunk);
+          }
+      },
+      kTensorDTypes));
+}
+
 }  // namespace
 
 void register_tensor_index(std::vector<OpSpec>& t) {
   add_gather(t);
+  add_concat_gather(t);
   add_scatter_nd(t);
   add_concat(t);
   add_split(t);

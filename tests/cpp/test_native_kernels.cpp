@@ -396,6 +396,35 @@ TEST(NativeKernels, Copies) {
     int hx = h.input({2, 7, 5, 6}, lx);
     h.compare("Gather", {hx, h.ints({5, 0, 0, 2})}, {h.output({2, 7, 5, 4})}, a3);
   }
+  // shoal.ConcatGather: a channel shuffle's halves (the interleave, as
+  // ShuffleNet's), three inputs with repeats and negative indices, in both
+  // layouts (channels-last: rows gathered; plain: one copy per index), on
+  // one thread and a team; along the last dim of a plain tensor.
+  for (Layout l : {P, L})
+    for (int threads : {1, 2}) {
+      std::vector<int64_t> first, second;
+      for (int64_t c = 0; c < 58; ++c) (c < 29 ? first : second).push_back((c % 2) * 58 + c / 2);
+      Attrs a1;
+      a1.set("axis", int64_t(1));
+      for (const auto& half : {first, second}) {
+        OneOp g;
+        int ga = g.input({2, 58, 9, 10}, l), gb = g.input({2, 58, 9, 10}, l);
+        g.compare("shoal.ConcatGather", {ga, gb, g.ints(half)}, {g.output({2, 29, 9, 10}, l)}, a1,
+                  threads);
+      }
+      OneOp h;
+      int ha = h.input({1, 5, 7, 3}, l), hb = h.input({1, 20, 7, 3}, l),
+          hc = h.input({1, 3, 7, 3}, l);
+      h.compare("shoal.ConcatGather", {ha, hb, hc, h.ints({27, 0, -1, 5, 5, 24, 3, 12, 19, 26})},
+                {h.output({1, 10, 7, 3}, l)}, a1, threads);
+    }
+  Attrs last;
+  last.set("axis", int64_t(-1));
+  OneOp cg;
+  int ca = cg.input({3, 4, 37}), cb = cg.input({3, 4, 40});
+  std::vector<int64_t> perm;
+  for (int64_t i = 76; i-- > 0;) perm.push_back((i * 7) % 77);
+  cg.compare("shoal.ConcatGather", {ca, cb, cg.ints(perm)}, {cg.output({3, 4, 76})}, last);
   Attrs p5;
   p5.set("perm", std::vector<int64_t>{0, 2, 1, 3, 4});
   OneOp t;
@@ -524,6 +553,45 @@ TEST(NativeKernels, ScaleBlocksScalesEachBlockByItsChannel) {
         ASSERT_EQ(y[i], w[i] * s[size_t(idx[i / size_t(block)])])
             << isa << " block " << block << " at " << i;
     }
+  }
+}
+
+// gather (Gather along the innermost dim) and permute16 (shoal.
+// ConcatGather's rows) in every ISA table: lengths around the 16-lane
+// vectors, repeats, windows and gathered blocks.
+TEST(NativeKernels, GatherPicksEveryIndex) {
+  std::vector<float> x(100);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(i) * 0.5f - 7.0f;
+  for (const char* isa : {"generic", "avx2", "avx512"}) {
+    const native::Loops* l = native::loops_named(isa);
+    if (!l) continue;
+    for (int64_t n : {1, 15, 16, 17, 58, 100}) {
+      std::vector<int32_t> idx(static_cast<size_t>(n));
+      for (size_t i = 0; i < idx.size(); ++i) idx[i] = int32_t((i * 37 + 11) % x.size());
+      std::vector<float> y(idx.size() + 3, -1.0f);
+      l->gather(x.data(), idx.data(), y.data(), n);
+      for (size_t i = 0; i < idx.size(); ++i)
+        ASSERT_EQ(y[i], x[size_t(idx[i])]) << isa << " n " << n << " at " << i;
+      for (size_t i = idx.size(); i < y.size(); ++i) ASSERT_EQ(y[i], -1.0f) << isa;
+    }
+    // permute16: an interleave of two windows, then a gathered block, then
+    // a partial block (the tail of a row).
+    native::Permute16 b[3];
+    b[0].lo_a = 3;
+    b[0].lo_b = 40;
+    for (int32_t i = 0; i < 16; ++i) b[0].sel[i] = i % 2 ? 16 + i / 2 : i / 2;
+    for (int32_t i = 0; i < 16; ++i) b[1].sel[i] = 83 - 5 * i;
+    b[2].lo_a = 60;
+    b[2].lo_b = 60;
+    for (int32_t i = 0; i < 16; ++i) b[2].sel[i] = 15 - i;
+    std::vector<float> y(43, -1.0f);
+    l->permute16(x.data(), b, y.data(), 40);
+    for (int i = 0; i < 16; ++i) {
+      ASSERT_EQ(y[size_t(i)], x[size_t(i % 2 ? 40 + i / 2 : 3 + i / 2)]) << isa << " at " << i;
+      ASSERT_EQ(y[size_t(16 + i)], x[size_t(83 - 5 * i)]) << isa << " at " << 16 + i;
+    }
+    for (int i = 0; i < 8; ++i) ASSERT_EQ(y[size_t(32 + i)], x[size_t(75 - i)]) << isa;
+    for (size_t i = 40; i < y.size(); ++i) ASSERT_EQ(y[i], -1.0f) << isa;
   }
 }
 

@@ -136,9 +136,11 @@ def test_squeeze_excitation_stays_channels_last(make_onnx):
     model = make_onnx.graph(nodes, [("x", [1, 4, 9, 9])], [("y", [1, 4, 9, 9])], inits)
     x = randn(4, 4, 9, 9)
     program = shoal.compile(model)
-    impls = {layer["op"]: layer["impl"] for layer in layers(program, x[:1])}
-    for op in ("GlobalAveragePool", "Mul"):
-        assert impls[op].startswith("native:"), impls
+    found = layers(program, x[:1])
+    impls = {layer["op"]: layer["impl"] for layer in found}
+    assert impls["GlobalAveragePool"].startswith("native:"), impls
+    # The channel scale went into the last conv's weights (fuse_channel_scale).
+    assert "Mul" not in impls and any("+scaled weights" in layer["impl"] for layer in found), found
     assert not any(i.startswith("reference") or ":ref" in i for i in impls.values()), impls
     check(model, x, [], [])
 
@@ -161,8 +163,9 @@ def test_channel_shuffle_and_split(make_onnx):
     inits["w2"] = randn(c, c, 1, 1)
     model = make_onnx.graph(nodes, [("x", [1, 3, 6, 6])], [("y", [1, c, 6, 6])], inits)
     x = randn(3, 3, 6, 6)
-    ops = check(model, x, ["1 channel shuffle"], ["Transpose", "Reshape"])
-    assert "Gather" in ops
+    ops = check(model, x, ["1 channel shuffle", "fused 1 Concat -> Gather pairs"],
+                ["Transpose", "Reshape", "Concat", "Gather"])
+    assert "shoal.ConcatGather" in ops
     f = np.einsum("nchw,oc->nohw", x, inits["w0"][:, :, 0, 0])
     a, b = f[:, :c // 2], np.einsum("nchw,oc->nohw", f[:, c // 2:], inits["w1"][:, :, 0, 0])
     cat = np.concatenate([a, b], 1)
@@ -170,6 +173,50 @@ def test_channel_shuffle_and_split(make_onnx):
     want = np.einsum("nchw,oc->nohw", shuffled, inits["w2"][:, :, 0, 0])
     (y,) = shoal.Runtime(shoal.compile(model)).run(x)
     np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("slices", [True, False])
+def test_shuffle_between_blocks_is_one_copy(make_onnx, slices):
+    """ShuffleNet between two blocks: Concat, the shuffle, then the next
+    block's halves as two Slices (or read whole). The joined and the
+    permuted tensors are never written: each half (or the whole) is one
+    shoal.ConcatGather copy from the Concat's inputs."""
+    c = 12
+    inits = {"w0": randn(c // 2, 3, 1, 1), "w1": randn(c // 2, 3, 1, 1),
+             "w2": randn(c // 2, c // 2, 1, 1), "w3": randn(c, c, 1, 1),
+             "shape5": np.array([1, 2, c // 2, 7, 7], np.int64),
+             "shape4": np.array([1, c, 7, 7], np.int64),
+             "s0": np.array([0], np.int64), "s1": np.array([c // 2], np.int64),
+             "e1": np.array([c], np.int64), "ax": np.array([1], np.int64)}
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"]),
+             helper.make_node("Conv", ["x", "w1"], ["b"]),
+             helper.make_node("Concat", ["a", "b"], ["cat"], axis=1),
+             helper.make_node("Reshape", ["cat", "shape5"], ["r5"]),
+             helper.make_node("Transpose", ["r5"], ["t5"], perm=[0, 2, 1, 3, 4]),
+             helper.make_node("Reshape", ["t5", "shape4"], ["sh"])]
+    if slices:
+        nodes += [helper.make_node("Slice", ["sh", "s0", "s1", "ax"], ["h0"]),
+                  helper.make_node("Slice", ["sh", "s1", "e1", "ax"], ["h1"]),
+                  helper.make_node("Conv", ["h1", "w2"], ["h1c"]),
+                  helper.make_node("Concat", ["h0", "h1c"], ["y"], axis=1)]
+        said = ["fused 1 Concat -> Gather pairs (channel shuffles) and 2 Slices"]
+        gone = ["Transpose", "Reshape", "Gather", "Slice"]
+    else:
+        nodes.append(helper.make_node("Conv", ["sh", "w3"], ["y"]))
+        said = ["fused 1 Concat -> Gather pairs (channel shuffles) and 0 Slices"]
+        gone = ["Transpose", "Reshape", "Gather", "Concat"]
+    model = make_onnx.graph(nodes, [("x", [1, 3, 7, 7])], [("y", [1, c, 7, 7])], inits)
+    x = randn(3, 3, 7, 7)
+    f = {k: np.einsum("nchw,oc->nohw", x, inits[k][:, :, 0, 0]) for k in ("w0", "w1")}
+    cat = np.concatenate([f["w0"], f["w1"]], 1)
+    sh = cat.reshape(3, 2, c // 2, 7, 7).transpose(0, 2, 1, 3, 4).reshape(3, c, 7, 7)
+    if slices:
+        h1 = np.einsum("nchw,oc->nohw", sh[:, c // 2:], inits["w2"][:, :, 0, 0])
+        want = np.concatenate([sh[:, :c // 2], h1], 1)
+    else:
+        want = np.einsum("nchw,oc->nohw", sh, inits["w3"][:, :, 0, 0])
+    ops = check(model, x, said, gone, want)
+    assert ops.count("shoal.ConcatGather") == (2 if slices else 1), ops
 
 
 @pytest.mark.parametrize("idx,axis", [(-7, 1), ([5, 0, 0, 2], 3), ([[5, 0], [0, 2]], 3),

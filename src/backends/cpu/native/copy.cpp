@@ -2,6 +2,7 @@
 // strided copies between operands of any layout.
 #include "backends/cpu/native/copy.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "reference/plans.hpp"
@@ -223,17 +224,14 @@ KernelPtr make_gather(const OpContext& oc) {
   if (ind->shape.size() == 1 && x->layout == y.layout && layout_strides(*x)[axis] == 1 &&
       layout_strides(y)[axis] == 1) {
     const int64_t rows = shape_numel(y.shape) / n;
+    std::vector<int32_t> ix(index.begin(), index.end());
     return std::make_unique<NativeKernel>(
-        [index, rows, n, dim](int threads, std::span<void* const> in, std::span<void* const> out) {
+        [ix, rows, n, dim](int threads, std::span<void* const> in, std::span<void* const> out) {
+          const Loops& L = loops();
           const float* xp = cf32(in[0]);
           float* yp = f32(out[0]);
-          const int64_t* ix = index.data();
 #pragma omp parallel for num_threads(threads) if (threads > 1 && rows * n >= (1 << 15))
-          for (int64_t r = 0; r < rows; ++r) {
-            const float* xr = xp + r * dim;
-            float* yr = yp + r * n;
-            for (int64_t j = 0; j < n; ++j) yr[j] = xr[ix[j]];
-          }
+          for (int64_t r = 0; r < rows; ++r) L.gather(xp + r * dim, ix.data(), yp + r * n, n);
         });
   }
   // The copy of one index: x's dims without the axis, into y's matching dims.
@@ -258,6 +256,124 @@ KernelPtr make_gather(const OpContext& oc) {
     copies.push_back(make_copy(space, sy, yoff, xs, v * x_axis));
   }
   return copies_kernel(std::move(copies), Fan::one);
+}
+
+namespace {
+
+/// The blocks of 16 values of y[i] = x[idx[i]] (see Permute16): a block
+/// whose sources fit two 16-value windows is permuted from them (a channel
+/// shuffle's interleave: each output block draws 8 values from each half),
+/// else gathered.
+std::vector<Permute16> plan_permute(const std::vector<int32_t>& idx) {
+  std::vector<Permute16> blocks;
+  for (size_t i = 0; i < idx.size(); i += 16) {
+    const size_t m = std::min<size_t>(16, idx.size() - i);
+    Permute16 b;
+    b.lo_a = *std::min_element(idx.begin() + long(i), idx.begin() + long(i + m));
+    b.lo_b = b.lo_a;
+    bool first = true, fits = true;
+    for (size_t l = 0; l < m; ++l) {  // the lowest source outside window A
+      const int32_t v = idx[i + l];
+      if (v >= b.lo_a + 16 && (first || v < b.lo_b)) b.lo_b = v, first = false;
+    }
+    for (size_t l = 0; l < m && fits; ++l) {
+      const int32_t v = idx[i + l];
+      if (v < b.lo_a + 16)
+        b.sel[l] = v - b.lo_a;
+      else if (v >= b.lo_b && v < b.lo_b + 16)
+        b.sel[l] = v - b.lo_b + 16;
+      else
+        fits = false;
+    }
+    if (!fits) {
+      b.lo_a = -1;
+      for (size_t l = 0; l < m; ++l) b.sel[l] = idx[i + l];
+    }
+    blocks.push_back(b);
+  }
+  return blocks;
+}
+
+}  // namespace
+
+KernelPtr make_concat_gather(const OpContext& oc) {
+  const int k = oc.num_inputs() - 1;  // joined inputs; the last is the indices
+  const program::TensorDesc* ind = oc.in(k);
+  if (k < 1 || !ind || oc.ins.outputs.size() != 1 || !onednn::is_weight(*ind) ||
+      (ind->dtype != DType::i64 && ind->dtype != DType::i32) || ind->shape.size() != 1)
+    return nullptr;
+  const program::TensorDesc& y = oc.out(0);
+  if (!dense_f32(&y) || y.shape.empty() || shape_numel(y.shape) == 0) return nullptr;
+  const int64_t r = int64_t(y.shape.size());
+  const size_t axis = size_t(axis_of(oc, r, 1));
+  // Each joined position: its input and its index there.
+  std::vector<std::pair<int, int64_t>> at;
+  for (int i = 0; i < k; ++i) {
+    const program::TensorDesc* t = oc.in(i);
+    if (!dense_f32(t) || t->layout != y.layout || int64_t(t->shape.size()) != r ||
+        shape_numel(t->shape) == 0)
+      return nullptr;
+    for (int64_t j = 0; j < t->shape[axis]; ++j) at.emplace_back(i, j);
+  }
+  const int64_t joined = int64_t(at.size()), n = shape_numel(ind->shape);
+  std::vector<int64_t> index = const_index_values(oc, *ind);
+  for (int64_t& v : index) {
+    if (v < -joined || v >= joined)
+      throw Error(ErrorKind::invalid_argument, oc.what() + ": index " + std::to_string(v) +
+                                                   " out of range for " + std::to_string(joined) +
+                                                   " joined positions");
+    if (v < 0) v += joined;
+  }
+  if (n != y.shape[axis]) return nullptr;  // the reference kernel names the mismatch
+  const std::vector<int64_t> ys = layout_strides(y);
+  if (ys[axis] == 1) {
+    // The axis innermost in memory (channels along a channels-last row):
+    // per row, the inputs' rows side by side in a buffer, then gathered.
+    std::vector<int64_t> widths;
+    for (int i = 0; i < k; ++i) widths.push_back(oc.in(i)->shape[axis]);
+    const std::vector<Permute16> blocks =
+        plan_permute(std::vector<int32_t>(index.begin(), index.end()));
+    const int64_t rows = shape_numel(y.shape) / n;
+    return std::make_unique<NativeKernel>(
+        [widths, blocks, rows, n, joined](int threads, std::span<void* const> in,
+                                          std::span<void* const> out) {
+          const Loops& L = loops();
+          float* yp = f32(out[0]);
+#pragma omp parallel num_threads(threads) if (threads > 1 && rows * n >= (1 << 15))
+          {
+            std::vector<float> row(size_t(joined) + 16);  // windows read 16 past their start
+#pragma omp for
+            for (int64_t q = 0; q < rows; ++q) {
+              float* p = row.data();
+              for (size_t i = 0; i < widths.size(); ++i) {
+                std::memcpy(p, cf32(in[i]) + q * widths[i], size_t(widths[i]) * sizeof(float));
+                p += widths[i];
+              }
+              L.permute16(row.data(), blocks.data(), yp + q * n, n);
+            }
+          }
+        });
+  }
+  // Otherwise one copy per index: its input's slab, x's dims without the
+  // axis, into y's.
+  Shape space = y.shape;
+  space.erase(space.begin() + long(axis));
+  std::vector<int64_t> sy = ys;
+  sy.erase(sy.begin() + long(axis));
+  std::vector<std::pair<int, Copy>> copies;
+  for (int64_t j = 0; j < n; ++j) {
+    const auto [i, pos] = at[size_t(index[size_t(j)])];
+    std::vector<int64_t> xs = layout_strides(*oc.in(i));
+    const int64_t x_axis = xs[axis];
+    xs.erase(xs.begin() + long(axis));
+    copies.emplace_back(i, make_copy(space, sy, j * ys[axis], xs, pos * x_axis));
+    if (copies.back().second.nest.dims == 0) return nullptr;
+  }
+  return std::make_unique<NativeKernel>([copies = std::move(copies)](int threads,
+                                                                     std::span<void* const> in,
+                                                                     std::span<void* const> out) {
+    for (const auto& [i, c] : copies) run_copy(c, threads, cf32(in[size_t(i)]), f32(out[0]));
+  });
 }
 
 KernelPtr make_split(const OpContext& oc) {

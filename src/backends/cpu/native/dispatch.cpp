@@ -64,6 +64,7 @@ const std::unordered_map<std::string_view, Entry>& builders() {
       {"Concat", {make_concat, true}},
       {"Split", {make_split, true}},
       {"Gather", {make_gather, true}},
+      {"shoal.ConcatGather", {make_concat_gather, true}},
       {"Pad", {make_pad, true}},
       {"Expand", {make_expand, true}},
       // Resize / Upsample of the spatial dims (oneDNN 2.6's resampling has

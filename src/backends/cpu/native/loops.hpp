@@ -71,6 +71,15 @@ struct Affine8 {
   bool is_signed = false;
 };
 
+/// One 16-lane block of a permuted row: lane i takes x[lo_a + sel[i]]
+/// (sel < 16) or x[lo_b + sel[i] - 16]: two windows of 16 values, one
+/// two-source permute. With lo_a < 0, sel holds the indices themselves
+/// (gathered). plan_permute (copy.cpp) makes them.
+struct Permute16 {
+  int32_t lo_a = -1, lo_b = 0;
+  int32_t sel[16] = {};
+};
+
 struct Loops {
   const char* isa;
   /// y[i] = f(x[i * sx]), i < n.
@@ -107,6 +116,12 @@ struct Loops {
   /// interpolated from taps (Resize along the row).
   void (*gather_mix)(const float* x, const int64_t* idx, const float* w, int k, float* y,
                      int64_t n);
+  /// y[i] = x[idx[i]], i < n (a row permuted or selected: Gather along a
+  /// tensor's innermost dim).
+  void (*gather)(const float* x, const int32_t* idx, float* y, int64_t n);
+  /// y[i] = x[index i of block i / 16], i < n (see Permute16); x must be
+  /// readable 16 values past every window's start.
+  void (*permute16)(const float* x, const Permute16* blocks, float* y, int64_t n);
   /// y[j * block + i] = w[j * block + i] * s[idx[j]], i < block, j < blocks:
   /// runs of values sharing a scale (packed weights scaled per input
   /// channel; blocks of 16, 32 or 64 are whole vectors).

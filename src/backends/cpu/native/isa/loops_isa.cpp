@@ -484,6 +484,45 @@ void gather_mix(const float* __restrict x, const int64_t* __restrict idx, const 
   }
 }
 
+void gather(const float* __restrict x, const int32_t* __restrict idx, float* __restrict y,
+            int64_t n) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(y + i, _mm512_i32gather_ps(_mm512_loadu_si512(idx + i), x, 4));
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+    const __m512i v = _mm512_maskz_loadu_epi32(m, idx + i);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, v, x, 4));
+    return;
+  }
+#endif
+  for (; i < n; ++i) y[i] = x[idx[i]];
+}
+
+void permute16(const float* __restrict x, const Permute16* __restrict blocks, float* __restrict y,
+               int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const Permute16& b = blocks[i / 16];
+    const int64_t m = std::min<int64_t>(16, n - i);
+#if defined(__AVX512F__)
+    const __m512i sel = _mm512_loadu_si512(b.sel);
+    const __m512 v = b.lo_a < 0 ? _mm512_i32gather_ps(sel, x, 4)
+                                : _mm512_permutex2var_ps(_mm512_loadu_ps(x + b.lo_a), sel,
+                                                         _mm512_loadu_ps(x + b.lo_b));
+    if (m == 16)
+      _mm512_storeu_ps(y + i, v);
+    else
+      _mm512_mask_storeu_ps(y + i, __mmask16((1u << m) - 1), v);
+#else
+    for (int64_t l = 0; l < m; ++l) {
+      const int32_t s = b.sel[l];
+      y[i + l] = b.lo_a < 0 ? x[s] : s < 16 ? x[b.lo_a + s] : x[b.lo_b + s - 16];
+    }
+#endif
+  }
+}
+
 void scale_blocks(const float* __restrict w, const float* __restrict s,
                   const int64_t* __restrict idx, int64_t block, int64_t blocks,
                   float* __restrict y) {
@@ -860,6 +899,8 @@ const Loops& SHOAL_CAT(loops_, SHOAL_LOOPS_ISA)() {
                            affine,
                            mix,
                            gather_mix,
+                           gather,
+                           permute16,
                            scale_blocks,
                            quantize,
                            dequantize,
