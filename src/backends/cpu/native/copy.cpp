@@ -328,27 +328,46 @@ KernelPtr make_concat_gather(const OpContext& oc) {
   const std::vector<int64_t> ys = layout_strides(y);
   if (ys[axis] == 1) {
     // The axis innermost in memory (channels along a channels-last row):
-    // per row, the inputs' rows side by side in a buffer, then gathered.
+    // per row, the inputs' values the indices use (from the first used to
+    // the last, at their joined positions) into a buffer, then permuted.
+    struct Span {
+      int input;
+      int64_t from, count, at;  // the input's [from, from + count) -> buffer[at...]
+    };
+    std::vector<Span> spans;
+    int64_t base = 0;
+    for (int i = 0; i < k; ++i) {
+      const int64_t w = oc.in(i)->shape[axis];
+      int64_t lo = w, hi = -1;
+      for (int64_t v : index)
+        if (v >= base && v < base + w) {
+          lo = std::min(lo, v - base);
+          hi = std::max(hi, v - base);
+        }
+      if (hi >= lo) spans.push_back({i, lo, hi - lo + 1, base + lo});
+      base += w;
+    }
     std::vector<int64_t> widths;
     for (int i = 0; i < k; ++i) widths.push_back(oc.in(i)->shape[axis]);
     const std::vector<Permute16> blocks =
         plan_permute(std::vector<int32_t>(index.begin(), index.end()));
     const int64_t rows = shape_numel(y.shape) / n;
     return std::make_unique<NativeKernel>(
-        [widths, blocks, rows, n, joined](int threads, std::span<void* const> in,
-                                          std::span<void* const> out) {
+        [spans, widths, blocks, rows, n, joined](int threads, std::span<void* const> in,
+                                                 std::span<void* const> out) {
           const Loops& L = loops();
           float* yp = f32(out[0]);
 #pragma omp parallel num_threads(threads) if (threads > 1 && rows * n >= (1 << 15))
           {
-            std::vector<float> row(size_t(joined) + 16);  // windows read 16 past their start
+            // Windows read up to 16 values past their start; the values
+            // no index uses are never picked (the buffer's are zeros).
+            std::vector<float> row(size_t(joined) + 16);
 #pragma omp for
             for (int64_t q = 0; q < rows; ++q) {
-              float* p = row.data();
-              for (size_t i = 0; i < widths.size(); ++i) {
-                std::memcpy(p, cf32(in[i]) + q * widths[i], size_t(widths[i]) * sizeof(float));
-                p += widths[i];
-              }
+              for (const Span& sp : spans)
+                std::memcpy(row.data() + sp.at,
+                            cf32(in[size_t(sp.input)]) + q * widths[size_t(sp.input)] + sp.from,
+                            size_t(sp.count) * sizeof(float));
               L.permute16(row.data(), blocks.data(), yp + q * n, n);
             }
           }
