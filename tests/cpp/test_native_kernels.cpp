@@ -6,6 +6,7 @@
 // NaN and extreme inputs included.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -39,6 +40,8 @@ class OneOp {
   int weight(const Shape& s, const std::vector<float>& v) {
     return add(s, Storage::weight, Layout::plain, DType::f32, bytes_of(v));
   }
+  /// Sets float element i (in memory order) of tensor id.
+  void set(int id, size_t i, float v) { std::memcpy(raw_[size_t(id)].data() + i * 4, &v, 4); }
   int ints(const std::vector<int64_t>& v) {
     std::vector<uint8_t> b(v.size() * 8);
     std::memcpy(b.data(), v.data(), b.size());
@@ -338,6 +341,36 @@ TEST(NativeKernels, ReductionsAndGlobalPools) {
   u.compare("ReduceMax", {ux, u.ints({0, 2})}, {u.output({1, 6, 1})}, {}, 1, 1e-5);
 }
 
+// MaxPool over channels-last tensors: strides, pads, ceil_mode, dilation,
+// channel counts around the 16-lane vectors and the 64-column blocks, a
+// team, and NaN (which wins its windows, as in the reference kernel).
+TEST(NativeKernels, MaxPoolChannelsLast) {
+  struct Case {
+    Shape x;
+    std::vector<int64_t> k, s, pads, dil;
+    int64_t ceil;
+  };
+  const Case cases[] = {{{2, 24, 11, 12}, {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 0},
+                        {{1, 64, 13, 13}, {3, 3}, {2, 2}, {0, 0, 0, 0}, {1, 1}, 1},
+                        {{1, 130, 9, 10}, {2, 3}, {1, 2}, {0, 1, 1, 0}, {2, 1}, 0},
+                        {{3, 5, 7, 6}, {3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 0}};
+  for (const Case& c : cases)
+    for (int threads : {1, 2}) {
+      Attrs a;
+      a.set("kernel_shape", c.k);
+      a.set("strides", c.s);
+      a.set("pads", c.pads);
+      a.set("dilations", c.dil);
+      a.set("ceil_mode", c.ceil);
+      const ref::WindowGeometry g = ref::pool_geometry(a, c.x);
+      OneOp t;
+      int x = t.input(c.x, L);
+      t.set(x, 7, std::numeric_limits<float>::quiet_NaN());
+      t.set(x, size_t(shape_numel(c.x)) - 3, std::numeric_limits<float>::quiet_NaN());
+      t.compare("MaxPool", {x}, {t.output({c.x[0], c.x[1], g.out[0], g.out[1]}, L)}, a, threads, 0);
+    }
+}
+
 TEST(NativeKernels, LayerNormAndSoftmax) {
   Attrs a;
   a.set("axis", int64_t(-1));
@@ -556,9 +589,9 @@ TEST(NativeKernels, ScaleBlocksScalesEachBlockByItsChannel) {
   }
 }
 
-// gather (Gather along the innermost dim) and permute16 (shoal.
-// ConcatGather's rows) in every ISA table: lengths around the 16-lane
-// vectors, repeats, windows and gathered blocks.
+// gather (Gather along the innermost dim), permute16 (shoal.
+// ConcatGather's rows) and max_taps (MaxPool windows) in every ISA table: lengths around the
+// 16-lane vectors, repeats, windows and gathered blocks.
 TEST(NativeKernels, GatherPicksEveryIndex) {
   std::vector<float> x(100);
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(i) * 0.5f - 7.0f;
@@ -592,6 +625,24 @@ TEST(NativeKernels, GatherPicksEveryIndex) {
     }
     for (int i = 0; i < 8; ++i) ASSERT_EQ(y[size_t(32 + i)], x[size_t(75 - i)]) << isa;
     for (size_t i = 40; i < y.size(); ++i) ASSERT_EQ(y[i], -1.0f) << isa;
+    // max_taps: three taps over 70 columns (a 64-column block and a tail),
+    // one NaN, and no taps at all (-inf).
+    std::vector<float> src(300);
+    for (size_t i = 0; i < src.size(); ++i) src[i] = float((i * 53) % 97) - 40.0f;
+    src[100 + 5] = std::numeric_limits<float>::quiet_NaN();
+    const int64_t off[3] = {0, 100, 210};
+    std::vector<float> m(72, 0.0f);
+    l->max_taps(src.data(), off, 3, m.data(), 70);
+    for (size_t i = 0; i < 70; ++i) {
+      if (i == 5) {
+        ASSERT_TRUE(std::isnan(m[i])) << isa;
+        continue;
+      }
+      ASSERT_EQ(m[i], std::max({src[i], src[100 + i], src[210 + i]})) << isa << " at " << i;
+    }
+    ASSERT_EQ(m[70], 0.0f) << isa;
+    l->max_taps(src.data(), off, 0, m.data(), 20);
+    ASSERT_EQ(m[19], -INFINITY) << isa;
   }
 }
 

@@ -58,6 +58,9 @@ const std::unordered_map<std::string_view, Entry>& builders() {
       // Softmax: oneDNN's jit kernel first, native where it has none.
       {"Softmax", {make_softmax, false}},
       {"LogSoftmax", {make_softmax, false}},
+      // MaxPool over channels-last float32 tensors: native first (oneDNN
+      // 2.6's pooling is tuned for blocked layouts).
+      {"MaxPool", {make_maxpool, true}},
       // Copies.
       {"Transpose", {make_transpose, true}},
       {"Slice", {make_slice, true}},

@@ -93,6 +93,7 @@ KernelPtr make_concat(const OpContext& oc);
 KernelPtr make_split(const OpContext& oc);
 KernelPtr make_gather(const OpContext& oc);
 KernelPtr make_concat_gather(const OpContext& oc);
+KernelPtr make_maxpool(const OpContext& oc);  // pool.cpp
 KernelPtr make_pad(const OpContext& oc);     // pad.cpp
 KernelPtr make_expand(const OpContext& oc);  // pad.cpp
 

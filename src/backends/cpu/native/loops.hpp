@@ -116,6 +116,9 @@ struct Loops {
   /// interpolated from taps (Resize along the row).
   void (*gather_mix)(const float* x, const int64_t* idx, const float* w, int k, float* y,
                      int64_t n);
+  /// y[i] = max over t < taps of x[off[t] + i], i < n, from -inf, NaN
+  /// propagating (a MaxPool window over channels-last pixels).
+  void (*max_taps)(const float* x, const int64_t* off, int taps, float* y, int64_t n);
   /// y[i] = x[idx[i]], i < n (a row permuted or selected: Gather along a
   /// tensor's innermost dim).
   void (*gather)(const float* x, const int32_t* idx, float* y, int64_t n);

@@ -484,6 +484,49 @@ void gather_mix(const float* __restrict x, const int64_t* __restrict idx, const 
   }
 }
 
+void max_taps(const float* __restrict x, const int64_t* __restrict off, int taps,
+              float* __restrict y, int64_t n) {
+#if defined(__AVX512F__)
+  // 16 columns a vector, up to four held across the taps; a NaN tap wins
+  // (max_ps alone would keep the other operand).
+  auto tap = [](__m512 acc, __m512 v) {
+    return _mm512_mask_mov_ps(_mm512_max_ps(v, acc), _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+  };
+  for (int64_t i0 = 0; i0 < n; i0 += 64) {
+    const int64_t w = std::min<int64_t>(64, n - i0);
+    const int vecs = int((w + 15) / 16);
+    __mmask16 k[4];
+    __m512 a[4];
+    for (int v = 0; v < 4; ++v) {
+      const int64_t left = w - 16 * v;
+      k[v] = left >= 16 ? __mmask16(0xffff) : left > 0 ? __mmask16((1u << left) - 1) : 0;
+      a[v] = _mm512_set1_ps(-INFINITY);
+    }
+    for (int t = 0; t < taps; ++t) {
+      const float* xt = x + off[t] + i0;
+      for (int v = 0; v < vecs; ++v) a[v] = tap(a[v], _mm512_maskz_loadu_ps(k[v], xt + 16 * v));
+    }
+    for (int v = 0; v < vecs; ++v) _mm512_mask_storeu_ps(y + i0 + 16 * v, k[v], a[v]);
+  }
+  return;
+#endif
+  constexpr int64_t kW = 64;  // columns held across the taps
+  for (int64_t i0 = 0; i0 < n; i0 += kW) {
+    const int64_t w = std::min(kW, n - i0);
+    float a[kW];
+    for (int64_t i = 0; i < kW; ++i) a[i] = -INFINITY;
+    for (int t = 0; t < taps; ++t) {
+      const float* __restrict xt = x + off[t] + i0;
+      if (w == kW) {
+        for (int64_t i = 0; i < kW; ++i) a[i] = xt[i] > a[i] || xt[i] != xt[i] ? xt[i] : a[i];
+      } else {
+        for (int64_t i = 0; i < w; ++i) a[i] = xt[i] > a[i] || xt[i] != xt[i] ? xt[i] : a[i];
+      }
+    }
+    for (int64_t i = 0; i < w; ++i) y[i0 + i] = a[i];
+  }
+}
+
 void gather(const float* __restrict x, const int32_t* __restrict idx, float* __restrict y,
             int64_t n) {
   int64_t i = 0;
@@ -899,6 +942,7 @@ const Loops& SHOAL_CAT(loops_, SHOAL_LOOPS_ISA)() {
                            affine,
                            mix,
                            gather_mix,
+                           max_taps,
                            gather,
                            permute16,
                            scale_blocks,
