@@ -78,27 +78,14 @@ KernelPtr make_reduce(const OpContext& oc) {
   const int64_t ny = shape_numel(y.shape);
   const float scale = mean ? float(double(ny) / double(shape_numel(s))) : 1.0f;
   const float init = kind == Reduce::max ? -std::numeric_limits<float>::infinity() : 0.0f;
-  if (nest.dims >= 2 && y_inner == 1 && sx == 1 && nest.stride[0][last - 1] == 0) {
-    // Contiguous rows reduced into one (channels-last spatial dims): one
-    // call folds all of them, the row dim dropped from the nest.
-    Nest outer = nest;
-    const int64_t rows = nest.extent[last - 1], sr = nest.stride[1][last - 1];
-    for (int o = 0; o < nest.operands; ++o) outer.stride[size_t(o)][last - 1] = 0;
-    outer.extent[last - 1] = 1;
-    return std::make_unique<NativeKernel>(
-        [=](int threads, std::span<void* const> in, std::span<void* const> out) {
-          const Loops& L = loops();
-          const float* xp = cf32(in[0]);
-          float* yp = f32(out[0]);
-          for (int64_t i = 0; i < ny; ++i) yp[i] = init;
-          for_rows(
-              outer, threads, 0,
-              [&](const int64_t* off, int64_t n) {
-                L.accumulate_rows(kind, xp + off[1], sr, rows, yp + off[0], n);
-              },
-              rows);
-          if (mean) L.scale(yp, ny, scale);
-        });
+  // Contiguous rows reduced into one (a channels-last tensor's spatial
+  // dims): one call folds all of them, the row dim dropped from the nest.
+  const bool stacked = nest.dims >= 2 && y_inner == 1 && sx == 1 && nest.stride[0][last - 1] == 0;
+  const int64_t rows = stacked ? nest.extent[last - 1] : 1;
+  const int64_t sr = stacked ? nest.stride[1][last - 1] : 0;
+  if (stacked) {
+    for (int o = 0; o < nest.operands; ++o) nest.stride[size_t(o)][last - 1] = 0;
+    nest.extent[last - 1] = 1;
   }
   return std::make_unique<NativeKernel>(
       [=](int threads, std::span<void* const> in, std::span<void* const> out) {
@@ -106,12 +93,17 @@ KernelPtr make_reduce(const OpContext& oc) {
         const float* xp = cf32(in[0]);
         float* yp = f32(out[0]);
         for (int64_t i = 0; i < ny; ++i) yp[i] = init;
-        for_rows(nest, threads, 0, [&](const int64_t* off, int64_t n) {
-          if (y_inner == 0)
-            yp[off[0]] = L.fold(kind, xp + off[1], sx, n, yp[off[0]]);
-          else
-            L.accumulate(kind, xp + off[1], sx, yp + off[0], n);
-        });
+        for_rows(
+            nest, threads, 0,
+            [&](const int64_t* off, int64_t n) {
+              if (stacked)
+                L.accumulate_rows(kind, xp + off[1], sr, rows, yp + off[0], n);
+              else if (y_inner == 0)
+                yp[off[0]] = L.fold(kind, xp + off[1], sx, n, yp[off[0]]);
+              else
+                L.accumulate(kind, xp + off[1], sx, yp + off[0], n);
+            },
+            rows);
         if (mean) L.scale(yp, ny, scale);
       });
 }
