@@ -7,6 +7,7 @@
 // same-shape) operand. Same bits as the reference kernels.
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <optional>
 #include <vector>
 
@@ -182,28 +183,37 @@ KernelPtr make_qlinear_mul(const OpContext& oc) {
         xs->shape[1] != d.c || shape_numel(xs->shape) != d.n * d.c)
       return nullptr;
     const bool cl = y.layout == program::Layout::channels_last;
-    // Channels-last: blocks of pixels (rows of C channels) of one sample;
-    // plain: one channel's plane per block.
-    const int64_t per = cl ? std::max<int64_t>(1, kChunk / d.c) : 1;
+    // Channels-last: blocks of pixels of one sample, as rows of `wide`
+    // pixels (a multiple of 64 values: the loops' widest path; the scales
+    // repeated `wide` times) and single pixels for the rest; plain: one
+    // channel's plane per block.
+    const int64_t wide = 64 / std::gcd<int64_t>(d.c, 64);
+    const int64_t per = cl ? std::max<int64_t>(1, kChunk / d.c) / wide * wide + wide : 1;
     const int64_t blocks_per_n = cl ? (d.hw + per - 1) / per : d.c;
     k = std::make_unique<NativeKernel>([=](int threads, auto in, auto out) {
       const Loops& l = loops();
-      std::vector<float> scales(size_t(d.n * d.c));
+      const int64_t row = cl ? wide * d.c : d.c;
+      std::vector<float> scales(size_t(d.n * row));
       const uint8_t* xsm = bytes(in[size_t(small)]);
-      for (size_t i = 0; i < scales.size(); ++i) scales[i] = tsmall[xsm[i]];
+      for (int64_t s = 0; s < d.n; ++s)
+        for (int64_t i = 0; i < row; ++i)
+          scales[size_t(s * row + i)] = tsmall[xsm[s * d.c + i % d.c]];
       const uint8_t* xb = bytes(in[size_t(big)]);
       auto* yb = static_cast<uint8_t*>(out[0]);
       parallel_rows(threads, d.n * blocks_per_n, cl ? per * d.c : d.hw, [&](int64_t blk) {
         const int64_t s = blk / blocks_per_n, j = blk % blocks_per_n;
         if (cl) {
           const int64_t p0 = j * per, p1 = std::min(d.hw, p0 + per);
-          const int64_t off = (s * d.hw + p0) * d.c;
-          l.scale_table(q, scales.data() + s * d.c, tbig.data(), aff ? &*aff : nullptr, xb + off,
-                        yb + off, p1 - p0, d.c);
+          const int64_t off = (s * d.hw + p0) * d.c, rows = (p1 - p0) / wide;
+          const float* sc = scales.data() + s * row;
+          const Affine8* a = aff ? &*aff : nullptr;
+          l.scale_table(q, sc, tbig.data(), a, xb + off, yb + off, rows, row);
+          const int64_t done = off + rows * row;
+          l.scale_table(q, sc, tbig.data(), a, xb + done, yb + done, p1 - p0 - rows * wide, d.c);
         } else {
-          thread_local std::vector<float> row;
-          row.assign(size_t(d.hw), scales[size_t(blk)]);
-          l.scale_table(q, row.data(), tbig.data(), aff ? &*aff : nullptr, xb + blk * d.hw,
+          thread_local std::vector<float> plane;
+          plane.assign(size_t(d.hw), scales[size_t(blk)]);
+          l.scale_table(q, plane.data(), tbig.data(), aff ? &*aff : nullptr, xb + blk * d.hw,
                         yb + blk * d.hw, 1, d.hw);
         }
       });
