@@ -343,6 +343,25 @@ Vec channels_last_order(const Vec& v, const Shape& s, bool back = false) {
   return out;
 }
 
+/// Makes operand `id` (if present) channels-last: its layout, and its values
+/// reordered (an output's are overwritten by the kernel anyway).
+void to_channels_last(Net& net, int id) {
+  if (id < 0) return;
+  net.desc(id).layout = program::Layout::channels_last;
+  net.set_data(id, channels_last_order(net.data(id), net.desc(id).shape));
+}
+
+/// The operands `ids` as the reference kernels take them (absent for -1),
+/// over the net's plain values.
+std::vector<TensorRef> reference_inputs(Net& net, const std::vector<int32_t>& ids) {
+  std::vector<TensorRef> refs;
+  for (int32_t id : ids)
+    refs.push_back(id < 0 ? TensorRef{}
+                          : TensorRef{DType::f32, net.desc(id).shape,
+                                      const_cast<float*>(net.data(id).data())});
+  return refs;
+}
+
 /// Runs one Conv case through the kernel (made for a cluster of `threads`)
 /// and the naive loop; returns the kernel's impl().
 std::string check_conv(const ConvCase& cc, const Attrs& extra = {}, bool residual = false,
@@ -369,12 +388,8 @@ std::string check_conv(const ConvCase& cc, const Attrs& extra = {}, bool residua
   // The naive loop reads the plain values; a channels-last kernel gets them
   // reordered, and its output is reordered back.
   const Vec xv = net.data(x), rv = residual ? net.data(r) : Vec{};
-  if (channels_last) {
-    for (int t : {x, y, r})
-      if (t >= 0) net.desc(t).layout = program::Layout::channels_last;
-    net.set_data(x, channels_last_order(xv, cc.x));
-    if (residual) net.set_data(r, channels_last_order(rv, ys));
-  }
+  if (channels_last)
+    for (int t : {x, y, r}) to_channels_last(net, t);
   auto k = net.build("Conv", ins, {y}, a, threads);
   EXPECT_NE(k, nullptr);
   if (!k) return "";
@@ -1222,16 +1237,7 @@ void check_vs_reference(const RefCase& c) {
   ASSERT_NE(k, nullptr);
   net.run(*k);
 
-  std::vector<TensorRef> rin;
-  for (int32_t id : ids) {
-    TensorRef r;
-    if (id >= 0) {
-      r.dtype = DType::f32;
-      r.shape = net.desc(id).shape;
-      r.data = const_cast<float*>(net.data(id).data());
-    }
-    rin.push_back(r);
-  }
+  const std::vector<TensorRef> rin = reference_inputs(net, ids);
   Vec want(size_t(shape_numel(outs[0].shape)));
   std::vector<TensorRef> rout = {{DType::f32, outs[0].shape, want.data()}};
   spec->reference(c.attrs, rin, rout);
@@ -1330,16 +1336,11 @@ std::string check_pwdw(int64_t n, int64_t c, int64_t m, int64_t h, int64_t k, in
   if (!spec) return "";
   const Shape ys = spec->infer(a, infos).at(0).shape;
   int y = net.output(ys);
-  std::vector<TensorRef> rin;
-  for (int32_t id : ids)
-    rin.push_back({DType::f32, net.desc(id).shape, const_cast<float*>(net.data(id).data())});
   Vec want(size_t(shape_numel(ys)));
   std::vector<TensorRef> rout = {{DType::f32, ys, want.data()}};
-  spec->reference(a, rin, rout);
-  if (channels_last) {
-    for (int t : {x, y}) net.desc(t).layout = program::Layout::channels_last;
-    net.set_data(x, channels_last_order(net.data(x), xs));
-  }
+  spec->reference(a, reference_inputs(net, ids), rout);
+  if (channels_last)
+    for (int t : {x, y}) to_channels_last(net, t);
   auto kernel = net.build("shoal.PointwiseDepthwise", ids, {y}, a, threads);
   EXPECT_NE(kernel, nullptr);
   if (!kernel) return "";
@@ -1395,11 +1396,7 @@ std::string check_scaled_conv(int64_t n, int64_t c, int64_t m, int64_t k, int64_
   const int r = residual ? net.input(ys) : -1;
   const std::vector<int32_t> ids = {x, w, b, r, sc};
   const int y = net.output(ys);
-  std::vector<TensorRef> rin;
-  for (int32_t id : ids)
-    rin.push_back(id < 0 ? TensorRef{}
-                         : TensorRef{DType::f32, net.desc(id).shape,
-                                     const_cast<float*>(net.data(id).data())});
+  const std::vector<TensorRef> rin = reference_inputs(net, ids);
   Vec want(size_t(shape_numel(ys)));
   std::vector<TensorRef> rout = {{DType::f32, ys, want.data()}};
   spec->reference(a, rin, rout);
@@ -1416,14 +1413,8 @@ std::string check_scaled_conv(int64_t n, int64_t c, int64_t m, int64_t k, int64_
   std::vector<TensorRef> rout2 = {{DType::f32, ys, unfused.data()}};
   spec->reference(a, rin2, rout2);
   EXPECT_EQ(unfused, want);
-  if (channels_last) {
-    for (int t : {x, y}) net.desc(t).layout = program::Layout::channels_last;
-    net.set_data(x, channels_last_order(net.data(x), xs));
-    if (r >= 0) {
-      net.desc(r).layout = program::Layout::channels_last;
-      net.set_data(r, channels_last_order(net.data(r), ys));
-    }
-  }
+  if (channels_last)
+    for (int t : {x, y, r}) to_channels_last(net, t);
   auto kernel = net.build("Conv", ids, {y}, a, threads);
   EXPECT_NE(kernel, nullptr);
   if (!kernel) return "";
