@@ -48,14 +48,14 @@ int join_gathers(ir::Graph& g) {
       continue;
     const ir::Value& xv = g.values[size_t(x)];
     auto idx = const_indices(g, ga.inputs[1]);
-    if (!idx || !xv.shape_known || xv.shape.empty() || axis_of(ga, g, 0) != axis_of(cat, g, 1))
-      continue;
-    bool in_range = true;
-    for (int64_t i : *idx)
-      in_range = in_range && i >= -xv.shape[size_t(axis_of(ga, g, 0))] &&
-                 i < xv.shape[size_t(axis_of(ga, g, 0))];
-    if (!in_range) continue;  // the reference Gather names the bad index
     const int64_t axis = axis_of(ga, g, 0);
+    if (!idx || !xv.shape_known || axis < 0 || axis >= int64_t(xv.shape.size()) ||
+        axis != axis_of(cat, g, 1))
+      continue;
+    const int64_t dim = xv.shape[size_t(axis)];
+    bool in_range = true;
+    for (int64_t i : *idx) in_range = in_range && i >= -dim && i < dim;
+    if (!in_range) continue;  // the reference Gather names the bad index
     std::vector<int> inputs = cat.inputs;
     inputs.push_back(ga.inputs[1]);
     ga.op = "shoal.ConcatGather";

@@ -17,7 +17,7 @@ namespace {
 bool candidate(const program::Instruction& ins, const program::ProgramData& p,
                ref::WindowGeometry& g) {
   if (ins.op != "Conv" || ins.inputs.size() < 2 || ins.outputs.size() != 1) return false;
-  if (ins.inputs.size() > 4 && ins.inputs[4] >= 0) return false;  // scaled weights: direct only
+  if (has_channel_scale(ins)) return false;  // scaled weights: direct only
   const int32_t x = ins.inputs[0], w = ins.inputs[1];
   if (x < 0 || w < 0 || size_t(x) >= p.tensors.size() || size_t(w) >= p.tensors.size())
     return false;

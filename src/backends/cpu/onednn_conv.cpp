@@ -387,11 +387,7 @@ KernelPtr build(const OpContext& oc, const ConvPlan& p, bool transpose) {
   SampleTemps temps;
   const int64_t samples = oc.out(0).shape[0];
   for (int64_t i = 0; i < samples; ++i) add_conv_steps(*k, oc, p, transpose, nullptr, i, &temps);
-  if (p.epilogue) {  // over every sample's output, whole
-    dims whole = p.yd;
-    whole[0] = samples;
-    add_epilogue(*k, oc, whole, 0);
-  }
+  if (p.epilogue) add_epilogue(*k, oc, p.yd, 0);  // every sample's rows, whole
   return k;
 }
 

@@ -107,6 +107,13 @@ enum class WinogradPolicy { none, worthwhile, all };
 int choose_conv_algorithms(program::ProgramData& p, WinogradPolicy policy,
                            const std::function<void(const std::string&)>& log);
 
+/// Whether `ins` is a Conv with a channel scale (input 4,
+/// passes::fuse_channel_scale): its kernel scales float32 weights on every
+/// run, so it takes neither Winograd nor bf16.
+inline bool has_channel_scale(const program::Instruction& ins) {
+  return ins.op == "Conv" && ins.inputs.size() > 4 && ins.inputs[4] >= 0;
+}
+
 /// The instruction attribute (string) by which the compiler asks for a
 /// reduced precision: "bf16" on Conv, Gemm and MatMul (see assign_precision).
 inline constexpr const char* kPrecisionAttr = "shoal_precision";

@@ -83,9 +83,7 @@ int assign_precision(program::ProgramData& p, Precision precision,
   for (program::Instruction& ins : p.instructions) {
     if (ins.op != "Conv" && ins.op != "Gemm" && ins.op != "MatMul") continue;
     if (ins.inputs.size() < 2 || ins.outputs.size() != 1) continue;
-    // A channel-scaled Conv scales its float32 weights on every run.
-    const bool scaled = ins.op == "Conv" && ins.inputs.size() > 4 && ins.inputs[4] >= 0;
-    bool f32 = !scaled;
+    bool f32 = !has_channel_scale(ins);
     for (int k = 0; k < 2; ++k) {
       const int32_t t = ins.inputs[size_t(k)];
       f32 =

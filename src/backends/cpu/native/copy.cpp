@@ -332,7 +332,7 @@ KernelPtr make_concat_gather(const OpContext& oc) {
     // the last, at their joined positions) into a buffer, then permuted.
     struct Span {
       int input;
-      int64_t from, count, at;  // the input's [from, from + count) -> buffer[at...]
+      int64_t width, from, count, at;  // row q's [from, from + count) -> buffer[at...]
     };
     std::vector<Span> spans;
     int64_t base = 0;
@@ -344,17 +344,15 @@ KernelPtr make_concat_gather(const OpContext& oc) {
           lo = std::min(lo, v - base);
           hi = std::max(hi, v - base);
         }
-      if (hi >= lo) spans.push_back({i, lo, hi - lo + 1, base + lo});
+      if (hi >= lo) spans.push_back({i, w, lo, hi - lo + 1, base + lo});
       base += w;
     }
-    std::vector<int64_t> widths;
-    for (int i = 0; i < k; ++i) widths.push_back(oc.in(i)->shape[axis]);
     const std::vector<Permute16> blocks =
         plan_permute(std::vector<int32_t>(index.begin(), index.end()));
     const int64_t rows = shape_numel(y.shape) / n;
     return std::make_unique<NativeKernel>(
-        [spans, widths, blocks, rows, n, joined](int threads, std::span<void* const> in,
-                                                 std::span<void* const> out) {
+        [spans, blocks, rows, n, joined](int threads, std::span<void* const> in,
+                                         std::span<void* const> out) {
           const Loops& L = loops();
           float* yp = f32(out[0]);
 #pragma omp parallel num_threads(threads) if (threads > 1 && rows * n >= (1 << 15))
@@ -365,8 +363,7 @@ KernelPtr make_concat_gather(const OpContext& oc) {
 #pragma omp for
             for (int64_t q = 0; q < rows; ++q) {
               for (const Span& sp : spans)
-                std::memcpy(row.data() + sp.at,
-                            cf32(in[size_t(sp.input)]) + q * widths[size_t(sp.input)] + sp.from,
+                std::memcpy(row.data() + sp.at, cf32(in[size_t(sp.input)]) + q * sp.width + sp.from,
                             size_t(sp.count) * sizeof(float));
               L.permute16(row.data(), blocks.data(), yp + q * n, n);
             }

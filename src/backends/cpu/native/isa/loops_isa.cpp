@@ -356,11 +356,9 @@ void accumulate_rows(Reduce op, const float* x, int64_t sr, int64_t rows, float*
     case Reduce::sum:
       return accumulate_rows_t(add_f, x, sr, rows, acc, n);
     case Reduce::max:
-      return accumulate_rows_t([](float a, float v) { return v > a || v != v ? v : a; }, x, sr,
-                               rows, acc, n);
+      return accumulate_rows_t(max_f, x, sr, rows, acc, n);
     case Reduce::min:
-      return accumulate_rows_t([](float a, float v) { return v < a || v != v ? v : a; }, x, sr,
-                               rows, acc, n);
+      return accumulate_rows_t(min_f, x, sr, rows, acc, n);
   }
 }
 
@@ -518,9 +516,9 @@ void max_taps(const float* __restrict x, const int64_t* __restrict off, int taps
     for (int t = 0; t < taps; ++t) {
       const float* __restrict xt = x + off[t] + i0;
       if (w == kW) {
-        for (int64_t i = 0; i < kW; ++i) a[i] = xt[i] > a[i] || xt[i] != xt[i] ? xt[i] : a[i];
+        for (int64_t i = 0; i < kW; ++i) a[i] = max_f(a[i], xt[i]);
       } else {
-        for (int64_t i = 0; i < w; ++i) a[i] = xt[i] > a[i] || xt[i] != xt[i] ? xt[i] : a[i];
+        for (int64_t i = 0; i < w; ++i) a[i] = max_f(a[i], xt[i]);
       }
     }
     for (int64_t i = 0; i < w; ++i) y[i0 + i] = a[i];
