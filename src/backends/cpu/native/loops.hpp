@@ -59,6 +59,7 @@ struct QOut {
   float scale;
   int32_t zp;
   bool u8;
+  bool finite = false;  // the values quantized are never NaN (finite tables)
 };
 
 /// A 256-entry float table that is a DequantizeLinear: t[b] == float(v(b) -

@@ -6,6 +6,7 @@
 // channels) and shoal.QLinearMul of a tensor by a per-channel (or
 // same-shape) operand. Same bits as the reference kernels.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <numeric>
 #include <optional>
@@ -163,6 +164,10 @@ KernelPtr make_qlinear_mul(const OpContext& oc) {
   const std::vector<float> tbig = big == 0 ? ta : tb, tsmall = big == 0 ? tb : ta;
   const int small = 2 - big;
   const int64_t n = shape_numel(y.shape);
+  auto finite = [](const std::vector<float>& t) {
+    return std::all_of(t.begin(), t.end(), [](float v) { return std::isfinite(v); });
+  };
+  q.finite = finite(ta) && finite(tb);  // finite products: never NaN
   const std::optional<Affine8> aff = affine_of(tbig);
   std::unique_ptr<NativeKernel> k;
   if (xs->shape == y.shape && xs->layout == y.layout) {

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #if defined(__AVX512BW__)
 // GCC 12 warns of the intrinsics' own _mm512_undefined_* operands.
@@ -862,6 +863,35 @@ inline void quant16(const QOut& q, const float* s, __m512 tv, Q* y, __mmask16 k)
   _mm_mask_storeu_epi8(y, k, _mm512_cvtepi32_epi8(iv));
 }
 
+/// quant16 of 64 values (s[0..63] * tv[m]) with NaN handled only when the
+/// values can be NaN, rounded in the conversion and packed with two
+/// saturating packs (the values are in range already) and one permute:
+/// fewer instructions than four quant16.
+template <class Q, bool kNaN>
+inline void quant64(const QOut& q, const float* s, const __m512 tv[4], Q* y) {
+  const float z = float(q.zp);
+  const __m512 lo = _mm512_set1_ps(float(std::numeric_limits<Q>::min()) - z);
+  const __m512 hi = _mm512_set1_ps(float(std::numeric_limits<Q>::max()) - z);
+  const __m512 scale = _mm512_set1_ps(q.scale);
+  const __m512i zp = _mm512_set1_epi32(q.zp);
+  __m512i iv[4];
+  for (int m = 0; m < 4; ++m) {
+    __m512 v = _mm512_div_ps(_mm512_mul_ps(_mm512_loadu_ps(s + 16 * m), tv[m]), scale);
+    if constexpr (kNaN)
+      v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), _mm512_set1_ps(-z), v);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    iv[m] = _mm512_add_epi32(
+        _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zp);
+  }
+  // packs interleave 128-bit lanes: dword 4 * lane + m holds iv[m]'s four
+  // values of that lane.
+  const __m512i w01 = _mm512_packs_epi32(iv[0], iv[1]), w23 = _mm512_packs_epi32(iv[2], iv[3]);
+  const __m512i b =
+      std::is_same_v<Q, uint8_t> ? _mm512_packus_epi16(w01, w23) : _mm512_packs_epi16(w01, w23);
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  _mm512_storeu_si512(y, _mm512_permutexvar_epi32(order, b));
+}
+
 /// scale_row's elements [0, n64) (a multiple of 64), 64 at a time.
 template <class Q>
 __attribute__((target("avx512vbmi"))) void scale_row64(const QOut& q, const float* s,
@@ -870,7 +900,10 @@ __attribute__((target("avx512vbmi"))) void scale_row64(const QOut& q, const floa
   for (int64_t i = 0; i < n64; i += 64) {
     __m512 v[4];
     tab.lookup(_mm512_loadu_si512(x + i), v);
-    for (int m = 0; m < 4; ++m) quant16(q, s + i + 16 * m, v[m], y + i + 16 * m, 0xffff);
+    if (q.finite)
+      quant64<Q, false>(q, s + i, v, y + i);
+    else
+      quant64<Q, true>(q, s + i, v, y + i);
   }
 }
 #else
