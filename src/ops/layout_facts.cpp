@@ -1,8 +1,10 @@
 // The operator table's layout facts, listed once: which ops' fast kernels
 // take 4-D activations channels-last at full speed (OpSpec::channels_last)
-// and which take a weight stored in their own layout (OpSpec::packed_weight).
+// and which take a weight stored in their own layout (OpSpec::packed_weight:
+// which input).
 // The layout pass, the kernel factories and the prepacking read them here.
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "ops/op_table.hpp"
@@ -66,13 +68,15 @@ void assign_layout_facts(std::vector<OpSpec>& table) {
       "shoal.QLinearGlobalAveragePool",
       "shoal.QLinearMul",
       "shoal.PointwiseDepthwise"};
-  static const std::unordered_set<std::string_view> packed_weight = {"Conv", "ConvTranspose",
-                                                                     "Gemm", "MatMul"};
+  static const std::unordered_map<std::string_view, int> packed_weight = {
+      {"Conv", 1},   {"ConvTranspose", 1}, {"Gemm", 1},
+      {"MatMul", 1}, {"QLinearConv", 3},   {"shoal.QMatMul", 3}};
   size_t found = 0;
   for (OpSpec& s : table) {
     s.channels_last = channels_last.count(s.name) != 0;
-    s.packed_weight = packed_weight.count(s.name) != 0;
-    found += s.channels_last + s.packed_weight;
+    const auto w = packed_weight.find(s.name);
+    s.packed_weight = w == packed_weight.end() ? -1 : w->second;
+    found += s.channels_last + (w != packed_weight.end());
   }
   if (found != channels_last.size() + packed_weight.size())  // a name the table lacks
     throw Error(ErrorKind::internal, "layout facts name an operator the table does not have");

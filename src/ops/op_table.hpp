@@ -74,9 +74,10 @@ struct OpSpec {
   /// activation channels-last where every op touching it says so
   /// (passes::assign_layouts). Set in src/ops/layout_facts.cpp.
   bool channels_last = false;
-  /// Input 1 is a weight the compiler may store in its kernel's own layout
-  /// (prepacking; TensorDesc::packing). Set in src/ops/layout_facts.cpp.
-  bool packed_weight = false;
+  /// The input (1; 3 for the int8 QLinearConv and shoal.QMatMul) that is a
+  /// weight the compiler may store in its kernel's own layout (prepacking;
+  /// TensorDesc::packing), -1 for none. Set in src/ops/layout_facts.cpp.
+  int packed_weight = -1;
 };
 
 /// All operators, sorted by name.

@@ -83,7 +83,7 @@ std::shared_ptr<ProgramData> deserialize(const uint8_t* bytes, size_t size,
 std::shared_ptr<ProgramData> load_file(const std::string& path);
 
 /// The format version this shoal writes, and the oldest it still loads.
-constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kFormatVersion = 3;
 constexpr uint32_t kOldestFormatVersion = 1;
 constexpr uint64_t kWeightAlign = 64;
 

@@ -309,6 +309,71 @@ void qlinear_matmul_ref(const Attrs& attrs, Refs in, Refs out) {
   requantize(attrs, acc, nullptr, in[1], in[4], in[6], &in[7], d.n, 1, out[0]);
 }
 
+// --- shoal.QMatMul -----------------------------------------------------------
+// The QDQ form of a quantized Gemm or MatMul, fused (passes::fuse_qdq):
+// DequantizeLinear(a) x DequantizeLinear(b) [+ DequantizeLinear(bias)]
+// [-> act -> QuantizeLinear]. Inputs a, a_scale, a_zp, b, b_scale, b_zp,
+// y_scale, y_zp, bias: a [..., K] 8-bit, b a constant [K, N] int8 (per
+// tensor or per column scales), bias int32 [N] in the units a_scale *
+// b_scale. With y_scale and y_zp (both present) the result is requantized
+// like QLinearConv's; without them it is float32:
+// y = act((float(acc) + float(bias[n])) * (a_scale * b_scale[n])).
+
+std::vector<TypeShape> qmatmul_infer(const Attrs& a, Infos in) {
+  const std::string op = "shoal.QMatMul";
+  const ValueInfo& x = need(in, 0, op, "a");
+  const ValueInfo& w = need(in, 3, op, "b");
+  need_8bit(op, "a", x);
+  need_8bit(op, "b", w);
+  if (w.shape.size() != 2)
+    fail(ErrorKind::invalid_argument, op + ": b is " + shape_str(w.shape) + ", expected [K, N]");
+  MatMulDims d = matmul_dims(x.shape, w.shape, op);
+  const int64_t n = w.shape[1];
+  check_param(op, "a_scale", &need(in, 1, op, "a_scale"), DType::f32, 0);
+  check_param(op, "a_zero_point", &need(in, 2, op, "a_zero_point"), x.dtype, 0);
+  check_param(op, "b_scale", &need(in, 4, op, "b_scale"), DType::f32, n);
+  check_param(op, "b_zero_point", &need(in, 5, op, "b_zero_point"), w.dtype, n);
+  const ValueInfo* ys = opt_input(in, 6);
+  const ValueInfo* yz = opt_input(in, 7);
+  if (!ys != !yz)
+    fail(ErrorKind::invalid_argument,
+         op + ": y_scale and y_zero_point must both be present (8-bit y) or both absent");
+  check_param(op, "y_scale", ys, DType::f32, 0);
+  if (yz) {
+    need_8bit(op, "y_zero_point", *yz);
+    check_param(op, "y_zero_point", yz, yz->dtype, 0);
+  }
+  if (const ValueInfo* b = opt_input(in, 8))
+    if (b->dtype != DType::i32 || b->shape != Shape{n})
+      fail(ErrorKind::invalid_argument, op + ": bias is " + dtype_name(b->dtype) +
+                                            shape_str(b->shape) + ", expected int32[" +
+                                            std::to_string(n) + "]");
+  activation_from_attrs(a);
+  return {{yz ? yz->dtype : DType::f32, d.out}};
+}
+
+void qmatmul_ref(const Attrs& attrs, Refs in, Refs out) {
+  MatMulDims d;
+  std::vector<int32_t> acc = matmul_acc("shoal.QMatMul", in[0], &in[2], in[3], &in[5], d);
+  const TensorRef* bias = opt_input(in, 8);
+  if (const TensorRef* yz = opt_input(in, 7)) {
+    check_int_out("shoal.QMatMul", out[0], d.out, yz->dtype);
+    requantize(attrs, acc, bias, in[1], in[4], in[6], yz, d.n, 1, out[0]);
+    return;
+  }
+  check_int_out("shoal.QMatMul", out[0], d.out, DType::f32);
+  const Activation act = activation_from_attrs(attrs);
+  std::vector<float> s(size_t(d.n));
+  for (int64_t j = 0; j < d.n; ++j) s[size_t(j)] = float_param(in[1], 0) * float_param(in[4], j);
+  float* y = out[0].as<float>();
+  for (size_t i = 0; i < acc.size(); ++i) {
+    const int64_t j = int64_t(i) % d.n;
+    float v = float(acc[i]);
+    if (bias) v += float(bias->as<const int32_t>()[j]);
+    y[i] = act(v * s[size_t(j)]);
+  }
+}
+
 }  // namespace
 
 void add_qlinear_ops(std::vector<OpSpec>& t) {
@@ -333,6 +398,11 @@ void add_qlinear_ops(std::vector<OpSpec>& t) {
                         "quantized MatMul: uint8/int8 a and b (per-column b scales), "
                         "requantized uint8/int8 y",
                         qlinear_matmul_infer, qlinear_matmul_ref, q));
+  t.push_back(make_spec("shoal.QMatMul", 1, 6, 9,
+                        "fused QDQ Gemm/MatMul (internal): uint8/int8 a [..., K] x constant "
+                        "int8 b [K, N] (per-column scales) + int32 bias; float32 y, or "
+                        "requantized uint8/int8 y with y_scale and y_zero_point",
+                        qmatmul_infer, qmatmul_ref, q));
 }
 
 }  // namespace shoal::ref::nn

@@ -500,3 +500,135 @@ TEST(PrepackWinograd, BadWinogradFieldsAreAnErrorNamingTheTensor) {
 
 }  // namespace
 }  // namespace shoal
+
+namespace shoal {
+namespace {
+
+// int8 weights (QLinearConv's, format version 3): the plain int8 bytes, then
+// oneDNN's int8 layout with its extra data (compensation sums), described by
+// a packing description of version 2, kind 3.
+struct Int8Packed {
+  cpu::onednn::Packing pk;
+  TensorDesc t;
+  std::vector<uint8_t> bytes;  // the tensor's bytes: plain, then the copy
+};
+
+/// With a source zero point, every CPU's int8 layout has extra data (for
+/// it, and for int8 sources below AMX).
+Int8Packed int8_packed(dnnl::memory::data_type src_type, bool zero_point) {
+  using dnnl::memory;
+  dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  const memory::dims x{1, 16, 8, 8}, w{32, 16, 3, 3}, y{1, 32, 8, 8};
+  auto d = dnnl::convolution_forward::desc(
+      dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+      memory::desc(x, src_type, memory::format_tag::any),
+      memory::desc(w, memory::data_type::s8, memory::format_tag::any),
+      memory::desc(y, memory::data_type::s8, memory::format_tag::any), {1, 1}, {1, 1}, {1, 1});
+  dnnl::primitive_attr attr;
+  if (zero_point) attr.set_zero_points(DNNL_ARG_SRC, 0, {3});
+  dnnl::convolution_forward::primitive_desc pd(d, attr, eng);
+  Int8Packed r;
+  r.pk.plain = r.pk.packed = memory::desc(w, memory::data_type::s8, memory::format_tag::abcd);
+  r.pk.copy = pd.weights_desc();
+  r.pk.copy_offset = (r.pk.plain.get_size() + 63) / 64 * 64;
+  r.t.name = "wq";
+  r.t.dtype = DType::i8;
+  r.t.shape = {32, 16, 3, 3};
+  r.t.storage = Storage::weight;
+  r.t.layout = Layout::packed;
+  r.t.bytes = r.pk.copy_offset + r.pk.copy.get_size();
+  r.t.packing = cpu::onednn::encode_packing(r.pk);
+  r.bytes.assign(r.t.bytes, 0);
+  for (size_t i = 0; i < r.pk.plain.get_size(); ++i)
+    r.bytes[i] = uint8_t(int8_t(int(i % 255) - 127));
+  memory src(r.pk.plain, eng, r.bytes.data()),
+      dst(r.pk.copy, eng, r.bytes.data() + r.pk.copy_offset);
+  dnnl::stream s(eng);
+  dnnl::reorder(src, dst).execute(s, src, dst);
+  s.wait();
+  return r;
+}
+
+TEST(PrepackInt8, CopyWithCompensationRoundTrips) {
+  for (auto type : {dnnl::memory::data_type::s8, dnnl::memory::data_type::u8}) {
+    const bool zp = type == dnnl::memory::data_type::s8;
+    Int8Packed r = int8_packed(type, zp);
+    if (zp) {
+      EXPECT_NE(r.pk.copy.data.extra.flags, 0u) << "compensation sums";
+    }
+    EXPECT_TRUE(cpu::onednn::can_encode_copy(r.pk.copy, r.pk.plain));
+    EXPECT_EQ(r.t.packing[4] | r.t.packing[5] << 8, 2) << "int8 packings are version 2";
+    cpu::onednn::Packing q = cpu::onednn::decode_packing(r.t);
+    EXPECT_TRUE(q.plain == r.pk.plain);
+    EXPECT_TRUE(q.packed == r.pk.plain);
+    EXPECT_TRUE(q.copy == r.pk.copy) << "extra data included";
+    EXPECT_EQ(q.copy_offset, r.pk.copy_offset);
+    // The plain bytes come first: unpacking gives them back.
+    HostTensor u = cpu::unpack_weight(r.t, r.bytes.data());
+    ASSERT_EQ(u.bytes(), r.pk.plain.get_size());
+    EXPECT_EQ(std::memcmp(u.data(), r.bytes.data(), u.bytes()), 0);
+  }
+  // Float packings stay version 1 (builds before int8 prepacking read them).
+  EXPECT_EQ(program::data_of(packed_program()).tensors.size() > 0, true);
+  for (const TensorDesc& t : program::data_of(packed_program()).tensors)
+    if (t.layout == Layout::packed) {
+      EXPECT_EQ(t.packing[4] | t.packing[5] << 8, 1) << t.name;
+    }
+}
+
+TEST(PrepackInt8, BadCopyFieldsAreAnErrorNamingTheTensor) {
+  const Int8Packed r = int8_packed(dnnl::memory::data_type::s8, true);
+  ASSERT_NE(r.pk.copy.data.extra.flags, 0u);
+  auto expect_invalid = [&](const TensorDesc& t, const char* what, const char* says) {
+    try {
+      cpu::onednn::decode_packing(t);
+      ADD_FAILURE() << what << ": no error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::invalid_argument) << what;
+      EXPECT_NE(std::string(e.what()).find("weight 'wq'"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << what << ": " << e.what();
+    }
+  };
+  auto with = [&](const std::function<void(cpu::onednn::Packing&)>& edit) {
+    TensorDesc t = r.t;
+    cpu::onednn::Packing q = r.pk;
+    edit(q);
+    t.packing = cpu::onednn::encode_packing(q);
+    return t;
+  };
+  TensorDesc t = r.t;
+  t.bytes -= 1;
+  expect_invalid(t, "copy past the tensor's bytes", "leaves the tensor's");
+  expect_invalid(with([](auto& q) { q.copy_offset = 0; }), "copy over the plain bytes", "overlaps");
+  expect_invalid(with([](auto& q) { q.copy_offset += 4; }), "misaligned copy",
+                 "not a multiple of 64");
+  auto extra = [&](const std::function<void(dnnl_memory_desc_t&)>& f) {
+    return with([&](auto& q) {
+      dnnl_memory_desc_t md = q.copy.data;
+      f(md);
+      q.copy = dnnl::memory::desc(md);
+    });
+  };
+  expect_invalid(extra([](auto& md) { md.extra.flags |= 0x4; }), "an RNN flag",
+                 "unknown extra flags");
+  expect_invalid(extra([](auto& md) { md.extra.compensation_mask = 1 << 5; }),
+                 "a mask of a dim the tensor lacks", "mask is out of range");
+  expect_invalid(extra([](auto& md) {
+                   md.extra.flags |= dnnl_memory_extra_flag_scale_adjust;
+                   md.extra.scale_adjust = 0.0f;
+                 }),
+                 "a zero scale adjustment", "scale adjustment");
+  // Extra data on the plain layout, and int8 layouts for a float tensor.
+  t = with([](auto& q) {
+    dnnl_memory_desc_t md = q.packed.data;
+    md.extra = q.copy.data.extra;
+    q.packed = dnnl::memory::desc(md);
+  });
+  expect_invalid(t, "extra data on the portable layout", "extra flags are set");
+  t = r.t;
+  t.dtype = DType::f32;
+  expect_invalid(t, "int8 layouts of a float tensor", "not f32");
+}
+
+}  // namespace
+}  // namespace shoal

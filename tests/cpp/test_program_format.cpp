@@ -534,12 +534,13 @@ TEST(ProgramFormatCorrupt, FutureAndPastVersions) {
   reseal(b);
   // Both format versions and both shoal versions.
   expect_bad(b, {"program format version 7 (written by shoal 2.3.10) is newer than this shoal " +
-                     std::string(SHOAL_VERSION) + " loads (format versions 1 to 2)",
+                     std::string(SHOAL_VERSION) + " loads (format versions 1 to " +
+                     std::to_string(kFormatVersion) + ")",
                  "recompile the model with this shoal, or upgrade shoal"});
   put32(b, format::kOffVersion, 0);
   reseal(b);
   expect_bad(b, {"version 0 is older than this shoal " + std::string(SHOAL_VERSION) +
-                 " loads (format versions 1 to 2)"});
+                 " loads (format versions 1 to " + std::to_string(kFormatVersion) + ")"});
   // The version is checked before the rest of the header is trusted; a file
   // too short to hold the writer's version does not name it.
   Bytes head(b.begin(), b.begin() + 12);
@@ -581,6 +582,20 @@ TEST(ProgramFormat, LoadsFormatVersion1) {
   reseal(b);
   expect_bad(b,
              {"offset 36", "reserved header field is 0x00000100, expected 0 in format version 1"});
+}
+
+TEST(ProgramFormat, LoadsFormatVersion2) {
+  // Version 3 only adds int8 prepacked weights: a version 2 file is read as is.
+  Sample s = make_sample();
+  Bytes b = serialize(s.p);
+  put32(b, format::kOffVersion, 2);
+  reseal(b);
+  auto p = deserialize(b.data(), b.size(), nullptr);
+  EXPECT_EQ(p->version, 2u);
+  EXPECT_EQ(p->producer_version, SHOAL_VERSION);
+  EXPECT_EQ(p->instructions.size(), s.p.instructions.size());
+  ASSERT_EQ(p->weights_bytes, s.p.weights_bytes);
+  EXPECT_EQ(std::memcmp(p->weights, s.p.weights, p->weights_bytes), 0);
 }
 
 TEST(ProgramFormatCorrupt, ChecksumsNameTheSection) {

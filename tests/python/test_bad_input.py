@@ -246,12 +246,12 @@ def test_truncated_and_future_program_files(digits_model, tmp_path):
     with pytest.raises(shoal.InvalidArgumentError, match="half.shoal.*truncated"):
         shoal.load(half)
     future = bytearray(data)
-    future[8] = 9  # the format version (u32 at offset 8); this shoal reads 1 and 2
+    future[8] = 9  # the format version (u32 at offset 8); this shoal reads 1 to 3
     future[36:39] = b"\x07\x08\x09"  # the writer's version, 7.8.9
     path = tmp_path / "future.shoal"
     path.write_bytes(bytes(future))
     both = (r"version 9 \(written by shoal 7\.8\.9\) is newer than this shoal "
-            + re.escape(shoal.__version__) + r" loads \(format versions 1 to 2\)")
+            + re.escape(shoal.__version__) + r" loads \(format versions 1 to 3\)")
     with pytest.raises(shoal.InvalidArgumentError, match="future.shoal.*" + both):
         shoal.load(path)
     with pytest.raises(shoal.InvalidArgumentError, match=both):

@@ -171,24 +171,25 @@ def test_int8_conv_matches_reference_kernel(tmp_path):
 
 def test_digits_layer_precisions(digits_model):
     """Every quantized Conv of the digits CNN runs int8 (its result is
-    requantized for the next layer), so does the MaxPool between two; the Gemm (no int8 kernel yet) and a
-    layer left in float32 (keep_first_last) run float32."""
+    requantized for the next layer), so does the MaxPool between two and the
+    classifier Gemm (shoal.QMatMul, float32 logits); a layer left in float32
+    (keep_first_last) runs float32."""
     x = np.load(digits_model.parent / "heldout_x.npy").astype(np.float32)
 
     def precisions(q):
         rt = shoal.Runtime(shoal.compile(q), profile=True)
         rt.run(x[:4])
         return {lay["name"]: lay["precision"] for lay in rt.profile()
-                if lay["op"] in ("Conv", "QLinearConv", "Gemm")}
+                if lay["op"] in ("Conv", "QLinearConv", "Gemm", "shoal.QMatMul")}
 
     q = shoal.quantize(digits_model, calibration=x[:100])
     assert precisions(q) == {"/features/features.0/Conv": "int8",
                              "/features/features.3/Conv": "int8",
                              "/features/features.7/Conv": "int8",
-                             "/classifier/Gemm": "f32"}
+                             "/classifier/Gemm": "int8"}
     # and the MaxPool between them, on the 8-bit map (minmax: its result
     # keeps its input's scale, so no requantizing shoal.QLinearLookup)
-    assert "precision: 4 layers int8" in shoal.compile(q).describe()
+    assert "precision: 5 layers int8" in shoal.compile(q).describe()
     q = shoal.quantize(digits_model, calibration=x[:100], keep_first_last=True)
     assert precisions(q) == {"/features/features.0/Conv": "f32",
                              "/features/features.3/Conv": "int8",
@@ -355,8 +356,9 @@ def test_cli_compile_int8(digits_model, build_dir, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cal.npy", "d.shoal"]
     res = subprocess.run([str(cli), "inspect", str(out)], capture_output=True, text=True,
                          timeout=60)
-    # 3 Convs, the MaxPool and its requantization (percentile: a new scale)
-    assert "precision: 5 layers int8" in res.stdout, res.stdout
+    # 3 Convs, the MaxPool and its requantization (percentile: a new scale),
+    # the classifier Gemm
+    assert "precision: 6 layers int8" in res.stdout, res.stdout
     (y,) = shoal.Runtime(shoal.load(str(out))).run(x[100:])
     labels = np.load(digits_model.parent / "heldout_y.npy")[100:]
     assert float((y.argmax(1) == labels).mean()) > 0.95
@@ -368,3 +370,42 @@ def test_cli_compile_int8(digits_model, build_dir, tmp_path):
                          capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 1 and "none.npy" in res.stderr, res.stderr
     assert not (tmp_path / "e.shoal").exists()
+
+
+_RUN_SAVED = r"""
+import sys, numpy as np, shoal
+rt = shoal.Runtime(shoal.load(sys.argv[1]), profile=True)
+(y,) = rt.run(np.load(sys.argv[2]))
+print(" ".join(l["impl"] for l in rt.profile() if l["op"] in ("QLinearConv", "shoal.QMatMul")))
+np.save(sys.argv[3], y)
+"""
+
+
+@pytest.mark.parametrize("x_type", ["u8", "s8"])
+def test_int8_weights_are_prepacked(tmp_path, x_type):
+    """The compiler stores QLinearConv's int8 weights in oneDNN's layout, with
+    its compensation sums (program format 3): the plain bytes first, the
+    packed copy after them. The kernel uses the copy in place; a CPU that
+    wants another layout (here oneDNN limited to VNNI, no AMX) and the
+    reference kernel use the plain bytes; every result is the same."""
+    rng = np.random.default_rng(11)
+    model, p = _qdq_conv_model(rng, 16, 32, 3, 1, 1, 1, x_type, True, 5 if x_type == "u8" else 0,
+                               True)
+    x = (rng.standard_normal((2, 16, 12, 12)) * 3).astype(np.float32)
+    program = shoal.compile(model)
+    assert "packed weights: 1 tensors" in program.describe(), program.describe()
+    assert program.info()["format_version"] == 3
+    (y,) = shoal.Runtime(program).run(x)
+    want = _integer_reference(x, p, 32, 3, 1, 1, 1, True)
+    np.testing.assert_array_equal(y, want)
+    program.save(str(tmp_path / "q.shoal"))
+    np.save(tmp_path / "x.npy", x)
+    for env_extra, impl in (({"DNNL_MAX_CPU_ISA": "AVX512_CORE_VNNI"}, "vnni"),
+                            ({"SHOAL_REFERENCE_ONLY": "1"}, "reference")):
+        res = subprocess.run([sys.executable, "-c", _RUN_SAVED, str(tmp_path / "q.shoal"),
+                              str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+                             capture_output=True, text=True, timeout=120,
+                             env=dict(os.environ, **env_extra))
+        assert res.returncode == 0, res.stderr
+        assert impl in res.stdout, res.stdout
+        np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)

@@ -430,6 +430,9 @@ std::shared_ptr<dnnl::memory> packed_weight(const OpContext& oc, const program::
     if (same_wino(p.wino, target))  // the stored Winograd copy
       return std::make_shared<dnnl::memory>(target, eng,
                                             static_cast<uint8_t*>(data) + p.wino_offset);
+    if (p.copy.data.ndims > 0 && p.copy == target)  // the stored int8 copy
+      return std::make_shared<dnnl::memory>(target, eng,
+                                            static_cast<uint8_t*>(data) + p.copy_offset);
     from = p.packed;
     scale = 1.0f;
     key << "|from=" << desc_key(from);

@@ -236,9 +236,12 @@ KernelPtr make_concat(const OpContext& oc);
 /// QLinearConv: the int8 convolution (onednn_qconv.cpp); checks its own
 /// operands (8-bit activations, constant int8 weights and parameters).
 KernelPtr make_qlinear_conv(const OpContext& oc);
+/// shoal.QMatMul: the int8 matmul (onednn_qmatmul.cpp); checks its own operands.
+KernelPtr make_qmatmul(const OpContext& oc);
 
 /// How a kernel uses its constant weight operand (input 1 of Conv,
-/// ConvTranspose, Gemm and MatMul): the tensor's plain bytes viewed as the
+/// ConvTranspose, Gemm and MatMul, input 3 of the int8 QLinearConv and
+/// shoal.QMatMul; OpSpec::packed_weight): the tensor's plain bytes viewed as the
 /// primitive's weights (`plain`: dims and strides), the layout the primitive
 /// wants (`target`) and the factor folded into the values (Gemm's alpha).
 /// Derived from the very primitive descriptor the kernel builds, so the
@@ -252,6 +255,9 @@ struct WeightPlan {
 bool conv_weight_plan(const OpContext& oc, bool transpose, WeightPlan& wp);
 bool gemm_weight_plan(const OpContext& oc, WeightPlan& wp);
 bool matmul_weight_plan(const OpContext& oc, WeightPlan& wp);
+/// The int8 ops' (weight: input 3, int8; onednn_qconv.cpp, onednn_qmatmul.cpp).
+bool qconv_weight_plan(const OpContext& oc, WeightPlan& wp);
+bool qmatmul_weight_plan(const OpContext& oc, WeightPlan& wp);
 /// Dispatches on the op, after the checks make_onednn_kernel makes: false
 /// for instructions that would not get a oneDNN kernel with a packed weight.
 bool weight_plan(const OpContext& oc, WeightPlan& wp);

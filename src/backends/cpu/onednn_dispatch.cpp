@@ -42,15 +42,20 @@ const std::unordered_map<std::string_view, Builder>& builders() {
       {"LogSoftmax", onednn::make_softmax},
       {"Concat", onednn::make_concat},
       {"QLinearConv", onednn::make_qlinear_conv},
+      {"shoal.QMatMul", onednn::make_qmatmul},
   };
   return table;
 }
 
-/// Ops whose weight (input 1) the compiler may store packed for them.
-bool takes_packed_weight(const std::string& op) {
+/// Whether input `i` of `op` is a weight the compiler may store packed.
+bool takes_packed_weight(const std::string& op, int i) {
   const ops::OpSpec* spec = ops::find_op(op);
-  return spec && spec->packed_weight;
+  return spec && spec->packed_weight == i;
 }
+
+/// The int8 ops check their own operands (8-bit activations, constant int8
+/// weights and parameters).
+bool own_checks(const std::string& op) { return op == "QLinearConv" || op == "shoal.QMatMul"; }
 
 /// Every operand must be dense f32, plain or channels-last (the builders
 /// describe each operand with user_md; Gemm and MatMul take plain only),
@@ -76,8 +81,8 @@ bool operands_supported(const OpContext& oc) {
   };
   for (int i = 0; i < oc.num_inputs(); ++i) {
     const program::TensorDesc* t = oc.in(i);
-    if (t && i == 1 && t->layout == program::Layout::packed && t->dtype == DType::f32 &&
-        onednn::is_weight(*t) && takes_packed_weight(oc.ins.op))
+    if (t && t->layout == program::Layout::packed && t->dtype == DType::f32 &&
+        onednn::is_weight(*t) && takes_packed_weight(oc.ins.op, i))
       continue;
     if (t && !ok(*t) && !(oc.ins.op == "Clip" && i > 0)) return false;
   }
@@ -89,8 +94,10 @@ bool operands_supported(const OpContext& oc) {
 }  // namespace
 
 bool onednn::weight_plan(const OpContext& oc, WeightPlan& wp) {
-  if (!operands_supported(oc)) return false;
   const std::string& op = oc.ins.op;
+  if (op == "QLinearConv") return qconv_weight_plan(oc, wp);
+  if (op == "shoal.QMatMul") return qmatmul_weight_plan(oc, wp);
+  if (!operands_supported(oc)) return false;
   if (op == "Conv") return conv_weight_plan(oc, false, wp);
   if (op == "ConvTranspose") return conv_weight_plan(oc, true, wp);
   if (op == "Gemm") return gemm_weight_plan(oc, wp);
@@ -104,9 +111,9 @@ std::unique_ptr<device::Kernel> make_onednn_kernel(const program::Instruction& i
   auto it = builders().find(ins.op);
   if (it == builders().end()) return nullptr;
   OpContext oc{ins, prog, ctx, threads};
-  const bool own_checks = ins.op == "QLinearConv";  // 8-bit operands
-  if (!own_checks && !operands_supported(oc)) return nullptr;
-  for (int i = 0; own_checks && i < oc.num_inputs(); ++i)
+  const bool own = own_checks(ins.op);
+  if (!own && !operands_supported(oc)) return nullptr;
+  for (int i = 0; own && i < oc.num_inputs(); ++i)
     if (const program::TensorDesc* t = oc.in(i); t && shape_numel(t->shape) == 0) return nullptr;
   try {
     return it->second(oc);

@@ -18,13 +18,21 @@ namespace onednn {
 namespace {
 
 constexpr char kMagic[4] = {'S', 'P', 'K', 'D'};  // shoal packing description
-constexpr uint16_t kVersion = 1;
+constexpr uint16_t kVersion = 2;  // 2: int8 weights (kKindOneDnnCopy, s8, extra data)
+constexpr uint16_t kOldestVersion = 1;
 constexpr uint8_t kKindOneDnn = 1;      // a oneDNN memory descriptor pair
 constexpr uint8_t kKindOneDnnWino = 2;  // ... and a Winograd copy
+constexpr uint8_t kKindOneDnnCopy = 3;  // ... and a blocked copy with extra data (version 2)
 constexpr uint8_t kTransformNone = 0;   // the stored values are the plain ones
 constexpr uint8_t kTransformScale = 1;  // ... times `scale`
 constexpr uint8_t kDtypeF32 = 1;        // the ONNX code of float32
 constexpr uint8_t kDtypeBf16 = 16;      // ... of bfloat16 (packed layouts only)
+constexpr uint8_t kDtypeS8 = 3;         // ... of int8 (version 2)
+// The extra data oneDNN's int8 weight layouts carry (compensation sums, a
+// scale adjustment); only in a kKindOneDnnCopy's copy.
+constexpr uint64_t kExtraFlags = dnnl_memory_extra_flag_compensation_conv_s8s8 |
+                                 dnnl_memory_extra_flag_scale_adjust |
+                                 dnnl_memory_extra_flag_compensation_conv_asymmetric_src;
 constexpr uint8_t kFormatBlocked = 1;   // dnnl_blocked
 constexpr int64_t kMaxDim = int64_t(1) << 40;
 
@@ -87,11 +95,15 @@ bool span_elems(const dnnl_memory_desc_t& d, uint64_t& n) {
   return add(last, 1, n);
 }
 
+uint8_t dtype_code(dnnl_data_type_t t) {
+  return t == dnnl_bf16 ? kDtypeBf16 : t == dnnl_s8 ? kDtypeS8 : kDtypeF32;
+}
+
 void write_md(program::ByteWriter& w, const dnnl::memory::desc& md) {
   const dnnl_memory_desc_t& d = md.data;
   const dnnl_blocking_desc_t& b = d.format_desc.blocking;
   w.u8(uint8_t(d.ndims));
-  w.u8(d.data_type == dnnl_bf16 ? kDtypeBf16 : kDtypeF32);
+  w.u8(dtype_code(d.data_type));
   w.u8(kFormatBlocked);
   w.u8(uint8_t(b.inner_nblks));
   w.i64(d.offset0);
@@ -106,12 +118,25 @@ void write_md(program::ByteWriter& w, const dnnl::memory::desc& md) {
     w.i64(b.inner_idxs[k]);
   }
   w.u64(d.extra.flags);
+  if (d.extra.flags) {
+    w.i64(d.extra.compensation_mask);
+    w.f32(d.extra.scale_adjust);
+    w.i64(d.extra.asymm_compensation_mask);
+  }
 }
 
-/// Reads one descriptor and checks that it describes a sane f32 (or, with
-/// allow_bf16, bf16) blocked layout of positive dims (the data access of a
-/// reorder over it stays within span_elems elements).
-dnnl::memory::desc read_md(Reader& r, const char* which, bool allow_bf16 = false) {
+/// What read_md accepts.
+struct MdRules {
+  bool bf16 = false;   // bf16 besides f32
+  bool s8 = false;     // s8 besides f32
+  bool extra = false;  // oneDNN's int8 extra data (kExtraFlags)
+};
+
+/// Reads one descriptor and checks that it describes a sane f32 (or, as
+/// `rules` allow, bf16 or s8, with extra data) blocked layout of positive dims
+/// (the data access of a reorder over it stays within span_elems elements;
+/// get_size() adds the extra data).
+dnnl::memory::desc read_md(Reader& r, const char* which, MdRules rules = {}) {
   auto bad = [&](const std::string& what) { r.fail(std::string(which) + " layout: " + what); };
   dnnl_memory_desc_t d;
   std::memset(&d, 0, sizeof d);
@@ -119,14 +144,14 @@ dnnl::memory::desc read_md(Reader& r, const char* which, bool allow_bf16 = false
   int nd = r.u8();
   if (nd < 1 || nd > DNNL_MAX_NDIMS) bad("rank " + std::to_string(nd));
   const uint8_t type = r.u8();
-  if (type != kDtypeF32 && !(allow_bf16 && type == kDtypeBf16))
+  if (type != kDtypeF32 && !(rules.bf16 && type == kDtypeBf16) && !(rules.s8 && type == kDtypeS8))
     bad(std::string("data type ") + std::to_string(type) + " is not f32" +
-        (allow_bf16 ? " or bf16" : ""));
+        (rules.bf16 ? " or bf16" : "") + (rules.s8 ? " or int8" : ""));
   if (r.u8() != kFormatBlocked) bad("format is not blocked");
   int nb = r.u8();
   if (nb > DNNL_MAX_NDIMS) bad(std::to_string(nb) + " inner blocks");
   d.ndims = nd;
-  d.data_type = type == kDtypeBf16 ? dnnl_bf16 : dnnl_f32;
+  d.data_type = type == kDtypeBf16 ? dnnl_bf16 : type == kDtypeS8 ? dnnl_s8 : dnnl_f32;
   d.format_kind = dnnl_blocked;
   b.inner_nblks = nb;
   d.offset0 = r.i64();
@@ -161,7 +186,21 @@ dnnl::memory::desc read_md(Reader& r, const char* which, bool allow_bf16 = false
     if (d.padded_dims[i] % blk[i])
       bad("padded dim " + std::to_string(i) + " is not a multiple of its " + "blocks");
   d.extra.flags = r.u64();
-  if (d.extra.flags != 0) bad("extra flags are set");
+  if (d.extra.flags != 0 && !rules.extra) bad("extra flags are set");
+  if (d.extra.flags & ~kExtraFlags) bad("unknown extra flags " + std::to_string(d.extra.flags));
+  if (d.extra.flags) {
+    // Masks of dims (the compensation has one int32 per combination of the
+    // masked dims: get_size() counts them).
+    const int64_t all = (int64_t(1) << nd) - 1, cm = r.i64();
+    d.extra.scale_adjust = r.f32();
+    const int64_t am = r.i64();
+    if (cm < 0 || cm > all || am < 0 || am > all) bad("an extra-data mask is out of range");
+    const bool adjusted = d.extra.flags & dnnl_memory_extra_flag_scale_adjust;
+    if (!std::isfinite(d.extra.scale_adjust) || (adjusted && d.extra.scale_adjust <= 0.0f))
+      bad("the scale adjustment is not finite (and positive, when flagged)");
+    d.extra.compensation_mask = int(cm);
+    d.extra.asymm_compensation_mask = int(am);
+  }
   uint64_t n;
   if (!span_elems(d, n)) bad("its size overflows");
   return dnnl::memory::desc(d);
@@ -234,6 +273,13 @@ bool same_wino(const dnnl::memory::desc& a, const dnnl::memory::desc& b) {
          x.size == y.size;
 }
 
+bool can_encode_copy(const dnnl::memory::desc& md, const dnnl::memory::desc& dims_of) {
+  const dnnl_memory_desc_t &d = md.data, &p = dims_of.data;
+  return d.format_kind == dnnl_blocked && d.data_type == dnnl_s8 && d.ndims == p.ndims &&
+         std::equal(d.dims, d.dims + d.ndims, p.dims) && (d.extra.flags & ~kExtraFlags) == 0 &&
+         d.offset0 == 0;
+}
+
 bool can_encode(const dnnl::memory::desc& md, bool allow_bf16) {
   const dnnl_memory_desc_t& d = md.data;
   return d.ndims >= 1 && d.ndims <= DNNL_MAX_NDIMS &&
@@ -245,16 +291,23 @@ std::vector<uint8_t> encode_packing(const Packing& p) {
   std::vector<uint8_t> out;
   out.reserve(512);  // also keeps GCC 12 from a -Wstringop-overflow false positive
   program::ByteWriter w(out);
-  w.raw(kMagic, sizeof kMagic);
-  w.u8(uint8_t(kVersion & 0xff));
-  w.u8(uint8_t(kVersion >> 8));
   const bool wino = p.wino.data.format_kind == dnnl_format_kind_wino;
-  w.u8(wino ? kKindOneDnnWino : kKindOneDnn);
+  const bool copy = p.copy.data.ndims > 0;
+  // Version 1 where it says all (float weights): older builds read those.
+  const uint16_t version = copy || p.plain.data.data_type == dnnl_s8 ? kVersion : kOldestVersion;
+  w.raw(kMagic, sizeof kMagic);
+  w.u8(uint8_t(version & 0xff));
+  w.u8(uint8_t(version >> 8));
+  w.u8(wino ? kKindOneDnnWino : copy ? kKindOneDnnCopy : kKindOneDnn);
   w.u8(p.scale == 1.0f ? kTransformNone : kTransformScale);
   w.f32(p.scale);
   write_md(w, p.plain);
   write_md(w, p.packed);
   if (wino) write_wino(w, p.wino, p.wino_offset);
+  if (copy) {
+    write_md(w, p.copy);
+    w.u64(p.copy_offset);
+  }
   return out;
 }
 
@@ -263,10 +316,12 @@ Packing decode_packing(const program::TensorDesc& t) {
   if (std::memcmp(r.take(sizeof kMagic), kMagic, sizeof kMagic) != 0)
     r.fail("no SPKD tag (not written by this backend)");
   uint16_t version = r.u16();
-  if (version != kVersion)
-    r.fail("version " + std::to_string(version) + ", this build reads " + std::to_string(kVersion));
+  if (version < kOldestVersion || version > kVersion)
+    r.fail("version " + std::to_string(version) + ", this build reads " +
+           std::to_string(kOldestVersion) + " to " + std::to_string(kVersion));
   const uint8_t kind = r.u8();
-  if (kind != kKindOneDnn && kind != kKindOneDnnWino) r.fail("not a oneDNN layout");
+  if (kind != kKindOneDnn && kind != kKindOneDnnWino && !(version >= 2 && kind == kKindOneDnnCopy))
+    r.fail("not a oneDNN layout");
   uint8_t transform = r.u8();
   Packing p;
   p.scale = r.f32();
@@ -275,20 +330,31 @@ Packing decode_packing(const program::TensorDesc& t) {
           : transform != kTransformScale || !std::isfinite(p.scale) || p.scale == 0.0f)
     r.fail("transformation " + std::to_string(transform) + " with scale " +
            std::to_string(p.scale));
-  p.plain = read_md(r, "plain");
-  p.packed = read_md(r, "packed", /*allow_bf16=*/true);
+  const bool int8 = t.dtype == DType::i8 && version >= 2;
+  p.plain = read_md(r, "plain", {.s8 = int8});
+  p.packed = read_md(r, "packed", {.bf16 = !int8, .s8 = int8});
   if (kind == kKindOneDnnWino) {
     if (p.scale != 1.0f) r.fail("a Winograd copy with a scale");
     if (p.packed.data.data_type != dnnl_f32) r.fail("a Winograd copy of bf16 weights");
     p.wino = read_wino(r, p.plain, p.wino_offset);
+  }
+  if (kind == kKindOneDnnCopy) {
+    p.copy = read_md(r, "copy", {.s8 = int8, .extra = true});
+    p.copy_offset = r.u64();
+    if (p.copy_offset % program::kWeightAlign)
+      r.fail("copy offset " + std::to_string(p.copy_offset) + " is not a multiple of " +
+             std::to_string(program::kWeightAlign));
   }
   if (!r.done()) r.fail("trailing bytes");
 
   // Both views must be of the tensor: the same dims, as many elements as its
   // shape, the plain one dense without blocks, each inside the bytes it reads.
   const dnnl_memory_desc_t &pl = p.plain.data, &pk = p.packed.data;
-  if (t.dtype != DType::f32)
-    r.fail("the tensor is " + std::string(dtype_name(t.dtype)) + ", not f32");
+  if (t.dtype != DType::f32 && !int8)
+    r.fail("the tensor is " + std::string(dtype_name(t.dtype)) + ", not f32 or int8");
+  const dnnl_data_type_t want = int8 ? dnnl_s8 : dnnl_f32;
+  if (p.plain.data.data_type != want || (int8 && p.packed.data.data_type != want))
+    r.fail("its layouts' data type is not the tensor's");
   if (pl.ndims != pk.ndims || !std::equal(pl.dims, pl.dims + pl.ndims, pk.dims))
     r.fail("the plain and packed layouts have different dims");
   uint64_t numel = 1;
@@ -300,7 +366,7 @@ Packing decode_packing(const program::TensorDesc& t) {
   uint64_t span = 0;
   if (pl.format_desc.blocking.inner_nblks != 0 || !span_elems(pl, span) || span > numel)
     r.fail("the plain layout is not a dense view of the tensor");
-  const uint64_t elem = pk.data_type == dnnl_bf16 ? 2 : sizeof(float);
+  const uint64_t elem = pk.data_type == dnnl_bf16 ? 2 : pk.data_type == dnnl_s8 ? 1 : sizeof(float);
   if (!span_elems(pk, span) || span > t.bytes / elem || p.packed.get_size() > t.bytes)
     r.fail("the packed layout needs " + std::to_string(p.packed.get_size()) +
            " bytes, the tensor has " + std::to_string(t.bytes));
@@ -309,6 +375,16 @@ Packing decode_packing(const program::TensorDesc& t) {
     r.fail("the Winograd copy (" + std::to_string(p.wino.get_size()) + " bytes at " +
            std::to_string(p.wino_offset) + ") overlaps the packed one or leaves the tensor's " +
            std::to_string(t.bytes) + " bytes");
+  if (kind == kKindOneDnnCopy) {
+    const dnnl_memory_desc_t& c = p.copy.data;
+    if (c.ndims != pl.ndims || !std::equal(pl.dims, pl.dims + pl.ndims, c.dims))
+      r.fail("the copy has other dims than the plain layout");
+    if (!span_elems(c, span) || p.copy_offset < p.packed.get_size() || p.copy_offset > t.bytes ||
+        t.bytes - p.copy_offset < p.copy.get_size())
+      r.fail("the copy (" + std::to_string(p.copy.get_size()) + " bytes at " +
+             std::to_string(p.copy_offset) + ") overlaps the packed one or leaves the tensor's " +
+             std::to_string(t.bytes) + " bytes");
+  }
   return p;
 }
 

@@ -26,11 +26,21 @@ struct Packing {
   /// bytes only when its primitive wants exactly this descriptor.
   dnnl::memory::desc wino;
   uint64_t wino_offset = 0;
+  /// Or (int8 weights) a second copy in a blocked int8 layout with oneDNN's
+  /// extra data (compensation sums for int8 sources or a source zero point),
+  /// which oneDNN cannot reorder out of either: `packed` is then the plain
+  /// int8 bytes, and a kernel uses the copy (at `copy_offset`) only when its
+  /// primitive wants exactly this descriptor.
+  dnnl::memory::desc copy;
+  uint64_t copy_offset = 0;
 };
 
 /// Whether `md` can be encoded: f32 (or bf16, for a packed layout, with
 /// allow_bf16), blocked format, no extra flags.
 bool can_encode(const dnnl::memory::desc& md, bool allow_bf16 = false);
+/// Whether `md` is a blocked int8 layout of `dims_of`'s dims (extra data
+/// allowed), which can be encoded as Packing::copy.
+bool can_encode_copy(const dnnl::memory::desc& md, const dnnl::memory::desc& dims_of);
 /// Whether `md` is a f32 Winograd weights layout of `dims_of`'s dims, which
 /// can be encoded as Packing::wino.
 bool can_encode_wino(const dnnl::memory::desc& md, const dnnl::memory::desc& dims_of);

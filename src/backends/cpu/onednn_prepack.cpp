@@ -1,7 +1,8 @@
 // prepack_weights: the compiler stores the weights of Conv, ConvTranspose,
-// Gemm and MatMul in the layout their oneDNN kernels want, so that loading a
-// program does no repacking. The layout comes from the primitive descriptor
-// the kernel itself builds (weight_plan), on the compiling machine's CPU.
+// Gemm and MatMul (and the int8 QLinearConv and shoal.QMatMul) in the layout
+// their oneDNN kernels want, so that loading a program does no repacking. The
+// layout comes from the primitive descriptor the kernel itself builds
+// (weight_plan), on the compiling machine's CPU.
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -53,8 +54,8 @@ struct Packed {
   std::vector<uint8_t> bytes, packing;
 };
 
-/// Packs weight `id` (input 1 of `ins`) when its kernel wants another layout
-/// or a folded scale; false when it stays as it is.
+/// Packs weight `id` (OpSpec::packed_weight of `ins`) when its kernel wants
+/// another layout or a folded scale; false when it stays as it is.
 bool pack_one(const program::Instruction& ins, const ProgramData& p, int id, OneDnnContext& ctx,
               const uint8_t* base, Packed& out) {
   const TensorDesc& t = p.tensors[size_t(id)];
@@ -68,7 +69,8 @@ bool pack_one(const program::Instruction& ins, const ProgramData& p, int id, One
     return false;  // the kernel would fail the same way at load; not ours
   }
   if (wp.plain == wp.target && wp.scale == 1.0f) return false;
-  if (!onednn::can_encode(wp.plain)) return false;
+  const bool int8 = t.dtype == DType::i8;
+  if (!int8 && !onednn::can_encode(wp.plain)) return false;
   const dnnl::engine& eng = ctx.engine;
   dnnl::memory src(wp.plain, eng, const_cast<uint8_t*>(base + t.offset));
   dnnl::stream s(eng);
@@ -80,22 +82,32 @@ bool pack_one(const program::Instruction& ins, const ProgramData& p, int id, One
     s.wait();
   };
   out.tensor = id;
-  if (wp.scale == 1.0f && onednn::can_encode_wino(wp.target, wp.plain)) {
-    // Winograd: oneDNN cannot reorder out of its layout, so the plain bytes
-    // stay (for another CPU, a stacked kernel wanting other blocks, and the
-    // reference kernels) and the transformed copy follows them: the kernel
-    // uses it in place instead of transforming the weights at every load.
+  // Winograd and int8 layouts (the latter carry extra data: compensation
+  // sums): oneDNN cannot reorder out of them, so the plain bytes stay (for
+  // another CPU, a stacked kernel wanting other blocks, and the reference
+  // kernels) and the transformed copy follows them: the kernel uses it in
+  // place instead of transforming the weights at every load.
+  const bool wino = !int8 && wp.scale == 1.0f && onednn::can_encode_wino(wp.target, wp.plain);
+  if (int8 && (wp.scale != 1.0f || !onednn::can_encode_copy(wp.target, wp.plain))) return false;
+  onednn::Packing pk;
+  pk.plain = wp.plain;
+  if (wino || int8) {
     const uint64_t plain_bytes = wp.plain.get_size(), at = align_up(plain_bytes);
     out.bytes.assign(at + wp.target.get_size(), 0);
     std::memcpy(out.bytes.data(), base + t.offset, plain_bytes);
     reorder_to(wp.target, out.bytes.data() + at);
-    out.packing = onednn::encode_packing({wp.plain, wp.plain, 1.0f, wp.target, at});
+    pk.packed = wp.plain;
+    (wino ? pk.wino : pk.copy) = wp.target;
+    (wino ? pk.wino_offset : pk.copy_offset) = at;
+    out.packing = onednn::encode_packing(pk);
     return true;
   }
   if (!onednn::can_encode(wp.target, /*allow_bf16=*/true)) return false;
   out.bytes.assign(wp.target.get_size(), 0);
   reorder_to(wp.target, out.bytes.data());
-  out.packing = onednn::encode_packing({wp.plain, wp.target, wp.scale, {}, 0});
+  pk.packed = wp.target;
+  pk.scale = wp.scale;
+  out.packing = onednn::encode_packing(pk);
   return true;
 }
 
@@ -163,14 +175,18 @@ void prepack_weights(ProgramData& p, const std::function<void(const std::string&
   uint64_t plain_bytes = 0, packed_bytes = 0;
   int candidates = 0;
   for (const program::Instruction& ins : p.instructions) {
-    if (const ops::OpSpec* spec = ops::find_op(ins.op); !spec || !spec->packed_weight) continue;
-    if (ins.inputs.size() < 2) continue;
-    const int id = ins.inputs[1];
+    const ops::OpSpec* spec = ops::find_op(ins.op);
+    if (!spec || spec->packed_weight < 0 || ins.inputs.size() <= size_t(spec->packed_weight))
+      continue;
+    const int id = ins.inputs[size_t(spec->packed_weight)];
     if (id < 0 || size_t(id) >= p.tensors.size()) continue;
     const TensorDesc& t = p.tensors[size_t(id)];
-    const uint64_t logical = uint64_t(shape_numel(t.shape)) * sizeof(float);
-    if (t.storage != Storage::weight || t.layout != Layout::plain || t.dtype != DType::f32 ||
-        logical == 0 || t.offset > size || size - t.offset < logical)
+    // float32 weights; int8 ones of the int8 ops (input 3)
+    const bool int8 = t.dtype == DType::i8 && spec->packed_weight == 3;
+    const uint64_t logical = uint64_t(shape_numel(t.shape)) * (int8 ? 1 : sizeof(float));
+    if (t.storage != Storage::weight || t.layout != Layout::plain ||
+        (t.dtype != DType::f32 && !int8) || logical == 0 || t.offset > size ||
+        size - t.offset < logical)
       continue;
     ++candidates;
     if (uses[size_t(id)] != 1 || shared[size_t(id)]) continue;

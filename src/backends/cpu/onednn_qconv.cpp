@@ -11,120 +11,58 @@
 #include <limits>
 #include <string>
 
-#include "backends/cpu/omp_team.hpp"
-#include "backends/cpu/onednn_common.hpp"
+#include "backends/cpu/onednn_quant.hpp"
 #include "shoal/error.hpp"
 
 namespace shoal::cpu::onednn {
+
 namespace {
 
-/// Reads a constant scalar-or-vector operand as floats / ints; false when not
-/// a constant of the expected type.
-bool read_floats(const OpContext& oc, const program::TensorDesc* t, std::vector<float>& v) {
-  if (!t || !is_weight(*t) || t->dtype != DType::f32 || t->layout != program::Layout::plain)
-    return false;
-  v.resize(size_t(shape_numel(t->shape)));
-  std::memcpy(v.data(), oc.weight_data(*t), v.size() * sizeof(float));
-  return !v.empty();
-}
-bool read_ints(const OpContext& oc, const program::TensorDesc* t, std::vector<int32_t>& v) {
-  if (!t || !is_weight(*t) || t->layout != program::Layout::plain) return false;
-  const int64_t n = shape_numel(t->shape);
-  const void* p = oc.weight_data(*t);
-  v.resize(size_t(n));
-  for (int64_t i = 0; i < n; ++i) {
-    switch (t->dtype) {
-      case DType::u8:
-        v[size_t(i)] = static_cast<const uint8_t*>(p)[i];
-        break;
-      case DType::i8:
-        v[size_t(i)] = static_cast<const int8_t*>(p)[i];
-        break;
-      default:
-        return false;
-    }
-  }
-  return !v.empty();
-}
-
-/// A oneDNN kernel writing scaled float32 results into a buffer of its own,
-/// then y = saturate(round_half_even(v) + zero_point) into the output (in
-/// the same layout), as the reference kernel rounds.
-class RequantizeKernel final : public device::Kernel {
- public:
-  RequantizeKernel(std::unique_ptr<DnnlKernel> conv, DType type, int32_t zp, int64_t n)
-      : conv_(std::move(conv)), type_(type), zp_(zp), buf_(size_t(n)) {}
-  void execute(device::ExecContext& ctx, std::span<void* const> in,
-               std::span<void* const> out) override {
-    void* tmp[1] = {buf_.data()};
-    conv_->execute(ctx, in, tmp);
-    const int threads = team_threads(ctx.threads);
-    if (type_ == DType::u8)
-      store(static_cast<uint8_t*>(out[0]), threads);
-    else
-      store(static_cast<int8_t*>(out[0]), threads);
-  }
-  std::string impl() const override { return conv_->impl(); }
-  std::string precision() const override { return conv_->precision(); }
-
- private:
-  template <class Q>
-  void store(Q* y, int threads) const {
-    const float lo = float(std::numeric_limits<Q>::min()) - float(zp_);
-    const float hi = float(std::numeric_limits<Q>::max()) - float(zp_);
-    const float* v = buf_.data();
-    const int64_t n = int64_t(buf_.size());
-    const int32_t zp = zp_;
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n > 65536)
-    for (int64_t i = 0; i < n; ++i) {
-      float t = std::min(hi, std::max(lo, v[i]));
-      t = (t + 12582912.0f) - 12582912.0f;  // round half to even (|t| <= 2^22)
-      y[i] = Q(int32_t(t) + zp);
-    }
-  }
-  std::unique_ptr<DnnlKernel> conv_;
-  DType type_;
-  int32_t zp_;
-  std::vector<float> buf_;
+/// What the kernel and the compiler's weight prepacking both derive from the
+/// instruction, up to the primitive descriptor (so the packed layout is the
+/// one the kernel wants).
+struct QConvPlan {
+  dims xd, yd, wd;
+  bool requantize = false;
+  int32_t y_zero_point = 0;
+  dnnl::convolution_forward::primitive_desc pd;
 };
 
-}  // namespace
-
-KernelPtr make_qlinear_conv(const OpContext& oc) {
+/// Fills `out`; false when oneDNN does not take this convolution.
+bool plan_qconv(const OpContext& oc, QConvPlan& out) {
   const program::TensorDesc* x = oc.in(0);
   const program::TensorDesc* w = oc.in(3);
   const program::TensorDesc* b = oc.in(8);
-  if (!x || !w || !is_weight(*w) || oc.ins.outputs.size() != 1) return nullptr;
+  if (!x || !w || !is_int8_weight(*w) || oc.ins.outputs.size() != 1) return false;
   const program::TensorDesc& y = oc.out(0);
   auto is8 = [](const program::TensorDesc& t) {
     return (t.dtype == DType::u8 || t.dtype == DType::i8) &&
            (t.layout == program::Layout::plain || t.layout == program::Layout::channels_last);
   };
-  if (!is8(*x) || !is8(y) || w->dtype != DType::i8 || w->layout != program::Layout::plain)
-    return nullptr;
+  if (!is8(*x) || !is8(y)) return false;
   if (b && (!is_weight(*b) || b->dtype != DType::i32 || b->layout != program::Layout::plain))
-    return nullptr;
+    return false;
   const size_t rank = x->shape.size();
-  if (rank < 3 || rank > 5 || w->shape.size() != rank) return nullptr;
+  if (rank < 3 || rank > 5 || w->shape.size() != rank) return false;
   std::vector<float> xs, ws, ys;
   std::vector<int32_t> xz, wz, yz;
   if (!read_floats(oc, oc.in(1), xs) || !read_floats(oc, oc.in(4), ws) ||
       !read_floats(oc, oc.in(6), ys) || !read_ints(oc, oc.in(2), xz) ||
       !read_ints(oc, oc.in(5), wz) || !read_ints(oc, oc.in(7), yz))
-    return nullptr;
-  if (xs.size() != 1 || ys.size() != 1 || xz.size() != 1 || yz.size() != 1) return nullptr;
+    return false;
+  if (xs.size() != 1 || ys.size() != 1 || xz.size() != 1 || yz.size() != 1) return false;
   // oneDNN adds the destination zero point before rounding, ONNX after (a
   // value halfway between two integers would round the other way with an
   // odd zero point): with one (uint8 outputs that can be negative), the
   // primitive writes its scaled float32 results and a loop requantizes them.
   const bool requantize = yz[0] != 0;
   for (int32_t z : wz)
-    if (z != 0) return nullptr;  // asymmetric weights: the reference kernel
+    if (z != 0) return false;  // asymmetric weights: the reference kernel
 
   const Attrs& a = oc.ins.attrs;
   ref::WindowGeometry g = ref::conv_geometry(a, x->shape, w->shape);
-  if (g.group < 1 || g.c_in % g.group || g.c_out % g.group) return nullptr;
-  if (ws.size() != 1 && int64_t(ws.size()) != g.c_out) return nullptr;
+  if (g.group < 1 || g.c_in % g.group || g.c_out % g.group) return false;
+  if (ws.size() != 1 && int64_t(ws.size()) != g.c_out) return false;
   const dims yd = window_out_dims(oc, g);
 
   // The scales exactly as the reference kernel computes them (float32).
@@ -135,7 +73,7 @@ KernelPtr make_qlinear_conv(const OpContext& oc) {
   attr.set_output_scales(1 << 1, scales);
   if (xz[0] != 0) attr.set_zero_points(DNNL_ARG_SRC, 0, {xz[0]});
   dnnl::post_ops po;
-  if (!append_activation(po, ref::activation_from_attrs(a))) return nullptr;
+  if (!append_activation(po, ref::activation_from_attrs(a))) return false;
   attr.set_post_ops(po);
 
   int64_t oc_g = g.c_out / g.group, ic_g = g.c_in / g.group;
@@ -168,6 +106,21 @@ KernelPtr make_qlinear_conv(const OpContext& oc) {
         break;
       }
   }
+  out = QConvPlan{xd, yd, wd, requantize, yz[0], pd};
+  return true;
+}
+
+}  // namespace
+
+KernelPtr make_qlinear_conv(const OpContext& oc) {
+  QConvPlan p;
+  if (!plan_qconv(oc, p)) return nullptr;
+  const program::TensorDesc *x = oc.in(0), *w = oc.in(3), *b = oc.in(8);
+  const program::TensorDesc& y = oc.out(0);
+  const dims &xd = p.xd, &yd = p.yd, &wd = p.wd;
+  const bool requantize = p.requantize;
+  const auto& pd = p.pd;
+  auto bmd = dnnl::memory::desc({yd[1]}, dt::s32, tag::a);
 
   auto k = std::make_unique<DnnlKernel>(oc);
   DnnlKernel::Args args;
@@ -191,7 +144,16 @@ KernelPtr make_qlinear_conv(const OpContext& oc) {
   if (!dst_user) k->add_reorder(dst, k->bind_output(0, yu));
   k->set_impl(pd);
   if (!requantize) return k;
-  return std::make_unique<RequantizeKernel>(std::move(k), y.dtype, yz[0], shape_numel(y.shape));
+  return requantize_after(std::move(k), y.dtype, p.y_zero_point, shape_numel(y.shape));
+}
+
+bool qconv_weight_plan(const OpContext& oc, WeightPlan& wp) {
+  QConvPlan p;
+  if (!plan_qconv(oc, p)) return false;
+  wp.plain = dnnl::memory::desc(p.wd, dt::s8, plain_strides(p.wd));
+  wp.target = p.pd.weights_desc();
+  wp.scale = 1.0f;
+  return true;
 }
 
 }  // namespace shoal::cpu::onednn
