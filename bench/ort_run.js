@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // ort_run.js: runs an ONNX model once with onnxruntime's CPU library (the npm
 // package onnxruntime-node) on a float32 input, for cross-checks of shoal's
-// outputs (bench/qdq_crosscheck.py).
+// outputs (scripts/make_ort_fixtures.py).
 //
 //   node bench/ort_run.js MODEL.onnx INPUT.f32 N,C,H,W OUTPUT.f32
 //
