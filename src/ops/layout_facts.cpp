@@ -66,6 +66,7 @@ void assign_layout_facts(std::vector<OpSpec>& table) {
       "shoal.QLinearAdd",
       "shoal.QLinearLookup",
       "shoal.QLinearGlobalAveragePool",
+      "shoal.QLinearAveragePool",
       "shoal.QLinearMul",
       "shoal.PointwiseDepthwise"};
   static const std::unordered_map<std::string_view, int> packed_weight = {

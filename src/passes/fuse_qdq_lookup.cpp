@@ -9,6 +9,7 @@
 //
 //   f(DQ(x)) -> QuantizeLinear                   -> shoal.QLinearLookup
 //   GlobalAveragePool(f(DQ(x))) -> QuantizeLinear -> shoal.QLinearGlobalAveragePool
+//   AveragePool(f(DQ(x))) -> QuantizeLinear       -> shoal.QLinearAveragePool
 //   Mul(f(DQ(a)), g(DQ(b))) -> QuantizeLinear     -> shoal.QLinearMul
 //
 // (a Flatten or other view between the pool and its QuantizeLinear then
@@ -181,7 +182,7 @@ class Matcher {
 void fuse_qdq_lookup(ir::Graph& g, const Log& log) {
   auto cons = g.consumers();
   Matcher m(g);
-  int lookups = 0, pools = 0, muls = 0, maxpools = 0, concats = 0;
+  int lookups = 0, pools = 0, avgpools = 0, muls = 0, maxpools = 0, concats = 0;
   const size_t count = g.nodes.size();
   for (size_t qi = 0; qi < count; ++qi) {
     if (!per_tensor_q(g, g.nodes[qi])) continue;
@@ -220,6 +221,14 @@ void fuse_qdq_lookup(ir::Graph& g, const Log& log) {
       fused.op = "shoal.QLinearGlobalAveragePool";
       fused.inputs = {fx.src, add_table(m.table(fx, x), "x_table"), q.inputs[1], q.inputs[2]};
       ++pools;
+    } else if (pop == "AveragePool" && g.nodes[size_t(pi)].outputs.size() == 1) {
+      const int x = g.nodes[size_t(pi)].inputs[0];
+      Fn fx;
+      if (!m.function_of_one(x, fx)) continue;
+      fused.op = "shoal.QLinearAveragePool";
+      fused.attrs = g.nodes[size_t(pi)].attrs;  // the window
+      fused.inputs = {fx.src, add_table(m.table(fx, x), "x_table"), q.inputs[1], q.inputs[2]};
+      ++avgpools;
     } else if (pop == "Mul" && g.nodes[size_t(pi)].inputs.size() == 2) {
       const int a = g.nodes[size_t(pi)].inputs[0], b = g.nodes[size_t(pi)].inputs[1];
       Fn fa, fb;
@@ -336,7 +345,8 @@ void fuse_qdq_lookup(ir::Graph& g, const Log& log) {
   if (log)
     log("fused float32 functions of int8 tensors into " + std::to_string(lookups) +
         " shoal.QLinearLookup, " + std::to_string(pools) + " shoal.QLinearGlobalAveragePool, " +
-        std::to_string(muls) + " shoal.QLinearMul, " + std::to_string(maxpools) + " MaxPool and " +
+        std::to_string(avgpools) + " shoal.QLinearAveragePool, " + std::to_string(muls) +
+        " shoal.QLinearMul, " + std::to_string(maxpools) + " MaxPool and " +
         std::to_string(concats) + " Concat on 8-bit maps");
 }
 

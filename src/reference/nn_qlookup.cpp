@@ -2,7 +2,7 @@
 // tensor that is an elementwise function f of one 8-bit tensor x (through
 // its per-tensor DequantizeLinear: SiLU, Sigmoid, HardSwish, ...) takes at
 // most 256 values, so the compiler evaluates f on all of them once (with
-// these reference kernels) into a table indexed by x's byte. Three internal
+// these reference kernels) into a table indexed by x's byte. Four internal
 // ops read such tables:
 //
 //   shoal.QLinearLookup(x, table) -> y: y = table[x]; the table is uint8 or
@@ -12,6 +12,9 @@
 //     y = quantize(GlobalAveragePool(x_table[x])), the mean as the reference
 //     GlobalAveragePool computes it (a double sum over the spatial dims in
 //     order, divided, rounded to float).
+//   shoal.QLinearAveragePool(x, x_table, y_scale, y_zero_point) -> y, with
+//     AveragePool's attributes: y = quantize(AveragePool(x_table[x])), the
+//     reference AveragePool's means (double sums over each window in order).
 //   shoal.QLinearMul(a, a_table, b, b_table, y_scale, y_zero_point) -> y:
 //     y = quantize(a_table[a] * b_table[b]) with numpy broadcasting (the
 //     squeeze-excitation's channel scale: b is [N, C, 1, 1]).
@@ -21,6 +24,7 @@
 // Each equals the unfused graph on the reference kernels bit for bit.
 #include <cmath>
 
+#include "ops/op_table.hpp"
 #include "reference/nn_internal.hpp"
 
 namespace shoal::ref::nn {
@@ -133,6 +137,42 @@ void gap_ref(const Attrs&, Refs in, Refs out) {
   }
 }
 
+// --- shoal.QLinearAveragePool -----------------------------------------------------
+// AveragePool itself (its shape inference and reference kernel, from the op
+// table) on the float values x_table[x], then quantized.
+
+const OpSpec& average_pool() {
+  static const OpSpec* spec = ops::find_op("AveragePool");
+  if (!spec) fail(ErrorKind::internal, "the op table lacks AveragePool");
+  return *spec;
+}
+
+std::vector<TypeShape> avgpool_infer(const Attrs& a, Infos in) {
+  const std::string op = "shoal.QLinearAveragePool";
+  const ValueInfo& x = need(in, 0, op, "x");
+  need_8bit(op, "x", x);
+  need_table(op, "x_table", need(in, 1, op, "x_table"), true);
+  need_scalar(op, "y_scale", need(in, 2, op, "y_scale"), true);
+  const ValueInfo& yz = need(in, 3, op, "y_zero_point");
+  need_scalar(op, "y_zero_point", yz, false);
+  ValueInfo xf = x;
+  xf.dtype = DType::f32;
+  xf.constant = nullptr;
+  std::vector<TypeShape> ts = average_pool().infer(a, std::span<const ValueInfo>(&xf, 1));
+  return {{yz.dtype, ts.at(0).shape}};
+}
+
+void avgpool_ref(const Attrs& a, Refs in, Refs out) {
+  const float* t = in[1].as<const float>();
+  std::vector<float> x(size_t(in[0].numel())), y(size_t(out[0].numel()));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = t[byte_at(in[0], int64_t(i))];
+  const TensorRef xf{DType::f32, in[0].shape, x.data()}, yf{DType::f32, out[0].shape, y.data()};
+  average_pool().reference(a, std::span<const TensorRef>(&xf, 1),
+                           std::span<const TensorRef>(&yf, 1));
+  const Quantizer q(in[2], in[3]);
+  for (size_t i = 0; i < y.size(); ++i) q.store(y[i], out[0], int64_t(i));
+}
+
 // --- shoal.QLinearMul -------------------------------------------------------------
 
 std::vector<TypeShape> mul_infer(const Attrs&, Infos in) {
@@ -173,6 +213,10 @@ void add_qlookup_ops(std::vector<OpSpec>& t) {
                         "fused QDQ GlobalAveragePool (internal): y = quantize(mean over the "
                         "spatial dims of x_table[x]), uint8/int8 x and y",
                         gap_infer, gap_ref, q));
+  t.push_back(make_spec("shoal.QLinearAveragePool", 1, 4, 4,
+                        "fused QDQ AveragePool (internal): y = quantize(AveragePool(x_table[x])), "
+                        "uint8/int8 x and y, AveragePool's attributes",
+                        avgpool_infer, avgpool_ref, q));
   t.push_back(make_spec("shoal.QLinearMul", 1, 6, 6,
                         "fused QDQ Mul (internal): y = quantize(a_table[a] * b_table[b]), "
                         "uint8/int8 operands with numpy broadcasting",

@@ -122,6 +122,22 @@ def maxpool_case(xt, xz, yt, yz, shape, y_scale):
     return _model(nodes, inits, [("x", [1] + shape[1:])], out), inits
 
 
+def avgpool_case(xt, xz, yt, yz, shape, silu, include_pad):
+    """DQ [-> silu] -> AveragePool (3x3, stride 2, padded) -> Q."""
+    inits = {}
+    nodes, xd = _qdq("x", 0.05, xz, xt, inits)
+    if silu:
+        nodes += _function("silu", xd, "f", inits)
+        xd = "f"
+    nodes.append(helper.make_node("AveragePool", [xd], ["p"], name="pool", kernel_shape=[3, 3],
+                                  strides=[2, 2], pads=[1, 1, 1, 1],
+                                  count_include_pad=int(include_pad)))
+    more, _ = _qdq("p", 0.01, yz, yt, inits)
+    nodes += more + [helper.make_node("Identity", ["p_d"], ["y"])]
+    out = [1, shape[1], (shape[2] + 1) // 2, (shape[3] + 1) // 2]
+    return _model(nodes, inits, [("x", [1] + shape[1:])], out), inits
+
+
 def concat_case(shapes, axis, scales, y_scale):
     """DQ(x0), DQ(x1) -> Concat -> Q: a Concat of the bytes."""
     inits = {}
@@ -176,6 +192,10 @@ def _cases():
     c["maxpool_same"] = maxpool_case("u8", 0, "u8", 0, [2, 16, 9, 9], 0.05) + (["MaxPool"],)
     c["maxpool_requant"] = maxpool_case("s8", 0, "u8", 7, [2, 16, 9, 9], 0.03) + (
         ["MaxPool", "shoal.QLinearLookup"],)
+    c["avgpool_silu"] = avgpool_case("s8", 0, "s8", 0, [2, 40, 9, 11], True, False) + (
+        "shoal.QLinearAveragePool",)
+    c["avgpool_pad_u8"] = avgpool_case("u8", 100, "u8", 20, [2, 24, 8, 8], False, True) + (
+        "shoal.QLinearAveragePool",)
     c["concat_same"] = concat_case([[1, 8, 5, 7], [1, 4, 5, 7]], 1, [0.05, 0.05], 0.05) + (
         ["Concat"],)
     c["concat_requant"] = concat_case([[1, 6, 10], [1, 6, 7]], 2, [0.05, 0.02], 0.05) + (
@@ -267,6 +287,17 @@ def _numpy_case(name, p, xs):
         h, w = (f.shape[2] + 1) // 2, (f.shape[3] + 1) // 2
         m = np.stack([pad[:, :, i:i + 2 * h:2, j:j + 2 * w:2] for i in range(3)
                       for j in range(3)]).max(0)
+        return _deq(_quant(m, p["p_s"], p["p_z"]), p["p_s"], p["p_z"])
+    if name.startswith("avgpool"):
+        if name == "avgpool_silu":
+            f = _np_function("silu", f)
+        pad = np.pad(f.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+        ones = np.pad(np.ones(f.shape[2:]), 1)
+        h, w = (f.shape[2] + 1) // 2, (f.shape[3] + 1) // 2
+        total = sum(pad[:, :, i:i + 2 * h:2, j:j + 2 * w:2] for i in range(3) for j in range(3))
+        count = 9 if name == "avgpool_pad_u8" else sum(
+            ones[i:i + 2 * h:2, j:j + 2 * w:2] for i in range(3) for j in range(3))
+        m = (total / count).astype(np.float32)
         return _deq(_quant(m, p["p_s"], p["p_z"]), p["p_s"], p["p_z"])
     if name != "gap_flatten":
         f = _np_function("silu", f)

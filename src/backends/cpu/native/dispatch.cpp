@@ -80,6 +80,7 @@ const std::unordered_map<std::string_view, Entry>& builders() {
       {"shoal.QLinearAdd", {make_qlinear_add, true}},
       {"shoal.QLinearLookup", {make_qlinear_lookup, true}},
       {"shoal.QLinearGlobalAveragePool", {make_qlinear_gap, true}},
+      {"shoal.QLinearAveragePool", {make_qlinear_avgpool, true}},
       {"shoal.QLinearMul", {make_qlinear_mul, true}},
   };
   return table;

@@ -4,6 +4,7 @@
 #include <functional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "backends/cpu/native/loops.hpp"
 #include "backends/cpu/native/nest.hpp"
@@ -85,6 +86,7 @@ KernelPtr make_dequantize(const OpContext& oc);   // ... DequantizeLinear
 KernelPtr make_qlinear_add(const OpContext& oc);  // ... shoal.QLinearAdd
 KernelPtr make_qlinear_lookup(const OpContext& oc);  // qlookup.cpp: shoal.QLinearLookup
 KernelPtr make_qlinear_gap(const OpContext& oc);     // ... shoal.QLinearGlobalAveragePool
+KernelPtr make_qlinear_avgpool(const OpContext& oc);  // ... shoal.QLinearAveragePool
 KernelPtr make_qlinear_mul(const OpContext& oc);     // ... shoal.QLinearMul
 KernelPtr make_softmax(const OpContext& oc);
 KernelPtr make_transpose(const OpContext& oc);
@@ -93,6 +95,13 @@ KernelPtr make_concat(const OpContext& oc);
 KernelPtr make_split(const OpContext& oc);
 KernelPtr make_gather(const OpContext& oc);
 KernelPtr make_concat_gather(const OpContext& oc);
+/// The valid taps of a 2-D window over one channels-last sample (c values a
+/// pixel): output pixel p's taps are offsets[first[p] .. first[p + 1]), in
+/// the window's order, as element offsets (pool.cpp).
+struct WindowTaps {
+  std::vector<int64_t> offsets, first;
+};
+WindowTaps window_taps(const ref::WindowGeometry& g);
 KernelPtr make_maxpool(const OpContext& oc);  // pool.cpp
 KernelPtr make_pad(const OpContext& oc);     // pad.cpp
 KernelPtr make_expand(const OpContext& oc);  // pad.cpp

@@ -145,6 +145,66 @@ KernelPtr make_qlinear_gap(const OpContext& oc) {
   return k;
 }
 
+KernelPtr make_qlinear_avgpool(const OpContext& oc) {
+  const program::TensorDesc* x = oc.in(0);
+  const program::TensorDesc& y = oc.out(0);
+  std::vector<float> t;
+  QOut q{};
+  if (!dense(x) || !is8(x->dtype) || x->shape.size() != 4 ||
+      x->layout != program::Layout::channels_last || y.layout != x->layout ||
+      !table_of(oc, 1, true, t) || !qout_of(oc, 2, 3, y.dtype, q))
+    return nullptr;
+  const ref::WindowGeometry g = ref::pool_geometry(oc.ins.attrs, x->shape);
+  if (y.shape != Shape{g.n, g.c_in, g.out[0], g.out[1]} || g.n == 0 || g.c_in == 0)
+    return nullptr;  // the reference kernel names it
+  // Each output pixel's divisor, as the reference AveragePool counts it:
+  // its window's positions inside the input, or (count_include_pad) inside
+  // the padded input, not past the end pads ceil_mode adds.
+  const bool include_pad = oc.ins.attrs.i("count_include_pad", 0) != 0;
+  const int64_t oh = g.out[0], ow = g.out[1], c = g.c_in;
+  std::vector<double> count(size_t(oh * ow));
+  auto inside = [&](int d, int64_t o) {
+    int64_t real = 0, padded = 0;
+    for (int64_t k = 0; k < g.kernel[size_t(d)]; ++k) {
+      const int64_t i =
+          o * g.stride[size_t(d)] - g.pad_begin[size_t(d)] + k * g.dilation[size_t(d)];
+      real += i >= 0 && i < g.in[size_t(d)];
+      padded += i >= -g.pad_begin[size_t(d)] && i < g.in[size_t(d)] + g.pad_end[size_t(d)];
+    }
+    return include_pad ? padded : real;
+  };
+  for (int64_t p = 0; p < oh; ++p)
+    for (int64_t r = 0; r < ow; ++r)
+      count[size_t(p * ow + r)] = double(inside(0, p) * inside(1, r));
+  WindowTaps taps = window_taps(g);
+  const int64_t pixels = oh * ow, in_sample = g.in[0] * g.in[1] * c;
+  const std::optional<Affine8> aff = affine_of(t);
+  auto k =
+      std::make_unique<NativeKernel>([=, taps = std::move(taps)](int threads, auto in, auto out) {
+        const Loops& l = loops();
+        // One output pixel a row: the table's values of its window's taps summed
+        // in double, tap by tap (each channel in the reference's order), divided,
+        // quantized.
+        parallel_rows(threads, g.n * pixels, c * 4, [&](int64_t row) {
+          const int64_t s = row / pixels, p = row % pixels;
+          thread_local std::vector<double> acc;
+          thread_local std::vector<float> mean;
+          acc.assign(size_t(c), 0.0);
+          mean.resize(size_t(c));
+          const uint8_t* xs = bytes(in[0]) + s * in_sample;
+          for (int64_t i = taps.first[size_t(p)]; i < taps.first[size_t(p) + 1]; ++i)
+            l.accumulate_table(t.data(), aff ? &*aff : nullptr, xs + taps.offsets[size_t(i)], 1, c,
+                               acc.data());
+          const double d = count[size_t(p)];
+          for (int64_t j = 0; j < c; ++j)
+            mean[size_t(j)] = d > 0 ? float(acc[size_t(j)] / d) : 0.0f;
+          l.quantize(mean.data(), static_cast<uint8_t*>(out[0]) + row * c, q.u8, c, q.scale, q.zp);
+        });
+      });
+  k->set_precision("int8");
+  return k;
+}
+
 KernelPtr make_qlinear_mul(const OpContext& oc) {
   const program::TensorDesc* a = oc.in(0);
   const program::TensorDesc* b = oc.in(2);
