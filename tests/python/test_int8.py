@@ -13,12 +13,12 @@ to even, + zero point, saturate), and the reference kernel's
 
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import shoal
+from saved_run import run_saved
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -142,31 +142,15 @@ def test_int8_conv_matches_integer_reference(case):
     assert "[int8]" in program.describe()
 
 
-_REFERENCE_ONLY = r"""
-import sys, numpy as np, shoal
-p = shoal.load(sys.argv[1])
-x = np.load(sys.argv[2])
-rt = shoal.Runtime(p, profile=True)
-(y,) = rt.run(x)
-assert [l["impl"] for l in rt.profile() if l["op"] == "QLinearConv"] == ["reference"]
-np.save(sys.argv[3], y)
-"""
-
-
 def test_int8_conv_matches_reference_kernel(tmp_path):
     rng = np.random.default_rng(5)
     model, _ = _qdq_conv_model(rng, 16, 32, 3, 1, 1, 1, "u8", True, 9, True)
     x = (rng.standard_normal((4, 16, 12, 12)) * 3).astype(np.float32)
     program = shoal.compile(model)
     (y,) = shoal.Runtime(program).run(x)
-    program.save(str(tmp_path / "q.shoal"))
-    np.save(tmp_path / "x.npy", x)
-    env = dict(os.environ, SHOAL_REFERENCE_ONLY="1")
-    res = subprocess.run([sys.executable, "-c", _REFERENCE_ONLY, str(tmp_path / "q.shoal"),
-                          str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
-                         capture_output=True, text=True, timeout=120, env=env)
-    assert res.returncode == 0, res.stderr
-    np.testing.assert_array_equal(y, np.load(tmp_path / "y.npy"))
+    ref, impls = run_saved(program, x, tmp_path, {"SHOAL_REFERENCE_ONLY": "1"}, ["QLinearConv"])
+    assert impls == ["reference"]
+    np.testing.assert_array_equal(y, ref)
 
 
 def test_digits_layer_precisions(digits_model):
@@ -287,22 +271,10 @@ def test_int8_add_reference_kernel(tmp_path):
     a, b = [(rng.standard_normal((1, 4, 3, 3)) * 3).astype(np.float32) for _ in range(2)]
     program = shoal.compile(model)
     (y,) = shoal.Runtime(program).run([a, b])
-    program.save(str(tmp_path / "q.shoal"))
-    np.save(tmp_path / "a.npy", a)
-    np.save(tmp_path / "b.npy", b)
-    code = ("import sys, numpy as np, shoal\n"
-            "rt = shoal.Runtime(shoal.load(sys.argv[1]), profile=True)\n"
-            "(y,) = rt.run([np.load(sys.argv[2]), np.load(sys.argv[3])])\n"
-            "assert [l['impl'] for l in rt.profile() if l['op'] == 'shoal.QLinearAdd'] == "
-            "['reference']\n"
-            "np.save(sys.argv[4], y)\n")
-    env = dict(os.environ, SHOAL_REFERENCE_ONLY="1")
-    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "q.shoal"),
-                          str(tmp_path / "a.npy"), str(tmp_path / "b.npy"),
-                          str(tmp_path / "y.npy")],
-                         capture_output=True, text=True, timeout=120, env=env)
-    assert res.returncode == 0, res.stderr
-    np.testing.assert_array_equal(y, np.load(tmp_path / "y.npy"))
+    ref, impls = run_saved(program, [a, b], tmp_path, {"SHOAL_REFERENCE_ONLY": "1"},
+                           ["shoal.QLinearAdd"])
+    assert impls == ["reference"]
+    np.testing.assert_array_equal(y, ref)
 
 
 def test_quantized_residual_block_runs_int8():
@@ -372,15 +344,6 @@ def test_cli_compile_int8(digits_model, build_dir, tmp_path):
     assert not (tmp_path / "e.shoal").exists()
 
 
-_RUN_SAVED = r"""
-import sys, numpy as np, shoal
-rt = shoal.Runtime(shoal.load(sys.argv[1]), profile=True)
-(y,) = rt.run(np.load(sys.argv[2]))
-print(" ".join(l["impl"] for l in rt.profile() if l["op"] in ("QLinearConv", "shoal.QMatMul")))
-np.save(sys.argv[3], y)
-"""
-
-
 @pytest.mark.parametrize("x_type", ["u8", "s8"])
 def test_int8_weights_are_prepacked(tmp_path, x_type):
     """The compiler stores QLinearConv's int8 weights in oneDNN's layout, with
@@ -398,14 +361,8 @@ def test_int8_weights_are_prepacked(tmp_path, x_type):
     (y,) = shoal.Runtime(program).run(x)
     want = _integer_reference(x, p, 32, 3, 1, 1, 1, True)
     np.testing.assert_array_equal(y, want)
-    program.save(str(tmp_path / "q.shoal"))
-    np.save(tmp_path / "x.npy", x)
-    for env_extra, impl in (({"DNNL_MAX_CPU_ISA": "AVX512_CORE_VNNI"}, "vnni"),
-                            ({"SHOAL_REFERENCE_ONLY": "1"}, "reference")):
-        res = subprocess.run([sys.executable, "-c", _RUN_SAVED, str(tmp_path / "q.shoal"),
-                              str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
-                             capture_output=True, text=True, timeout=120,
-                             env=dict(os.environ, **env_extra))
-        assert res.returncode == 0, res.stderr
-        assert impl in res.stdout, res.stdout
-        np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)
+    for env, impl in (({"DNNL_MAX_CPU_ISA": "AVX512_CORE_VNNI"}, "vnni"),
+                      ({"SHOAL_REFERENCE_ONLY": "1"}, "reference")):
+        y2, impls = run_saved(program, x, tmp_path, env, ["QLinearConv"])
+        assert len(impls) == 1 and impl in impls[0], impls
+        np.testing.assert_array_equal(y2, want)

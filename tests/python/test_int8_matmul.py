@@ -10,14 +10,11 @@ reference kernel's (SHOAL_REFERENCE_ONLY=1), and the unfused float32 graph
 (optimize=False) to float32 rounding.
 """
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import shoal
+from saved_run import run_saved
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -118,15 +115,6 @@ def test_int8_matmul_matches_integer_reference(case):
         np.testing.assert_allclose(y, y0, rtol=1e-5, atol=1e-5 * np.abs(y0).max())
 
 
-_REFERENCE_ONLY = r"""
-import sys, numpy as np, shoal
-rt = shoal.Runtime(shoal.load(sys.argv[1]), profile=True)
-(y,) = rt.run(np.load(sys.argv[2]))
-assert [l["impl"] for l in rt.profile() if l["op"] == "shoal.QMatMul"] == ["reference"]
-np.save(sys.argv[3], y)
-"""
-
-
 @pytest.mark.parametrize("requant", [False, True])
 def test_int8_matmul_matches_reference_kernel(tmp_path, requant):
     rng = np.random.default_rng(3)
@@ -134,14 +122,9 @@ def test_int8_matmul_matches_reference_kernel(tmp_path, requant):
     x = _x(rng, (2, K))
     program = shoal.compile(model)
     (y,) = shoal.Runtime(program).run(x)
-    program.save(str(tmp_path / "q.shoal"))
-    np.save(tmp_path / "x.npy", x)
-    env = dict(os.environ, SHOAL_REFERENCE_ONLY="1")
-    res = subprocess.run([sys.executable, "-c", _REFERENCE_ONLY, str(tmp_path / "q.shoal"),
-                          str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
-                         capture_output=True, text=True, timeout=120, env=env)
-    assert res.returncode == 0, res.stderr
-    np.testing.assert_array_equal(y, np.load(tmp_path / "y.npy"))
+    ref, impls = run_saved(program, x, tmp_path, {"SHOAL_REFERENCE_ONLY": "1"}, ["shoal.QMatMul"])
+    assert impls == ["reference"]
+    np.testing.assert_array_equal(y, ref)
 
 
 def test_gemm_with_float_bias_stays_float():

@@ -131,8 +131,7 @@ KernelPtr make_qlinear_conv(const OpContext& oc) {
     args[DNNL_ARG_SRC] = k->temp(pd.src_desc());
     k->add_reorder(k->bind_input(0, xu), args[DNNL_ARG_SRC]);
   }
-  const dnnl::memory::desc wplain(wd, dt::s8, plain_strides(wd));
-  auto packed = packed_weight(oc, *w, wplain, pd.weights_desc(), "qconv");
+  auto packed = packed_weight(oc, *w, int8_plain(wd), pd.weights_desc(), "qconv");
   args[DNNL_ARG_WEIGHTS] = *packed;
   k->keep(packed);
   if (b) args[DNNL_ARG_BIAS] = k->operand(oc, 8, bmd);
@@ -150,9 +149,7 @@ KernelPtr make_qlinear_conv(const OpContext& oc) {
 bool qconv_weight_plan(const OpContext& oc, WeightPlan& wp) {
   QConvPlan p;
   if (!plan_qconv(oc, p)) return false;
-  wp.plain = dnnl::memory::desc(p.wd, dt::s8, plain_strides(p.wd));
-  wp.target = p.pd.weights_desc();
-  wp.scale = 1.0f;
+  wp = WeightPlan{int8_plain(p.wd), p.pd.weights_desc(), 1.0f};
   return true;
 }
 

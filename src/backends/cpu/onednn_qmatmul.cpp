@@ -87,8 +87,7 @@ KernelPtr make_qmatmul(const OpContext& oc) {
   auto kern = std::make_unique<DnnlKernel>(oc);
   DnnlKernel::Args args;
   args[DNNL_ARG_SRC] = kern->bind_input(0, p.amd);
-  const dnnl::memory::desc wplain(p.wd, dt::s8, plain_strides(p.wd));
-  auto packed = packed_weight(oc, *oc.in(3), wplain, p.pd.weights_desc(), "qmatmul");
+  auto packed = packed_weight(oc, *oc.in(3), int8_plain(p.wd), p.pd.weights_desc(), "qmatmul");
   args[DNNL_ARG_WEIGHTS] = *packed;
   kern->keep(packed);
   if (oc.in(8)) args[DNNL_ARG_BIAS] = kern->operand(oc, 8, p.bmd);
@@ -103,9 +102,7 @@ KernelPtr make_qmatmul(const OpContext& oc) {
 bool qmatmul_weight_plan(const OpContext& oc, WeightPlan& wp) {
   QMatmulPlan p;
   if (!plan_qmatmul(oc, p)) return false;
-  wp.plain = dnnl::memory::desc(p.wd, dt::s8, plain_strides(p.wd));
-  wp.target = p.pd.weights_desc();
-  wp.scale = 1.0f;
+  wp = WeightPlan{int8_plain(p.wd), p.pd.weights_desc(), 1.0f};
   return true;
 }
 

@@ -54,6 +54,10 @@ bool is_int8_weight(const program::TensorDesc& t) {
          (t.layout == program::Layout::plain || t.layout == program::Layout::packed);
 }
 
+dnnl::memory::desc int8_plain(const dims& wd) {
+  return dnnl::memory::desc(wd, dt::s8, plain_strides(wd));
+}
+
 bool read_floats(const OpContext& oc, const program::TensorDesc* t, std::vector<float>& v) {
   if (!t || !is_weight(*t) || t->dtype != DType::f32 || t->layout != program::Layout::plain)
     return false;

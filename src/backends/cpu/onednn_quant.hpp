@@ -13,6 +13,10 @@ namespace shoal::cpu::onednn {
 /// A constant int8 weight, plain or stored packed (prepack_weights).
 bool is_int8_weight(const program::TensorDesc& t);
 
+/// The plain (row-major) int8 layout of weights of dims `wd`: how the program
+/// stores them, the view of a weight plan.
+dnnl::memory::desc int8_plain(const dims& wd);
+
 /// Reads a constant scalar-or-vector operand as floats / ints; false when not
 /// a plain constant of the expected type (f32; u8 or i8).
 bool read_floats(const OpContext& oc, const program::TensorDesc* t, std::vector<float>& v);
