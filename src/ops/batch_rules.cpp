@@ -199,7 +199,7 @@ void assign_batch_rules(std::vector<OpSpec>& table) {
       s.per_sample = axis_rule("axis", -1, false);
     else if (n == "QLinearConv" || n == "ConvInteger" || n == "shoal.QLinearGlobalAveragePool" ||
              n == "shoal.QLinearAveragePool" || n == "shoal.PointwiseDepthwise" ||
-             n == "shoal.QMatMul")
+             n == "shoal.QMatMul" || n == "QLinearMatMul")
       s.per_sample = first_input;  // a convolution (rows of a) of each sample; the rest constants
     else if (n == "QuantizeLinear" || n == "DequantizeLinear")
       s.per_sample = axis_rule("axis", 1, false);  // per tensor, or per channel

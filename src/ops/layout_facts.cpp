@@ -70,8 +70,8 @@ void assign_layout_facts(std::vector<OpSpec>& table) {
       "shoal.QLinearMul",
       "shoal.PointwiseDepthwise"};
   static const std::unordered_map<std::string_view, int> packed_weight = {
-      {"Conv", 1},   {"ConvTranspose", 1}, {"Gemm", 1},
-      {"MatMul", 1}, {"QLinearConv", 3},   {"shoal.QMatMul", 3}};
+      {"Conv", 1},        {"ConvTranspose", 1}, {"Gemm", 1},         {"MatMul", 1},
+      {"QLinearConv", 3}, {"shoal.QMatMul", 3}, {"QLinearMatMul", 3}};
   size_t found = 0;
   for (OpSpec& s : table) {
     s.channels_last = channels_last.count(s.name) != 0;

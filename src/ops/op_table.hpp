@@ -74,7 +74,7 @@ struct OpSpec {
   /// activation channels-last where every op touching it says so
   /// (passes::assign_layouts). Set in src/ops/layout_facts.cpp.
   bool channels_last = false;
-  /// The input (1; 3 for the int8 QLinearConv and shoal.QMatMul) that is a
+  /// The input (1; 3 for the int8 QLinearConv, QLinearMatMul and shoal.QMatMul) that is a
   /// weight the compiler may store in its kernel's own layout (prepacking;
   /// TensorDesc::packing), -1 for none. Set in src/ops/layout_facts.cpp.
   int packed_weight = -1;

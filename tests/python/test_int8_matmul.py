@@ -141,3 +141,42 @@ def test_gemm_with_float_bias_stays_float():
     (y,) = shoal.Runtime(program).run(x)
     (y0,) = shoal.Runtime(shoal.compile(model, optimize=False)).run(x)
     np.testing.assert_allclose(y, y0, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("x_type", ["u8", "s8"])
+def test_qlinear_matmul_runs_on_the_int8_matmul(tmp_path, x_type):
+    """ONNX's QOperator QLinearMatMul with a constant int8 b takes the same
+    oneDNN int8 matmul: equal to the integer reference and the reference
+    kernel."""
+    rng = np.random.default_rng(8)
+    x_np = np.uint8 if x_type == "u8" else np.int8
+    x_zp = 6 if x_type == "u8" else 0
+    w = rng.integers(-127, 128, (K, N)).astype(np.int8)
+    ws = (rng.random(N) * 0.01 + 0.002).astype(np.float32)
+    inits = {"xs": np.array(np.float32(0.05)), "xz": np.array(x_zp, x_np), "wq": w, "ws": ws,
+             "wz": np.zeros(N, np.int8), "ys": np.array(np.float32(0.5)),
+             "yz": np.array(3, np.uint8)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("QLinearMatMul", ["xq", "xs", "xz", "wq", "ws", "wz", "ys", "yz"],
+                              ["yq"], name="qmm"),
+             helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "qlmm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, K])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, N])],
+        initializer=[numpy_helper.from_array(v, n) for n, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    x = _x(rng, (2, 3, K))
+    program = shoal.compile(model)
+    rt = shoal.Runtime(program, profile=True)
+    (y,) = rt.run(x)
+    impls = [lay["impl"] for lay in rt.profile() if lay["op"] == "QLinearMatMul"]
+    assert len(impls) == 1 and impls[0].startswith("onednn:") and "ref" not in impls[0], impls
+    info = np.iinfo(x_np)
+    xq = np.clip(np.rint(x / np.float32(0.05)) + x_zp, info.min, info.max).astype(np.int64)
+    acc = (xq - x_zp) @ w.astype(np.int64)
+    s = (np.float32(0.05) * ws / np.float32(0.5)).astype(np.float32)
+    want = (np.clip(np.rint((acc.astype(np.float32) * s).astype(np.float32)) + 3, 0, 255) - 3)
+    np.testing.assert_array_equal(y, (want * np.float32(0.5)).astype(np.float32))
+    ref, impls = run_saved(program, x, tmp_path, {"SHOAL_REFERENCE_ONLY": "1"}, ["QLinearMatMul"])
+    assert impls == ["reference"]
+    np.testing.assert_array_equal(y, ref)

@@ -236,7 +236,8 @@ KernelPtr make_concat(const OpContext& oc);
 /// QLinearConv: the int8 convolution (onednn_qconv.cpp); checks its own
 /// operands (8-bit activations, constant int8 weights and parameters).
 KernelPtr make_qlinear_conv(const OpContext& oc);
-/// shoal.QMatMul: the int8 matmul (onednn_qmatmul.cpp); checks its own operands.
+/// shoal.QMatMul and QLinearMatMul: the int8 matmul (onednn_qmatmul.cpp);
+/// checks its own operands.
 KernelPtr make_qmatmul(const OpContext& oc);
 
 /// How a kernel uses its constant weight operand (input 1 of Conv,

@@ -43,6 +43,7 @@ const std::unordered_map<std::string_view, Builder>& builders() {
       {"Concat", onednn::make_concat},
       {"QLinearConv", onednn::make_qlinear_conv},
       {"shoal.QMatMul", onednn::make_qmatmul},
+      {"QLinearMatMul", onednn::make_qmatmul},  // the same operands, requantized
   };
   return table;
 }
@@ -55,7 +56,9 @@ bool takes_packed_weight(const std::string& op, int i) {
 
 /// The int8 ops check their own operands (8-bit activations, constant int8
 /// weights and parameters).
-bool own_checks(const std::string& op) { return op == "QLinearConv" || op == "shoal.QMatMul"; }
+bool own_checks(const std::string& op) {
+  return op == "QLinearConv" || op == "shoal.QMatMul" || op == "QLinearMatMul";
+}
 
 /// Every operand must be dense f32, plain or channels-last (the builders
 /// describe each operand with user_md; Gemm and MatMul take plain only),
@@ -96,7 +99,7 @@ bool operands_supported(const OpContext& oc) {
 bool onednn::weight_plan(const OpContext& oc, WeightPlan& wp) {
   const std::string& op = oc.ins.op;
   if (op == "QLinearConv") return qconv_weight_plan(oc, wp);
-  if (op == "shoal.QMatMul") return qmatmul_weight_plan(oc, wp);
+  if (op == "shoal.QMatMul" || op == "QLinearMatMul") return qmatmul_weight_plan(oc, wp);
   if (!operands_supported(oc)) return false;
   if (op == "Conv") return conv_weight_plan(oc, false, wp);
   if (op == "ConvTranspose") return conv_weight_plan(oc, true, wp);

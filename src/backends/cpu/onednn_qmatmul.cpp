@@ -1,11 +1,10 @@
-// shoal.QMatMul (a quantized Gemm or MatMul of a QDQ model, passes::fuse_qdq)
-// as a oneDNN int8 matmul: a [M, K] uint8/int8 with its zero point, the
-// constant int8 weights [K, N] packed once, an int32 bias, per-column output
-// scales, then either a float32 result (scale a_scale * b_scale[n]: a
-// classifier's logits) or a requantized uint8/int8 one (scale also divided
-// by y_scale; with a destination zero point, a float32 pass as in
-// QLinearConv). Matches the reference kernel (reference/nn_qlinear.cpp)
-// exactly.
+// shoal.QMatMul (a quantized Gemm or MatMul of a QDQ model, passes::fuse_qdq),
+// and ONNX's QLinearMatMul (the same first eight operands, always requantized)
+// with a constant int8 b [K, N], as a oneDNN int8 matmul: a [M, K] uint8/int8 with its zero point,
+// the constant int8 weights [K, N] packed once, an int32 bias, per-column output scales, then
+// either a float32 result (scale a_scale * b_scale[n]: a classifier's logits) or a requantized
+// uint8/int8 one (scale also divided by y_scale; with a destination zero point, a float32 pass as
+// in QLinearConv). Matches the reference kernel (reference/nn_qlinear.cpp) exactly.
 #include "backends/cpu/onednn_quant.hpp"
 #include "shoal/error.hpp"
 
