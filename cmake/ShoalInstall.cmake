@@ -78,3 +78,8 @@ endforeach()
 file(RELATIVE_PATH SHOAL_BIN_TO_PY /p/${CMAKE_INSTALL_BINDIR} /p/${SHOAL_PYTHON_INSTALL_DIR})
 set_source_files_properties(tools/cmd_worker.cpp PROPERTIES
   COMPILE_DEFINITIONS SHOAL_INSTALLED_PYTHON_DIR="${SHOAL_BIN_TO_PY}")
+# shoal::quantize runs `python3 -m shoal.quantization`: installed, the package
+# is here relative to libshoal_compiler (src/compiler/quantize.cpp).
+file(RELATIVE_PATH SHOAL_LIB_TO_PY /p/${CMAKE_INSTALL_LIBDIR} /p/${SHOAL_PYTHON_INSTALL_DIR})
+set_source_files_properties(src/compiler/quantize.cpp PROPERTIES
+  COMPILE_DEFINITIONS SHOAL_LIB_TO_PYTHON_DIR="${SHOAL_LIB_TO_PY}")

@@ -82,6 +82,13 @@ print(shoal.load("cli.shoal").outputs[0].shape)')
 expect_in "$out" "^$VERSION $P/lib/python3/dist-packages/shoal/__init__.py\$" \
   "the installed Python package"
 expect_in "$out" '^\(1, 10\)$' "the installed Python package loads the CLI's program"
+# `shoal compile --precision int8` quantizes with the installed package
+# (shoal::quantize finds it next to libshoal_compiler).
+/usr/bin/python3 -c "import numpy as np; np.save('$T/cal.npy', np.load('$DIGITS/heldout_x.npy')[:50])"
+env -u PYTHONPATH "$P/bin/shoal" compile "$DIGITS/digits_cnn.onnx" -o "$T/int8.shoal" \
+  --precision int8 --calibration "$T/cal.npy" >/dev/null || fail "shoal compile --precision int8"
+expect_in "$("$P/bin/shoal" inspect "$T/int8.shoal")" "precision: [0-9]+ layers int8" \
+  "the installed shoal compile --precision int8"
 # `shoal worker` runs `python3 -m shoal.dask` from the installed package.
 expect_in "$("$P/bin/shoal" worker --help 2>&1)" '^usage: shoal worker' "the installed shoal worker"
 

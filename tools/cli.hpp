@@ -106,10 +106,6 @@ int cmd_worker(const std::vector<std::string>& argv);  // cmd_worker.cpp
 /// `needs` names what that takes, for the error when it cannot start.
 int forward_to_python(const std::string& module, const std::string& needs,
                       const std::vector<std::string>& argv);
-/// Runs `python3 -m MODULE ARGV...` as a child process and returns its exit
-/// status (cmd_worker.cpp); Error(unsupported) when it cannot start.
-int run_python(const std::string& module, const std::string& needs,
-               const std::vector<std::string>& argv);
 int cmd_debug_compare(const std::vector<std::string>& argv);
 int cmd_serve(const std::vector<std::string>& argv);   // cmd_serve.cpp, src/serve/
 /// Replaces the process with `python3 -m shoal.dask COMMAND ARGV...`.

@@ -128,14 +128,13 @@ int cmd_compile(const std::vector<std::string>& argv) {
   const auto t0 = std::chrono::steady_clock::now();
   std::string source = model;
   TempFile qdq;
-  if (int8) {  // the quantizer is Python's (shoal.quantization): a QDQ model first
+  if (int8) {  // a QDQ model first (shoal::quantize: Python's quantizer)
     qdq.path = out + ".qdq.tmp.onnx";
-    std::vector<std::string> q = {model, "--calibration", args.value("calibration"), "-o",
-                                  qdq.path};
-    if (args.has("shape")) q.insert(q.end(), {"--shape", args.value("shape")});
-    if (args.has("method")) q.insert(q.end(), {"--method", args.value("method")});
-    const int rc = run_python("shoal.quantization", "Python 3 with numpy and python3-onnx", q);
-    if (rc != 0) return rc == 1 ? kExitError : rc;
+    QuantizeOptions q;
+    q.calibration = args.value("calibration");
+    q.input_shape = options.input_shape;
+    if (args.has("method")) q.method = args.value("method");
+    quantize(model, qdq.path, q);
     source = qdq.path;
   }
   const Program program = compile(source, options);

@@ -5,7 +5,6 @@
 // build/python), or the installed one (SHOAL_INSTALLED_PYTHON_DIR, relative to
 // the binary's directory); SHOAL_PYTHON picks the interpreter (default
 // /usr/bin/python3).
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -63,28 +62,6 @@ int forward_to_python(const std::string& module, const std::string& needs,
               "this command runs '" + python + " -m " + module + "' (" + needs +
                   "), but it could not be started: " + std::strerror(errno) +
                   " (set SHOAL_PYTHON to the interpreter)");
-}
-
-int run_python(const std::string& module, const std::string& needs,
-               const std::vector<std::string>& argv) {
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  if (pid < 0)
-    throw Error(ErrorKind::unsupported,
-                std::string("cannot start Python: ") + std::strerror(errno));
-  if (pid == 0) {
-    try {
-      forward_to_python(module, needs, argv);
-    } catch (const Error& e) {
-      std::fprintf(stderr, "shoal: error: %s\n", e.what());
-    }
-    _exit(127);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR)
-      throw Error(ErrorKind::internal, std::string("waitpid: ") + std::strerror(errno));
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 int forward_to_dask(const std::string& command, const std::vector<std::string>& argv) {

@@ -117,6 +117,18 @@ SHOAL_API int shoal_compile_precision(const char* onnx_path, const int64_t* inpu
                                       size_t ndim, int devices, int clusters, int mode,
                                       int precision, shoal_program** out);
 
+/* Calibrates the float32 ONNX model at onnx_path on sample inputs
+ * (calibration_path: an N x C x H x W .npy file or a directory of .npy
+ * files) and writes a QDQ model (int8 weights and activations) to
+ * output_path, which shoal_compile then runs in int8. method: "minmax"
+ * (NULL), "percentile" or "entropy". The quantizer is shoal's Python package,
+ * run in a child process (`python3 -m shoal.quantization`; Python 3 with numpy
+ * and python3-onnx): bad calibration data gives SHOAL_ERR_INVALID_ARGUMENT with
+ * the quantizer's message, no usable Python SHOAL_ERR_UNSUPPORTED; nothing is
+ * written unless it succeeds. */
+SHOAL_API int shoal_quantize(const char* onnx_path, const char* calibration_path,
+                             const char* method, const char* output_path);
+
 /* ---- programs ------------------------------------------------------------ */
 
 /* Loads a program file written by shoal_program_save or `shoal compile`.

@@ -157,6 +157,32 @@ Shape parse_shape(const std::string& text);
 Program compile(const std::string& onnx_path, const CompileOptions& options = {});
 Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions& options = {});
 
+/// Post-training int8 quantization (docs/QUANTIZATION.md): what `shoal
+/// quantize` and Python's shoal.quantize do.
+struct QuantizeOptions {
+  /// Sample inputs: an N x C x H x W .npy file or a directory of .npy files.
+  std::string calibration;
+  Shape input_shape;                 ///< one sample, NCHW; empty = the model's own
+  std::string method = "minmax";     ///< "minmax", "percentile" or "entropy"
+  std::string activations = "auto";  ///< "auto", "u8" or "s8"
+  std::vector<std::string> exclude;  ///< layers to keep in float32
+  bool keep_first_last = false;      ///< keep the first and last layers float32
+};
+
+/// Calibrates the float32 ONNX model at `model_path` on the samples and writes
+/// a standard QDQ model (int8 weights per output channel, 8-bit activations
+/// per tensor, int32 biases) to `output_path`; compile() runs it in int8.
+/// The quantizer is shoal's Python package (it edits ONNX graphs with
+/// python3-onnx), run in a child process, `python3 -m shoal.quantization`:
+/// it needs Python 3 with numpy and python3-onnx (SHOAL_PYTHON picks the
+/// interpreter; the package is found next to this library, or on
+/// PYTHONPATH). Throws Error(invalid_argument) with the quantizer's message
+/// for bad calibration data (wrong shape, NaN, empty, constant, unreadable)
+/// and Error(unsupported) when Python cannot run it; nothing is written
+/// unless it succeeds. In libshoal_compiler.
+void quantize(const std::string& model_path, const std::string& output_path,
+              const QuantizeOptions& options);
+
 /// A dense float32/other tensor, owning or viewing its data.
 class Tensor {
  public:

@@ -316,6 +316,21 @@ int shoal_compile_precision(const char* onnx_path, const int64_t* input_shape, s
   });
 }
 
+int shoal_quantize(const char* onnx_path, const char* calibration_path, const char* method,
+                   const char* output_path) {
+  return guarded([&] {
+    const char* fn = "shoal_quantize";
+    require(onnx_path, fn, "onnx_path");
+    require(calibration_path, fn, "calibration_path");
+    require(output_path, fn, "output_path");
+    require_readable(onnx_path, "ONNX model");
+    shoal::QuantizeOptions o;
+    o.calibration = calibration_path;
+    if (method) o.method = method;
+    shoal::quantize(onnx_path, output_path, o);
+  });
+}
+
 int shoal_compile_bytes(const void* onnx_bytes, size_t size, const int64_t* input_shape,
                         size_t ndim, int devices, int clusters, int mode, shoal_program** out) {
   return guarded([&] {

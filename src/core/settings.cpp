@@ -55,6 +55,7 @@ Settings read_settings() {
     s.ref_devices = std::stoi(v);
   }
   s.winograd_all = env("SHOAL_WINOGRAD") == "all";
+  s.python = env("SHOAL_PYTHON");
   return s;
 }
 

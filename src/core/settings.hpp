@@ -1,5 +1,5 @@
 // Every environment variable the library reads, read at the API (Runtime,
-// devices(), find_device(), compile()) by read_settings() into one struct that
+// devices(), find_device(), compile(), quantize()) by read_settings() into one struct that
 // is passed down: nothing below the API calls getenv. docs/ENVIRONMENT.md
 // lists them (keep the two in step).
 #pragma once
@@ -38,6 +38,9 @@ struct Settings {
   RowBands row_bands = RowBands::automatic;  ///< SHOAL_ROW_BANDS=all|none
   int ref_devices = 1;                       ///< SHOAL_REF_DEVICES=n (0 to 99)
   // --- compiler --------------------------------------------------------------
+  /// SHOAL_PYTHON: the interpreter quantize() runs the Python quantizer with
+  /// ("": /usr/bin/python3).
+  std::string python;
   /// SHOAL_WINOGRAD=all: Winograd wherever oneDNN has it, not only where it
   /// pays (tests of the Winograd path on small models).
   bool winograd_all = false;
