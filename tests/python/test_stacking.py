@@ -227,6 +227,8 @@ def test_winograd_layers_stack(monkeypatch):
     (128, 32, 28, True),    # DenseNet's 3x3 layers
     (512, 512, 7, False),   # maps under 13x13
     (64, 16, 28, False),    # too few output channels
+    (384, 256, 13, False),  # F(2x2,3x3)'s weight block past L2 (AlexNet's features.8)
+    (512, 512, 14, True),   # ... within it (VGG's 14x14 layers)
 ])
 def test_winograd_rule(c_in, c_out, size, chosen):
     """The fixed rule choosing Winograd per 3x3 stride-1 layer (on a CPU

@@ -34,7 +34,17 @@ bool candidate(const program::Instruction& ins, const program::ProgramData& p,
          g.dilation[1] == 1;
 }
 
-/// Whether oneDNN has a Winograd kernel for the instruction on this CPU.
+/// oneDNN's F(2x2, 3x3) kernel (the 2x3 weight formats) walks the
+/// transformed weights of all input channels and oc2_block x oc_block
+/// output channels per step. Measured on 13x13 and 14x14 maps (1 core, 2 MiB
+/// L2): where that block stays within about 1.25 MiB it wins or ties (1.3x
+/// with 64 -> 256 channels, 1.4x with 512 -> 512); past it, it loses to
+/// direct convolution (384 -> 256: 0.56x, 256 -> 384: 0.74x, 384 -> 384:
+/// 0.58x), the weights no longer staying in L2.
+constexpr double kWino2x3BlockBytes = 1.25 * (1 << 20);
+
+/// Whether oneDNN has a Winograd kernel for the instruction on this CPU that
+/// pays by its weight blocking (kWino2x3BlockBytes).
 bool available(const program::Instruction& ins, const program::ProgramData& p, OneDnnContext& ctx) {
   program::Instruction wino = ins;
   wino.attrs.set(kWinogradAttr, int64_t(1));
@@ -43,10 +53,15 @@ bool available(const program::Instruction& ins, const program::ProgramData& p, O
   try {
     // The plan falls back to direct convolution when Winograd is missing:
     // its weight layout says which one it got.
-    return onednn::weight_plan(oc, wp) && wp.target.data.format_kind == dnnl_format_kind_wino;
+    if (!onednn::weight_plan(oc, wp) || wp.target.data.format_kind != dnnl_format_kind_wino)
+      return false;
   } catch (const std::exception&) {
     return false;
   }
+  const dnnl_wino_desc_t& w = wp.target.data.format_desc.wino_desc;
+  if (w.wino_format == dnnl_wino_wei_OBaaIBOIio) return true;  // F(4x4, 3x3)
+  const double block = double(w.ic) * w.oc_block * w.oc2_block * w.alpha * w.alpha * sizeof(float);
+  return block <= kWino2x3BlockBytes;
 }
 
 }  // namespace
@@ -66,7 +81,8 @@ int choose_conv_algorithms(program::ProgramData& p, WinogradPolicy policy,
     // maps with 128 input and 32 output channels (DenseNet), 12% on 14x14
     // maps, 22% on 13x13 maps with 48-64 input channels (SqueezeNet),
     // loses 12-30% on 7x7 maps (its weights, 1.8-4x larger, are not worth
-    // it there) and 14-24% with 16 input channels.
+    // it there) and 14-24% with 16 input channels; and where the F(2x2,3x3)
+    // kernel's weight block outgrows L2 (available()).
     const int64_t area = g.out[0] * g.out[1];
     const bool worth = area >= 13 * 13 && g.c_in >= 32 && g.c_out >= 32;
     if ((policy == WinogradPolicy::all || worth) && available(ins, p, ctx)) {
