@@ -296,6 +296,33 @@ def _fold_batchnorm(model):
     g.initializer.extend(keep)
 
 
+def _fold_weight_transposes(model):
+    """Replaces each Transpose of a float initializer by the transposed
+    initializer: exporters write a Linear as MatMul(x, Transpose(W)) (Swin,
+    ViT's attention), whose weight is then a constant the quantizer sees."""
+    from onnx import numpy_helper
+
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    drop = []
+    for n in g.node:
+        if n.op_type != "Transpose" or len(n.input) != 1 or n.input[0] not in inits:
+            continue
+        w = inits[n.input[0]]
+        if w.data_type != 1:
+            continue
+        perm = _attr(n, "perm", None)
+        t = np.transpose(numpy_helper.to_array(w), perm if perm else None)
+        g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(t), n.output[0]))
+        drop.append(n)
+    for n in drop:
+        g.node.remove(n)
+    used = {t for n in g.node for t in n.input}
+    keep = [i for i in g.initializer if i.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+
+
 def _candidates(model, exclude, keep_first_last):
     """Nodes to quantize: (node, weight axis) for Conv/Gemm/MatMul with a
     constant float weight of a shape we can scale per output channel."""
@@ -330,9 +357,15 @@ def _candidates(model, exclude, keep_first_last):
 
 
 def _with_outputs(model, names):
-    """A copy of model whose outputs are `names` (typed by ONNX's shape
-    inference: the checker wants every output's type and shape)."""
+    """A copy of model whose outputs are `names`, typed by ONNX's shape
+    inference where it can. Where it cannot (a Reshape, Flatten or Slice of
+    computed sizes: ViT, Swin, ShuffleNet), the output is declared float32
+    with an empty shape: the ONNX checker wants a shape field, and shoal
+    infers every shape itself (its importer reads only the outputs' names).
+    Every tensor calibrated is a float32 activation. The copy is only run
+    here, never written out."""
     import onnx
+    from onnx import TensorProto, helper
 
     aug = onnx.ModelProto()
     aug.CopyFrom(model)
@@ -346,9 +379,7 @@ def _with_outputs(model, names):
     for t in names:
         v = known.get(t)
         if v is None or not v.type.tensor_type.HasField("shape"):
-            raise errors.UnsupportedError(
-                f"ONNX shape inference gives no shape for tensor '{t}', whose range "
-                "calibration needs")
+            v = helper.make_tensor_value_info(t, TensorProto.FLOAT, [])
         aug.graph.output.append(v)
     return aug
 
@@ -609,6 +640,7 @@ def quantize(model, shape=None, calibration=None, method="minmax", output=None,
     exclude = list(exclude or ())
     m = _at_least_opset13(_load_model(model))
     _fold_batchnorm(m)
+    _fold_weight_transposes(m)
     sample_shape = _sample_shape(m, shape)
     x = _calibration_batch(calibration, sample_shape)
     nodes = _candidates(m, exclude, keep_first_last)

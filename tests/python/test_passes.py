@@ -283,3 +283,32 @@ def test_channel_scale_fuses_into_the_projection(make_onnx, size, out_channels, 
     # Each sample's output depends on its own scale: the stack is not one scale.
     single = shoal.Runtime(program).run(x[1:2])
     np.testing.assert_allclose(got[0][1:2], single[0], rtol=1e-5, atol=1e-5 * np.ptp(single[0]))
+
+
+@pytest.mark.parametrize("anchored", [False, True])
+def test_channels_last_only_where_a_layout_anchor_reads_it(make_onnx, anchored):
+    """A 4-D map between plain-only ops (MatMuls over NHWC tensors, as in
+    Swin's and ConvNeXt's MLPs) stays plain even where the elementwise ops
+    on it would take channels-last: it would only add a conversion at each
+    end. Next to a convolution (a layout anchor) it is channels-last."""
+    w = randn(8, 8)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]),
+             helper.make_node("Sigmoid", ["m"], ["s"]),
+             helper.make_node("Exp", ["s"], ["e"])]
+    inits = {"w": w}
+    if anchored:  # a conv reads the map: channels-last pays there
+        inits["k"] = randn(8, 6, 1, 1)
+        nodes.append(helper.make_node("Conv", ["e", "k"], ["y"]))
+    else:
+        nodes.append(helper.make_node("MatMul", ["e", "w"], ["y"]))
+    model = make_onnx.graph(nodes, [("x", [1, 6, 6, 8])],
+                            [("y", [1, 8, 6, 6] if anchored else [1, 6, 6, 8])], inits)
+    lines = []
+    program = shoal.compile(model, log=lines.append)
+    said = [line for line in lines if "channels-last layout to" in line]
+    n = int(said[0].split("channels-last layout to ")[1].split()[0])
+    assert (n > 0) == anchored, said
+    x = np.stack([randn(6, 6, 8) for _ in range(3)])
+    (y,) = shoal.Runtime(program).run(x)
+    (ref,) = shoal.Runtime(shoal.compile(model, optimize=False)).run(x)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)

@@ -4,7 +4,9 @@
 // reference kernels (reference/quantize_ops.cpp): y = saturate(
 // round_half_even(x / scale) + zero_point), NaN -> 0; y = (x - zero_point) *
 // scale. Per-axis forms run the reference kernel. QuantizeLinear also
-// writes a channels-last result from a plain input (a graph input).
+// converts between plain and channels-last (a graph input into int8 layers,
+// a channels-last map into an int8 matmul), DequantizeLinear from
+// channels-last into plain (a graph output).
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -73,6 +75,25 @@ void quantize_to_channels_last(int threads, const float* x, void* y, bool u8, in
   });
 }
 
+/// Quantizes a channels-last x into a plain [N, C, spatial...] y (an int8
+/// layer that takes plain operands, such as shoal.QMatMul, reading a
+/// channels-last map), row by row of y: a strided gather into a row buffer,
+/// then a vectorized quantization.
+void quantize_from_channels_last(int threads, const float* x, void* y, bool u8, int64_t n,
+                                 int64_t c, int64_t hw, float scale, int32_t zp) {
+  const Loops& l = loops();
+  auto* yb = static_cast<uint8_t*>(y);
+  parallel_rows(threads, n * c, hw, [&](int64_t row) {
+    thread_local std::vector<float> tls;
+    tls.resize(size_t(hw));
+    float* buf = tls.data();
+    const int64_t b = row / c, ch = row % c;
+    const float* xr = x + b * hw * c + ch;
+    for (int64_t k = 0; k < hw; ++k) buf[k] = xr[k * c];
+    l.quantize(buf, yb + row * hw, u8, hw, scale, zp);
+  });
+}
+
 void dequantize_run(int threads, const void* x, bool u8, float* y, int64_t n, float scale,
                     int32_t zp) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
@@ -117,11 +138,16 @@ KernelPtr make_quantize(const OpContext& oc) {
   const int64_t n = shape_numel(y.shape);
   if (!is8(y.dtype)) return nullptr;
   const bool u8 = y.dtype == DType::u8;
-  if (!same_dense(*x, y)) {  // plain -> channels-last only
-    if (x->layout != program::Layout::plain || y.layout != program::Layout::channels_last ||
-        y.shape.size() < 3)
+  if (!same_dense(*x, y)) {  // plain <-> channels-last
+    const auto plain = program::Layout::plain, cl = program::Layout::channels_last;
+    if (y.shape.size() < 3 ||
+        !((x->layout == plain && y.layout == cl) || (x->layout == cl && y.layout == plain)))
       return nullptr;
     const int64_t b = y.shape[0], c = y.shape[1], hw = n / std::max<int64_t>(1, b * c);
+    if (x->layout == cl)
+      return std::make_unique<NativeKernel>([=](int t, auto in, auto out) {
+        quantize_from_channels_last(t, cf32(in[0]), out[0], u8, b, c, hw, scale, zp);
+      });
     return std::make_unique<NativeKernel>([=](int t, auto in, auto out) {
       quantize_to_channels_last(t, cf32(in[0]), out[0], u8, b, c, hw, scale, zp);
     });
