@@ -186,3 +186,36 @@ def test_cli(digits, build_dir, tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 1 and "shoal: error:" in res.stderr and "shape" in res.stderr
     assert not bad.exists()
+
+
+def test_transformer_style_linear(tmp_path):
+    """A Linear as exporters write it in transformers: MatMul(x, Transpose(W))
+    on a tensor Reshape'd to sizes computed from Shape, which ONNX's shape
+    inference cannot type. The quantizer folds the Transpose, calibrates the
+    untyped tensor anyway, and the MatMul runs int8 (shoal.QMatMul)."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((8, 24)).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w"),
+             numpy_helper.from_array(np.array([0], np.int64), "i0"),
+             numpy_helper.from_array(np.array([-1], np.int64), "m1")]
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "i0"], ["n"]),
+             helper.make_node("Concat", ["n", "m1"], ["shp"], axis=0),
+             helper.make_node("Reshape", ["x", "shp"], ["r"]),
+             helper.make_node("Transpose", ["w"], ["wt"], perm=[1, 0]),
+             helper.make_node("MatMul", ["r", "wt"], ["y"], name="linear")]
+    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 4, 6])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [1, 8])], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    x = rng.standard_normal((16, 4, 6)).astype(np.float32)
+    q = shoal.quantize(model, calibration=x[:8])
+    assert "Transpose" not in [n.op_type for n in q.graph.node]
+    rt = shoal.Runtime(shoal.compile(q), profile=True)
+    (y,) = rt.run(x[8:])
+    assert {lay["op"]: lay["precision"] for lay in rt.profile()}["shoal.QMatMul"] == "int8"
+    ref = x[8:].reshape(8, 24) @ w.T
+    snr = 10 * np.log10(np.sum(ref ** 2) / np.sum((y - ref) ** 2))
+    assert snr > 30, snr
