@@ -240,6 +240,16 @@ def _attr(node, name, default):
     return default
 
 
+def _remove_nodes(g, nodes):
+    """Removes `nodes` from graph g, and the initializers no node reads any more."""
+    for n in nodes:
+        g.node.remove(n)
+    used = {t for n in g.node for t in n.input}
+    keep = [i for i in g.initializer if i.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+
+
 def _fold_batchnorm(model):
     """Folds each inference BatchNormalization that alone reads a Conv with
     constant weights into that Conv, so the int8 weights (and their
@@ -288,12 +298,7 @@ def _fold_batchnorm(model):
             conv.input[2] = bname
         conv.output[0] = bn.output[0]
         drop.append(bn)
-    for bn in drop:
-        g.node.remove(bn)
-    used = {t for n in g.node for t in n.input}
-    keep = [i for i in g.initializer if i.name in used]
-    del g.initializer[:]
-    g.initializer.extend(keep)
+    _remove_nodes(g, drop)
 
 
 def _fold_weight_transposes(model):
@@ -315,12 +320,7 @@ def _fold_weight_transposes(model):
         t = np.transpose(numpy_helper.to_array(w), perm if perm else None)
         g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(t), n.output[0]))
         drop.append(n)
-    for n in drop:
-        g.node.remove(n)
-    used = {t for n in g.node for t in n.input}
-    keep = [i for i in g.initializer if i.name in used]
-    del g.initializer[:]
-    g.initializer.extend(keep)
+    _remove_nodes(g, drop)
 
 
 def _candidates(model, exclude, keep_first_last):

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -68,15 +69,14 @@ std::vector<std::string> arguments(const std::string& python, const std::string&
   return a;
 }
 
-/// The last non-empty line of `text`, without the CLI's "shoal: error: ".
+/// The last line of `text` with more than blanks, without trailing blanks and
+/// the CLI's "shoal: error: ".
 std::string message_of(const std::string& text) {
   std::string line;
-  size_t end = text.find_last_not_of("\n ");
-  if (end != std::string::npos) {
-    const size_t begin = text.rfind('\n', end);
-    line = text.substr(begin == std::string::npos ? 0 : begin + 1,
-                       end + 1 - (begin == std::string::npos ? 0 : begin + 1));
-  }
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);)
+    if (const size_t end = l.find_last_not_of(' '); end != std::string::npos)
+      line = l.substr(0, end + 1);
   const std::string prefix = "shoal: error: ";
   return line.rfind(prefix, 0) == 0 ? line.substr(prefix.size()) : line;
 }

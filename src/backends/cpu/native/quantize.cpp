@@ -57,39 +57,42 @@ void quantize_run(int threads, const float* x, void* y, bool u8, int64_t n, floa
   });
 }
 
-/// Quantizes a plain [N, C, spatial...] x into a channels-last y (a graph
-/// input read by int8 layers), row by row of x: a vectorized quantization
-/// into a row buffer, then a strided copy.
-void quantize_to_channels_last(int threads, const float* x, void* y, bool u8, int64_t n, int64_t c,
-                               int64_t hw, float scale, int32_t zp) {
-  const Loops& l = loops();
-  auto* yb = static_cast<uint8_t*>(y);
+/// Runs f(row, column, buf) for each row of a plain [N, C, spatial...] tensor
+/// (one channel of one sample: hw values), over the team: `column` points at
+/// that channel's first value in the channels-last tensor `cl` (the next one
+/// c values on), `buf` at this thread's buffer of hw T's. The conversions
+/// between the layouts below gather or scatter through it, with vectorized
+/// (de)quantization on the contiguous side.
+template <class T, class C, class F>
+void channel_rows(int threads, int64_t n, int64_t c, int64_t hw, C* cl, const F& f) {
   parallel_rows(threads, n * c, hw, [&](int64_t row) {
-    thread_local std::vector<uint8_t> tls;
+    thread_local std::vector<T> tls;
     tls.resize(size_t(hw));
-    const uint8_t* buf = tls.data();  // a local pointer: no TLS lookup per element
-    l.quantize(x + row * hw, tls.data(), u8, hw, scale, zp);
-    const int64_t b = row / c, ch = row % c;
-    uint8_t* yr = yb + b * hw * c + ch;
-    for (int64_t k = 0; k < hw; ++k) yr[k * c] = buf[k];
+    f(row, cl + (row / c) * hw * c + row % c, tls.data());
   });
 }
 
-/// Quantizes a channels-last x into a plain [N, C, spatial...] y (an int8
-/// layer that takes plain operands, such as shoal.QMatMul, reading a
-/// channels-last map), row by row of y: a strided gather into a row buffer,
-/// then a vectorized quantization.
+/// Quantizes a plain x into a channels-last y (a graph input read by int8
+/// layers): each row quantized into the buffer, then scattered.
+void quantize_to_channels_last(int threads, const float* x, void* y, bool u8, int64_t n, int64_t c,
+                               int64_t hw, float scale, int32_t zp) {
+  const Loops& l = loops();
+  channel_rows<uint8_t>(threads, n, c, hw, static_cast<uint8_t*>(y),
+                        [&](int64_t row, uint8_t* col, uint8_t* buf) {
+                          l.quantize(x + row * hw, buf, u8, hw, scale, zp);
+                          for (int64_t k = 0; k < hw; ++k) col[k * c] = buf[k];
+                        });
+}
+
+/// Quantizes a channels-last x into a plain y (an int8 layer that takes
+/// plain operands, such as shoal.QMatMul, reading a channels-last map): each
+/// row gathered into the buffer, then quantized.
 void quantize_from_channels_last(int threads, const float* x, void* y, bool u8, int64_t n,
                                  int64_t c, int64_t hw, float scale, int32_t zp) {
   const Loops& l = loops();
   auto* yb = static_cast<uint8_t*>(y);
-  parallel_rows(threads, n * c, hw, [&](int64_t row) {
-    thread_local std::vector<float> tls;
-    tls.resize(size_t(hw));
-    float* buf = tls.data();
-    const int64_t b = row / c, ch = row % c;
-    const float* xr = x + b * hw * c + ch;
-    for (int64_t k = 0; k < hw; ++k) buf[k] = xr[k * c];
+  channel_rows<float>(threads, n, c, hw, x, [&](int64_t row, const float* col, float* buf) {
+    for (int64_t k = 0; k < hw; ++k) buf[k] = col[k * c];
     l.quantize(buf, yb + row * hw, u8, hw, scale, zp);
   });
 }
@@ -105,22 +108,16 @@ void dequantize_run(int threads, const void* x, bool u8, float* y, int64_t n, fl
   });
 }
 
-/// Dequantizes a channels-last x into a plain [N, C, spatial...] y (a graph
-/// output), row by row of y: a strided gather into a row buffer, then a
-/// vectorized dequantization.
+/// Dequantizes a channels-last x into a plain y (a graph output): each row
+/// gathered into the buffer, then dequantized.
 void dequantize_from_channels_last(int threads, const void* x, bool u8, float* y, int64_t n,
                                    int64_t c, int64_t hw, float scale, int32_t zp) {
   const Loops& l = loops();
-  const auto* xb = static_cast<const uint8_t*>(x);
-  parallel_rows(threads, n * c, hw, [&](int64_t row) {
-    thread_local std::vector<uint8_t> tls;
-    tls.resize(size_t(hw));
-    uint8_t* buf = tls.data();
-    const int64_t b = row / c, ch = row % c;
-    const uint8_t* xr = xb + b * hw * c + ch;
-    for (int64_t k = 0; k < hw; ++k) buf[k] = xr[k * c];
-    l.dequantize(buf, u8, y + row * hw, hw, scale, zp);
-  });
+  channel_rows<uint8_t>(threads, n, c, hw, static_cast<const uint8_t*>(x),
+                        [&](int64_t row, const uint8_t* col, uint8_t* buf) {
+                          for (int64_t k = 0; k < hw; ++k) buf[k] = col[k * c];
+                          l.dequantize(buf, u8, y + row * hw, hw, scale, zp);
+                        });
 }
 
 bool is8(DType t) { return t == DType::u8 || t == DType::i8; }
