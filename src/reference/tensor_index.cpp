@@ -233,15 +233,17 @@ std::vector<int64_t> split_sizes(const Attrs& a, std::span<const ValueInfo> in, 
          "Split: needs 'split' sizes or attribute 'num_outputs' (the number of outputs)");
   }
   int64_t sum = 0;
+  bool overflow = false;
   for (int64_t v : sizes) {
     if (v < 0)
       fail(ErrorKind::invalid_argument, "Split: negative size in split " + shape_str(sizes));
-    sum += v;
+    overflow = overflow || __builtin_add_overflow(sum, v, &sum);
   }
-  if (sum != dim)
-    fail(ErrorKind::invalid_argument, "Split: sizes " + shape_str(sizes) + " sum to " +
-                                          std::to_string(sum) + ", the axis has " +
-                                          std::to_string(dim));
+  if (overflow || sum != dim)
+    fail(ErrorKind::invalid_argument,
+         "Split: sizes " + shape_str(sizes) + " sum to " +
+             (overflow ? std::string("more than 2^63") : std::to_string(sum)) + ", the axis has " +
+             std::to_string(dim));
   return sizes;
 }
 
@@ -324,7 +326,10 @@ void add_tile(std::vector<OpSpec>& t) {
         for (size_t d = 0; d < rep.size(); ++d) {
           if (rep[d] < 0)
             fail(ErrorKind::invalid_argument, "Tile: negative repeat in " + shape_str(rep));
-          out[d] *= rep[d];
+          if (__builtin_mul_overflow(out[d], rep[d], &out[d]))
+            fail(ErrorKind::invalid_argument, "Tile: repeats " + shape_str(rep) +
+                                                  " overflow the dims of shape " +
+                                                  shape_str(x.shape));
         }
         return std::vector<TypeShape>{{x.dtype, out}};
       },
