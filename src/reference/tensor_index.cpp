@@ -453,10 +453,11 @@ SliceDims slice_dims(const Shape& shape, const std::vector<int64_t>& starts,
       s = std::clamp<int64_t>(s, 0, dim - 1);
       e = std::clamp<int64_t>(e, -1, dim - 1);
     }
-    // ceil((e - s) / step); |e - s| <= dim + 1 so nothing overflows.
+    // ceil((e - s) / step) as 1 + (|e - s| - 1) / |step|, written so that no
+    // step (INT64_MIN and INT64_MAX included) overflows; |e - s| <= dim + 1.
     int64_t diff = e - s, cnt = 0;
-    if (step > 0 && diff > 0) cnt = (diff + step - 1) / step;
-    if (step < 0 && diff < 0) cnt = (-diff + (-step) - 1) / (-step);
+    if (step > 0 && diff > 0) cnt = 1 + (diff - 1) / step;
+    if (step < 0 && diff < 0) cnt = 1 + (diff + 1) / step;
     sd.start[size_t(d)] = s;
     sd.step[size_t(d)] = step;
     sd.count[size_t(d)] = cnt;

@@ -550,6 +550,10 @@ TEST(RefTensorSlice, EdgeCases) {
   EXPECT_EQ(slice(-100, 2, 1), (V{0, 1}));
   EXPECT_EQ(slice(3, 1, 1), V{});  // empty
   EXPECT_EQ(slice(1, 3, -1), V{});
+  // Extreme steps take one element (ceil(|e - s| / |step|) must not overflow).
+  EXPECT_EQ(slice(1, kI64Max, kI64Max), V{1});
+  EXPECT_EQ(slice(3, kI64Min, kI64Min), V{3});
+  EXPECT_EQ(slice(0, 5, kI64Max - 1), V{0});
   // Axes given negatively, steps on another axis.
   HostTensor m = I({2, 3}, {0, 1, 2, 10, 11, 12});
   HostTensor y =
