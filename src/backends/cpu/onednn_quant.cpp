@@ -28,7 +28,7 @@ class RequantizeKernel final : public device::Kernel {
 
  private:
   template <class Q>
-  void store(Q* y, int threads) const {
+  void store(Q* y, [[maybe_unused]] int threads) const {  // clang: used by OpenMP only
     const float lo = float(std::numeric_limits<Q>::min()) - float(zp_);
     const float hi = float(std::numeric_limits<Q>::max()) - float(zp_);
     const float* v = buf_.data();

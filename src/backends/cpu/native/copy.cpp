@@ -225,14 +225,15 @@ KernelPtr make_gather(const OpContext& oc) {
       layout_strides(y)[axis] == 1) {
     const int64_t rows = shape_numel(y.shape) / n;
     std::vector<int32_t> ix(index.begin(), index.end());
-    return std::make_unique<NativeKernel>(
-        [ix, rows, n, dim](int threads, std::span<void* const> in, std::span<void* const> out) {
-          const Loops& L = loops();
-          const float* xp = cf32(in[0]);
-          float* yp = f32(out[0]);
+    return std::make_unique<NativeKernel>([ix, rows, n, dim]([[maybe_unused]] int threads,
+                                                             std::span<void* const> in,
+                                                             std::span<void* const> out) {
+      const Loops& L = loops();
+      const float* xp = cf32(in[0]);
+      float* yp = f32(out[0]);
 #pragma omp parallel for num_threads(threads) if (threads > 1 && rows * n >= (1 << 15))
-          for (int64_t r = 0; r < rows; ++r) L.gather(xp + r * dim, ix.data(), yp + r * n, n);
-        });
+      for (int64_t r = 0; r < rows; ++r) L.gather(xp + r * dim, ix.data(), yp + r * n, n);
+    });
   }
   // The copy of one index: x's dims without the axis, into y's matching dims.
   Shape space = x->shape;
@@ -351,7 +352,7 @@ KernelPtr make_concat_gather(const OpContext& oc) {
         plan_permute(std::vector<int32_t>(index.begin(), index.end()));
     const int64_t rows = shape_numel(y.shape) / n;
     return std::make_unique<NativeKernel>(
-        [spans, blocks, rows, n, joined](int threads, std::span<void* const> in,
+        [spans, blocks, rows, n, joined]([[maybe_unused]] int threads, std::span<void* const> in,
                                          std::span<void* const> out) {
           const Loops& L = loops();
           float* yp = f32(out[0]);

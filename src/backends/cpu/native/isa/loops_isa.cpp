@@ -16,7 +16,9 @@
 
 #if defined(__AVX512BW__)
 // GCC 12 warns of the intrinsics' own _mm512_undefined_* operands.
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #endif
 
@@ -104,7 +106,9 @@ inline float clamp01(float v) {  // NaN passes through
 // GCC 12's AVX-512 intrinsics start from _mm512_undefined_ps(), which it then
 // reports as maybe uninitialized (GCC bug 105593).
 #pragma GCC diagnostic push
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 /// Sigmoid (silu: times x) of 16 floats without a division: the divider
 /// bounds a vectorized 1 / (1 + e^-x) at about 0.35 ns per element here
@@ -591,8 +595,12 @@ void scale_blocks(const float* __restrict w, const float* __restrict s,
 // default rounding mode: the same integers as std::nearbyint, vectorized.
 // No multiply-add contraction here: qadd's float(a) * sa + float(b) * sb
 // must round as the unfused DequantizeLinear and Add ops do.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#else
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 template <class Q>
 void quantize_t(const float* __restrict x, Q* __restrict y, int64_t n, float scale, int32_t zp) {
@@ -956,7 +964,11 @@ void scale_table(const QOut& q, const float* s, const float* t, const Affine8* a
   else
     scale_table_t(q, s, t, a, x, static_cast<int8_t*>(y), rows, n);
 }
+#if defined(__clang__)
+#pragma clang fp contract(on)  // clang's default
+#else
 #pragma GCC pop_options
+#endif
 
 }  // namespace
 
