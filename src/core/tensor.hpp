@@ -10,6 +10,12 @@
 
 namespace shoal {
 
+/// Whether a tensor of this shape and dtype has fewer than 2^62 bytes (the
+/// program format's limit) with every zero dim counted as one: then neither
+/// the element count nor any partial product of the dims, in whatever order
+/// code multiplies them, can overflow an int64, even for an empty tensor.
+bool shape_fits(const Shape& shape, DType dtype) noexcept;
+
 /// A non-owning view of a dense row-major tensor. data == nullptr marks an
 /// absent optional operand.
 struct TensorRef {
@@ -49,7 +55,8 @@ class HostTensor {
   TensorRef ref() const {
     return TensorRef{dtype_, shape_, const_cast<uint8_t*>(buf_.data())};
   }
-  /// Reads element k converted to int64 / double, whatever the dtype.
+  /// Reads element k converted to int64 / double, whatever the dtype
+  /// (floats to int64 saturate, NaN reads as 0).
   int64_t int_at(int64_t k) const;
   double float_at(int64_t k) const;
   std::vector<int64_t> to_ints() const;

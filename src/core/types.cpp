@@ -121,10 +121,32 @@ HostTensor::HostTensor(DType dtype, Shape shape)
   buf_.assign(size_t(n) * dtype_size(dtype), 0);
 }
 
+bool shape_fits(const Shape& shape, DType dtype) noexcept {
+  uint64_t n = std::max<uint64_t>(1, dtype_size(dtype));
+  for (int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(n, uint64_t(std::max<int64_t>(d, 1)), &n) ||
+        n >= (uint64_t(1) << 62))
+      return false;
+  return true;
+}
+
+namespace {
+/// double to int64 without undefined behaviour: truncates, saturates at the
+/// int64 range, NaN gives 0.
+int64_t saturate_int64(double v) {
+  if (!(v == v)) return 0;
+  if (v >= 9223372036854775808.0) return std::numeric_limits<int64_t>::max();
+  if (v < -9223372036854775808.0) return std::numeric_limits<int64_t>::min();
+  return int64_t(v);
+}
+}  // namespace
+
 int64_t HostTensor::int_at(int64_t k) const {
   switch (dtype_) {
-    case DType::f32: return int64_t(as<float>()[k]);
-    case DType::f64: return int64_t(as<double>()[k]);
+    case DType::f32:
+      return saturate_int64(as<float>()[k]);
+    case DType::f64:
+      return saturate_int64(as<double>()[k]);
     case DType::i64: return as<int64_t>()[k];
     case DType::i32: return as<int32_t>()[k];
     case DType::i8: return as<int8_t>()[k];

@@ -89,8 +89,11 @@ ir::Node* sole_activation(ir::Graph& g, const std::vector<int>& prod,
   return !n->dead && int8_activation(g, prod, *n, out) ? n : nullptr;
 }
 
+/// Whether an (integer) zero point is absent or all 0; a float one is not:
+/// it is left for DequantizeLinear's type check to refuse.
 bool all_zero(const HostTensor* t) {
   if (!t) return true;  // absent: 0
+  if (t->dtype() == DType::f32 || t->dtype() == DType::f64) return false;
   for (int64_t i = 0; i < t->numel(); ++i)
     if (t->int_at(i) != 0) return false;
   return true;

@@ -18,18 +18,6 @@ bool foldable(const ops::OpSpec& spec, const ir::Graph& g, const ir::Node& n) {
   return true;
 }
 
-/// Whether a tensor of this shape and dtype has a byte size below 2^62 (the
-/// program format's limit), zero dims counted as one so that no partial
-/// product of the dims overflows either.
-bool size_fits(const Shape& shape, DType dtype) {
-  uint64_t n = std::max<uint64_t>(1, dtype_size(dtype));
-  for (int64_t d : shape)
-    if (__builtin_mul_overflow(n, uint64_t(std::max<int64_t>(d, 1)), &n) ||
-        n > (uint64_t(1) << 62))
-      return false;
-  return true;
-}
-
 }  // namespace
 
 void infer_and_fold(ir::Graph& g, const Log& log) {
@@ -89,7 +77,7 @@ void infer_and_fold(ir::Graph& g, const Log& log) {
           throw Error(ErrorKind::invalid_argument,
                       g.describe(n) + ": output '" + v.name + "' has shape " +
                           shape_str(v.shape));
-      if (!size_fits(v.shape, v.dtype))
+      if (!shape_fits(v.shape, v.dtype))
         throw Error(ErrorKind::invalid_argument,
                     g.describe(n) + ": output '" + v.name + "' of shape " +
                         shape_str(v.shape) + " would have 2^62 bytes or more");

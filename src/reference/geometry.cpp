@@ -178,6 +178,11 @@ WindowGeometry conv_head(const std::string& op, const Attrs& a, const Shape& x,
     invalid(op, "weight W has shape " + shape_str(w) +
                     " but input X has shape " + shape_str(x) +
                     "; their ranks must match");
+  for (const Shape* s : {&x, &w})  // bounds the window arithmetic below
+    for (int64_t d : *s)
+      if (d > kMaxWindowValue)
+        invalid(op,
+                (s == &x ? "input X " : "weight W ") + shape_str(*s) + " has a dim beyond 2^31");
   WindowGeometry g;
   g.group = a.i("group", 1);
   if (g.group < 1 || g.group > kMaxWindowValue)
@@ -263,9 +268,8 @@ WindowGeometry conv_transpose_geometry(const Attrs& a, const Shape& x,
                       "] must have one value per spatial dim (" +
                       std::to_string(n) + ")");
     for (int64_t v : os)
-      if (v < 1)
-        invalid(op, "attribute 'output_shape' = [" + list_str(os) +
-                        "] must be positive");
+      if (v < 1 || v > kMaxWindowValue)
+        invalid(op, "attribute 'output_shape' = [" + list_str(os) + "] must be in [1, 2^31]");
     target = os;
   } else if (mode == "SAME_UPPER" || mode == "SAME_LOWER") {
     target.resize(n);

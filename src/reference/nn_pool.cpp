@@ -1,6 +1,7 @@
 // MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool.
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "reference/nn_internal.hpp"
 
@@ -59,23 +60,35 @@ void for_windows(const std::string& op, const Attrs& a, Refs in, Refs out,
         }
 }
 
+// The taps [lo, hi) of one window dim whose input index st + k * d lies in
+// [0, n): padding taps are never visited, so a huge kernel over a small input
+// costs what the input holds, not what the kernel spans.
+inline std::pair<int64_t, int64_t> taps_inside(int64_t st, int64_t d, int64_t n, int64_t k) {
+  const int64_t lo = st < 0 ? (-st + d - 1) / d : 0;
+  const int64_t hi = n - st <= 0 ? 0 : (n - st + d - 1) / d;
+  return {lo, std::min(k, hi)};
+}
+
+// Calls f(i0, i1, i2) for the input position of each window tap starting at
+// st (padding skipped), in row-major order; stops once f returns false.
+template <class F>
+void for_window_taps(const Win3& v, const int64_t* st, F f) {
+  const auto [lo0, hi0] = taps_inside(st[0], v.d[0], v.in[0], v.k[0]);
+  const auto [lo1, hi1] = taps_inside(st[1], v.d[1], v.in[1], v.k[1]);
+  const auto [lo2, hi2] = taps_inside(st[2], v.d[2], v.in[2], v.k[2]);
+  for (int64_t k0 = lo0; k0 < hi0; ++k0)
+    for (int64_t k1 = lo1; k1 < hi1; ++k1)
+      for (int64_t k2 = lo2; k2 < hi2; ++k2)
+        if (!f(st[0] + k0 * v.d[0], st[1] + k1 * v.d[1], st[2] + k2 * v.d[2])) return;
+}
+
 // Calls f(e) for each input element e under the window starting at st
 // (padding skipped), in row-major order; stops once f returns false.
 template <class F>
 void for_window_elems(const Win3& v, const float* x, const int64_t* st, F f) {
-  for (int64_t k0 = 0; k0 < v.k[0]; ++k0) {
-    int64_t i0 = st[0] + k0 * v.d[0];
-    if (i0 < 0 || i0 >= v.in[0]) continue;
-    for (int64_t k1 = 0; k1 < v.k[1]; ++k1) {
-      int64_t i1 = st[1] + k1 * v.d[1];
-      if (i1 < 0 || i1 >= v.in[1]) continue;
-      for (int64_t k2 = 0; k2 < v.k[2]; ++k2) {
-        int64_t i2 = st[2] + k2 * v.d[2];
-        if (i2 < 0 || i2 >= v.in[2]) continue;
-        if (!f(x[(i0 * v.in[1] + i1) * v.in[2] + i2])) return;
-      }
-    }
-  }
+  for_window_taps(v, st, [&](int64_t i0, int64_t i1, int64_t i2) {
+    return f(x[(i0 * v.in[1] + i1) * v.in[2] + i2]);
+  });
 }
 
 // MaxPool with its Indices output: where each maximum is in the input
@@ -112,23 +125,16 @@ void maxpool_indices_ref(const Attrs& a, Refs in, Refs out) {
         for (int64_t o2 = 0; o2 < v.out[2]; ++o2, ++yi) {
           float m = -std::numeric_limits<float>::infinity();
           int64_t at = -1;
-          for (int64_t k0 = 0; k0 < v.k[0] && !std::isnan(m); ++k0) {
-            const int64_t i0 = o0 * v.s[0] - v.pb[0] + k0 * v.d[0];
-            if (i0 < 0 || i0 >= v.in[0]) continue;
-            for (int64_t k1 = 0; k1 < v.k[1] && !std::isnan(m); ++k1) {
-              const int64_t i1 = o1 * v.s[1] - v.pb[1] + k1 * v.d[1];
-              if (i1 < 0 || i1 >= v.in[1]) continue;
-              for (int64_t k2 = 0; k2 < v.k[2] && !std::isnan(m); ++k2) {
-                const int64_t i2 = o2 * v.s[2] - v.pb[2] + k2 * v.d[2];
-                if (i2 < 0 || i2 >= v.in[2]) continue;
-                const float e = x[(i0 * v.in[1] + i1) * v.in[2] + i2];
-                if (e > m || std::isnan(e) || at < 0) {
-                  m = e;
-                  at = position(i0, i1, i2);
-                }
-              }
+          const int64_t st[3] = {o0 * v.s[0] - v.pb[0], o1 * v.s[1] - v.pb[1],
+                                 o2 * v.s[2] - v.pb[2]};
+          for_window_taps(v, st, [&](int64_t i0, int64_t i1, int64_t i2) {
+            const float e = x[(i0 * v.in[1] + i1) * v.in[2] + i2];
+            if (e > m || std::isnan(e) || at < 0) {
+              m = e;
+              at = position(i0, i1, i2);
             }
-          }
+            return !std::isnan(m);  // NaN wins: stop
+          });
           yp[yi] = m;
           ip[yi] = at < 0 ? -1 : nc * plane + at;
         }
@@ -182,14 +188,11 @@ void avgpool_ref(const Attrs& a, Refs in, Refs out) {
                 // window positions inside the input / the padded input
                 int64_t real = 1, padded = 1;
                 for (int d = 0; d < 3; ++d) {
-                  int64_t nr = 0, np = 0;
-                  for (int64_t k = 0; k < v.k[d]; ++k) {
-                    int64_t i = st[d] + k * v.d[d];
-                    nr += i >= 0 && i < v.in[d];
-                    np += i >= -v.pb[d] && i < v.in[d] + pe[d];
-                  }
-                  real *= nr;
-                  padded *= np;
+                  auto [lo, hi] = taps_inside(st[d], v.d[d], v.in[d], v.k[d]);
+                  auto [plo, phi] =
+                      taps_inside(st[d] + v.pb[d], v.d[d], v.in[d] + v.pb[d] + pe[d], v.k[d]);
+                  real *= std::max<int64_t>(0, hi - lo);
+                  padded *= std::max<int64_t>(0, phi - plo);
                 }
                 for_window_elems(v, x, st, [&](float e) {
                   sum += e;

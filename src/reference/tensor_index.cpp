@@ -184,7 +184,9 @@ void add_concat(std::vector<OpSpec>& t) {
                  "Concat: input " + std::to_string(i) + " of shape " + shape_str(y.shape) +
                      " does not match input 0 of shape " + shape_str(x.shape) + " outside axis " +
                      std::to_string(axis));
-          out[axis] += y.shape[axis];
+          if (__builtin_add_overflow(out[axis], y.shape[axis], &out[axis]))
+            fail(ErrorKind::invalid_argument,
+                 "Concat: the inputs' sizes along axis " + std::to_string(axis) + " sum past 2^63");
         }
         if (concat_affine(a)) check_concat_affine(a, out, axis, x.dtype);
         return std::vector<TypeShape>{{x.dtype, out}};
@@ -221,9 +223,10 @@ std::vector<int64_t> split_sizes(const Attrs& a, std::span<const ValueInfo> in, 
     sizes = const_ints(*s, "Split", "split");
   } else if (a.has("num_outputs")) {
     int64_t n = a.i("num_outputs", 0);
-    if (n < 1)
-      fail(ErrorKind::invalid_argument,
-           "Split: num_outputs must be >= 1, got " + std::to_string(n));
+    if (n < 1 || n > kMaxVariadic)
+      fail(ErrorKind::invalid_argument, "Split: num_outputs must be in [1, " +
+                                            std::to_string(kMaxVariadic) + "], got " +
+                                            std::to_string(n));
     int64_t part = (dim + n - 1) / n;
     if (dim % n == 0) part = dim / n;
     for (int64_t i = 0; i < n; ++i)
@@ -377,7 +380,9 @@ void add_concat_gather(std::vector<OpSpec>& t) {
                  kConcatGather + ": input " + std::to_string(i) + " " + dtype_name(y.dtype) +
                      shape_str(y.shape) + " does not join input 0 " + dtype_name(x.dtype) +
                      shape_str(x.shape) + " along axis " + std::to_string(axis));
-          joined += y.shape[axis];
+          if (__builtin_add_overflow(joined, y.shape[axis], &joined))
+            fail(ErrorKind::invalid_argument, kConcatGather + ": the inputs' sizes along axis " +
+                                                  std::to_string(axis) + " sum past 2^63");
         }
         if (ind.constant)
           for (int64_t i : ind.constant->to_ints()) gather_index(i, joined);

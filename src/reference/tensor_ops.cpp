@@ -250,8 +250,16 @@ void add_range(std::vector<OpSpec>& t) {
         ref::visit_dtype(out[0].dtype, "Range", [&](auto z) {
           using T = decltype(z);
           T start = in[0].as<const T>()[0], delta = in[2].as<const T>()[0];
-          for (int64_t i = 0, n = out[0].numel(); i < n; ++i)
-            out[0].as<T>()[i] = T(start + T(i) * delta);
+          for (int64_t i = 0, n = out[0].numel(); i < n; ++i) {
+            if constexpr (std::is_integral_v<T>) {
+              // Each element fits T but i * delta alone may not: wrap in the
+              // unsigned type, whose modular sum is the exact element.
+              using U = std::make_unsigned_t<T>;
+              out[0].as<T>()[i] = T(U(start) + U(i) * U(delta));
+            } else {
+              out[0].as<T>()[i] = T(start + T(i) * delta);
+            }
+          }
         });
       },
       kTensorDTypes));

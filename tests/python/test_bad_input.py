@@ -344,6 +344,83 @@ def test_huge_dimensions():
         shoal.Runtime(p)
 
 
+def test_empty_tensors_with_huge_dims():
+    """A zero dim empties a tensor however large its other dims; those dims
+    still count (as if the zero were one), or code multiplying them in
+    another order would overflow."""
+    flat = [helper.make_node("Flatten", ["e"], ["f"], axis=2), helper.make_node("Shape", ["f"], ["s"])]
+    m = model_bytes(flat, [("x", F, [1, 1])], [("s", TensorProto.INT64, [2])],
+                    [("e", np.zeros((0, 1, 1), np.float32))])
+    model = onnx.ModelProto()
+    model.ParseFromString(m)
+    del model.graph.initializer[0].dims[:]
+    model.graph.initializer[0].dims.extend([0, 1 << 40, 1 << 40, 1 << 40])
+    with pytest.raises(shoal.InvalidArgumentError,
+                       match=r"initializer 'e' has shape \[0,1099511627776,.*zero dims counted"):
+        shoal.compile(model)
+    huge = [1, 0, 1 << 31, 1 << 31, 1 << 31]
+    relu = model_bytes([helper.make_node("Relu", ["x"], ["y"])], [("x", F, huge)], [("y", F, huge)])
+    with pytest.raises(shoal.InvalidArgumentError, match=r"2\^62 bytes or more \(zero dims"):
+        shoal.compile(relu)
+
+
+def test_sizes_summing_or_multiplying_past_int64():
+    def fails(nodes, inits, words, opset=13):
+        m = model_bytes(nodes, [("x", F, [1, 4])], [("y", F, ["a", "b"])], inits, opset)
+        with pytest.raises(shoal.InvalidArgumentError, match=words):
+            shoal.compile(m)
+    i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
+    fails([helper.make_node("Split", ["x", "sp"], ["y", "z"], axis=1)],
+          [("sp", i64(6052837967905423360, 3530822107858468864))], "sum to more than 2\\^63")
+    fails([helper.make_node("Tile", ["x", "r"], ["y"])], [("r", i64(1, 1 << 62))],
+          r"Tile: repeats \[1,4611686018427387904\] overflow")
+    # An empty uint8 tensor of dim 2^60 joined 8 times along it.
+    fill = helper.make_tensor("v", TensorProto.UINT8, [1], [7])
+    fails([helper.make_node("ConstantOfShape", ["cs"], ["k"], value=fill),
+           helper.make_node("Concat", ["k"] * 8, ["c"], axis=1),
+           helper.make_node("Shape", ["c"], ["s"]), helper.make_node("Cast", ["s"], ["sf"], to=F),
+           helper.make_node("Add", ["x", "sf"], ["y"])],
+          [("cs", i64(0, 1 << 60))], "Concat: the inputs' sizes along axis 1 sum past 2\\^63")
+    w = np.ones((1, 1, 3), np.float32)
+    m = model_bytes([helper.make_node("ConvTranspose", ["c", "w"], ["y"], strides=[1 << 31],
+                                      output_shape=[(1 << 63) - 1])],
+                    [("c", F, [1, 1, 0])], [("y", F, ["a", "b", "c"])], [("w", w)])
+    with pytest.raises(shoal.InvalidArgumentError, match=r"'output_shape'.*must be in \[1, 2\^31\]"):
+        shoal.compile(m)
+
+
+def test_huge_pool_windows_over_a_constant_cost_what_the_input_holds():
+    """Kernels and pads of 2^31 over 8 constant values fold at compile time
+    in no time: only the taps inside the input are visited."""
+    k = 1 << 31
+    pool = dict(kernel_shape=[k], pads=[k - 1, k - 1], strides=[k])
+    nodes = [helper.make_node("AveragePool", ["c"], ["p"], **pool),
+             helper.make_node("AveragePool", ["c"], ["q"], count_include_pad=1, **pool),
+             helper.make_node("MaxPool", ["c"], ["m"], **pool),
+             helper.make_node("Concat", ["p", "q", "m"], ["pqm"], axis=2),
+             helper.make_node("Flatten", ["pqm"], ["f"]), helper.make_node("Add", ["x", "f"], ["y"])]
+    m = model_bytes(nodes, [("x", F, [1, 6])], [("y", F, [1, 6])],
+                    [("c", np.arange(8, dtype=np.float32).reshape(1, 1, 8))])
+    y = shoal.Runtime(shoal.compile(m)).run(np.zeros((1, 6), np.float32))[0]
+    # Two windows: taps -(2^31 - 1)..0 (value 0) and 1..2^31 (values 1..7,
+    # mean 4, max 7); counted with padding, the second's 2^31 taps all lie in
+    # the padded input: 28 / 2^31.
+    np.testing.assert_allclose(y, [[0, 4, 0, 28 / k, 0, 7]], rtol=1e-6)
+
+
+def test_range_of_extreme_int64_bounds():
+    """Range's elements fit int64 even where i * delta alone does not."""
+    lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    nodes = [helper.make_node("Range", ["a", "b", "d"], ["r"]),
+             helper.make_node("Equal", ["r", "want"], ["eq"]),
+             helper.make_node("Cast", ["eq"], ["ef"], to=F), helper.make_node("Add", ["x", "ef"], ["y"])]
+    m = model_bytes(nodes, [("x", F, [1, 3])], [("y", F, [1, 3])],
+                    [("a", np.array(lo)), ("b", np.array(hi)), ("d", np.array(hi)),
+                     ("want", np.array([lo, -1, hi - 1]))], opset=13)
+    y = shoal.Runtime(shoal.compile(m)).run(np.zeros((1, 3), np.float32))[0]
+    np.testing.assert_array_equal(y, [[1, 1, 1]])
+
+
 def test_initializer_without_its_data():
     m = model_bytes([helper.make_node("Add", ["x", "w"], ["y"])],
                     [("x", F, [1, 4])], [("y", F, [1, 4])])

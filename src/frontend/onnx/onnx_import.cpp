@@ -99,16 +99,14 @@ std::vector<Shape> fix_input_shapes(onnx::ModelProto& m, const ImportOptions& op
                   "input '" + in.name() + "': the program is compiled for ONE "
                   "sample (batch dim 1; batches are split at run time), got " +
                       shape_str(s));
-    uint64_t bytes = dtype_size(DType(tt->elem_type()));
-    for (int64_t d : s) {
+    for (int64_t d : s)
       if (d < 0 || d > (int64_t(1) << 31))
         throw Error(ErrorKind::invalid_argument,
                     "input '" + in.name() + "': invalid dimension in " + shape_str(s));
-      if (__builtin_mul_overflow(bytes, uint64_t(d), &bytes) || bytes > (uint64_t(1) << 62))
-        throw Error(ErrorKind::invalid_argument,
-                    "input '" + in.name() + "' of shape " + shape_str(s) +
-                        " would have 2^62 bytes or more");
-    }
+    if (!shape_fits(s, DType(tt->elem_type())))
+      throw Error(ErrorKind::invalid_argument,
+                  "input '" + in.name() + "' of shape " + shape_str(s) +
+                      " would have 2^62 bytes or more (zero dims counted as one)");
     auto* shp = tt->mutable_shape();
     shp->clear_dim();
     for (int64_t d : s) shp->add_dim()->set_dim_value(d);

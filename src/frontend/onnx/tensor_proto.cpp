@@ -58,9 +58,10 @@ HostTensor tensor_from_proto(const onnx::TensorProto& t, const std::string& what
   bool overflow = false;
   for (int64_t d : shape) overflow = overflow || __builtin_mul_overflow(numel, uint64_t(d), &numel);
   overflow = overflow || __builtin_mul_overflow(numel, uint64_t(dtype_size(dtype)), &need);
-  if (overflow)
+  if (overflow || !shape_fits(shape, dtype))
     throw Error(ErrorKind::invalid_argument,
-                what + " has shape " + shape_str(shape) + ": too many elements");
+                what + " has shape " + shape_str(shape) +
+                    ": too many elements (2^62 bytes or more, zero dims counted as one)");
   if (t.has_raw_data() ? t.raw_data().size() != need : stored_values(t, dtype) != numel)
     throw Error(ErrorKind::invalid_argument,
                 what + " has " +
