@@ -80,6 +80,7 @@ Program compile_bytes(const void* onnx_bytes, size_t size, const CompileOptions&
   io.log = log;
   auto data = std::make_shared<program::ProgramData>();
   ir::Graph g = frontend::import_onnx(onnx_bytes, size, io, &data->model_name);
+  passes::remove_unused(g, log);
   if (o.optimize) passes::fuse_qdq(g, log);
   passes::infer_and_fold(g, log);
   if (o.optimize) passes::fuse_qdq_add(g, log);

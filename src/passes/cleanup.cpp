@@ -57,7 +57,40 @@ bool is_zero_pad(const ir::Graph& g, const ir::Node& n) {
   return x.shape == y.shape && x.dtype == y.dtype;
 }
 
+/// Marks dead the nodes no graph output depends on (walking backwards), drops
+/// MaxPool Indices nobody reads and absent trailing outputs; the count marked.
+int mark_unused(ir::Graph& g) {
+  int removed = 0;
+  std::vector<char> needed(g.values.size(), 0);
+  for (int o : g.outputs) needed[size_t(o)] = 1;
+  for (auto it = g.nodes.rbegin(); it != g.nodes.rend(); ++it) {
+    if (it->dead) continue;
+    bool any = false;
+    for (int v : it->outputs) any |= (v >= 0 && needed[size_t(v)]);
+    if (!any) {
+      it->dead = true;
+      ++removed;
+      continue;
+    }
+    // MaxPool's Indices nobody reads are not computed (the fast kernels
+    // pool without them); absent trailing outputs are dropped.
+    if (it->op == "MaxPool" && it->outputs.size() > 1 && it->outputs[1] >= 0 &&
+        !needed[size_t(it->outputs[1])])
+      it->outputs[1] = -1;
+    while (it->outputs.size() > 1 && it->outputs.back() < 0) it->outputs.pop_back();
+    for (int v : it->inputs)
+      if (v >= 0) needed[size_t(v)] = 1;
+  }
+  return removed;
+}
+
 }  // namespace
+
+void remove_unused(ir::Graph& g, const Log& log) {
+  const int removed = mark_unused(g);
+  g.compact();
+  if (log) log("removed " + std::to_string(removed) + " nodes no output depends on");
+}
 
 void batch_generic_reshapes(ir::Graph& g, const Log& log) {
   int rewritten = 0;
@@ -107,27 +140,7 @@ void remove_dead_and_identity(ir::Graph& g, const Log& log) {
     n.dead = true;
     ++removed;
   }
-  // Mark nodes no output depends on, walking backwards.
-  std::vector<char> needed(g.values.size(), 0);
-  for (int o : g.outputs) needed[size_t(o)] = 1;
-  for (auto it = g.nodes.rbegin(); it != g.nodes.rend(); ++it) {
-    if (it->dead) continue;
-    bool any = false;
-    for (int v : it->outputs) any |= (v >= 0 && needed[size_t(v)]);
-    if (!any) {
-      it->dead = true;
-      ++removed;
-      continue;
-    }
-    // MaxPool's Indices nobody reads are not computed (the fast kernels
-    // pool without them); absent trailing outputs are dropped.
-    if (it->op == "MaxPool" && it->outputs.size() > 1 && it->outputs[1] >= 0 &&
-        !needed[size_t(it->outputs[1])])
-      it->outputs[1] = -1;
-    while (it->outputs.size() > 1 && it->outputs.back() < 0) it->outputs.pop_back();
-    for (int v : it->inputs)
-      if (v >= 0) needed[size_t(v)] = 1;
-  }
+  removed += mark_unused(g);
   g.compact();
   if (log) log("removed " + std::to_string(removed) + " dead or identity nodes");
 }

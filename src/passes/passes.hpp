@@ -29,6 +29,9 @@ void fuse_qdq_add(ir::Graph& g, const Log& log);
 /// a QuantizeLinear make it pool or join the bytes (fuse_qdq_lookup.cpp).
 /// Runs after fuse_qdq_add.
 void fuse_qdq_lookup(ir::Graph& g, const Log& log);
+/// Removes nodes that no output depends on, before anything infers, folds or
+/// fuses them (remove_dead_and_identity repeats it after the rewrites).
+void remove_unused(ir::Graph& g, const Log& log);
 /// Removes nodes that no output depends on, and Identity/Dropout nodes and
 /// Pads that pad nothing.
 void remove_dead_and_identity(ir::Graph& g, const Log& log);

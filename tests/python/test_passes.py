@@ -8,7 +8,7 @@ import pytest
 import shoal
 
 onnx = pytest.importorskip("onnx")
-from onnx import helper  # noqa: E402
+from onnx import helper, numpy_helper  # noqa: E402
 
 RNG = np.random.default_rng(11)
 
@@ -312,3 +312,25 @@ def test_channels_last_only_where_a_layout_anchor_reads_it(make_onnx, anchored):
     (y,) = shoal.Runtime(program).run(x)
     (ref,) = shoal.Runtime(shoal.compile(model, optimize=False)).run(x)
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_nodes_no_output_reads_are_dropped_before_folding():
+    """A dead branch (here a 64 MiB constant Resize nobody reads) is removed
+    before shape inference and folding: nothing of it is computed or kept."""
+    nodes = [helper.make_node("Relu", ["x"], ["y"]),
+             helper.make_node("ConstantOfShape", ["s"], ["c"],
+                              value=helper.make_tensor("v", onnx.TensorProto.FLOAT, [1], [1.0])),
+             helper.make_node("Resize", ["c", "", "", "sizes"], ["big"], mode="nearest"),
+             helper.make_node("Relu", ["big"], ["unused"])]
+    graph = helper.make_graph(
+        nodes, "dead", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])],
+        [numpy_helper.from_array(np.array([1, 1, 1, 1], np.int64), "s"),
+         numpy_helper.from_array(np.array([1, 1, 4096, 4096], np.int64), "sizes")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    lines = []
+    program = shoal.compile(model.SerializeToString(), log=lines.append)
+    assert any("removed 3 nodes no output depends on" in line for line in lines), lines
+    assert len(program.to_bytes()) < 64 << 10
+    x = np.array([[-1, 2, -3, 4]], np.float32)
+    np.testing.assert_array_equal(shoal.Runtime(program).run(x)[0], np.maximum(x, 0))
