@@ -317,6 +317,19 @@ void recognize_composites(ir::Graph& g, const Log& log) {
         " channel shuffle patterns");
 }
 
+namespace {
+
+/// An int8 shoal.QMatMul with a float32 result (no y_scale, y_zero_point or
+/// post_bias yet), else nullptr.
+ir::Node* float_qmatmul(ir::Node* n) {
+  if (!n || n->inputs.size() > 9) return nullptr;
+  for (size_t i = 6; i < n->inputs.size(); ++i)
+    if (i != 8 && n->inputs[i] >= 0) return nullptr;
+  return n;
+}
+
+}  // namespace
+
 void fuse_matmul_bias(ir::Graph& g, const Log& log) {
   Ctx c(g);
   int fused = 0;
@@ -325,9 +338,11 @@ void fuse_matmul_bias(ir::Graph& g, const Log& log) {
     for (int side = 0; side < 2; ++side) {
       const int a = add.inputs[size_t(side)], b = add.inputs[size_t(1 - side)];
       ir::Node* mm = c.only(a, "MatMul");
-      if (!mm || mm->inputs.size() != 2 || mm->attrs.has("activation")) continue;
+      if (!mm) mm = float_qmatmul(c.only(a, "shoal.QMatMul"));
+      if (!mm || (mm->op == "MatMul" && mm->inputs.size() != 2) || mm->attrs.has("activation"))
+        continue;
       const ir::Value &bv = g.values[size_t(b)], &yv = g.values[size_t(a)];
-      const ir::Value& wv = g.values[size_t(mm->inputs[1])];
+      const ir::Value& wv = g.values[size_t(mm->inputs[mm->op == "MatMul" ? 1 : 3])];
       // A bias of N values along the last dim, added to an output of the
       // same shape (no broadcasting beyond it), B a constant matrix.
       if (!bv.is_const() || bv.dtype != DType::f32 || yv.shape.empty() ||
@@ -337,6 +352,7 @@ void fuse_matmul_bias(ir::Graph& g, const Log& log) {
       const int64_t n = yv.shape.back();
       bool ok = bv.constant->numel() == n && !bv.shape.empty() && bv.shape.back() == n;
       if (!ok) continue;
+      if (mm->op != "MatMul") mm->inputs.resize(9, -1);  // post_bias is input 9
       mm->inputs.push_back(b);
       mm->outputs[0] = add.outputs[0];
       add.dead = true;
@@ -345,7 +361,7 @@ void fuse_matmul_bias(ir::Graph& g, const Log& log) {
     }
   }
   g.compact();
-  if (log) log("fused " + std::to_string(fused) + " bias Add nodes into MatMul");
+  if (log) log("fused " + std::to_string(fused) + " bias Add nodes into MatMul and shoal.QMatMul");
 }
 
 }  // namespace shoal::passes

@@ -88,7 +88,10 @@ void fuse_activations(ir::Graph& g, const Log& log) {
     // form excepted).
     const bool bn_act = p->op == "BatchNormalization" &&
                         !(act.op == "Gelu" && act.attrs.s("approximate", "none") != "none");
-    if (p->op != "Conv" && p->op != "Gemm" && p->op != "MatMul" && !bn_act) continue;
+    // An int8 shoal.QMatMul with a float32 result applies it after its
+    // scale and post_bias (a requantized one took its Relu/Clip in fuse_qdq).
+    const bool float_qmm = p->op == "shoal.QMatMul" && (p->inputs.size() <= 6 || p->inputs[6] < 0);
+    if (p->op != "Conv" && p->op != "Gemm" && p->op != "MatMul" && !bn_act && !float_qmm) continue;
     float alpha = 0, beta = 0;
     ref::activation_defaults(act.op, alpha, beta);
     if (act.op == "Clip") {
@@ -110,7 +113,8 @@ void fuse_activations(ir::Graph& g, const Log& log) {
   }
   g.compact();
   if (log)
-    log("fused " + std::to_string(fused) + " activations into Conv/Gemm/MatMul/BatchNormalization");
+    log("fused " + std::to_string(fused) +
+        " activations into Conv/Gemm/MatMul/shoal.QMatMul/BatchNormalization");
 }
 
 void fuse_concat_batchnorm(ir::Graph& g, const Log& log) {

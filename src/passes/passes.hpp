@@ -62,10 +62,12 @@ void fold_pad_into_pool(ir::Graph& g, const Log& log);
 /// [/Mul/Add] over trailing axes -> LayerNormalization.
 void recognize_composites(ir::Graph& g, const Log& log);
 /// MatMul(A, constant B) + constant bias of N values -> MatMul with the bias
-/// as input 2.
+/// as input 2; an int8 shoal.QMatMul with a float32 result takes such a bias
+/// as its post_bias (input 9).
 void fuse_matmul_bias(ir::Graph& g, const Log& log);
 /// Fuses a residual Add into the Conv producing one of its operands, then
-/// activations into the Conv/Gemm/MatMul producing their input.
+/// activations into the Conv/Gemm/MatMul (or float-result shoal.QMatMul)
+/// producing their input.
 void fuse_residual_add(ir::Graph& g, const Log& log);
 void fuse_activations(ir::Graph& g, const Log& log);
 /// An inference BatchNormalization (with its fused activation) whose input

@@ -317,7 +317,9 @@ void qlinear_matmul_ref(const Attrs& attrs, Refs in, Refs out) {
 // tensor or per column scales), bias int32 [N] in the units a_scale *
 // b_scale. With y_scale and y_zp (both present) the result is requantized
 // like QLinearConv's; without them it is float32:
-// y = act((float(acc) + float(bias[n])) * (a_scale * b_scale[n])).
+// y = act((float(acc) + float(bias[n])) * (a_scale * b_scale[n]) + post_bias[n]),
+// post_bias (input 9, float32 [N]: a float bias Add that followed, fused by
+// passes::fuse_matmul_bias) added after the scale as the Add did.
 
 std::vector<TypeShape> qmatmul_infer(const Attrs& a, Infos in) {
   const std::string op = "shoal.QMatMul";
@@ -348,6 +350,11 @@ std::vector<TypeShape> qmatmul_infer(const Attrs& a, Infos in) {
       fail(ErrorKind::invalid_argument, op + ": bias is " + dtype_name(b->dtype) +
                                             shape_str(b->shape) + ", expected int32[" +
                                             std::to_string(n) + "]");
+  if (const ValueInfo* pb = opt_input(in, 9))
+    if (yz || pb->dtype != DType::f32 || pb->shape != Shape{n})
+      fail(ErrorKind::invalid_argument, op + ": post_bias is " + dtype_name(pb->dtype) +
+                                            shape_str(pb->shape) + ", expected float32[" +
+                                            std::to_string(n) + "] and a float32 result");
   activation_from_attrs(a);
   return {{yz ? yz->dtype : DType::f32, d.out}};
 }
@@ -365,12 +372,15 @@ void qmatmul_ref(const Attrs& attrs, Refs in, Refs out) {
   const Activation act = activation_from_attrs(attrs);
   std::vector<float> s(size_t(d.n));
   for (int64_t j = 0; j < d.n; ++j) s[size_t(j)] = float_param(in[1], 0) * float_param(in[4], j);
+  const TensorRef* post = opt_input(in, 9);
   float* y = out[0].as<float>();
   for (size_t i = 0; i < acc.size(); ++i) {
     const int64_t j = int64_t(i) % d.n;
     float v = float(acc[i]);
     if (bias) v += float(bias->as<const int32_t>()[j]);
-    y[i] = act(v * s[size_t(j)]);
+    v *= s[size_t(j)];
+    if (post) v += post->as<const float>()[j];
+    y[i] = act(v);
   }
 }
 
@@ -398,10 +408,11 @@ void add_qlinear_ops(std::vector<OpSpec>& t) {
                         "quantized MatMul: uint8/int8 a and b (per-column b scales), "
                         "requantized uint8/int8 y",
                         qlinear_matmul_infer, qlinear_matmul_ref, q));
-  t.push_back(make_spec("shoal.QMatMul", 1, 6, 9,
+  t.push_back(make_spec("shoal.QMatMul", 1, 6, 10,
                         "fused QDQ Gemm/MatMul (internal): uint8/int8 a [..., K] x constant "
-                        "int8 b [K, N] (per-column scales) + int32 bias; float32 y, or "
-                        "requantized uint8/int8 y with y_scale and y_zero_point",
+                        "int8 b [K, N] (per-column scales) + int32 bias; float32 y (plus a "
+                        "float32 post_bias), or requantized uint8/int8 y with y_scale and "
+                        "y_zero_point",
                         qmatmul_infer, qmatmul_ref, q));
 }
 

@@ -143,6 +143,38 @@ def test_gemm_with_float_bias_stays_float():
     np.testing.assert_allclose(y, y0, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("rank, relu", [(2, False), (3, True)])
+def test_float_bias_add_fuses_into_the_int8_matmul(tmp_path, rank, relu):
+    """A transformer's Linear: MatMul of dequantized operands, then a float32
+    bias Add (and an activation). The Add becomes the int8 matmul's post_bias
+    (a oneDNN binary post-op) and the Relu its activation: no float32 pass
+    over the logits is left, and the result is still exactly
+    act(float(acc) * (x_scale * w_scale[n]) + bias[n])."""
+    rng = np.random.default_rng(21 + rank)
+    model, p = _model(rng, "MatMul", "u8", 4, True, False, False, False, rank)
+    fb = (rng.standard_normal(N) * 2).astype(np.float32)
+    model.graph.initializer.append(numpy_helper.from_array(fb, "fb"))
+    model.graph.node.append(helper.make_node("Add", ["g", "fb"], ["ga"], name="bias"))
+    last = "ga"
+    if relu:
+        model.graph.node.append(helper.make_node("Relu", ["ga"], ["gr"]))
+        last = "gr"
+    model.graph.output[0].name = last
+    x = _x(rng, (2, 3, K) if rank == 3 else (2, K))
+    program = shoal.compile(model)
+    rt = shoal.Runtime(program, profile=True)
+    (y,) = rt.run(x)
+    ops = [lay["op"] for lay in rt.profile()]
+    assert "Add" not in ops and "Relu" not in ops and ops.count("shoal.QMatMul") == 1, ops
+    qmm = [lay for lay in rt.profile() if lay["op"] == "shoal.QMatMul"][0]
+    assert qmm["impl"].startswith("onednn:") and qmm["precision"] == "int8", qmm
+    want = (_reference(x, p) + fb).astype(np.float32)
+    np.testing.assert_array_equal(y, np.maximum(want, 0) if relu else want)
+    ref, impls = run_saved(program, x, tmp_path, {"SHOAL_REFERENCE_ONLY": "1"}, ["shoal.QMatMul"])
+    assert impls == ["reference"]
+    np.testing.assert_array_equal(y, ref)
+
+
 @pytest.mark.parametrize("x_type", ["u8", "s8"])
 def test_qlinear_matmul_runs_on_the_int8_matmul(tmp_path, x_type):
     """ONNX's QOperator QLinearMatMul with a constant int8 b takes the same

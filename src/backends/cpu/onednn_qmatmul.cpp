@@ -4,13 +4,18 @@
 // the constant int8 weights [K, N] packed once, an int32 bias, per-column output scales, then
 // either a float32 result (scale a_scale * b_scale[n]: a classifier's logits) or a requantized
 // uint8/int8 one (scale also divided by y_scale; with a destination zero point, a float32 pass as
-// in QLinearConv). Matches the reference kernel (reference/nn_qlinear.cpp) exactly.
+// in QLinearConv); a float32 result may add a float32 post_bias [N] (a binary post-op). Matches
+// the reference kernel (reference/nn_qlinear.cpp) exactly.
 #include "backends/cpu/onednn_quant.hpp"
 #include "shoal/error.hpp"
 
 namespace shoal::cpu::onednn {
 
 namespace {
+
+dnnl::memory::desc post_bias_md(int64_t n) {
+  return dnnl::memory::desc({1, n}, dt::f32, plain_strides({1, n}));
+}
 
 /// What the kernel and the compiler's weight prepacking both derive from the
 /// instruction, up to the primitive descriptor.
@@ -36,6 +41,10 @@ bool plan_qmatmul(const OpContext& oc, QMatmulPlan& out) {
       (to_float ? y.dtype != DType::f32 : !is8(y.dtype)))
     return false;
   if (b && (!is_weight(*b) || b->dtype != DType::i32 || b->layout != plain)) return false;
+  const program::TensorDesc* post = oc.in(9);
+  if (post &&
+      (!to_float || !is_weight(*post) || post->dtype != DType::f32 || post->layout != plain))
+    return false;
   const int64_t k = w->shape[0], n = w->shape[1];
   if (a->shape.empty() || a->shape.back() != k || shape_numel(y.shape) % n) return false;
   const int64_t m = shape_numel(a->shape) / k;
@@ -63,6 +72,8 @@ bool plan_qmatmul(const OpContext& oc, QMatmulPlan& out) {
   attr.set_output_scales(1 << 1, scales);
   if (az[0] != 0) attr.set_zero_points(DNNL_ARG_SRC, 0, {az[0]});
   dnnl::post_ops po;
+  // The float bias Add that followed (post_bias), then the activation.
+  if (post) po.append_binary(dnnl::algorithm::binary_add, post_bias_md(n));
   if (!append_activation(po, ref::activation_from_attrs(oc.ins.attrs))) return false;
   attr.set_post_ops(po);
 
@@ -90,6 +101,9 @@ KernelPtr make_qmatmul(const OpContext& oc) {
   args[DNNL_ARG_WEIGHTS] = *packed;
   kern->keep(packed);
   if (oc.in(8)) args[DNNL_ARG_BIAS] = kern->operand(oc, 8, p.bmd);
+  if (oc.in(9))
+    args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
+        kern->operand(oc, 9, post_bias_md(p.wd[1]));
   args[DNNL_ARG_DST] = kern->bind_output(0, p.ymd);
   kern->add(dnnl::matmul(p.pd), p.pd, std::move(args));
   kern->set_impl(p.pd);
