@@ -114,7 +114,7 @@ void fuse_activations(ir::Graph& g, const Log& log) {
   g.compact();
   if (log)
     log("fused " + std::to_string(fused) +
-        " activations into Conv/Gemm/MatMul/shoal.QMatMul/BatchNormalization");
+        " activations into Conv/Gemm/MatMul/BatchNormalization/shoal.QMatMul");
 }
 
 void fuse_concat_batchnorm(ir::Graph& g, const Log& log) {
